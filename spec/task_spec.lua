@@ -1,0 +1,482 @@
+-- Specs for lasio.Task (API.md sections 2 and 4): spawning, results and
+-- errors, names, stacks, current_task/all_tasks, and cancellation.
+-- Covers RELIABILITY F3, F4, F5, F6, F7, F11.
+-- SPDX-License-Identifier: MIT
+local helper = require "helper"
+local lasio = require "lasio"
+local async = helper.async
+
+local function raises(fn, ...)
+    local ok, e = pcall(fn, ...)
+    assert.is_false(ok, "expected an error")
+    return e
+end
+
+describe("Task", function()
+    describe("spawn", function()
+        it("returns a pending Task that starts on a later loop turn",
+            async(function()
+                local ran = false
+                local t = lasio.spawn(function() ran = true end)
+                assert.truthy(tostring(t):find("^lasio%.Task<"), tostring(t))
+                assert.is_false(ran)
+                assert.is_false(t:done())
+                lasio.sleep(0)
+                assert.is_true(ran)
+                assert.is_true(t:done())
+            end))
+
+        it("passes arguments, nils included, and returns all results",
+            async(function()
+                local t = lasio.spawn(function(...)
+                    return select("#", ...), ...
+                end, 1, nil, 3, nil)
+                local r = table.pack(t:await())
+                assert.are.equal(5, r.n)
+                assert.are.equal(4, r[1])
+                assert.are.equal(1, r[2])
+                assert.is_nil(r[3])
+                assert.are.equal(3, r[4])
+                local r2 = table.pack(t:result())
+                assert.are.equal(5, r2.n)
+            end))
+
+        it("create_task is an alias of spawn", async(function()
+            local ran = false
+            local t = lasio.create_task(function(x) ran = true return x * 2 end, 21)
+            assert.is_false(ran)
+            assert.are.equal(42, lasio.await(t))
+        end))
+
+        it("loop:create_task runs a task on that loop", async(function()
+            local loop = lasio.get_running_loop()
+            local t = loop:create_task(function(a, b) return a + b end, 2, 3)
+            assert.are.equal(loop, t:get_loop())
+            assert.are.equal(5, t:await())
+        end))
+
+        it("lasio.await(fn) starts fn as a task and returns its results",
+            async(function()
+                local outer = lasio.current_task()
+                local inner
+                local r = table.pack(lasio.await(function()
+                    inner = lasio.current_task()
+                    lasio.sleep(0)
+                    return "x", nil
+                end))
+                assert.are.equal(2, r.n)
+                assert.are.equal("x", r[1])
+                assert.is_not_nil(inner)
+                assert.are_not.equal(outer, inner)
+            end))
+
+        it("a task's error is raised by await, result and exception",
+            async(function()
+                local err = { tag = "task-error" }
+                local t = lasio.spawn(function() error(err) end)
+                assert.are.equal(err, raises(t.await, t))
+                assert.are.equal(err, raises(t.result, t))
+                assert.are.equal(err, t:exception())
+                assert.is_false(t:cancelled())
+            end))
+
+        it("a string error keeps its position information", async(function()
+            local t = lasio.spawn(function() error("positioned") end)
+            local e = raises(lasio.await, t)
+            assert.truthy(tostring(e):find("task_spec.lua:%d+: positioned"), tostring(e))
+        end))
+
+        it("tasks run concurrently", async(function()
+            local log = {}
+            local a = lasio.spawn(function()
+                for i = 1, 3 do log[#log + 1] = "a" .. i; lasio.sleep(0) end
+            end)
+            local b = lasio.spawn(function()
+                for i = 1, 3 do log[#log + 1] = "b" .. i; lasio.sleep(0) end
+            end)
+            a:await()
+            b:await()
+            assert.are.same({ "a1", "b1", "a2", "b2", "a3", "b3" }, log)
+        end))
+
+        it("set_result and set_exception are not allowed on tasks", async(function()
+            local t = lasio.spawn(function() lasio.sleep(0) end)
+            assert.is_false(pcall(t.set_result, t, 1))
+            assert.is_false(pcall(t.set_exception, t, "x"))
+            t:await()
+            assert.is_false(pcall(t.set_result, t, 1))
+        end))
+
+        it("spawn rejects a non-callable", async(function()
+            assert.is_false(pcall(lasio.spawn, 42))
+        end))
+    end)
+
+    describe("names, coroutine and stack", function()
+        it("default names are Task-<n>, increasing", async(function()
+            local a = lasio.spawn(function() end)
+            local b = lasio.spawn(function() end)
+            local na = a:get_name():match("^Task%-(%d+)$")
+            local nb = b:get_name():match("^Task%-(%d+)$")
+            assert.is_not_nil(na, a:get_name())
+            assert.is_not_nil(nb, b:get_name())
+            assert.is_true(tonumber(nb) > tonumber(na))
+            a:await()
+            b:await()
+        end))
+
+        it("set_name changes the name", async(function()
+            local t = lasio.spawn(function() end)
+            t:set_name("worker-7")
+            assert.are.equal("worker-7", t:get_name())
+            t:await()
+        end))
+
+        it("get_coro is the coroutine the body runs in", async(function()
+            local co
+            local t = lasio.spawn(function() co = coroutine.running() end)
+            assert.are.equal("thread", type(t:get_coro()))
+            t:await()
+            assert.are.equal(t:get_coro(), co)
+        end))
+
+        it("get_stack shows where a suspended task waits", async(function()
+            local fut = lasio.Future()
+            local function deep_wait_here()
+                local v = fut:await()
+                return v
+            end
+            local t = lasio.spawn(function()
+                local v = deep_wait_here()
+                return v
+            end)
+            lasio.sleep(0)
+            local stack = t:get_stack()
+            assert.are.equal("string", type(stack))
+            assert.truthy(stack:find("deep_wait_here", 1, true), stack)
+            fut:set_result(1)
+            assert.are.equal(1, t:await())
+        end))
+    end)
+
+    describe("current_task and all_tasks", function()
+        it("current_task is the running task", async(function()
+            local seen
+            local t = lasio.spawn(function() seen = lasio.current_task() end)
+            t:await()
+            assert.are.equal(t, seen)
+        end))
+
+        it("current_task is nil in a plain callback", async(function()
+            local loop = lasio.get_running_loop()
+            local got, called = "unset", false
+            loop:call_soon(function()
+                got = lasio.current_task()
+                called = true
+            end)
+            lasio.sleep(0)
+            assert.is_true(called)
+            assert.is_nil(got)
+        end))
+
+        it("all_tasks lists the tasks that are not done", async(function()
+            local fut = lasio.Future()
+            local t = lasio.spawn(function() fut:await() end)
+            local finished = lasio.spawn(function() end)
+            lasio.sleep(0)
+            local function has(list, x)
+                for _, v in ipairs(list) do if v == x then return true end end
+                return false
+            end
+            local all = lasio.all_tasks()
+            assert.is_true(has(all, t))
+            assert.is_true(has(all, lasio.current_task()))
+            assert.is_false(has(all, finished))
+            fut:set_result()
+            t:await()
+            assert.is_false(has(lasio.all_tasks(), t))
+        end))
+    end)
+
+    describe("cancellation", function()
+        -- covers F3
+        it("cancel before the first step: body never runs (F3)", async(function()
+            local ran = false
+            local t = lasio.spawn(function() ran = true end)
+            assert.is_true(t:cancel("m"))
+            local e = raises(t.await, t)
+            assert.is_true(lasio.CancelledError:is(e), tostring(e))
+            assert.are.equal("m", e.message)
+            assert.is_false(ran)
+            assert.is_true(t:cancelled())
+            assert.is_true(t:done())
+            assert.is_false(t:cancel())
+            e = raises(t.result, t)
+            assert.is_true(lasio.CancelledError:is(e))
+            assert.are.equal("m", e.message)
+        end))
+
+        -- covers F4
+        it("cancelling a task waiting on a future cancels the future (F4)",
+            async(function()
+                local fut = lasio.Future()
+                local seen
+                local t = lasio.spawn(function()
+                    local ok, e = pcall(fut.await, fut)
+                    seen = e
+                    error(e, 0)
+                end)
+                lasio.sleep(0)
+                assert.is_false(fut:done())
+                assert.is_true(t:cancel())
+                assert.is_true(t:cancel(), "cancel of a pending task is true again")
+                local e = raises(t.await, t)
+                assert.is_true(lasio.CancelledError:is(e))
+                assert.is_true(lasio.CancelledError:is(seen), tostring(seen))
+                assert.is_true(fut:cancelled())
+                assert.is_true(t:cancelled())
+                assert.is_false(t:cancel())
+            end))
+
+        it("the cancel message reaches the await point", async(function()
+            local got
+            local t = lasio.spawn(function()
+                local ok, e = pcall(lasio.sleep, 10)
+                got = e
+            end)
+            lasio.sleep(0)
+            t:cancel("reason-x")
+            t:await()
+            assert.is_true(lasio.CancelledError:is(got), tostring(got))
+            assert.are.equal("reason-x", got.message)
+            assert.are.equal("string", type(got.traceback))
+        end))
+
+        it("cancelling a task that waits in sleep wakes it at once", async(function()
+            local loop = lasio.get_running_loop()
+            local t = lasio.spawn(function() lasio.sleep(100) end)
+            lasio.sleep(0)
+            local t0 = loop:time()
+            t:cancel()
+            assert.is_false(pcall(t.await, t))
+            assert.is_true(loop:time() - t0 < helper.t(1))
+            assert.is_true(t:cancelled())
+        end))
+
+        -- covers F5
+        it("a task that catches CancelledError and returns 42 is not cancelled (F5)",
+            async(function()
+                local t = lasio.spawn(function()
+                    local ok, e = pcall(lasio.sleep, 10)
+                    assert(not ok and lasio.CancelledError:is(e))
+                    return 42
+                end)
+                lasio.sleep(0)
+                t:cancel()
+                assert.are.equal(42, t:await())
+                assert.is_false(t:cancelled())
+                assert.is_true(t:done())
+            end))
+
+        it("after catching CancelledError a second await is not cancelled (F5)",
+            async(function()
+                local fut = lasio.Future()
+                local t = lasio.spawn(function()
+                    local ok = pcall(lasio.sleep, 10)
+                    assert(not ok)
+                    return "second:" .. fut:await()
+                end)
+                lasio.sleep(0)
+                t:cancel()
+                lasio.sleep(0.01)
+                assert.is_false(t:done())
+                fut:set_result("ok")
+                assert.are.equal("second:ok", t:await())
+                assert.is_false(t:cancelled())
+            end))
+
+        -- covers F6
+        it("a task that cancels itself raises at its next await (F6)",
+            async(function()
+                local loop = lasio.get_running_loop()
+                local elapsed, err
+                local t = lasio.spawn(function()
+                    lasio.current_task():cancel("self")
+                    local t0 = loop:time()
+                    local ok, e = pcall(lasio.sleep, 10)
+                    elapsed, err = loop:time() - t0, e
+                    return "caught"
+                end)
+                assert.are.equal("caught", t:await())
+                assert.is_true(lasio.CancelledError:is(err), tostring(err))
+                assert.are.equal("self", err.message)
+                assert.is_true(elapsed < helper.t(1))
+            end))
+
+        it("a task that cancels itself and returns ends cancelled (F6)",
+            async(function()
+                local t = lasio.spawn(function()
+                    lasio.current_task():cancel()
+                    return 1
+                end)
+                local e = raises(t.await, t)
+                assert.is_true(lasio.CancelledError:is(e), tostring(e))
+                assert.is_true(t:cancelled())
+            end))
+
+        -- covers F7
+        it("outer awaiting inner: inner's cleanup runs before outer sees Cancelled (F7)",
+            async(function()
+                local log = {}
+                local inner_task
+                local inner_done_when_outer_saw
+                local outer = lasio.spawn(function()
+                    inner_task = lasio.spawn(function()
+                        local _ <close> = helper.closer(function()
+                            log[#log + 1] = "inner-close"
+                        end)
+                        lasio.sleep(10)
+                    end)
+                    local ok, e = pcall(inner_task.await, inner_task)
+                    log[#log + 1] = "outer-cancelled"
+                    inner_done_when_outer_saw = inner_task:done()
+                    assert(lasio.CancelledError:is(e))
+                    error(e, 0)
+                end)
+                lasio.sleep(0.01)
+                outer:cancel()
+                assert.is_false(pcall(outer.await, outer))
+                assert.are.same({ "inner-close", "outer-cancelled" }, log)
+                assert.is_true(inner_task:cancelled())
+                assert.is_true(inner_done_when_outer_saw)
+                assert.is_true(outer:cancelled())
+            end))
+
+        it("outer waits until inner finished an awaiting cleanup (F7)",
+            async(function()
+                local log = {}
+                local inner
+                local outer = lasio.spawn(function()
+                    inner = lasio.spawn(function()
+                        local _ <close> = helper.closer(function()
+                            lasio.sleep(0.02)
+                            log[#log + 1] = "inner-cleanup-finished"
+                        end)
+                        lasio.sleep(10)
+                    end)
+                    local ok = pcall(inner.await, inner)
+                    log[#log + 1] = "outer-saw"
+                end)
+                lasio.sleep(0.01)
+                outer:cancel()
+                pcall(outer.await, outer)
+                assert.are.same({ "inner-cleanup-finished", "outer-saw" }, log)
+            end))
+
+        -- covers F11
+        it("a second cancel is delivered at an await inside cleanup (F11)",
+            async(function()
+                local loop = lasio.get_running_loop()
+                local cleanup = {}
+                local t = lasio.spawn(function()
+                    local _ <close> = helper.closer(function()
+                        cleanup[#cleanup + 1] = "start"
+                        local ok, e = pcall(lasio.sleep, 10)
+                        cleanup[#cleanup + 1] = ok and "slept" or
+                            (lasio.CancelledError:is(e) and "cancelled-again" or tostring(e))
+                    end)
+                    lasio.sleep(10)
+                end)
+                lasio.sleep(0.005)
+                local t0 = loop:time()
+                t:cancel("first")
+                assert.is_true(helper.wait_until(function() return #cleanup >= 1 end, 2))
+                assert.is_false(t:done())
+                t:cancel("second")
+                local e = raises(t.await, t)
+                assert.is_true(lasio.CancelledError:is(e), tostring(e))
+                assert.are.same({ "start", "cancelled-again" }, cleanup)
+                assert.is_true(t:cancelled())
+                assert.is_true(loop:time() - t0 < helper.t(2))
+            end))
+
+        it("cancelling a task suspended inside a nested user coroutine (F11)",
+            async(function()
+                local closed = false
+                local after = false
+                local t = lasio.spawn(function()
+                    local gen = coroutine.wrap(function()
+                        local _ <close> = helper.closer(function() closed = true end)
+                        lasio.sleep(10)
+                        coroutine.yield("never")
+                    end)
+                    gen()
+                    after = true
+                end)
+                lasio.sleep(0.005)
+                t:cancel()
+                local e = raises(t.await, t)
+                assert.is_true(lasio.CancelledError:is(e), tostring(e))
+                assert.is_true(t:cancelled())
+                assert.is_true(closed)
+                assert.is_false(after)
+                lasio.sleep(0.01)
+            end))
+
+        it("cancelling a task suspended in a coroutine.resume'd coroutine: resume re-raises (F11)",
+            async(function()
+                local after_resume = false
+                local t = lasio.spawn(function()
+                    local co = coroutine.create(function()
+                        lasio.sleep(10)
+                        return "done"
+                    end)
+                    local ok, e = coroutine.resume(co)
+                    after_resume = true
+                    return ok, e
+                end)
+                lasio.sleep(0.005)
+                t:cancel()
+                local e = raises(t.await, t)
+                assert.is_true(lasio.CancelledError:is(e), tostring(e))
+                assert.is_false(after_resume)
+                assert.is_true(t:cancelled())
+            end))
+
+        it("cancelling() counts requests and uncancel decrements", async(function()
+            local t = lasio.spawn(function()
+                pcall(lasio.sleep, 10)
+                return lasio.current_task():cancelling()
+            end)
+            lasio.sleep(0)
+            assert.are.equal(0, t:cancelling())
+            t:cancel()
+            assert.are.equal(1, t:cancelling())
+            t:cancel()
+            assert.are.equal(2, t:cancelling())
+            assert.are.equal(1, t:uncancel())
+            assert.are.equal(1, t:cancelling())
+            t:await()
+        end))
+
+        it("a done task cannot be cancelled", async(function()
+            local t = lasio.spawn(function() return 1 end)
+            t:await()
+            assert.is_false(t:cancel())
+            assert.is_false(t:cancelled())
+            assert.are.equal(1, t:result())
+        end))
+
+        it("cancelling a task awaiting another task cancels that task too",
+            async(function()
+                local inner = lasio.spawn(function() lasio.sleep(10) end)
+                local outer = lasio.spawn(function() inner:await() end)
+                lasio.sleep(0.005)
+                outer:cancel()
+                pcall(outer.await, outer)
+                assert.is_true(outer:cancelled())
+                assert.is_true(inner:done())
+                assert.is_true(inner:cancelled())
+            end))
+    end)
+end)

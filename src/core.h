@@ -1,0 +1,365 @@
+/*
+ * core.h: the structs and cross-file functions of the runtime core (loop,
+ * ready queue, Future, Task, timers, errors). Internal: not installed.
+ * Every object is a full userdata whose Lua links live in user values
+ * (ARCHITECTURE rule 3); C pointers between objects are borrowed and say
+ * who keeps the target alive.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef lasio_core_h
+#define lasio_core_h
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "lasio.h"
+
+#define LASIO_HIDDEN __attribute__((visibility("hidden")))
+
+#if LUA_VERSION_RELEASE_NUM < 50406
+#define lua_closethread(L, from) lua_resetthread(L)
+#endif
+
+/* Metatable names (luaL_newmetatable sets __name from them). */
+#define LASIO_LOOP_MT "lasio.Loop"
+#define LASIO_FUTURE_MT "lasio.Future"
+#define LASIO_TASK_MT "lasio.Task"
+#define LASIO_HANDLE_MT "lasio.Handle"
+#define LASIO_TIMER_MT "lasio.TimerHandle"
+
+/* The first byte of every object that can sit in the ready queue. */
+enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE };
+
+enum lasio_fstate { FUT_PENDING, FUT_FINISHED, FUT_CANCELLED };
+
+/* {====== Loop ====== */
+
+/* User values of the loop userdata. */
+enum {
+    LOOP_UV_READY = 1, /* ring table of the ready queue */
+    LOOP_UV_TASKS,     /* pending tasks, luaL_ref'd: the loop's strong refs */
+    LOOP_UV_ANCHORS,   /* objects libevent holds raw pointers to */
+    LOOP_UV_HANDLER,   /* exception handler function or nil */
+    LOOP_UV_STOPWAIT,  /* Future a task's run_forever() waits on, or nil */
+    LOOP_UV_UNSEEN,    /* weak-keyed set of futures with unretrieved errors */
+    LOOP_UV_MAIN,      /* the main task of the CLI or lasio.run */
+    LOOP_UV_INTERRUPT, /* task that SIGINT/SIGTERM cancel, or nil (main) */
+    LOOP_NUV = LOOP_UV_INTERRUPT
+};
+
+struct lasio_task;
+struct event;
+struct event_base;
+
+struct lasio_loop {
+    struct event_base *base; /* owned iff own_base */
+    struct event *drain_ev;  /* drains the ready queue; owned */
+    struct event *wake_ev;   /* reads wake_fd[0]: signals and threads */
+    lua_State *L; /* the main thread, or the thread inside run_*: never a
+                     coroutine that may die while the loop keeps it */
+    struct lasio_task *current; /* task being stepped, or NULL */
+    int wake_fd[2];             /* pipe written by the signal hub */
+    /* ready queue: a ring of rq_cap slots in LOOP_UV_READY */
+    int rq_head, rq_count, rq_cap;
+    int ntasks;       /* pending tasks */
+    int next_task_id; /* for default names Task-N */
+    long nsources;    /* timers, sleeps and other things that can wake a
+                         task: 0 with an empty queue means deadlock */
+    int unretrieved;  /* never-retrieved errors reported so far */
+    double slow_callback_duration;
+    unsigned char own_base, drain_armed, running, stopping, closed,
+        close_pending, debug, in_drain, user_stoppable, until_no_tasks,
+        interrupt_mode;
+    int exit_signal;              /* default-handled signal received */
+    volatile int pending_signals; /* bit mask of hub signals to handle */
+    lua_State *volatile running_L; /* thread running Lua now (for hooks) */
+};
+
+LASIO_HIDDEN struct lasio_loop *lasio_checkloop_(lua_State *L, int idx);
+/* The running loop, else the state's current loop (created on first use).
+ * [-0, +1, m] pushes the loop userdata and returns it. */
+LASIO_HIDDEN struct lasio_loop *lasio_get_loop_(lua_State *L);
+/* The running loop or NULL. [-0, +0, -] */
+LASIO_HIDDEN struct lasio_loop *lasio_running_loop_(lua_State *L);
+/* Pushes the userdata of loop. [-0, +1, -] */
+LASIO_HIDDEN void lasio_pushloop_(lua_State *L, struct lasio_loop *loop);
+LASIO_HIDDEN double lasio_time_(void);
+/* Reports a context table at the top through the exception handler;
+ * pops it. [-1, +0, -] (errors in the handler are caught and printed) */
+LASIO_HIDDEN void lasio_call_exception_handler_(lua_State *L,
+                                                struct lasio_loop *loop);
+/* Runs the loop until stopping; returns 0, or 1 on deadlock with the
+ * report text pushed. [-0, +(0|1), e] */
+LASIO_HIDDEN int lasio_loop_run_(lua_State *L, struct lasio_loop *loop);
+/* Pushes a deadlock report listing the pending tasks. [-0, +1, m] */
+LASIO_HIDDEN void lasio_deadlock_report_(lua_State *L,
+                                         struct lasio_loop *loop);
+LASIO_HIDDEN int luaopen_lasio_loop_(lua_State *L);
+/* Creates the state's current loop on base (NULL: its own). [-0, +0, m] */
+LASIO_HIDDEN void lasio_loop_set_current_new_(lua_State *L,
+                                              struct event_base *base);
+/* Closes the loop at idx: reports leftovers (when `report`) through the
+ * exception handler, then frees its libevent side. [-0, +0, m] */
+LASIO_HIDDEN void lasio_loop_close_(lua_State *L, int idx,
+                                    struct lasio_loop *loop, int report);
+/* Handles the signals the hub flagged for loop (cli_run.c). When called
+ * from the interrupt hook, may raise CancelledError in the running task. */
+LASIO_HIDDEN void lasio_signals_dispatch_(lua_State *L,
+                                          struct lasio_loop *loop,
+                                          int from_hook);
+
+/* ====== } */
+
+/* {====== Ready queue (readyq.c) ======
+ * FIFO of entries drained in batches by loop->drain_ev. An entry is a Task
+ * (step it), a Handle (run it unless cancelled) or a function followed by
+ * its one argument (a done callback). */
+/* Pushes the value at idx as one entry. [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_push_(lua_State *L, struct lasio_loop *loop,
+                                 int idx);
+/* Pushes fn (at fidx) and arg (at aidx) as a callback entry. [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop,
+                                      int fidx, int aidx);
+LASIO_HIDDEN void lasio_rq_arm_(struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_rq_drain_cb_(int fd, short what, void *arg);
+LASIO_HIDDEN void lasio_rq_init_(lua_State *L, int loopidx,
+                                 struct lasio_loop *loop);
+/* ====== } */
+
+/* {====== Future ====== */
+
+enum {
+    FUT_UV_RESULT = 1, /* value, table of values, error, or cancel msg */
+    FUT_UV_CALLBACKS,  /* nil, one callback, or a sequence of them */
+    FUT_UV_LOOP,       /* the loop userdata: keeps loop alive */
+    FUT_UV_TRACEBACK,  /* traceback of the stored error */
+    FUT_NUV = FUT_UV_TRACEBACK
+};
+
+struct lasio_future {
+    unsigned char kind;      /* KIND_FUTURE or KIND_TASK */
+    unsigned char state;     /* enum lasio_fstate */
+    unsigned char log_error; /* error stored and not retrieved yet */
+    unsigned char has_stop;  /* run_until_complete waits on it */
+    int nresults;            /* 1: value stored directly; else a table */
+    int ncallbacks;          /* 0, 1 (stored directly) or more (table) */
+    struct lasio_loop *loop; /* kept alive by FUT_UV_LOOP */
+};
+
+LASIO_HIDDEN struct lasio_future *lasio_tofuture_(lua_State *L, int idx);
+LASIO_HIDDEN struct lasio_future *lasio_checkfuture_(lua_State *L, int idx);
+/* New pending Future of loop. [-0, +1, m] */
+LASIO_HIDDEN struct lasio_future *lasio_future_push_(lua_State *L,
+                                                     struct lasio_loop *loop);
+/* Initialises the Future part of a new Future or Task at idx. */
+LASIO_HIDDEN void lasio_future_init_(lua_State *L, int idx,
+                                     struct lasio_future *f,
+                                     struct lasio_loop *loop);
+/* Completes f (at idx) with n values on top (popped). [-n, +0, m] */
+LASIO_HIDDEN void lasio_future_finish_(lua_State *L, int idx,
+                                       struct lasio_future *f, int n);
+/* Fails f with the error on top (popped), traceback below it or nil.
+ * [-2, +0, m] */
+LASIO_HIDDEN void lasio_future_fail_(lua_State *L, int idx,
+                                     struct lasio_future *f);
+/* Cancels f with the message on top (popped). [-1, +0, m] */
+LASIO_HIDDEN void lasio_future_cancelled_(lua_State *L, int idx,
+                                          struct lasio_future *f);
+/* Pushes f's results and returns their count, or raises its error.
+ * Marks the error retrieved. [-0, +n, e] */
+LASIO_HIDDEN int lasio_future_results_(lua_State *L, int idx,
+                                       struct lasio_future *f);
+/* Adds the value at cbidx (function or Task) as a done callback of the
+ * Future at idx, scheduling it at once if done. [-0, +0, m] */
+LASIO_HIDDEN void lasio_future_add_callback_(lua_State *L, int idx,
+                                             struct lasio_future *f,
+                                             int cbidx);
+/* Removes every registration of the value at cbidx. Returns the count. */
+LASIO_HIDDEN int lasio_future_remove_callback_(lua_State *L, int idx,
+                                               struct lasio_future *f,
+                                               int cbidx);
+/* Cancels f if pending; returns 1 if it did. [-0, +0, m] msg at msgidx
+ * (0 for none) */
+LASIO_HIDDEN int lasio_future_cancel_(lua_State *L, int idx,
+                                      struct lasio_future *f, int msgidx);
+/* Pushes the CancelledError instance for a cancelled Future. [-0,+1,m] */
+LASIO_HIDDEN void lasio_future_push_cancelled_error_(lua_State *L, int idx);
+/* Common methods and metamethods shared with Task. */
+LASIO_HIDDEN void lasio_future_register_(lua_State *L);
+LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L);
+LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
+/* Function that resolves/stops a loop when a Future completes. */
+LASIO_HIDDEN int lasio_stop_loop_cb_(lua_State *L);
+/* ====== } */
+
+/* {====== Task ======
+ * The Task invariant (asyncio's): a pending task that is not running is
+ * either scheduled (its step is in the ready queue, waiting == WAIT_NONE)
+ * or waiting on exactly one thing (a Future in TASK_UV_WAITER, or its own
+ * sleep timer) with its step not scheduled. Only the wake-up (future done,
+ * timer fired, cancellation) moves it from the second state to the first.
+ */
+enum lasio_wait { WAIT_NONE, WAIT_FUTURE, WAIT_SLEEP, WAIT_FOREVER };
+
+enum {
+    TASK_UV_CORO = FUT_NUV + 1, /* the coroutine (a Lua thread) */
+    TASK_UV_WAITER,             /* the Future waited on, or nil */
+    TASK_UV_NAME,               /* name string, or nil: "Task-<id>" */
+    TASK_UV_SITE,               /* creation traceback (debug mode) */
+    TASK_UV_CANCELMSG,          /* message of a pending cancellation */
+    TASK_NUV = TASK_UV_CANCELMSG
+};
+
+struct lasio_task {
+    struct lasio_future fut; /* first: a Task is a Future */
+    unsigned char waiting;   /* enum lasio_wait */
+    unsigned char scheduled; /* step is in the ready queue */
+    unsigned char must_cancel;
+    unsigned char started;
+    int num_cancels; /* cancelling() */
+    int ref;         /* ref in LOOP_UV_TASKS while pending */
+    int id;
+    lua_State *co;          /* kept alive by TASK_UV_CORO */
+    struct event *sleep_ev; /* created on first sleep, freed when done */
+    double sleep_until;     /* deadline of the current sleep */
+};
+
+LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
+/* Creates a Task running the function at fidx with the nargs values on
+ * top (popped), schedules its first step. [-nargs, +1, m] */
+LASIO_HIDDEN struct lasio_task *lasio_task_spawn_(lua_State *L,
+                                                  struct lasio_loop *loop,
+                                                  int fidx, int nargs);
+/* Runs one step of the Task at idx. [-0, +0, -] */
+LASIO_HIDDEN void lasio_task_step_(lua_State *L, int idx);
+/* Requests cancellation; msg at msgidx or 0. Returns 1 if requested. */
+LASIO_HIDDEN int lasio_task_cancel_(lua_State *L, int idx,
+                                    struct lasio_task *t, int msgidx);
+/* Pushes the task's name. [-0, +1, m] */
+LASIO_HIDDEN void lasio_task_pushname_(lua_State *L, int idx,
+                                       struct lasio_task *t);
+/* Pushes the traceback of where the task is suspended. [-0, +1, m] */
+LASIO_HIDDEN void lasio_task_pushstack_(lua_State *L, int idx,
+                                        struct lasio_task *t);
+/* Frees the C resources of a task (sleep timer). */
+LASIO_HIDDEN void lasio_task_release_(struct lasio_task *t);
+/* The await primitive: suspends the current task on the Future at idx
+ * (which must be pending) and returns its results when woken.
+ * Raises when not inside a task or not yieldable. `what` names the API
+ * function for error messages. */
+LASIO_HIDDEN int lasio_await_(lua_State *L, int idx, const char *what);
+/* Checks that the caller may suspend: returns the current task or raises
+ * "<what>: not inside a task ..." / "cannot await here". */
+LASIO_HIDDEN struct lasio_task *lasio_check_await_(lua_State *L,
+                                                   struct lasio_loop **lp,
+                                                   const char *what);
+/* The light userdata every scheduler yield carries (ARCHITECTURE rule 4).
+ */
+LASIO_HIDDEN extern const char lasio_yield_sentinel_;
+#define LASIO_SENTINEL ((void *)&lasio_yield_sentinel_)
+/* Resumed with this first: raise the value after it at the await. */
+LASIO_HIDDEN extern const char lasio_throw_sentinel_;
+#define LASIO_THROW ((void *)&lasio_throw_sentinel_)
+LASIO_HIDDEN int luaopen_lasio_task_(lua_State *L);
+LASIO_HIDDEN int lasio_sleep_(lua_State *L);
+/* ====== } */
+
+/* {====== Handles (timer.c) ====== */
+struct lasio_handle {
+    unsigned char kind; /* KIND_HANDLE */
+    unsigned char cancelled;
+    unsigned char is_timer;
+    unsigned char armed; /* timer pending in libevent, pinned */
+    int pin;             /* ref in LOOP_UV_ANCHORS while armed */
+    double when;
+    struct lasio_loop *loop; /* kept alive by HANDLE_UV_LOOP */
+    struct event *ev;        /* timer handles: points into this block */
+};
+enum { HANDLE_UV_CALL = 1, HANDLE_UV_LOOP, HANDLE_NUV = HANDLE_UV_LOOP };
+
+/* Runs the handle at idx (from the ready queue). [-0, +0, -] */
+LASIO_HIDDEN void lasio_handle_run_(lua_State *L, int idx,
+                                    struct lasio_handle *h);
+LASIO_HIDDEN int lasio_call_soon_(lua_State *L);
+LASIO_HIDDEN int lasio_call_later_(lua_State *L);
+LASIO_HIDDEN int lasio_call_at_(lua_State *L);
+LASIO_HIDDEN int luaopen_lasio_timer_(lua_State *L);
+/* Disarms every timer pinned in the anchors table at idx (loop close). */
+LASIO_HIDDEN void lasio_timers_close_(lua_State *L, int anchors);
+/* Arms ev to fire at monotonic time `when`, never before (rule 11). */
+LASIO_HIDDEN void lasio_timer_arm_(struct event *ev, double when);
+/* Seconds still to wait for `when`, or 0 when due. */
+LASIO_HIDDEN double lasio_timer_remaining_(double when);
+/* ====== } */
+
+/* {====== Errors (errors.c) ====== */
+enum lasio_errclass {
+    ERR_BASE,
+    ERR_CANCELLED,
+    ERR_TIMEOUT,
+    ERR_INVALIDSTATE,
+    ERR_ERRORGROUP,
+    ERR_QUEUEEMPTY,
+    ERR_QUEUEFULL,
+    ERR_QUEUESHUTDOWN,
+    ERR_BROKENBARRIER,
+    ERR_INCOMPLETEREAD,
+    ERR_LIMITOVERRUN,
+    ERR_OSERROR,
+    ERR_NCLASSES
+};
+/* Pushes the class table. [-0, +1, m] */
+LASIO_HIDDEN void lasio_pusherrclass_(lua_State *L, int cls);
+/* Pushes a new instance with message msg (may be NULL) and a traceback
+ * from `level`. [-0, +1, m] */
+LASIO_HIDDEN void lasio_newerror_(lua_State *L, int cls, const char *msg,
+                                  int level);
+/* Same, with the message taken from the value at msgidx (nil allowed). */
+LASIO_HIDDEN void lasio_newerror_at_(lua_State *L, int cls, int msgidx);
+/* Is the value at idx an instance of cls (or a subclass)? [-0, +0, -] */
+LASIO_HIDDEN int lasio_iserror_(lua_State *L, int idx, int cls);
+/* Raises a new instance of cls. */
+LASIO_HIDDEN int lasio_raise_(lua_State *L, int cls, const char *fmt, ...);
+LASIO_HIDDEN void lasio_errors_open_(lua_State *L);
+/* Sets every class into the module table at the top. [-0, +0, m] */
+LASIO_HIDDEN void lasio_errors_export_(lua_State *L);
+/* ====== } */
+
+/* {====== Coroutine forwarding (coro.c) ====== */
+/* Pushes a table with the forwarding coroutine functions. [-0,+1,m] */
+LASIO_HIDDEN void lasio_coro_push_(lua_State *L);
+/* ====== } */
+
+/* {====== Diagnostics (diag.c) ====== */
+/* Records the Future at idx as holding an unretrieved error. */
+LASIO_HIDDEN void lasio_diag_track_(lua_State *L, int idx,
+                                    struct lasio_future *f);
+LASIO_HIDDEN void lasio_diag_untrack_(lua_State *L, int idx,
+                                      struct lasio_future *f);
+/* Reports "exception was never retrieved" for the Future at idx. */
+LASIO_HIDDEN void lasio_diag_unretrieved_(lua_State *L, int idx,
+                                          struct lasio_future *f);
+/* At close: reports every tracked unretrieved error and pending task. */
+LASIO_HIDDEN void lasio_diag_close_(lua_State *L, int loopidx,
+                                    struct lasio_loop *loop);
+/* Message handler for pcall: adds a traceback to the error. */
+LASIO_HIDDEN int lasio_msgh_(lua_State *L);
+/* Runs fn at idx with nargs args (on top) under lasio_msgh_ and reports
+ * errors to the loop's exception handler. [-(nargs), +0, -] */
+LASIO_HIDDEN void lasio_protected_call_(lua_State *L,
+                                        struct lasio_loop *loop,
+                                        int nargs, int handleidx);
+/* ====== } */
+
+/* {====== Signal hub (sighub.c) ====== */
+/* Watches sig for the loop: the hub's handler sets the bit in
+ * loop->pending_signals and writes to loop->wake_fd[1]. */
+LASIO_HIDDEN int lasio_sighub_add_(struct lasio_loop *loop, int sig);
+LASIO_HIDDEN void lasio_sighub_remove_(struct lasio_loop *loop, int sig);
+LASIO_HIDDEN void lasio_sighub_remove_all_(struct lasio_loop *loop);
+/* The lua_State whose Lua code runs now, for the interrupt hook. */
+LASIO_HIDDEN void lasio_sighub_set_running_(struct lasio_loop *loop,
+                                            lua_State *L);
+/* ====== } */
+
+#endif

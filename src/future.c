@@ -1,0 +1,542 @@
+/*
+ * future.c: lasio.Future, asyncio's Future in C (API.md section 3). A
+ * Future holds any number of results or one error, and a list of done
+ * callbacks that are always scheduled through the ready queue, never
+ * called from inside set_result. A Task (task.c) is a Future too and
+ * shares these methods.
+ * SPDX-License-Identifier: MIT
+ */
+#include "core.h"
+
+/* Set by task.c to mark the error-holding flavour of FUT_FINISHED. */
+#define FUT_FAILED(f) ((f)->nresults < 0)
+
+struct lasio_future *
+lasio_tofuture_(lua_State *L, int idx)
+{
+    struct lasio_future *f = luaL_testudata(L, idx, LASIO_FUTURE_MT);
+    if (!f)
+        f = luaL_testudata(L, idx, LASIO_TASK_MT);
+    return f;
+}
+
+struct lasio_future *
+lasio_checkfuture_(lua_State *L, int idx)
+{
+    struct lasio_future *f = lasio_tofuture_(L, idx);
+    if (!f)
+        luaL_typeerror(L, idx, "lasio.Future");
+    return f;
+}
+
+void
+lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
+                   struct lasio_loop *loop)
+{
+    idx = lua_absindex(L, idx);
+    f->state = FUT_PENDING;
+    f->log_error = 0;
+    f->has_stop = 0;
+    f->nresults = 0;
+    f->ncallbacks = 0;
+    f->loop = loop;
+    lasio_pushloop_(L, loop);
+    lua_setiuservalue(L, idx, FUT_UV_LOOP);
+}
+
+struct lasio_future *
+lasio_future_push_(lua_State *L, struct lasio_loop *loop)
+{
+    struct lasio_future *f =
+        lua_newuserdatauv(L, sizeof(struct lasio_future), FUT_NUV);
+    f->kind = KIND_FUTURE;
+    luaL_setmetatable(L, LASIO_FUTURE_MT);
+    lasio_future_init_(L, -1, f, loop);
+    return f;
+}
+
+/* {====== Completion ====== */
+
+/* Schedules every done callback of the Future at idx and forgets them
+ * (asyncio copies the list: callbacks removed or added during dispatch
+ * affect nothing already scheduled). [-0, +0, m] */
+static void
+schedule_callbacks(lua_State *L, int idx, struct lasio_future *f)
+{
+    int n = f->ncallbacks;
+    if (n == 0)
+        return;
+    luaL_checkstack(L, 4, NULL);
+    lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
+    lua_pushnil(L);
+    lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
+    f->ncallbacks = 0;
+    int list = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (n == 1)
+            lua_pushvalue(L, list);
+        else
+            lua_rawgeti(L, list, i);
+        /* only Tasks and functions are ever stored as callbacks */
+        struct lasio_task *t = lua_type(L, -1) == LUA_TUSERDATA
+                                   ? lua_touserdata(L, -1)
+                                   : NULL;
+        if (t) {
+            /* the wake-up of a task awaiting this Future */
+            if (t->waiting == WAIT_FUTURE && !t->fut.state) {
+                t->waiting = WAIT_NONE;
+                t->scheduled = 1;
+                lasio_rq_push_(L, f->loop, -1);
+            }
+        } else {
+            lasio_rq_push_call_(L, f->loop, -1, idx);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+void
+lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n)
+{
+    idx = lua_absindex(L, idx);
+    if (n == 1) {
+        lua_setiuservalue(L, idx, FUT_UV_RESULT);
+    } else {
+        lua_createtable(L, n, 0);
+        lua_insert(L, -(n + 1));
+        for (int i = n; i >= 1; i--)
+            lua_rawseti(L, -(i + 1), i);
+        lua_setiuservalue(L, idx, FUT_UV_RESULT);
+    }
+    f->nresults = n;
+    f->state = FUT_FINISHED;
+    schedule_callbacks(L, idx, f);
+}
+
+void
+lasio_future_fail_(lua_State *L, int idx, struct lasio_future *f)
+{
+    idx = lua_absindex(L, idx);
+    lua_setiuservalue(L, idx, FUT_UV_RESULT);
+    lua_setiuservalue(L, idx, FUT_UV_TRACEBACK);
+    f->nresults = -1;
+    f->state = FUT_FINISHED;
+    f->log_error = 1;
+    lasio_diag_track_(L, idx, f);
+    schedule_callbacks(L, idx, f);
+}
+
+void
+lasio_future_cancelled_(lua_State *L, int idx, struct lasio_future *f)
+{
+    idx = lua_absindex(L, idx);
+    lua_setiuservalue(L, idx, FUT_UV_RESULT);
+    f->state = FUT_CANCELLED;
+    f->nresults = 0;
+    schedule_callbacks(L, idx, f);
+}
+
+void
+lasio_future_push_cancelled_error_(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_getiuservalue(L, idx, FUT_UV_RESULT);
+    lasio_newerror_at_(L, ERR_CANCELLED, -1);
+    lua_remove(L, -2);
+}
+
+int
+lasio_future_results_(lua_State *L, int idx, struct lasio_future *f)
+{
+    idx = lua_absindex(L, idx);
+    if (f->state == FUT_CANCELLED) {
+        lasio_future_push_cancelled_error_(L, idx);
+        return lua_error(L);
+    }
+    if (f->state == FUT_PENDING)
+        return lasio_raise_(L, ERR_INVALIDSTATE, "Result is not set.");
+    if (FUT_FAILED(f)) {
+        if (f->log_error) {
+            f->log_error = 0;
+            lasio_diag_untrack_(L, idx, f);
+        }
+        lua_getiuservalue(L, idx, FUT_UV_RESULT);
+        return lua_error(L);
+    }
+    int n = f->nresults;
+    if (n == 1) {
+        lua_getiuservalue(L, idx, FUT_UV_RESULT);
+        return 1;
+    }
+    luaL_checkstack(L, n + 1, "too many results");
+    lua_getiuservalue(L, idx, FUT_UV_RESULT);
+    for (int i = 1; i <= n; i++)
+        lua_rawgeti(L, -i, i);
+    lua_remove(L, -(n + 1));
+    return n;
+}
+
+/* ====== } */
+
+/* {====== Callbacks ====== */
+
+void
+lasio_future_add_callback_(lua_State *L, int idx, struct lasio_future *f,
+                           int cbidx)
+{
+    idx = lua_absindex(L, idx);
+    cbidx = lua_absindex(L, cbidx);
+    if (f->state != FUT_PENDING) {
+        if (lasio_totask_(L, cbidx)) {
+            struct lasio_task *t = lasio_totask_(L, cbidx);
+            t->waiting = WAIT_NONE;
+            t->scheduled = 1;
+            lasio_rq_push_(L, f->loop, cbidx);
+        } else {
+            lasio_rq_push_call_(L, f->loop, cbidx, idx);
+        }
+        return;
+    }
+    int n = f->ncallbacks;
+    if (n == 0) {
+        lua_pushvalue(L, cbidx);
+        lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
+    } else if (n == 1) {
+        lua_createtable(L, 4, 0);
+        lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
+        lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, cbidx);
+        lua_rawseti(L, -2, 2);
+        lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
+    } else {
+        lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
+        lua_pushvalue(L, cbidx);
+        lua_rawseti(L, -2, n + 1);
+        lua_pop(L, 1);
+    }
+    f->ncallbacks = n + 1;
+}
+
+int
+lasio_future_remove_callback_(lua_State *L, int idx, struct lasio_future *f,
+                              int cbidx)
+{
+    int n = f->ncallbacks, removed = 0;
+    idx = lua_absindex(L, idx);
+    cbidx = lua_absindex(L, cbidx);
+    if (n == 0)
+        return 0;
+    lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
+    if (n == 1) {
+        if (lua_rawequal(L, -1, cbidx)) {
+            lua_pushnil(L);
+            lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
+            f->ncallbacks = 0;
+            removed = 1;
+        }
+        lua_pop(L, 1);
+        return removed;
+    }
+    int list = lua_gettop(L), kept = 0;
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        if (lua_rawequal(L, -1, cbidx)) {
+            lua_pop(L, 1);
+            removed++;
+        } else {
+            lua_rawseti(L, list, ++kept);
+        }
+    }
+    for (int i = kept + 1; i <= n; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, list, i);
+    }
+    f->ncallbacks = kept;
+    if (kept == 1) { /* back to the single-value form */
+        lua_rawgeti(L, list, 1);
+        lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
+    } else if (kept == 0) {
+        lua_pushnil(L);
+        lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
+    }
+    lua_pop(L, 1);
+    return removed;
+}
+
+int
+lasio_future_cancel_(lua_State *L, int idx, struct lasio_future *f,
+                     int msgidx)
+{
+    if (f->state != FUT_PENDING)
+        return 0;
+    if (msgidx)
+        lua_pushvalue(L, msgidx);
+    else
+        lua_pushnil(L);
+    lasio_future_cancelled_(L, idx, f);
+    return 1;
+}
+
+/* ====== } */
+
+/* {====== Lua methods ====== */
+
+static struct lasio_future *
+checkplain(lua_State *L, int idx, const char *what)
+{
+    struct lasio_future *f = lasio_checkfuture_(L, idx);
+    if (f->kind == KIND_TASK)
+        luaL_error(L, "%s: not allowed on a Task", what);
+    return f;
+}
+
+static int
+future_done(lua_State *L)
+{
+    lua_pushboolean(L, lasio_checkfuture_(L, 1)->state != FUT_PENDING);
+    return 1;
+}
+
+static int
+future_cancelled(lua_State *L)
+{
+    lua_pushboolean(L, lasio_checkfuture_(L, 1)->state == FUT_CANCELLED);
+    return 1;
+}
+
+static int
+future_result(lua_State *L)
+{
+    struct lasio_future *f = lasio_checkfuture_(L, 1);
+    lua_settop(L, 1);
+    return lasio_future_results_(L, 1, f);
+}
+
+static int
+future_exception(lua_State *L)
+{
+    struct lasio_future *f = lasio_checkfuture_(L, 1);
+    if (f->state == FUT_CANCELLED) {
+        lasio_future_push_cancelled_error_(L, 1);
+        return lua_error(L);
+    }
+    if (f->state == FUT_PENDING)
+        return lasio_raise_(L, ERR_INVALIDSTATE, "Exception is not set.");
+    if (!FUT_FAILED(f))
+        return 0;
+    if (f->log_error) {
+        f->log_error = 0;
+        lasio_diag_untrack_(L, 1, f);
+    }
+    lua_getiuservalue(L, 1, FUT_UV_RESULT);
+    return 1;
+}
+
+static void
+checkpending(lua_State *L, struct lasio_future *f)
+{
+    if (f->state != FUT_PENDING) {
+        lua_pushvalue(L, 1);
+        lasio_raise_(L, ERR_INVALIDSTATE, "invalid state: %s",
+                     luaL_tolstring(L, -1, NULL));
+    }
+}
+
+static int
+future_set_result(lua_State *L)
+{
+    struct lasio_future *f = checkplain(L, 1, "set_result");
+    checkpending(L, f);
+    lasio_future_finish_(L, 1, f, lua_gettop(L) - 1);
+    return 0;
+}
+
+static int
+future_set_exception(lua_State *L)
+{
+    struct lasio_future *f = checkplain(L, 1, "set_exception");
+    luaL_checkany(L, 2);
+    if (lua_isnil(L, 2))
+        return luaL_argerror(L, 2, "error value expected, got nil");
+    checkpending(L, f);
+    lua_settop(L, 2);
+    if (lua_istable(L, 2))
+        lua_getfield(L, 2, "traceback");
+    else
+        luaL_traceback(L, L, NULL, 1);
+    lua_insert(L, 2);
+    lasio_future_fail_(L, 1, f);
+    return 0;
+}
+
+static int
+future_cancel(lua_State *L)
+{
+    struct lasio_future *f = lasio_checkfuture_(L, 1);
+    if (f->kind == KIND_TASK) {
+        lua_pushboolean(L, lasio_task_cancel_(L, 1, (struct lasio_task *)f,
+                                              lua_isnoneornil(L, 2) ? 0 : 2));
+        return 1;
+    }
+    lua_pushboolean(L, lasio_future_cancel_(L, 1, f,
+                                            lua_isnoneornil(L, 2) ? 0 : 2));
+    return 1;
+}
+
+static int
+future_add_done_callback(lua_State *L)
+{
+    struct lasio_future *f = lasio_checkfuture_(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lasio_future_add_callback_(L, 1, f, 2);
+    return 0;
+}
+
+static int
+future_remove_done_callback(lua_State *L)
+{
+    struct lasio_future *f = lasio_checkfuture_(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushinteger(L, lasio_future_remove_callback_(L, 1, f, 2));
+    return 1;
+}
+
+static int
+future_await(lua_State *L)
+{
+    struct lasio_future *f = lasio_checkfuture_(L, 1);
+    lua_settop(L, 1);
+    if (f->state != FUT_PENDING)
+        return lasio_future_results_(L, 1, f);
+    return lasio_await_(L, 1, "await");
+}
+
+static int
+future_get_loop(lua_State *L)
+{
+    lasio_checkfuture_(L, 1);
+    lua_getiuservalue(L, 1, FUT_UV_LOOP);
+    return 1;
+}
+
+/* Appends " result=..." / " exception=..." to the buffer. */
+static void
+describe_outcome(lua_State *L, luaL_Buffer *b, struct lasio_future *f)
+{
+    if (f->state == FUT_PENDING) {
+        luaL_addstring(b, "pending");
+        return;
+    }
+    if (f->state == FUT_CANCELLED) {
+        luaL_addstring(b, "cancelled");
+        return;
+    }
+    luaL_addstring(b, "finished");
+    if (FUT_FAILED(f)) {
+        luaL_addstring(b, " exception=");
+        lua_getiuservalue(L, 1, FUT_UV_RESULT);
+        luaL_tolstring(L, -1, NULL);
+        lua_remove(L, -2);
+        luaL_addvalue(b);
+    } else if (f->nresults >= 1) {
+        luaL_addstring(b, " result=");
+        lua_getiuservalue(L, 1, FUT_UV_RESULT);
+        if (f->nresults > 1) {
+            lua_rawgeti(L, -1, 1);
+            lua_remove(L, -2);
+        }
+        luaL_tolstring(L, -1, NULL);
+        lua_remove(L, -2);
+        luaL_addvalue(b);
+        if (f->nresults > 1)
+            luaL_addstring(b, ", ...");
+    }
+}
+
+static int
+future_tostring(lua_State *L)
+{
+    struct lasio_future *f = lasio_checkfuture_(L, 1);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (f->kind == KIND_TASK) {
+        luaL_addstring(&b, "lasio.Task<");
+        lasio_task_pushname_(L, 1, (struct lasio_task *)f);
+        luaL_addvalue(&b);
+        luaL_addchar(&b, ' ');
+    } else {
+        luaL_addstring(&b, "lasio.Future<");
+    }
+    describe_outcome(L, &b, f);
+    luaL_addchar(&b, '>');
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int
+future_gc(lua_State *L)
+{
+    struct lasio_future *f = lua_touserdata(L, 1);
+    if (f->log_error)
+        lasio_diag_unretrieved_(L, 1, f);
+    if (f->kind == KIND_TASK)
+        lasio_task_release_((struct lasio_task *)f);
+    return 0;
+}
+
+int
+lasio_stop_loop_cb_(lua_State *L)
+{
+    struct lasio_future *f = lasio_tofuture_(L, 1);
+    if (f && f->has_stop)
+        f->loop->stopping = 1;
+    return 0;
+}
+
+static const luaL_Reg future_methods[] = {
+    {"done", future_done},
+    {"cancelled", future_cancelled},
+    {"result", future_result},
+    {"exception", future_exception},
+    {"set_result", future_set_result},
+    {"set_exception", future_set_exception},
+    {"cancel", future_cancel},
+    {"add_done_callback", future_add_done_callback},
+    {"remove_done_callback", future_remove_done_callback},
+    {"await", future_await},
+    {"get_loop", future_get_loop},
+    {NULL, NULL}};
+
+void
+lasio_future_register_(lua_State *L)
+{
+    luaL_setfuncs(L, future_methods, 0);
+}
+
+int
+luaopen_lasio_future_(lua_State *L)
+{
+    if (luaL_newmetatable(L, LASIO_FUTURE_MT)) {
+        lua_newtable(L);
+        lasio_future_register_(L);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, future_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, future_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+void
+lasio_future_metamethods_(lua_State *L)
+{
+    lua_pushcfunction(L, future_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, future_gc);
+    lua_setfield(L, -2, "__gc");
+}
+
+/* ====== } */

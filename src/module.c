@@ -1,0 +1,202 @@
+/*
+ * module.c: the C module "lasio.core" (luaopen_lasio_core) with the
+ * module-level functions of API.md section 2 that live in C, and the
+ * embedding entry points of lasio.h that are not about one object.
+ * SPDX-License-Identifier: MIT
+ */
+#include "cli.h"
+#include "core.h"
+
+/* Pushes the loop for a new task: the running one, else the current. */
+static struct lasio_loop *
+spawn_loop(lua_State *L)
+{
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    lua_pop(L, 1);
+    return loop;
+}
+
+/* lasio.spawn(fn, ...) */
+static int
+lasio_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    struct lasio_loop *loop = spawn_loop(L);
+    lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
+    return 1;
+}
+
+/* lasio.await(aw): a function is started as a task first. */
+static int
+lasio_await(lua_State *L)
+{
+    if (lua_isfunction(L, 1)) {
+        struct lasio_loop *loop = spawn_loop(L);
+        lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
+        lua_replace(L, 1);
+    }
+    lua_settop(L, 1);
+    struct lasio_future *f = lasio_tofuture_(L, 1);
+    if (!f)
+        return luaL_typeerror(L, 1, "awaitable (Future, Task or function)");
+    if (f->state != FUT_PENDING)
+        return lasio_future_results_(L, 1, f);
+    return lasio_await_(L, 1, "lasio.await");
+}
+
+static int
+lasio_current_task(lua_State *L)
+{
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (!loop || !loop->current)
+        return 0;
+    lasio_pushloop_(L, loop);
+    lua_getiuservalue(L, -1, LOOP_UV_TASKS);
+    lua_rawgeti(L, -1, loop->current->ref);
+    return 1;
+}
+
+static int
+lasio_all_tasks(lua_State *L)
+{
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    lua_getiuservalue(L, -1, LOOP_UV_TASKS);
+    lua_createtable(L, loop->ntasks, 0);
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+        struct lasio_task *t = lasio_totask_(L, -1);
+        if (t && t->fut.state == FUT_PENDING)
+            lua_rawseti(L, -3, ++n);
+        else
+            lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int
+lasio_new_future(lua_State *L)
+{
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    if (loop->closed)
+        return luaL_error(L, "lasio.Future: the loop is closed");
+    lasio_future_push_(L, loop);
+    return 1;
+}
+
+/* core.set_interrupt_task(task or nil): which task SIGINT/SIGTERM cancel
+ * under the lasio command (nil: the main task). */
+static int
+lasio_set_interrupt_task(lua_State *L)
+{
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    if (!lua_isnil(L, 1))
+        luaL_checkudata(L, 1, LASIO_TASK_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, LOOP_UV_INTERRUPT);
+    loop->exit_signal = 0; /* a handled Ctrl-C does not end the process */
+    return 0;
+}
+
+static int
+lasio_time(lua_State *L)
+{
+    lua_pushnumber(L, lasio_time_());
+    return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+    {"sleep", lasio_sleep_},
+    {"spawn", lasio_spawn},
+    {"create_task", lasio_spawn},
+    {"await", lasio_await},
+    {"current_task", lasio_current_task},
+    {"all_tasks", lasio_all_tasks},
+    {"Future", lasio_new_future},
+    {"set_interrupt_task", lasio_set_interrupt_task},
+    {"time", lasio_time},
+    {NULL, NULL}};
+
+LASIO_API int luaopen_lasio_core(lua_State *L);
+
+int
+luaopen_lasio_core(lua_State *L)
+{
+    lasio_errors_open_(L);
+    luaopen_lasio_future_(L);
+    luaopen_lasio_task_(L);
+    luaopen_lasio_timer_(L);
+    luaL_newlib(L, core_funcs);
+    luaopen_lasio_loop_(L);
+    lasio_errors_export_(L);
+    lasio_coro_push_(L);
+    lua_setfield(L, -2, "coroutine");
+    lua_pushliteral(L, LASIO_VERSION);
+    lua_setfield(L, -2, "VERSION");
+    return 1;
+}
+
+/* {====== Embedding API ====== */
+
+static int
+open_protected(lua_State *L)
+{
+    struct event_base *base = lua_touserdata(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_lasio_core);
+    lua_setfield(L, -2, "lasio.core");
+    lua_pop(L, 1);
+    luaopen_lasio_core(L); /* metatables and classes */
+    lasio_loop_set_current_new_(L, base);
+    return 0;
+}
+
+int
+lasio_open(lua_State *L, struct event_base *base)
+{
+    lua_pushcfunction(L, open_protected);
+    lua_pushlightuserdata(L, base);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+void
+lasio_future_new(lua_State *L)
+{
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    lua_pop(L, 1);
+    lasio_future_push_(L, loop);
+}
+
+int
+lasio_future_resolve(lua_State *L, int idx, int nvalues)
+{
+    idx = lua_absindex(L, idx);
+    struct lasio_future *f = lasio_tofuture_(L, idx);
+    if (!f || f->kind != KIND_FUTURE || f->state != FUT_PENDING) {
+        lua_pop(L, nvalues);
+        return -1;
+    }
+    lasio_future_finish_(L, idx, f, nvalues);
+    return 0;
+}
+
+int
+lasio_future_reject(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    struct lasio_future *f = lasio_tofuture_(L, idx);
+    if (!f || f->kind != KIND_FUTURE || f->state != FUT_PENDING) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_pushnil(L); /* no traceback: the error was made in C */
+    lua_insert(L, -2);
+    lasio_future_fail_(L, idx, f);
+    return 0;
+}
+
+/* ====== } */

@@ -1,0 +1,314 @@
+/*
+ * timer.c: Handle (loop:call_soon) and TimerHandle (loop:call_later,
+ * loop:call_at), and the timer arithmetic that keeps timers from firing
+ * early (ARCHITECTURE rule 11). A TimerHandle embeds its struct event; it
+ * is pinned in the loop's anchors table while libevent holds it.
+ * SPDX-License-Identifier: MIT
+ */
+#include <math.h>
+#include <event2/event.h>
+
+#include "core.h"
+
+/* Delays past this are "never" for libevent's timeval arithmetic. */
+#define MAX_DELAY 1e9
+
+double
+lasio_timer_remaining_(double when)
+{
+    double rem = when - lasio_time_();
+    return rem > 0 ? rem : 0;
+}
+
+void
+lasio_timer_arm_(struct event *ev, double when)
+{
+    double rem = lasio_timer_remaining_(when);
+    if (rem > MAX_DELAY)
+        rem = MAX_DELAY;
+    struct timeval tv;
+    tv.tv_sec = (time_t)rem;
+    /* round up: a timer may fire late, never early */
+    tv.tv_usec = (suseconds_t)ceil((rem - (double)tv.tv_sec) * 1e6);
+    if (tv.tv_usec >= 1000000) {
+        tv.tv_sec++;
+        tv.tv_usec -= 1000000;
+    }
+    evtimer_add(ev, &tv);
+}
+
+static struct lasio_handle *
+checkhandle(lua_State *L, int idx)
+{
+    struct lasio_handle *h = luaL_testudata(L, idx, LASIO_HANDLE_MT);
+    if (!h)
+        h = luaL_checkudata(L, idx, LASIO_TIMER_MT);
+    return h;
+}
+
+/* Pushes the anchors table of loop. [-0, +1, -] */
+static void
+pushanchors(lua_State *L, struct lasio_loop *loop)
+{
+    lasio_pushloop_(L, loop);
+    lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
+    lua_remove(L, -2);
+}
+
+static void
+disarm(lua_State *L, struct lasio_handle *h)
+{
+    if (!h->armed)
+        return;
+    h->armed = 0;
+    event_del(h->ev);
+    h->loop->nsources--;
+    pushanchors(L, h->loop);
+    luaL_unref(L, -1, h->pin);
+    lua_pop(L, 1);
+    h->pin = LUA_NOREF;
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct lasio_handle *h = arg; /* pinned in the anchors table */
+    struct lasio_loop *loop = h->loop;
+    lua_State *L = loop->L;
+    (void)fd, (void)what;
+    if (lasio_timer_remaining_(h->when) > 0) {
+        lasio_timer_arm_(h->ev, h->when); /* woke early: wait the rest */
+        return;
+    }
+    pushanchors(L, loop);
+    lua_rawgeti(L, -1, h->pin);
+    lasio_rq_push_(L, loop, -1);
+    lua_pop(L, 2);
+    disarm(L, h);
+}
+
+/* Packs fn and its arguments (fidx .. top) into HANDLE_UV_CALL: the
+ * function alone, or a table {fn, args..., n = count}. */
+static void
+store_call(lua_State *L, int hidx, int fidx)
+{
+    int top = lua_gettop(L) - 1; /* the handle is on top */
+    int nargs = top - fidx;
+    if (nargs == 0) {
+        lua_pushvalue(L, fidx);
+    } else {
+        lua_createtable(L, nargs + 1, 1);
+        for (int i = 0; i <= nargs; i++) {
+            lua_pushvalue(L, fidx + i);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_pushinteger(L, nargs);
+        lua_setfield(L, -2, "n");
+    }
+    lua_setiuservalue(L, hidx, HANDLE_UV_CALL);
+}
+
+static struct lasio_handle *
+newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer)
+{
+    size_t size = sizeof(struct lasio_handle);
+    if (timer)
+        size += event_get_struct_event_size();
+    struct lasio_handle *h = lua_newuserdatauv(L, size, HANDLE_NUV);
+    h->kind = KIND_HANDLE;
+    h->cancelled = 0;
+    h->is_timer = (unsigned char)timer;
+    h->armed = 0;
+    h->pin = LUA_NOREF;
+    h->when = 0;
+    h->loop = loop;
+    h->ev = timer ? (struct event *)(h + 1) : NULL;
+    luaL_setmetatable(L, timer ? LASIO_TIMER_MT : LASIO_HANDLE_MT);
+    int hidx = lua_gettop(L);
+    lasio_pushloop_(L, loop);
+    lua_setiuservalue(L, hidx, HANDLE_UV_LOOP);
+    store_call(L, hidx, fidx);
+    if (timer)
+        event_assign(h->ev, loop->base, -1, 0, timer_cb, h);
+    return h;
+}
+
+static struct lasio_loop *
+checkopen(lua_State *L)
+{
+    struct lasio_loop *loop = lasio_checkloop_(L, 1);
+    if (loop->closed)
+        luaL_error(L, "the loop is closed");
+    return loop;
+}
+
+/* loop:call_soon(fn, ...) */
+int
+lasio_call_soon_(lua_State *L)
+{
+    struct lasio_loop *loop = checkopen(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    newhandle(L, loop, 2, 0);
+    lasio_rq_push_(L, loop, -1);
+    return 1;
+}
+
+static int
+schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx)
+{
+    luaL_checktype(L, fidx, LUA_TFUNCTION);
+    struct lasio_handle *h = newhandle(L, loop, fidx, 1);
+    h->when = when;
+    if (isinf(when)) /* never fires: not armed, not a wake-up source */
+        return 1;
+    lasio_timer_arm_(h->ev, when);
+    pushanchors(L, loop);
+    lua_pushvalue(L, -2);
+    h->pin = luaL_ref(L, -2);
+    lua_pop(L, 1);
+    h->armed = 1;
+    loop->nsources++;
+    return 1;
+}
+
+static double
+checktime(lua_State *L, int idx, const char *what)
+{
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        luaL_error(L, "%s: %s must be a number, got %s",
+                   idx == 2 ? "loop:call_later" : "loop:call_at", what,
+                   luaL_typename(L, idx));
+    double v = lua_tonumber(L, idx);
+    if (isnan(v))
+        luaL_error(L, "%s: %s must not be NaN",
+                   idx == 2 ? "loop:call_later" : "loop:call_at", what);
+    return v;
+}
+
+/* loop:call_later(delay, fn, ...): a negative delay runs on the next
+ * turn, as in asyncio; math.huge never fires. */
+int
+lasio_call_later_(lua_State *L)
+{
+    struct lasio_loop *loop = checkopen(L);
+    double delay = checktime(L, 2, "delay");
+    return schedule_at(L, loop, lasio_time_() + (delay > 0 ? delay : 0), 3);
+}
+
+/* loop:call_at(when, fn, ...) */
+int
+lasio_call_at_(lua_State *L)
+{
+    struct lasio_loop *loop = checkopen(L);
+    return schedule_at(L, loop, checktime(L, 2, "when"), 3);
+}
+
+void
+lasio_handle_run_(lua_State *L, int idx, struct lasio_handle *h)
+{
+    if (h->cancelled)
+        return;
+    idx = lua_absindex(L, idx);
+    lua_getiuservalue(L, idx, HANDLE_UV_CALL);
+    int nargs = 0;
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "n");
+        nargs = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        luaL_checkstack(L, nargs + 2, NULL);
+        for (int i = 1; i <= nargs + 1; i++)
+            lua_rawgeti(L, -i, i);
+        lua_remove(L, -(nargs + 2));
+    }
+    lasio_protected_call_(L, h->loop, nargs, idx);
+}
+
+static int
+handle_cancel(lua_State *L)
+{
+    struct lasio_handle *h = checkhandle(L, 1);
+    h->cancelled = 1;
+    disarm(L, h);
+    return 0;
+}
+
+static int
+handle_cancelled(lua_State *L)
+{
+    lua_pushboolean(L, checkhandle(L, 1)->cancelled);
+    return 1;
+}
+
+static int
+handle_when(lua_State *L)
+{
+    lua_pushnumber(L, checkhandle(L, 1)->when);
+    return 1;
+}
+
+static int
+handle_tostring(lua_State *L)
+{
+    struct lasio_handle *h = checkhandle(L, 1);
+    if (h->is_timer)
+        lua_pushfstring(L, "lasio.TimerHandle<when=%f%s>", h->when,
+                        h->cancelled ? " cancelled" : "");
+    else
+        lua_pushfstring(L, "lasio.Handle<%s>",
+                        h->cancelled ? "cancelled" : "pending");
+    return 1;
+}
+
+/* The loop frees libevent state at close (disarming every pinned timer),
+ * so a collected handle never has an armed event. */
+static int
+handle_gc(lua_State *L)
+{
+    struct lasio_handle *h = lua_touserdata(L, 1);
+    if (h->armed && !h->loop->closed)
+        event_del(h->ev);
+    return 0;
+}
+
+static const luaL_Reg handle_methods[] = {{"cancel", handle_cancel},
+                                          {"cancelled", handle_cancelled},
+                                          {NULL, NULL}};
+
+int
+luaopen_lasio_timer_(lua_State *L)
+{
+    const char *names[2] = {LASIO_HANDLE_MT, LASIO_TIMER_MT};
+    for (int i = 0; i < 2; i++) {
+        if (luaL_newmetatable(L, names[i])) {
+            lua_newtable(L);
+            luaL_setfuncs(L, handle_methods, 0);
+            if (i == 1) {
+                lua_pushcfunction(L, handle_when);
+                lua_setfield(L, -2, "when");
+            }
+            lua_setfield(L, -2, "__index");
+            lua_pushcfunction(L, handle_tostring);
+            lua_setfield(L, -2, "__tostring");
+            lua_pushcfunction(L, handle_gc);
+            lua_setfield(L, -2, "__gc");
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+void
+lasio_timers_close_(lua_State *L, int anchors)
+{
+    anchors = lua_absindex(L, anchors);
+    lua_pushnil(L);
+    while (lua_next(L, anchors)) {
+        struct lasio_handle *h = luaL_testudata(L, -1, LASIO_TIMER_MT);
+        if (h && h->armed) {
+            event_del(h->ev);
+            h->armed = 0;
+            h->loop->nsources--;
+        }
+        lua_pop(L, 1);
+    }
+}

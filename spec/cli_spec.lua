@@ -492,6 +492,48 @@ echo $st $(( (t1 - t0) / 1000000 ))
                 assert.are.equal(0, status)
             end)
 
+        -- Feeds the REPL through a pipe with `feed` (shell commands that
+        -- echo lines and sleep) while `signals` (shell commands using $pid)
+        -- run; returns stdout, stderr, status.
+        local function repl_with_signals(feed, signals)
+            local out, err = tmp .. "/repl.out", tmp .. "/repl.err"
+            local res = sh(string.format([[
+(%s) | %s -i >%s 2>%s &
+pid=$!
+%s
+wait $pid
+echo $?
+]], feed, q(bin), q(out), q(err), signals))
+            return slurp(out), slurp(err), tonumber(res:match("%d+"))
+        end
+        local d = helper.t(1)
+
+        it("SIGINT cancels the line being run, not the REPL", function()
+            local out, err, status = repl_with_signals(string.format(
+                "echo 'lasio.sleep(30)'; sleep %g; echo 'print(\"after\")'",
+                3 * d), string.format("sleep %g; kill -INT $pid", d))
+            assert.matches("CancelledError: interrupted", err)
+            assert.matches("\nafter\n", unprompt(out))
+            assert.are.equal(0, status)
+        end)
+
+        it("SIGINT at the prompt is handled, again and again", function()
+            local out, err, status = repl_with_signals(string.format(
+                "sleep %g; echo 'print(\"after\")'", 4 * d), string.format(
+                "sleep %g; kill -INT $pid; sleep %g; kill -INT $pid",
+                d, d))
+            assert.matches("\nafter\n", unprompt(out))
+            assert.are.equal("", err)
+            assert.are.equal(0, status)
+        end)
+
+        it("SIGTERM ends the REPL with status 143", function()
+            local _, _, status = repl_with_signals(string.format(
+                "sleep %g; echo 'print(\"after\")'", 3 * d),
+                string.format("sleep %g; kill -TERM $pid", d))
+            assert.are.equal(143, status)
+        end)
+
         it("reads a regular file too and runs after the script", function()
             local path = write("pre.lua", "preset = 'from script'")
             local out, err, status = lasio("-i " .. q(path),

@@ -44,7 +44,8 @@ describe("object lifetime", function()
                         collectgarbage("step")
                         fut:set_result(1)
                     end)
-                    n = n + fut:await()
+                    local r = fut:await() -- read n after the await
+                    n = n + r
                 end)
             end
             for _ = 1, 5 do collectgarbage() lasio.sleep(0.001) end

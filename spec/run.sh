@@ -32,4 +32,10 @@ if [ -f "$build/sanitized" ]; then
 fi
 export LASIO_TEST_LUA="$interp"
 export LASIO_TEST_MODE="$mode"
-exec busted --lua="$interp" "$@" spec
+# spec files or folders among the arguments replace the default "spec"
+targets=spec
+for a in "$@"; do
+    case $a in *.lua | */) targets= ;; esac
+    [ -d "$a" ] && targets=
+done
+exec busted --lua="$interp" "$@" $targets

@@ -26,8 +26,7 @@
  * Stack: [-1, +1, m] when status is an error, else [-0, +0, -]
  */
 static int
-explain(lua_State *L, int status, const char *name)
-{
+explain(lua_State *L, int status, const char *name) {
     const char *msg;
     if (status != LUA_ERRSYNTAX)
         return status;
@@ -48,20 +47,17 @@ explain(lua_State *L, int status, const char *name)
  * Stack: [-1, +1, m] when it refuses, else [-0, +0, -]
  */
 static int
-check_text_mode(lua_State *L, int status, const char *mode)
-{
+check_text_mode(lua_State *L, int status, const char *mode) {
     if (status == LUA_OK && mode != NULL && strchr(mode, 't') == NULL) {
         lua_pop(L, 1);
-        lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')",
-                        mode);
+        lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')", mode);
         return LUA_ERRSYNTAX;
     }
     return status;
 }
 
 int
-lasio_cli_loadfile_(lua_State *L, const char *fname, int allow_binary)
-{
+lasio_cli_loadfile_(lua_State *L, const char *fname, int allow_binary) {
     int status;
     if (allow_binary)
         return luaL_loadfilex(L, fname, NULL);
@@ -70,9 +66,8 @@ lasio_cli_loadfile_(lua_State *L, const char *fname, int allow_binary)
 }
 
 int
-lasio_cli_loadbuffer_(lua_State *L, const char *s, size_t len,
-                      const char *name, int allow_binary)
-{
+lasio_cli_loadbuffer_(lua_State *L, const char *s, size_t len, const char *name,
+                      int allow_binary) {
     int status;
     if (allow_binary)
         return luaL_loadbufferx(L, s, len, name, NULL);
@@ -88,11 +83,10 @@ lasio_cli_loadbuffer_(lua_State *L, const char *s, size_t len,
  * original sets _ENV to nil when it is present, even as nil.
  */
 static int
-base_load(lua_State *L)
-{
-    int n = lua_gettop(L);
+base_load(lua_State *L) {
+    int nargs = lua_gettop(L) >= 4 ? 4 : 3;
     const char *mode = luaL_optstring(L, 3, "bt");
-    int nargs = n >= 4 ? 4 : 3;
+    lua_settop(L, nargs); /* the pushes below must not see our own values */
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
@@ -114,16 +108,14 @@ base_load(lua_State *L)
 
 /* Loads fname with mode "t" and checks the caller's mode. [-0, +1, m] */
 static int
-loadfile_text(lua_State *L, const char *fname, const char *mode)
-{
+loadfile_text(lua_State *L, const char *fname, const char *mode) {
     int status = lasio_cli_loadfile_(L, fname, 0);
     return check_text_mode(L, status, mode);
 }
 
 /* loadfile([filename [, mode [, env]]]), as lbaselib.c's luaB_loadfile. */
 static int
-base_loadfile(lua_State *L)
-{
+base_loadfile(lua_State *L) {
     const char *fname = luaL_optstring(L, 1, NULL);
     const char *mode = luaL_optstring(L, 2, NULL);
     int env = !lua_isnone(L, 3) ? 3 : 0;
@@ -142,8 +134,7 @@ base_loadfile(lua_State *L)
 
 /* Continuation of dofile: returns everything the chunk returned. */
 static int
-dofile_k(lua_State *L, int status, lua_KContext ctx)
-{
+dofile_k(lua_State *L, int status, lua_KContext ctx) {
     (void)status;
     (void)ctx;
     return lua_gettop(L) - 1;
@@ -151,8 +142,7 @@ dofile_k(lua_State *L, int status, lua_KContext ctx)
 
 /* dofile([filename]): yieldable like the original (lua_callk). */
 static int
-base_dofile(lua_State *L)
-{
+base_dofile(lua_State *L) {
     const char *fname = luaL_optstring(L, 1, NULL);
     lua_settop(L, 1);
     if (loadfile_text(L, fname, NULL) != LUA_OK)
@@ -168,8 +158,7 @@ base_dofile(lua_State *L)
  * search, as with the original searcher).
  */
 static int
-searcher_lua(lua_State *L)
-{
+searcher_lua(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
     const char *filename;
     lua_getfield(L, lua_upvalueindex(1), "path");
@@ -193,8 +182,7 @@ searcher_lua(lua_State *L)
 /* }====== */
 
 void
-lasio_cli_refuse_binary_(lua_State *L)
-{
+lasio_cli_refuse_binary_(lua_State *L) {
     lua_getglobal(L, "load");
     lua_pushcclosure(L, base_load, 1);
     lua_setglobal(L, "load");

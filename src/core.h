@@ -69,7 +69,7 @@ struct lasio_loop {
     double slow_callback_duration;
     unsigned char own_base, drain_armed, running, stopping, closed,
         close_pending, debug, in_drain, user_stoppable, until_no_tasks,
-        interrupt_mode;
+        interrupt_mode, stop_pending;
     int exit_signal;              /* default-handled signal received */
     volatile int pending_signals; /* bit mask of hub signals to handle */
     lua_State *volatile running_L; /* thread running Lua now (for hooks) */

@@ -145,9 +145,13 @@ auxresume(lua_State *L, lua_State *co, int narg, int wrap)
     }
     lua_pushboolean(L, 0);
     lua_xmove(co, L, 1);
-    /* a cancellation must not be swallowed by the user's resume */
-    if (lasio_iserror_(L, -1, ERR_CANCELLED))
+    /* a cancellation must not be swallowed by the user's resume: close
+     * the dead coroutine (its <close> variables run) and re-raise */
+    if (lasio_iserror_(L, -1, ERR_CANCELLED)) {
+        lua_closethread(co, L);
+        lua_settop(co, 0);
         return lua_error(L);
+    }
     return finish(L, co, 2, wrap);
 }
 

@@ -115,6 +115,7 @@ lasio_diag_untrack_(lua_State *L, int idx, struct lasio_future *f)
 static void
 push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f)
 {
+    idx = lua_absindex(L, idx);
     int is_task = f->kind == KIND_TASK;
     lua_createtable(L, 0, 4);
     lua_pushstring(L, is_task ? "Task exception was never retrieved"

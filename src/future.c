@@ -268,6 +268,7 @@ int
 lasio_future_cancel_(lua_State *L, int idx, struct lasio_future *f,
                      int msgidx)
 {
+    idx = lua_absindex(L, idx);
     if (f->state != FUT_PENDING)
         return 0;
     if (msgidx)

@@ -284,11 +284,10 @@ loop_run_until_complete(lua_State *L)
     lua_pushcfunction(L, lasio_stop_loop_cb_);
     lasio_future_add_callback_(L, 2, f, -1);
     int deadlock = lasio_loop_run_(L, loop);
-    lua_settop(L, 3);
     lasio_future_remove_callback_(L, 2, f, 3);
     f->has_stop = 0;
     if (deadlock)
-        return lua_error(L);
+        return lua_error(L); /* the report is on top */
     if (loop->close_pending) {
         loop->close_pending = 0;
         lasio_loop_close_(L, 1, loop, 1);
@@ -316,6 +315,17 @@ loop_run_forever(lua_State *L)
         return lasio_await_(L, 2, "run_forever");
     }
     loop->user_stoppable = 1;
+    if (loop->stop_pending) {
+        /* stop() came first: run what is ready now, then return */
+        loop->stop_pending = 0;
+        lua_State *prevL = loop->L;
+        loop->L = L;
+        if (loop->rq_count > 0)
+            lasio_rq_drain_cb_(-1, 0, loop);
+        loop->L = prevL;
+        loop->user_stoppable = 0;
+        return 0;
+    }
     int deadlock = lasio_loop_run_(L, loop);
     loop->user_stoppable = 0;
     if (deadlock)
@@ -341,6 +351,8 @@ loop_stop(lua_State *L)
     }
     if (loop->running && loop->user_stoppable)
         loop->stopping = 1;
+    else if (!loop->running)
+        loop->stop_pending = 1; /* the next run_forever runs one batch */
     return 0;
 }
 

@@ -101,8 +101,7 @@ static const char help_text[] =
 /* {====== messages ====== */
 
 static void
-l_message(const char *pname, const char *msg)
-{
+l_message(const char *pname, const char *msg) {
     if (pname != NULL)
         fprintf(stderr, "%s: ", pname);
     fprintf(stderr, "%s\n", msg);
@@ -111,8 +110,7 @@ l_message(const char *pname, const char *msg)
 
 /* Prints the message on top (a string, from Lua or msghandler), pops it. */
 static void
-report(lua_State *L)
-{
+report(lua_State *L) {
     const char *msg = lua_tostring(L, -1);
     if (msg == NULL)
         msg = "(error object is not a string)";
@@ -121,8 +119,7 @@ report(lua_State *L)
 }
 
 static void
-print_usage(const char *badoption)
-{
+print_usage(const char *badoption) {
     if (badoption[1] == 'e' || badoption[1] == 'l')
         fprintf(stderr, "%s: '%s' needs argument\n", PROGNAME, badoption);
     else
@@ -133,8 +130,7 @@ print_usage(const char *badoption)
 }
 
 static void
-print_help(void)
-{
+print_help(void) {
     printf("usage: %s [options] [script [args]]\n"
            "Runs Lua 5.4 scripts on lasio, an asyncio-style event loop.\n"
            "\n%s%s",
@@ -142,8 +138,7 @@ print_help(void)
 }
 
 static void
-print_version(void)
-{
+print_version(void) {
     printf("lasio %s (%s)\n", LASIO_VERSION, LUA_COPYRIGHT);
     fflush(stdout);
 }
@@ -160,16 +155,14 @@ print_version(void)
 
 /* Is fd 1 a pipe or socket whose reader has gone? */
 static int
-stdout_gone(void)
-{
+stdout_gone(void) {
     struct pollfd p = {1, POLLOUT, 0};
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
 }
 
 /* Calls the wrapped function (upvalue 1) with every argument. */
 static int
-stdout_guard(lua_State *L)
-{
+stdout_guard(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -180,8 +173,7 @@ stdout_guard(lua_State *L)
 
 /* Replaces t[name] (t at idx) by a guarded version. [-0, +0, m] */
 static void
-guard_field(lua_State *L, int idx, const char *name)
-{
+guard_field(lua_State *L, int idx, const char *name) {
     idx = lua_absindex(L, idx);
     if (lua_getfield(L, idx, name) != LUA_TFUNCTION) {
         lua_pop(L, 1);
@@ -193,8 +185,7 @@ guard_field(lua_State *L, int idx, const char *name)
 
 /* [-0, +0, m] */
 static void
-guard_stdout(lua_State *L)
-{
+guard_stdout(lua_State *L) {
     lua_pushglobaltable(L);
     guard_field(L, -1, "print");
     lua_pop(L, 1);
@@ -211,8 +202,7 @@ guard_stdout(lua_State *L)
 
 /* The exit status once stdout is flushed: a broken pipe is no error. */
 static int
-flush_stdout(int status)
-{
+flush_stdout(int status) {
     if ((fflush(stdout) != 0 || ferror(stdout)) && !stdout_gone()) {
         l_message(PROGNAME, "error writing to stdout");
         if (status == LASIO_EXIT_OK)
@@ -227,8 +217,7 @@ flush_stdout(int status)
 
 /* package.preload loader of one facade module (upvalue 1: its entry). */
 static int
-facade_loader(lua_State *L)
-{
+facade_loader(lua_State *L) {
     const struct lasio_embedded_ *e = lua_touserdata(L, lua_upvalueindex(1));
     if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "t") != LUA_OK)
         return luaL_error(L, "error loading module '%s' from '%s':\n\t%s",
@@ -240,8 +229,7 @@ facade_loader(lua_State *L)
 }
 
 void
-lasio_cli_preload_facade_(lua_State *L)
-{
+lasio_cli_preload_facade_(lua_State *L) {
     const struct lasio_embedded_ *e;
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     for (e = lasio_facade_; e->mod != NULL; e++) {
@@ -264,8 +252,7 @@ lasio_cli_preload_facade_(lua_State *L)
 /* Queues f and the nvals - 1 values above it as the next step. Stack:
  * the steps table at index 1. [-nvals, +0, m] */
 static void
-add_step(lua_State *L, struct cli *c, int nvals, int script)
-{
+add_step(lua_State *L, struct cli *c, int nvals, int script) {
     int i, first = lua_gettop(L) - nvals + 1;
     lua_createtable(L, nvals, 2);
     for (i = 0; i < nvals; i++) {
@@ -282,8 +269,7 @@ add_step(lua_State *L, struct cli *c, int nvals, int script)
 
 /* Step of -l: global[argument 1] = require(argument 2). */
 static int
-dolibrary(lua_State *L)
-{
+dolibrary(lua_State *L) {
     lua_getglobal(L, "require");
     lua_pushvalue(L, 2);
     lua_call(L, 1, 1);
@@ -293,16 +279,14 @@ dolibrary(lua_State *L)
 
 /* Step of -W. */
 static int
-warnings_on(lua_State *L)
-{
+warnings_on(lua_State *L) {
     lua_warning(L, "@on", 0);
     return 0;
 }
 
 /* Pushes arg[1..#arg] and returns their count (lua.c's pushargs). */
 static int
-pushargs(lua_State *L)
-{
+pushargs(lua_State *L) {
     int i, n;
     if (lua_getglobal(L, "arg") != LUA_TTABLE)
         luaL_error(L, "'arg' is not a table");
@@ -320,8 +304,7 @@ pushargs(lua_State *L)
  * function as its continuation and the next step's index as context.
  */
 static int
-main_task_k(lua_State *L, int status, lua_KContext k)
-{
+main_task_k(lua_State *L, int status, lua_KContext k) {
     lua_Integer i;
     (void)status;
     for (i = (lua_Integer)k;; i++) {
@@ -344,8 +327,7 @@ main_task_k(lua_State *L, int status, lua_KContext k)
 }
 
 static int
-main_task(lua_State *L)
-{
+main_task(lua_State *L) {
     return main_task_k(L, LUA_OK, 1);
 }
 
@@ -355,8 +337,7 @@ main_task(lua_State *L)
 
 /* The exit status of a failed load; prints its message. */
 static int
-load_failed(lua_State *L, int status)
-{
+load_failed(lua_State *L, int status) {
     report(L);
     if (status == LUA_ERRFILE)
         return LASIO_EXIT_USAGE;
@@ -365,8 +346,7 @@ load_failed(lua_State *L, int status)
 
 /* Queues LUA_INIT_5_4 or LUA_INIT. Returns a lua_load status. */
 static int
-queue_luainit(lua_State *L, struct cli *c)
-{
+queue_luainit(lua_State *L, struct cli *c) {
     const char *name = "=LUA_INIT" LUA_VERSUFFIX;
     const char *init = getenv(name + 1);
     int allow = (c->flags & has_bytes) != 0, status;
@@ -387,8 +367,7 @@ queue_luainit(lua_State *L, struct cli *c)
 
 /* Queues -e, -l and -W among argv[1 .. n-1], in order (lua.c runargs). */
 static int
-queue_args(lua_State *L, struct cli *c, int n)
-{
+queue_args(lua_State *L, struct cli *c, int n) {
     int i, allow = (c->flags & has_bytes) != 0;
     for (i = 1; i < n; i++) {
         char **argv = c->argv, *extra, *modname;
@@ -427,8 +406,7 @@ queue_args(lua_State *L, struct cli *c, int n)
 
 /* Queues the script argv[c->script] ("-" is stdin unless after "--"). */
 static int
-queue_script(lua_State *L, struct cli *c)
-{
+queue_script(lua_State *L, struct cli *c) {
     const char *fname = c->argv[c->script];
     int status;
     if (strcmp(fname, "-") == 0 && strcmp(c->argv[c->script - 1], "--") != 0)
@@ -445,8 +423,7 @@ queue_script(lua_State *L, struct cli *c)
 
 /* lua.c's createargtable: arg[0] is the script, options go negative. */
 static void
-createargtable(lua_State *L, char **argv, int argc, int script)
-{
+createargtable(lua_State *L, char **argv, int argc, int script) {
     int i, narg;
     narg = argc - (script + 1); /* number of positive indices */
     lua_createtable(L, narg > 0 ? narg : 0, script + 1);
@@ -463,8 +440,7 @@ createargtable(lua_State *L, char **argv, int argc, int script)
  * script) or the index of the script name.
  */
 static int
-collectargs(struct cli *c)
-{
+collectargs(struct cli *c) {
     char **argv = c->argv;
     int args = 0, i;
     c->script = 0;
@@ -527,8 +503,7 @@ collectargs(struct cli *c)
 
 /* Opens the libraries, lasio and the global `lasio`. [-0, +0, e] */
 static void
-open_libs(lua_State *L, struct cli *c)
-{
+open_libs(lua_State *L, struct cli *c) {
     if (c->flags & has_E) { /* signal for libraries to ignore env. vars. */
         lua_pushboolean(L, 1);
         lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
@@ -548,8 +523,7 @@ open_libs(lua_State *L, struct cli *c)
 
 /* Queues every step and runs them as the main task (in protected mode). */
 static int
-pmain(lua_State *L)
-{
+pmain(lua_State *L) {
     struct cli *c = lua_touserdata(L, 1);
     int optlim = c->script > 0 ? c->script : c->argc;
     int status = LUA_OK;
@@ -559,7 +533,7 @@ pmain(lua_State *L)
         print_version();
     open_libs(L, c);
     createargtable(L, c->argv, c->argc, c->script);
-    lua_gc(L, LUA_GCRESTART);  /* start GC... */
+    lua_gc(L, LUA_GCRESTART);   /* start GC... */
     lua_gc(L, LUA_GCGEN, 0, 0); /* ...in generational mode, as lua.c */
     lua_newtable(L);            /* the steps, at index 1 */
     if (!(c->flags & has_E))
@@ -593,8 +567,7 @@ pmain(lua_State *L)
 }
 
 int
-main(int argc, char **argv)
-{
+main(int argc, char **argv) {
     struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR};
     lua_State *L;
     c.flags = collectargs(&c);

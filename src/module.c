@@ -48,8 +48,10 @@ static int
 lasio_current_task(lua_State *L)
 {
     struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop || !loop->current)
-        return 0;
+    if (!loop || !loop->current) {
+        lua_pushnil(L);
+        return 1;
+    }
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
     lua_rawgeti(L, -1, loop->current->ref);

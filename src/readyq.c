@@ -162,10 +162,9 @@ lasio_rq_drain_cb_(int fd, short what, void *arg)
     loop->in_drain = 1;
     int top = lua_gettop(L);
     double start = 0;
-    int debug = loop->debug;
     for (int steps = 1; loop->rq_count > 0 && !loop->stopping; steps++) {
         take(L, loop);
-        if (debug) {
+        if (loop->debug) {
             double t0 = lasio_time_();
             lua_pushvalue(L, -1);
             run_entry(L, loop);

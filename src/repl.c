@@ -57,8 +57,7 @@ static struct input *rl_input;
 /* Leaves the terminal in its normal mode if the process exits at the
  * prompt (os.exit from a task, for one). */
 static void
-restore_terminal(void)
-{
+restore_terminal(void) {
     if (rl_input != NULL) {
         rl_input->installed = 0;
         rl_input = NULL;
@@ -70,8 +69,7 @@ restore_terminal(void)
 
 /* [-0, +1, m] Resolves the read's Future with in->out; pushes success. */
 static int
-resolve_p(lua_State *L)
-{
+resolve_p(lua_State *L) {
     struct input *in = lua_touserdata(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, in->ref);
     luaL_unref(L, LUA_REGISTRYINDEX, in->ref);
@@ -92,8 +90,7 @@ resolve_p(lua_State *L)
  * already done (the read was cancelled), so the caller keeps the line.
  */
 static int
-deliver(lua_State *L, struct input *in, const char *s, size_t len)
-{
+deliver(lua_State *L, struct input *in, const char *s, size_t len) {
     int ok;
     if (in->ref == LUA_NOREF)
         return 0;
@@ -112,8 +109,7 @@ deliver(lua_State *L, struct input *in, const char *s, size_t len)
 /* Hands out the first buffered line, or the end of input. Returns 1 if
  * it did, 0 when no full line is buffered yet. */
 static int
-deliver_buffered(lua_State *L, struct input *in)
-{
+deliver_buffered(lua_State *L, struct input *in) {
     char *nl = in->len > 0 ? memchr(in->buf, '\n', in->len) : NULL;
     size_t n;
     if (nl == NULL && !in->eof)
@@ -134,8 +130,7 @@ deliver_buffered(lua_State *L, struct input *in)
 /* Reads once from fd 0 into the buffer; sets eof at the end or on error.
  * Returns 0 when nothing could be read now (EAGAIN, EINTR). */
 static int
-fill(struct input *in)
-{
+fill(struct input *in) {
     ssize_t n;
     if (in->cap - in->len < READ_SIZE) {
         size_t cap = in->cap * 2 + READ_SIZE;
@@ -163,8 +158,7 @@ fill(struct input *in)
 
 /* libedit's line handler: a whole line, or NULL at Ctrl-D. */
 static void
-on_line(char *line)
-{
+on_line(char *line) {
     struct input *in = rl_input;
     rl_input = NULL;
     rl_callback_handler_remove();
@@ -179,8 +173,7 @@ on_line(char *line)
 
 /* The read event (libevent callback: no Lua code runs here). */
 static void
-on_readable(evutil_socket_t fd, short what, void *arg)
-{
+on_readable(evutil_socket_t fd, short what, void *arg) {
     struct input *in = arg;
     (void)fd;
     (void)what;
@@ -200,8 +193,7 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 /* Drops the pending read, if any: its Future was cancelled (Ctrl-C at
  * the prompt) or the input is closing. */
 static void
-drop_read(lua_State *L, struct input *in)
-{
+drop_read(lua_State *L, struct input *in) {
     if (in->ev != NULL)
         event_del(in->ev);
     if (in->installed) {
@@ -218,8 +210,7 @@ drop_read(lua_State *L, struct input *in)
 /* {====== the input object ====== */
 
 static struct input *
-checkinput(lua_State *L)
-{
+checkinput(lua_State *L) {
     struct input *in = luaL_checkudata(L, 1, INPUT_MT);
     if (in->closed)
         luaL_error(L, "REPL input is closed");
@@ -228,8 +219,7 @@ checkinput(lua_State *L)
 
 /* in:read(prompt) -> Future of the next line (nil at the end of input) */
 static int
-input_read(lua_State *L)
-{
+input_read(lua_State *L) {
     struct input *in = checkinput(L);
     const char *prompt = luaL_optstring(L, 2, "");
     if (in->ref != LUA_NOREF)
@@ -262,16 +252,14 @@ input_read(lua_State *L)
 
 /* in:cancel(): forget the pending read (its Future was cancelled). */
 static int
-input_cancel(lua_State *L)
-{
+input_cancel(lua_State *L) {
     drop_read(L, checkinput(L));
     return 0;
 }
 
 /* in:history(line): add a line to the line editor's history */
 static int
-input_history(lua_State *L)
-{
+input_history(lua_State *L) {
     struct input *in = checkinput(L);
     const char *line = luaL_checkstring(L, 2);
     if (in->tty && line[0] != '\0')
@@ -281,8 +269,7 @@ input_history(lua_State *L)
 
 /* __gc, __close and close(): idempotent. */
 static int
-input_close(lua_State *L)
-{
+input_close(lua_State *L) {
     struct input *in = luaL_checkudata(L, 1, INPUT_MT);
     if (in->closed)
         return 0;
@@ -305,8 +292,7 @@ static const luaL_Reg input_methods[] = {{"read", input_read},
 
 /* Can fd 0 be watched with epoll (pipes, sockets, terminals)? */
 static int
-pollable_stdin(void)
-{
+pollable_stdin(void) {
     struct stat st;
     if (fstat(0, &st) != 0)
         return 0;
@@ -315,8 +301,7 @@ pollable_stdin(void)
 
 /* Pushes a new input object on stdin. [-0, +1, e] */
 static void
-newinput(lua_State *L)
-{
+newinput(lua_State *L) {
     static int registered; /* the atexit hook, once per process */
     struct event_base *base = lasio_get_base(L);
     struct input *in = lua_newuserdatauv(L, sizeof *in, 0);
@@ -381,7 +366,12 @@ static const char repl_lua[] =
     "      ('(error object is a %s value)'):format(type(e))\n"
     "  end\n"
     "  msg = debug.traceback(msg, 2)\n"
-    "  return (msg:gsub(\"\\n\\t%[C%]: in function 'xpcall'.*$\", ''))\n"
+    "  return {e, (msg:gsub(\"\\n\\t%[C%]: in function 'xpcall'.*$\", ''))}\n"
+    "end\n"
+    /* CancelledError('interrupted') is a Ctrl-C: SIGTERM or a cancel
+     * from code end the REPL */
+    "local function interrupted(e)\n"
+    "  return CancelledError:is(e) and e.message == 'interrupted'\n"
     "end\n"
     "local function run(fn)\n"
     "  return table.pack(xpcall(fn, msghandler))\n"
@@ -400,9 +390,11 @@ static const char repl_lua[] =
     "  keep:cancel()\n"
     "  if ok then return line end\n"
     "  input:cancel()\n"
-    "  if not CancelledError:is(line) then error(line, 0) end\n"
-    "  lasio.current_task():uncancel()\n" /* Ctrl-C at the prompt */
     "  io.stdout:write('\\n')\n"
+    "  if not interrupted(line) then error(line, 0) end\n"
+    /* Ctrl-C at the prompt: handled, so the next one is a first one */
+    "  lasio.current_task():uncancel()\n"
+    "  core.set_interrupt_task(nil)\n"
     "  return false\n"
     "end\n"
     "local function incomplete(msg)\n"
@@ -445,17 +437,23 @@ static const char repl_lua[] =
     "    local task = lasio.spawn(run, x)\n"
     "    core.set_interrupt_task(task)\n"
     "    local ok, r = pcall(task.await, task)\n"
-    "    core.set_interrupt_task(nil)\n"
-    "    if not ok then\n"
+    "    local err\n"
+    "    if not ok then\n" /* cancelled before it started */
+    "      err = r\n"
     "      report(r)\n"
     "    elseif not r[1] then\n"
-    "      report(r[2])\n"
+    "      err = r[2][1]\n"
+    "      report(r[2][2])\n"
     "    elseif r.n > 1 then\n"
-    "      local okp, err = pcall(print, table.unpack(r, 2, r.n))\n"
+    "      local okp, perr = pcall(print, table.unpack(r, 2, r.n))\n"
     "      if not okp then\n"
-    "        report(\"error calling 'print' (\" .. tostring(err) .. ')')\n"
+    "        report(\"error calling 'print' (\" .. tostring(perr) .. ')')\n"
     "      end\n"
     "    end\n"
+    "    if CancelledError:is(err) and not interrupted(err) then\n"
+    "      error(err, 0)\n" /* SIGTERM: end with the signal's status */
+    "    end\n"
+    "    core.set_interrupt_task(nil)\n"
     "  end\n"
     "end\n"
     "io.stdout:write('\\n')\n"
@@ -467,8 +465,7 @@ static const char repl_lua[] =
 
 /* Continuation: the REPL chunk returned. */
 static int
-repl_done(lua_State *L, int status, lua_KContext ctx)
-{
+repl_done(lua_State *L, int status, lua_KContext ctx) {
     (void)L;
     (void)status;
     (void)ctx;
@@ -477,8 +474,7 @@ repl_done(lua_State *L, int status, lua_KContext ctx)
 
 /* The REPL step of the main task. */
 static int
-repl_main(lua_State *L)
-{
+repl_main(lua_State *L) {
     lua_settop(L, 0);
     if (luaL_loadbufferx(L, repl_lua, sizeof repl_lua - 1, "=(lasio repl)",
                          "t") != LUA_OK)
@@ -489,8 +485,7 @@ repl_main(lua_State *L)
 }
 
 void
-lasio_cli_push_repl_(lua_State *L)
-{
+lasio_cli_push_repl_(lua_State *L) {
     lua_pushcfunction(L, repl_main);
 }
 

@@ -133,6 +133,7 @@ lasio_task_release_(struct lasio_task *t)
 static void
 task_retire(lua_State *L, int idx, struct lasio_task *t)
 {
+    idx = lua_absindex(L, idx);
     struct lasio_loop *loop = t->fut.loop;
     if (t->waiting == WAIT_SLEEP)
         loop->nsources--;
@@ -154,6 +155,7 @@ task_retire(lua_State *L, int idx, struct lasio_task *t)
 static void
 task_ended_with_error(lua_State *L, int idx, struct lasio_task *t)
 {
+    idx = lua_absindex(L, idx);
     if (lasio_iserror_(L, -1, ERR_CANCELLED)) {
         lua_getfield(L, -1, "message");
         lua_remove(L, -2);
@@ -169,6 +171,7 @@ task_ended_with_error(lua_State *L, int idx, struct lasio_task *t)
 static void
 push_cancel_error(lua_State *L, int idx)
 {
+    idx = lua_absindex(L, idx);
     lua_getiuservalue(L, idx, TASK_UV_CANCELMSG);
     lasio_newerror_at_(L, ERR_CANCELLED, -1);
     lua_remove(L, -2);
@@ -254,7 +257,13 @@ lasio_task_step_(lua_State *L, int idx)
         } else {
             lua_xmove(co, L, nres);
             lua_remove(L, -nres);
-            if (ok)
+            if (ok && t->must_cancel) {
+                /* it cancelled itself and returned: asyncio ends it
+                 * cancelled */
+                lua_pop(L, nres - 1);
+                push_cancel_error(L, idx);
+                task_ended_with_error(L, idx, t);
+            } else if (ok)
                 lasio_future_finish_(L, idx, &t->fut, nres - 1);
             else
                 task_ended_with_error(L, idx, t);
@@ -461,6 +470,7 @@ lasio_sleep_(lua_State *L)
 void
 lasio_task_pushname_(lua_State *L, int idx, struct lasio_task *t)
 {
+    idx = lua_absindex(L, idx);
     if (lua_getiuservalue(L, idx, TASK_UV_NAME) == LUA_TNIL) {
         lua_pop(L, 1);
         lua_pushfstring(L, "Task-%d", t->id);

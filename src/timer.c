@@ -37,6 +37,19 @@ lasio_timer_arm_(struct event *ev, double when)
     evtimer_add(ev, &tv);
 }
 
+/* A function, or a value with a __call metamethod. */
+static void
+checkcallable(lua_State *L, int idx)
+{
+    if (lua_isfunction(L, idx))
+        return;
+    if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    luaL_typeerror(L, idx, "callable");
+}
+
 static struct lasio_handle *
 checkhandle(lua_State *L, int idx)
 {
@@ -147,7 +160,7 @@ int
 lasio_call_soon_(lua_State *L)
 {
     struct lasio_loop *loop = checkopen(L);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    checkcallable(L, 2);
     newhandle(L, loop, 2, 0);
     lasio_rq_push_(L, loop, -1);
     return 1;
@@ -156,7 +169,7 @@ lasio_call_soon_(lua_State *L)
 static int
 schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx)
 {
-    luaL_checktype(L, fidx, LUA_TFUNCTION);
+    checkcallable(L, fidx);
     struct lasio_handle *h = newhandle(L, loop, fidx, 1);
     h->when = when;
     if (isinf(when)) /* never fires: not armed, not a wake-up source */

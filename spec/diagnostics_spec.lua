@@ -35,63 +35,67 @@ local function settle()
 end
 
 describe("never retrieved errors (F10)", function()
-    -- covers F10
-    it("a failed task nobody awaits is reported once when collected",
-        async(function()
-            local err = { tag = "lost-task-error" }
-            local finished = false
-            local seen = helper.capture_exceptions(function(seen)
-                do
-                    lasio.spawn(function()
-                        finished = true
-                        error(err)
-                    end)
-                end
-                assert.is_true(helper.wait_until(function() return finished end, 2))
-                settle()
-                settle()
-            end)
-            local n, ctx = never_retrieved(seen, err)
-            assert.are.equal(1, n, "reports: " .. #seen)
-            assert.are.equal(err, ctx.exception)
-            local fut = ctx.future or ctx.task
-            assert.is_not_nil(fut, "context names the task")
-            assert.truthy(tostring(fut):find("^lasio%.Task<"), tostring(fut))
-        end))
-
-    it("the report carries the error's traceback", async(function()
-        local finished = false
-        local seen = helper.capture_exceptions(function()
-            do
-                lasio.spawn(function()
-                    finished = true
-                    local function failing_body_fn() error("traced-error") end
-                    failing_body_fn()
-                end)
-            end
-            assert.is_true(helper.wait_until(function() return finished end, 2))
-            settle()
-            settle()
+    -- These leave errors truly unretrieved, which makes the lasio command
+    -- exit 4 at the end; so they run in a child, not in the spec process.
+    local GC_REPORTS = [[
+local lasio = require "lasio"
+local function settle()
+    for _ = 1, 4 do
+        collectgarbage()
+        collectgarbage()
+        lasio.sleep(0.001)
+    end
+end
+lasio.run(function()
+    local loop = lasio.get_running_loop()
+    local seen = {}
+    loop:set_exception_handler(function(l, ctx) seen[#seen + 1] = ctx end)
+    local err = { tag = "lost-task-error" }
+    local finished = false
+    do
+        lasio.spawn(function()
+            finished = true
+            local function failing_body_fn() error(err) end
+            failing_body_fn()
         end)
-        local n, ctx = never_retrieved(seen, "traced-error")
-        assert.are.equal(1, n)
-        assert.are.equal("string", type(ctx.traceback))
-        assert.truthy(ctx.traceback:find("diagnostics_spec", 1, true), ctx.traceback)
-    end))
+    end
+    while not finished do lasio.sleep(0.001) end
+    settle()
+    settle()
+    do
+        local fut = lasio.Future()
+        fut:set_exception("lost-future-error")
+    end
+    settle()
+    settle()
+    loop:set_exception_handler(nil)
+    print("reports", #seen)
+    for i, c in ipairs(seen) do
+        local f = c.future or c.task
+        print(("report %d|%s|%s|%s|%s|%s"):format(i,
+            tostring(c.message):lower():find("never retrieved", 1, true) and "never-retrieved" or tostring(c.message),
+            rawequal(c.exception, err) and "task-error" or tostring(c.exception),
+            f and tostring(f):match("^lasio%.(%a+)<") or "nil",
+            type(c.traceback) == "string" and c.traceback:find("failing_body_fn", 1, true) and "tb-ok" or "tb-missing",
+            (f and f.get_name) and f:get_name() or "-"))
+    end
+end)
+]]
 
-    it("a failed Future nobody retrieves is reported once when collected",
-        async(function()
-            local seen = helper.capture_exceptions(function()
-                do
-                    local fut = lasio.Future()
-                    fut:set_exception("lost-future-error")
-                end
-                settle()
-                settle()
-            end)
-            local n = never_retrieved(seen, "lost-future-error")
-            assert.are.equal(1, n)
-        end))
+    for _, interp in ipairs(helper.interps) do
+        -- covers F10
+        it("a failed task and a failed Future nobody retrieves are reported once each when collected ("
+            .. interp .. ")", function()
+            local out, err, status = helper.run_child(GC_REPORTS, { interp = interp })
+            -- exit 4 (an error never retrieved) is the lasio command's
+            -- business, checked below; here only the reports count.
+            assert.is_true(status == 0 or (interp ~= "lua5.4" and status == 4),
+                "status " .. tostring(status) .. ": " .. err)
+            assert.truthy(out:find("reports\t2\n"), out)
+            assert.truthy(out:find("|never-retrieved|task-error|Task|tb-ok|", 1, true), out)
+            assert.truthy(out:find("|never-retrieved|lost-future-error|Future|", 1, true), out)
+        end)
+    end
 
     it("no report when the task was awaited", async(function()
         local seen = helper.capture_exceptions(function()

@@ -30,8 +30,8 @@
 int lasio_cli_run_(lua_State *L, int nargs);
 
 /*
- * Registers the compiled-in Lua facade (the files of lua/lasio) in package.preload.
- * Stack: [-0, +0, m]
+ * Registers the compiled-in Lua facade (the files of lua/lasio) in
+ * package.preload. Stack: [-0, +0, m]
  */
 void lasio_cli_preload_facade_(lua_State *L);
 

@@ -15,8 +15,7 @@
 /* Pushes the task that SIGINT/SIGTERM cancel: the interrupt target, else
  * the main task. [-0, +1, -] */
 static void
-push_interrupt_target(lua_State *L, struct lasio_loop *loop)
-{
+push_interrupt_target(lua_State *L, struct lasio_loop *loop) {
     lasio_pushloop_(L, loop);
     if (lua_getiuservalue(L, -1, LOOP_UV_INTERRUPT) == LUA_TNIL) {
         lua_pop(L, 1);
@@ -26,8 +25,7 @@ push_interrupt_target(lua_State *L, struct lasio_loop *loop)
 }
 
 void
-lasio_signals_dispatch_(lua_State *L, struct lasio_loop *loop, int from_hook)
-{
+lasio_signals_dispatch_(lua_State *L, struct lasio_loop *loop, int from_hook) {
     int pending =
         __atomic_exchange_n(&loop->pending_signals, 0, __ATOMIC_SEQ_CST);
     if (!pending || !loop->interrupt_mode || loop->closed)
@@ -58,8 +56,7 @@ lasio_signals_dispatch_(lua_State *L, struct lasio_loop *loop, int from_hook)
 
 /* Prints the main task's error: message and traceback, with its name. */
 static void
-print_main_error(lua_State *L, int task)
-{
+print_main_error(lua_State *L, int task) {
     struct lasio_task *t = lasio_totask_(L, task);
     lasio_task_pushname_(L, task, t);
     lua_getiuservalue(L, task, FUT_UV_RESULT);
@@ -67,8 +64,7 @@ print_main_error(lua_State *L, int task)
     const char *tb = lua_tostring(L, -1);
     if (!tb) /* no traceback recorded: the error's own text */
         tb = luaL_tolstring(L, -2, NULL);
-    fprintf(stderr, "lasio: error in task %s:\n%s\n", lua_tostring(L, -3),
-            tb);
+    fprintf(stderr, "lasio: error in task %s:\n%s\n", lua_tostring(L, -3), tb);
     fflush(stderr);
     lua_settop(L, task);
 }
@@ -76,8 +72,7 @@ print_main_error(lua_State *L, int task)
 /* Cancels every pending task and runs until all have finished.
  * Returns 1 on deadlock (report printed). */
 static int
-finish_all(lua_State *L, int loopidx, struct lasio_loop *loop, int cancel)
-{
+finish_all(lua_State *L, int loopidx, struct lasio_loop *loop, int cancel) {
     if (cancel) {
         lua_getiuservalue(L, loopidx, LOOP_UV_TASKS);
         lua_pushnil(L);
@@ -102,8 +97,7 @@ finish_all(lua_State *L, int loopidx, struct lasio_loop *loop, int cancel)
 
 /* Runs what is queued (reports from finalizers) before the loop closes. */
 static void
-flush_queue(lua_State *L, struct lasio_loop *loop)
-{
+flush_queue(lua_State *L, struct lasio_loop *loop) {
     lua_gc(L, LUA_GCCOLLECT);
     lua_gc(L, LUA_GCCOLLECT);
     lua_State *prev = loop->L;
@@ -114,8 +108,7 @@ flush_queue(lua_State *L, struct lasio_loop *loop)
 }
 
 int
-lasio_cli_run_(lua_State *L, int nargs)
-{
+lasio_cli_run_(lua_State *L, int nargs) {
     int status = LASIO_EXIT_OK;
     int fidx = lua_gettop(L) - nargs;
     struct lasio_loop *loop = lasio_get_loop_(L);

@@ -51,10 +51,22 @@ struct lasio_task;
 struct event;
 struct event_base;
 
+/* An entry of the loop's timer heap (timerheap.c). */
+struct lasio_timer_entry {
+    double when;       /* monotonic deadline */
+    unsigned long seq; /* arrival order, for ties */
+    void *owner;       /* a TimerHandle or a Task (kind byte first) */
+    int *posp;         /* the owner's index field */
+};
+
 struct lasio_loop {
-    struct event_base *base; /* owned iff own_base */
-    struct event *drain_ev;  /* drains the ready queue; owned */
-    struct event *wake_ev;   /* reads wake_fd[0]: signals and threads */
+    struct event_base *base;      /* owned iff own_base */
+    struct event *drain_ev;       /* drains the ready queue; owned */
+    struct event *wake_ev;        /* reads wake_fd[0]: signals and threads */
+    struct event *timer_ev;       /* armed for the earliest timer deadline */
+    struct lasio_timer_entry *th; /* timer heap; owned (malloc) */
+    int th_n, th_cap;
+    unsigned long th_seq;
     lua_State *L; /* the main thread, or the thread inside run_*: never a
                      coroutine that may die while the loop keeps it */
     struct lasio_task *current; /* task being stepped, or NULL */
@@ -63,15 +75,16 @@ struct lasio_loop {
     int rq_head, rq_count, rq_cap;
     int ntasks;       /* pending tasks */
     int next_task_id; /* for default names Task-N */
-    long nsources;    /* timers, sleeps and other things that can wake a
-                         task: 0 with an empty queue means deadlock */
+    long nsources;    /* things besides timers that can wake a task
+                         (I/O, children...): none of them, no timer and
+                         an empty queue means deadlock */
     int unretrieved;  /* never-retrieved errors reported so far */
     double slow_callback_duration;
     unsigned char own_base, drain_armed, running, stopping, closed,
         close_pending, debug, in_drain, user_stoppable, until_no_tasks,
         interrupt_mode, stop_pending;
-    int exit_signal;              /* default-handled signal received */
-    volatile int pending_signals; /* bit mask of hub signals to handle */
+    int exit_signal;               /* default-handled signal received */
+    volatile int pending_signals;  /* bit mask of hub signals to handle */
     lua_State *volatile running_L; /* thread running Lua now (for hooks) */
 };
 
@@ -92,8 +105,7 @@ LASIO_HIDDEN void lasio_call_exception_handler_(lua_State *L,
  * report text pushed. [-0, +(0|1), e] */
 LASIO_HIDDEN int lasio_loop_run_(lua_State *L, struct lasio_loop *loop);
 /* Pushes a deadlock report listing the pending tasks. [-0, +1, m] */
-LASIO_HIDDEN void lasio_deadlock_report_(lua_State *L,
-                                         struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop);
 LASIO_HIDDEN int luaopen_lasio_loop_(lua_State *L);
 /* Creates the state's current loop on base (NULL: its own). [-0, +0, m] */
 LASIO_HIDDEN void lasio_loop_set_current_new_(lua_State *L,
@@ -104,8 +116,7 @@ LASIO_HIDDEN void lasio_loop_close_(lua_State *L, int idx,
                                     struct lasio_loop *loop, int report);
 /* Handles the signals the hub flagged for loop (cli_run.c). When called
  * from the interrupt hook, may raise CancelledError in the running task. */
-LASIO_HIDDEN void lasio_signals_dispatch_(lua_State *L,
-                                          struct lasio_loop *loop,
+LASIO_HIDDEN void lasio_signals_dispatch_(lua_State *L, struct lasio_loop *loop,
                                           int from_hook);
 
 /* ====== } */
@@ -172,8 +183,7 @@ LASIO_HIDDEN int lasio_future_results_(lua_State *L, int idx,
 /* Adds the value at cbidx (function or Task) as a done callback of the
  * Future at idx, scheduling it at once if done. [-0, +0, m] */
 LASIO_HIDDEN void lasio_future_add_callback_(lua_State *L, int idx,
-                                             struct lasio_future *f,
-                                             int cbidx);
+                                             struct lasio_future *f, int cbidx);
 /* Removes every registration of the value at cbidx. Returns the count. */
 LASIO_HIDDEN int lasio_future_remove_callback_(lua_State *L, int idx,
                                                struct lasio_future *f,
@@ -219,30 +229,28 @@ struct lasio_task {
     int num_cancels; /* cancelling() */
     int ref;         /* ref in LOOP_UV_TASKS while pending */
     int id;
-    lua_State *co;          /* kept alive by TASK_UV_CORO */
-    struct event *sleep_ev; /* created on first sleep, freed when done */
-    double sleep_until;     /* deadline of the current sleep */
+    lua_State *co; /* kept alive by TASK_UV_CORO */
+    int heap_pos;  /* index in the timer heap while sleeping */
 };
 
 LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
 /* Creates a Task running the function at fidx with the nargs values on
  * top (popped), schedules its first step. [-nargs, +1, m] */
-LASIO_HIDDEN struct lasio_task *lasio_task_spawn_(lua_State *L,
-                                                  struct lasio_loop *loop,
-                                                  int fidx, int nargs);
+LASIO_HIDDEN struct lasio_task *
+lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs);
 /* Runs one step of the Task at idx. [-0, +0, -] */
 LASIO_HIDDEN void lasio_task_step_(lua_State *L, int idx);
 /* Requests cancellation; msg at msgidx or 0. Returns 1 if requested. */
-LASIO_HIDDEN int lasio_task_cancel_(lua_State *L, int idx,
-                                    struct lasio_task *t, int msgidx);
+LASIO_HIDDEN int lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t,
+                                    int msgidx);
 /* Pushes the task's name. [-0, +1, m] */
 LASIO_HIDDEN void lasio_task_pushname_(lua_State *L, int idx,
                                        struct lasio_task *t);
 /* Pushes the traceback of where the task is suspended. [-0, +1, m] */
 LASIO_HIDDEN void lasio_task_pushstack_(lua_State *L, int idx,
                                         struct lasio_task *t);
-/* Frees the C resources of a task (sleep timer). */
-LASIO_HIDDEN void lasio_task_release_(struct lasio_task *t);
+/* The sleep of task t is over: schedule its step. [-0, +0, m] */
+LASIO_HIDDEN void lasio_task_timer_due_(lua_State *L, struct lasio_task *t);
 /* The await primitive: suspends the current task on the Future at idx
  * (which must be pending) and returns its results when woken.
  * Raises when not inside a task or not yieldable. `what` names the API
@@ -250,9 +258,8 @@ LASIO_HIDDEN void lasio_task_release_(struct lasio_task *t);
 LASIO_HIDDEN int lasio_await_(lua_State *L, int idx, const char *what);
 /* Checks that the caller may suspend: returns the current task or raises
  * "<what>: not inside a task ..." / "cannot await here". */
-LASIO_HIDDEN struct lasio_task *lasio_check_await_(lua_State *L,
-                                                   struct lasio_loop **lp,
-                                                   const char *what);
+LASIO_HIDDEN struct lasio_task *
+lasio_check_await_(lua_State *L, struct lasio_loop **lp, const char *what);
 /* The light userdata every scheduler yield carries (ARCHITECTURE rule 4).
  */
 LASIO_HIDDEN extern const char lasio_yield_sentinel_;
@@ -269,11 +276,10 @@ struct lasio_handle {
     unsigned char kind; /* KIND_HANDLE */
     unsigned char cancelled;
     unsigned char is_timer;
-    unsigned char armed; /* timer pending in libevent, pinned */
-    int pin;             /* ref in LOOP_UV_ANCHORS while armed */
+    int heap_pos; /* index in the timer heap, or -1 */
+    int pin;      /* ref in LOOP_UV_ANCHORS while in the heap */
     double when;
     struct lasio_loop *loop; /* kept alive by HANDLE_UV_LOOP */
-    struct event *ev;        /* timer handles: points into this block */
 };
 enum { HANDLE_UV_CALL = 1, HANDLE_UV_LOOP, HANDLE_NUV = HANDLE_UV_LOOP };
 
@@ -284,8 +290,19 @@ LASIO_HIDDEN int lasio_call_soon_(lua_State *L);
 LASIO_HIDDEN int lasio_call_later_(lua_State *L);
 LASIO_HIDDEN int lasio_call_at_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_timer_(lua_State *L);
-/* Disarms every timer pinned in the anchors table at idx (loop close). */
-LASIO_HIDDEN void lasio_timers_close_(lua_State *L, int anchors);
+/* The TimerHandle h is due: queue it. [-0, +0, m] */
+LASIO_HIDDEN void lasio_handle_timer_due_(lua_State *L, struct lasio_handle *h);
+/* {====== Timer heap (timerheap.c) ====== */
+/* Adds owner (whose heap index lives at *posp) due at `when`. Returns -1
+ * when out of memory (nothing changed). */
+LASIO_HIDDEN int lasio_theap_add_(struct lasio_loop *loop, void *owner,
+                                  int *posp, double when);
+/* Removes the entry whose index is *posp (no-op when not in the heap). */
+LASIO_HIDDEN void lasio_theap_remove_(struct lasio_loop *loop, int *posp);
+LASIO_HIDDEN void lasio_theap_fire_cb_(int fd, short what, void *arg);
+/* Forgets every entry and frees the heap (loop close). */
+LASIO_HIDDEN void lasio_theap_free_(struct lasio_loop *loop);
+/* ====== } */
 /* Arms ev to fire at monotonic time `when`, never before (rule 11). */
 LASIO_HIDDEN void lasio_timer_arm_(struct event *ev, double when);
 /* Seconds still to wait for `when`, or 0 when due. */
@@ -346,8 +363,7 @@ LASIO_HIDDEN void lasio_diag_close_(lua_State *L, int loopidx,
 LASIO_HIDDEN int lasio_msgh_(lua_State *L);
 /* Runs fn at idx with nargs args (on top) under lasio_msgh_ and reports
  * errors to the loop's exception handler. [-(nargs), +0, -] */
-LASIO_HIDDEN void lasio_protected_call_(lua_State *L,
-                                        struct lasio_loop *loop,
+LASIO_HIDDEN void lasio_protected_call_(lua_State *L, struct lasio_loop *loop,
                                         int nargs, int handleidx);
 /* ====== } */
 

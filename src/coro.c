@@ -13,8 +13,7 @@
 static const char forwarding_key = 0;
 
 static void
-set_forwarding(lua_State *L, lua_State *co, int on)
-{
+set_forwarding(lua_State *L, lua_State *co, int on) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &forwarding_key);
     lua_pushthread(co);
     lua_xmove(co, L, 1);
@@ -27,8 +26,7 @@ set_forwarding(lua_State *L, lua_State *co, int on)
 }
 
 static int
-is_forwarding(lua_State *L, int idx)
-{
+is_forwarding(lua_State *L, int idx) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &forwarding_key);
     lua_pushvalue(L, idx);
     int on = lua_rawget(L, -2) != LUA_TNIL;
@@ -38,15 +36,13 @@ is_forwarding(lua_State *L, int idx)
 
 /* Is co the coroutine of the task being stepped? */
 static int
-is_task_level(lua_State *L, lua_State *co)
-{
+is_task_level(lua_State *L, lua_State *co) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     return loop && loop->current && loop->current->co == co;
 }
 
 static lua_State *
-getco(lua_State *L)
-{
+getco(lua_State *L) {
     lua_State *co = lua_tothread(L, 1);
     luaL_argexpected(L, co, 1, "coroutine");
     return co;
@@ -54,8 +50,7 @@ getco(lua_State *L)
 
 /* The original auxstatus of lcorolib.c, plus "normal" while forwarding. */
 static const char *
-costatus(lua_State *L, lua_State *co)
-{
+costatus(lua_State *L, lua_State *co) {
     if (L == co)
         return "running";
     switch (lua_status(co)) {
@@ -84,8 +79,7 @@ static int resume_k(lua_State *L, int status, lua_KContext ctx);
  * the caller gets: the same for resume; for wrap the values, or the error
  * re-raised with position information, as lcorolib.c does. */
 static int
-finish(lua_State *L, lua_State *co, int n, int wrap)
-{
+finish(lua_State *L, lua_State *co, int n, int wrap) {
     if (!wrap)
         return n;
     if (lua_toboolean(L, -n))
@@ -106,8 +100,7 @@ finish(lua_State *L, lua_State *co, int n, int wrap)
  * true, values... or false, error and returns through finish(); or, when
  * co awaits, yields the scheduler's sentinel up to the task. */
 static int
-auxresume(lua_State *L, lua_State *co, int narg, int wrap)
-{
+auxresume(lua_State *L, lua_State *co, int narg, int wrap) {
     int nres, status;
     if (!lua_checkstack(co, narg)) {
         lua_pushboolean(L, 0);
@@ -157,8 +150,7 @@ auxresume(lua_State *L, lua_State *co, int narg, int wrap)
 
 /* The scheduler resumed the caller: pass its values down to co. */
 static int
-resume_k(lua_State *L, int status, lua_KContext ctx)
-{
+resume_k(lua_State *L, int status, lua_KContext ctx) {
     (void)status;
     lua_State *co = lua_tothread(L, 1);
     set_forwarding(L, co, 0);
@@ -166,8 +158,7 @@ resume_k(lua_State *L, int status, lua_KContext ctx)
 }
 
 static int
-co_resume(lua_State *L)
-{
+co_resume(lua_State *L) {
     lua_State *co = getco(L);
     const char *st = costatus(L, co);
     if (st[0] != 's') { /* not "suspended" */
@@ -179,8 +170,7 @@ co_resume(lua_State *L)
 }
 
 static int
-auxwrap(lua_State *L)
-{
+auxwrap(lua_State *L) {
     lua_State *co = lua_tothread(L, lua_upvalueindex(1));
     const char *st = costatus(L, co);
     if (st[0] != 's')
@@ -191,8 +181,7 @@ auxwrap(lua_State *L)
 }
 
 static int
-co_create(lua_State *L)
-{
+co_create(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_State *co = lua_newthread(L);
     lua_pushvalue(L, 1);
@@ -201,8 +190,7 @@ co_create(lua_State *L)
 }
 
 static int
-co_wrap(lua_State *L)
-{
+co_wrap(lua_State *L) {
     co_create(L);
     lua_pushcclosure(L, auxwrap, 1);
     return 1;
@@ -210,9 +198,7 @@ co_wrap(lua_State *L)
 
 /* A plain yield at task level would hand the scheduler a value it cannot
  * use: raise at the call site instead. */
-static int
-co_yield(lua_State *L)
-{
+static int co_yield (lua_State *L) {
     if (is_task_level(L, L))
         return luaL_error(L, "coroutine.yield: cannot yield from a task "
                              "(await instead, or yield inside a coroutine "
@@ -221,32 +207,28 @@ co_yield(lua_State *L)
 }
 
 static int
-co_isyieldable(lua_State *L)
-{
+co_isyieldable(lua_State *L) {
     lua_State *co = lua_isnone(L, 1) ? L : getco(L);
     lua_pushboolean(L, lua_isyieldable(co) && !is_task_level(L, co));
     return 1;
 }
 
 static int
-co_running(lua_State *L)
-{
+co_running(lua_State *L) {
     int ismain = lua_pushthread(L);
     lua_pushboolean(L, ismain);
     return 2;
 }
 
 static int
-co_status(lua_State *L)
-{
+co_status(lua_State *L) {
     lua_State *co = getco(L);
     lua_pushstring(L, costatus(L, co));
     return 1;
 }
 
 static int
-co_close(lua_State *L)
-{
+co_close(lua_State *L) {
     lua_State *co = getco(L);
     const char *st = costatus(L, co);
     if (st[0] == 'd' || st[0] == 's') {
@@ -262,16 +244,18 @@ co_close(lua_State *L)
     return luaL_error(L, "cannot close a %s coroutine", st);
 }
 
-static const luaL_Reg coro_funcs[] = {
-    {"create", co_create},       {"resume", co_resume},
-    {"wrap", co_wrap},           {"yield", co_yield},
-    {"isyieldable", co_isyieldable}, {"running", co_running},
-    {"status", co_status},       {"close", co_close},
-    {NULL, NULL}};
+static const luaL_Reg coro_funcs[] = {{"create", co_create},
+                                      {"resume", co_resume},
+                                      {"wrap", co_wrap},
+                                      {"yield", co_yield },
+                                      {"isyieldable", co_isyieldable},
+                                      {"running", co_running},
+                                      {"status", co_status},
+                                      {"close", co_close},
+                                      {NULL, NULL}};
 
 void
-lasio_coro_push_(lua_State *L)
-{
+lasio_coro_push_(lua_State *L) {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &forwarding_key) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_newtable(L);

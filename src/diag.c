@@ -16,8 +16,7 @@ static const char last_traceback_key = 0;
  * returns the error value unchanged, so awaiting code sees what was
  * raised. */
 int
-lasio_msgh_(lua_State *L)
-{
+lasio_msgh_(lua_State *L) {
     const char *msg = NULL;
     if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER)
         msg = lua_tostring(L, 1);
@@ -44,8 +43,7 @@ lasio_msgh_(lua_State *L)
 
 void
 lasio_protected_call_(lua_State *L, struct lasio_loop *loop, int nargs,
-                      int handleidx)
-{
+                      int handleidx) {
     int fidx = lua_gettop(L) - nargs;
     handleidx = handleidx ? lua_absindex(L, handleidx) : 0;
     lua_pushcfunction(L, lasio_msgh_);
@@ -73,8 +71,7 @@ lasio_protected_call_(lua_State *L, struct lasio_loop *loop, int nargs,
 /* Pushes the loop's set of futures with unretrieved errors, or nothing
  * (returns 0) once the loop is closed. */
 static int
-pushunseen(lua_State *L, struct lasio_future *f)
-{
+pushunseen(lua_State *L, struct lasio_future *f) {
     if (f->loop->closed)
         return 0;
     lasio_pushloop_(L, f->loop);
@@ -88,8 +85,7 @@ pushunseen(lua_State *L, struct lasio_future *f)
 }
 
 void
-lasio_diag_track_(lua_State *L, int idx, struct lasio_future *f)
-{
+lasio_diag_track_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
     if (!pushunseen(L, f))
         return;
@@ -100,8 +96,7 @@ lasio_diag_track_(lua_State *L, int idx, struct lasio_future *f)
 }
 
 void
-lasio_diag_untrack_(lua_State *L, int idx, struct lasio_future *f)
-{
+lasio_diag_untrack_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
     if (!pushunseen(L, f))
         return;
@@ -113,8 +108,7 @@ lasio_diag_untrack_(lua_State *L, int idx, struct lasio_future *f)
 
 /* Pushes the context of an unretrieved error of the Future at idx. */
 static void
-push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f)
-{
+push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
     int is_task = f->kind == KIND_TASK;
     lua_createtable(L, 0, 4);
@@ -131,8 +125,7 @@ push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f)
 
 /* Queued from __gc: reports the context it is given. */
 static int
-report_later(lua_State *L)
-{
+report_later(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_pop(L, 1);
     lua_settop(L, 1);
@@ -141,8 +134,7 @@ report_later(lua_State *L)
 }
 
 void
-lasio_diag_unretrieved_(lua_State *L, int idx, struct lasio_future *f)
-{
+lasio_diag_unretrieved_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
     f->log_error = 0;
     f->loop->unretrieved++;
@@ -157,8 +149,7 @@ lasio_diag_unretrieved_(lua_State *L, int idx, struct lasio_future *f)
 }
 
 void
-lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop)
-{
+lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop) {
     loopidx = lua_absindex(L, loopidx);
     /* futures still alive with an unretrieved error */
     lua_getiuservalue(L, loopidx, LOOP_UV_UNSEEN);
@@ -198,8 +189,7 @@ lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop)
 
 /* Appends the string on top to the accumulator at acc. [-1, +0, m] */
 static void
-append(lua_State *L, int acc)
-{
+append(lua_State *L, int acc) {
     lua_pushvalue(L, acc);
     lua_insert(L, -2);
     lua_concat(L, 2);
@@ -207,8 +197,7 @@ append(lua_State *L, int acc)
 }
 
 void
-lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop)
-{
+lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop) {
     lua_pushfstring(L,
                     "lasio: deadlock: %d task(s) wait for something that "
                     "nothing can bring (no ready work, timer, I/O or "

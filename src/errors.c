@@ -34,14 +34,12 @@ static const struct classdef classdefs[ERR_NCLASSES] = {
 
 /* [-0, +1, m] the registry table of classes, indexed by class id + 1 */
 static void
-pushclasses(lua_State *L)
-{
+pushclasses(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
 }
 
 void
-lasio_pusherrclass_(lua_State *L, int cls)
-{
+lasio_pusherrclass_(lua_State *L, int cls) {
     pushclasses(L);
     lua_rawgeti(L, -1, cls + 1);
     lua_remove(L, -2);
@@ -49,8 +47,7 @@ lasio_pusherrclass_(lua_State *L, int cls)
 
 /* Is the value at idx an instance of the class table at cidx? */
 static int
-isinstance(lua_State *L, int idx, int cidx)
-{
+isinstance(lua_State *L, int idx, int cidx) {
     int found = 0;
     cidx = lua_absindex(L, cidx);
     if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
@@ -69,8 +66,7 @@ isinstance(lua_State *L, int idx, int cidx)
 }
 
 int
-lasio_iserror_(lua_State *L, int idx, int cls)
-{
+lasio_iserror_(lua_State *L, int idx, int cls) {
     idx = lua_absindex(L, idx);
     lasio_pusherrclass_(L, cls);
     int r = isinstance(L, idx, -1);
@@ -81,8 +77,7 @@ lasio_iserror_(lua_State *L, int idx, int cls)
 /* Builds an instance of the class at cidx with the message at msgidx
  * (nil allowed) and a traceback from level. [-0, +1, m] */
 static void
-newinstance(lua_State *L, int cidx, int msgidx, int level)
-{
+newinstance(lua_State *L, int cidx, int msgidx, int level) {
     cidx = lua_absindex(L, cidx);
     msgidx = msgidx ? lua_absindex(L, msgidx) : 0;
     lua_createtable(L, 0, 3);
@@ -97,8 +92,7 @@ newinstance(lua_State *L, int cidx, int msgidx, int level)
 }
 
 void
-lasio_newerror_at_(lua_State *L, int cls, int msgidx)
-{
+lasio_newerror_at_(lua_State *L, int cls, int msgidx) {
     msgidx = msgidx ? lua_absindex(L, msgidx) : 0;
     lasio_pusherrclass_(L, cls);
     newinstance(L, -1, msgidx, 1);
@@ -106,8 +100,7 @@ lasio_newerror_at_(lua_State *L, int cls, int msgidx)
 }
 
 void
-lasio_newerror_(lua_State *L, int cls, const char *msg, int level)
-{
+lasio_newerror_(lua_State *L, int cls, const char *msg, int level) {
     lasio_pusherrclass_(L, cls);
     if (msg)
         lua_pushstring(L, msg);
@@ -119,8 +112,7 @@ lasio_newerror_(lua_State *L, int cls, const char *msg, int level)
 }
 
 int
-lasio_raise_(lua_State *L, int cls, const char *fmt, ...)
-{
+lasio_raise_(lua_State *L, int cls, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     const char *msg = lua_pushvfstring(L, fmt, ap);
@@ -132,8 +124,7 @@ lasio_raise_(lua_State *L, int cls, const char *fmt, ...)
 /* Class(msg [, fields]): a new instance. fields are copied into it; for
  * ErrorGroup a sequence becomes its `errors`. */
 static int
-class_call(lua_State *L)
-{
+class_call(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     if (!lua_isnoneornil(L, 2) && !lua_isstring(L, 2))
         luaL_typeerror(L, 2, "string or nil");
@@ -174,8 +165,7 @@ class_call(lua_State *L)
 
 /* Class:is(v) */
 static int
-class_is(lua_State *L)
-{
+class_is(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_pushboolean(L, isinstance(L, 2, 1));
     return 1;
@@ -183,8 +173,7 @@ class_is(lua_State *L)
 
 /* tostring(instance): "Name: message" or "Name". */
 static int
-instance_tostring(lua_State *L)
-{
+instance_tostring(lua_State *L) {
     lua_getmetatable(L, 1);
     lua_getfield(L, -1, "_classname");
     const char *name = lua_tostring(L, -1);
@@ -198,16 +187,14 @@ instance_tostring(lua_State *L)
 }
 
 static int
-class_tostring(lua_State *L)
-{
+class_tostring(lua_State *L) {
     lua_getfield(L, 1, "_classname");
     lua_pushfstring(L, "lasio.%s", lua_tostring(L, -1));
     return 1;
 }
 
 void
-lasio_errors_open_(lua_State *L)
-{
+lasio_errors_open_(lua_State *L) {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key) == LUA_TTABLE) {
         lua_pop(L, 1);
         return;
@@ -245,8 +232,7 @@ lasio_errors_open_(lua_State *L)
 }
 
 void
-lasio_errors_export_(lua_State *L)
-{
+lasio_errors_export_(lua_State *L) {
     for (int i = 0; i < ERR_NCLASSES; i++) {
         lasio_pusherrclass_(L, i);
         lua_setfield(L, -2, classdefs[i].name);

@@ -12,8 +12,7 @@
 #define FUT_FAILED(f) ((f)->nresults < 0)
 
 struct lasio_future *
-lasio_tofuture_(lua_State *L, int idx)
-{
+lasio_tofuture_(lua_State *L, int idx) {
     struct lasio_future *f = luaL_testudata(L, idx, LASIO_FUTURE_MT);
     if (!f)
         f = luaL_testudata(L, idx, LASIO_TASK_MT);
@@ -21,8 +20,7 @@ lasio_tofuture_(lua_State *L, int idx)
 }
 
 struct lasio_future *
-lasio_checkfuture_(lua_State *L, int idx)
-{
+lasio_checkfuture_(lua_State *L, int idx) {
     struct lasio_future *f = lasio_tofuture_(L, idx);
     if (!f)
         luaL_typeerror(L, idx, "lasio.Future");
@@ -31,8 +29,7 @@ lasio_checkfuture_(lua_State *L, int idx)
 
 void
 lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
-                   struct lasio_loop *loop)
-{
+                   struct lasio_loop *loop) {
     idx = lua_absindex(L, idx);
     f->state = FUT_PENDING;
     f->log_error = 0;
@@ -45,8 +42,7 @@ lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
 }
 
 struct lasio_future *
-lasio_future_push_(lua_State *L, struct lasio_loop *loop)
-{
+lasio_future_push_(lua_State *L, struct lasio_loop *loop) {
     struct lasio_future *f =
         lua_newuserdatauv(L, sizeof(struct lasio_future), FUT_NUV);
     f->kind = KIND_FUTURE;
@@ -61,8 +57,7 @@ lasio_future_push_(lua_State *L, struct lasio_loop *loop)
  * (asyncio copies the list: callbacks removed or added during dispatch
  * affect nothing already scheduled). [-0, +0, m] */
 static void
-schedule_callbacks(lua_State *L, int idx, struct lasio_future *f)
-{
+schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
     int n = f->ncallbacks;
     if (n == 0)
         return;
@@ -78,9 +73,8 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f)
         else
             lua_rawgeti(L, list, i);
         /* only Tasks and functions are ever stored as callbacks */
-        struct lasio_task *t = lua_type(L, -1) == LUA_TUSERDATA
-                                   ? lua_touserdata(L, -1)
-                                   : NULL;
+        struct lasio_task *t =
+            lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
         if (t) {
             /* the wake-up of a task awaiting this Future */
             if (t->waiting == WAIT_FUTURE && !t->fut.state) {
@@ -97,8 +91,7 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f)
 }
 
 void
-lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n)
-{
+lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n) {
     idx = lua_absindex(L, idx);
     if (n == 1) {
         lua_setiuservalue(L, idx, FUT_UV_RESULT);
@@ -115,8 +108,7 @@ lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n)
 }
 
 void
-lasio_future_fail_(lua_State *L, int idx, struct lasio_future *f)
-{
+lasio_future_fail_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
     lua_setiuservalue(L, idx, FUT_UV_RESULT);
     lua_setiuservalue(L, idx, FUT_UV_TRACEBACK);
@@ -128,8 +120,7 @@ lasio_future_fail_(lua_State *L, int idx, struct lasio_future *f)
 }
 
 void
-lasio_future_cancelled_(lua_State *L, int idx, struct lasio_future *f)
-{
+lasio_future_cancelled_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
     lua_setiuservalue(L, idx, FUT_UV_RESULT);
     f->state = FUT_CANCELLED;
@@ -138,8 +129,7 @@ lasio_future_cancelled_(lua_State *L, int idx, struct lasio_future *f)
 }
 
 void
-lasio_future_push_cancelled_error_(lua_State *L, int idx)
-{
+lasio_future_push_cancelled_error_(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
     lua_getiuservalue(L, idx, FUT_UV_RESULT);
     lasio_newerror_at_(L, ERR_CANCELLED, -1);
@@ -147,8 +137,7 @@ lasio_future_push_cancelled_error_(lua_State *L, int idx)
 }
 
 int
-lasio_future_results_(lua_State *L, int idx, struct lasio_future *f)
-{
+lasio_future_results_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
     if (f->state == FUT_CANCELLED) {
         lasio_future_push_cancelled_error_(L, idx);
@@ -183,8 +172,7 @@ lasio_future_results_(lua_State *L, int idx, struct lasio_future *f)
 
 void
 lasio_future_add_callback_(lua_State *L, int idx, struct lasio_future *f,
-                           int cbidx)
-{
+                           int cbidx) {
     idx = lua_absindex(L, idx);
     cbidx = lua_absindex(L, cbidx);
     if (f->state != FUT_PENDING) {
@@ -220,8 +208,7 @@ lasio_future_add_callback_(lua_State *L, int idx, struct lasio_future *f,
 
 int
 lasio_future_remove_callback_(lua_State *L, int idx, struct lasio_future *f,
-                              int cbidx)
-{
+                              int cbidx) {
     int n = f->ncallbacks, removed = 0;
     idx = lua_absindex(L, idx);
     cbidx = lua_absindex(L, cbidx);
@@ -266,8 +253,7 @@ lasio_future_remove_callback_(lua_State *L, int idx, struct lasio_future *f,
 
 int
 lasio_future_cancel_(lua_State *L, int idx, struct lasio_future *f,
-                     int msgidx)
-{
+                     int msgidx) {
     idx = lua_absindex(L, idx);
     if (f->state != FUT_PENDING)
         return 0;
@@ -284,8 +270,7 @@ lasio_future_cancel_(lua_State *L, int idx, struct lasio_future *f,
 /* {====== Lua methods ====== */
 
 static struct lasio_future *
-checkplain(lua_State *L, int idx, const char *what)
-{
+checkplain(lua_State *L, int idx, const char *what) {
     struct lasio_future *f = lasio_checkfuture_(L, idx);
     if (f->kind == KIND_TASK)
         luaL_error(L, "%s: not allowed on a Task", what);
@@ -293,30 +278,26 @@ checkplain(lua_State *L, int idx, const char *what)
 }
 
 static int
-future_done(lua_State *L)
-{
+future_done(lua_State *L) {
     lua_pushboolean(L, lasio_checkfuture_(L, 1)->state != FUT_PENDING);
     return 1;
 }
 
 static int
-future_cancelled(lua_State *L)
-{
+future_cancelled(lua_State *L) {
     lua_pushboolean(L, lasio_checkfuture_(L, 1)->state == FUT_CANCELLED);
     return 1;
 }
 
 static int
-future_result(lua_State *L)
-{
+future_result(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
     lua_settop(L, 1);
     return lasio_future_results_(L, 1, f);
 }
 
 static int
-future_exception(lua_State *L)
-{
+future_exception(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
     if (f->state == FUT_CANCELLED) {
         lasio_future_push_cancelled_error_(L, 1);
@@ -335,8 +316,7 @@ future_exception(lua_State *L)
 }
 
 static void
-checkpending(lua_State *L, struct lasio_future *f)
-{
+checkpending(lua_State *L, struct lasio_future *f) {
     if (f->state != FUT_PENDING) {
         lua_pushvalue(L, 1);
         lasio_raise_(L, ERR_INVALIDSTATE, "invalid state: %s",
@@ -345,8 +325,7 @@ checkpending(lua_State *L, struct lasio_future *f)
 }
 
 static int
-future_set_result(lua_State *L)
-{
+future_set_result(lua_State *L) {
     struct lasio_future *f = checkplain(L, 1, "set_result");
     checkpending(L, f);
     lasio_future_finish_(L, 1, f, lua_gettop(L) - 1);
@@ -354,8 +333,7 @@ future_set_result(lua_State *L)
 }
 
 static int
-future_set_exception(lua_State *L)
-{
+future_set_exception(lua_State *L) {
     struct lasio_future *f = checkplain(L, 1, "set_exception");
     luaL_checkany(L, 2);
     if (lua_isnil(L, 2))
@@ -372,22 +350,20 @@ future_set_exception(lua_State *L)
 }
 
 static int
-future_cancel(lua_State *L)
-{
+future_cancel(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
     if (f->kind == KIND_TASK) {
         lua_pushboolean(L, lasio_task_cancel_(L, 1, (struct lasio_task *)f,
                                               lua_isnoneornil(L, 2) ? 0 : 2));
         return 1;
     }
-    lua_pushboolean(L, lasio_future_cancel_(L, 1, f,
-                                            lua_isnoneornil(L, 2) ? 0 : 2));
+    lua_pushboolean(
+        L, lasio_future_cancel_(L, 1, f, lua_isnoneornil(L, 2) ? 0 : 2));
     return 1;
 }
 
 static int
-future_add_done_callback(lua_State *L)
-{
+future_add_done_callback(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lasio_future_add_callback_(L, 1, f, 2);
@@ -395,8 +371,7 @@ future_add_done_callback(lua_State *L)
 }
 
 static int
-future_remove_done_callback(lua_State *L)
-{
+future_remove_done_callback(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_pushinteger(L, lasio_future_remove_callback_(L, 1, f, 2));
@@ -404,8 +379,7 @@ future_remove_done_callback(lua_State *L)
 }
 
 static int
-future_await(lua_State *L)
-{
+future_await(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
     lua_settop(L, 1);
     if (f->state != FUT_PENDING)
@@ -414,8 +388,7 @@ future_await(lua_State *L)
 }
 
 static int
-future_get_loop(lua_State *L)
-{
+future_get_loop(lua_State *L) {
     lasio_checkfuture_(L, 1);
     lua_getiuservalue(L, 1, FUT_UV_LOOP);
     return 1;
@@ -423,8 +396,7 @@ future_get_loop(lua_State *L)
 
 /* Appends " result=..." / " exception=..." to the buffer. */
 static void
-describe_outcome(lua_State *L, luaL_Buffer *b, struct lasio_future *f)
-{
+describe_outcome(lua_State *L, luaL_Buffer *b, struct lasio_future *f) {
     if (f->state == FUT_PENDING) {
         luaL_addstring(b, "pending");
         return;
@@ -456,8 +428,7 @@ describe_outcome(lua_State *L, luaL_Buffer *b, struct lasio_future *f)
 }
 
 static int
-future_tostring(lua_State *L)
-{
+future_tostring(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -476,19 +447,15 @@ future_tostring(lua_State *L)
 }
 
 static int
-future_gc(lua_State *L)
-{
+future_gc(lua_State *L) {
     struct lasio_future *f = lua_touserdata(L, 1);
     if (f->log_error)
         lasio_diag_unretrieved_(L, 1, f);
-    if (f->kind == KIND_TASK)
-        lasio_task_release_((struct lasio_task *)f);
     return 0;
 }
 
 int
-lasio_stop_loop_cb_(lua_State *L)
-{
+lasio_stop_loop_cb_(lua_State *L) {
     struct lasio_future *f = lasio_tofuture_(L, 1);
     if (f && f->has_stop)
         f->loop->stopping = 1;
@@ -510,14 +477,12 @@ static const luaL_Reg future_methods[] = {
     {NULL, NULL}};
 
 void
-lasio_future_register_(lua_State *L)
-{
+lasio_future_register_(lua_State *L) {
     luaL_setfuncs(L, future_methods, 0);
 }
 
 int
-luaopen_lasio_future_(lua_State *L)
-{
+luaopen_lasio_future_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_FUTURE_MT)) {
         lua_newtable(L);
         lasio_future_register_(L);
@@ -532,8 +497,7 @@ luaopen_lasio_future_(lua_State *L)
 }
 
 void
-lasio_future_metamethods_(lua_State *L)
-{
+lasio_future_metamethods_(lua_State *L) {
     lua_pushcfunction(L, future_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, future_gc);

@@ -18,28 +18,24 @@ static const char current_key = 0; /* the state's current loop */
 static const char running_key = 0; /* the loop inside run_*, or nil */
 
 double
-lasio_time_(void)
-{
+lasio_time_(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 struct lasio_loop *
-lasio_checkloop_(lua_State *L, int idx)
-{
+lasio_checkloop_(lua_State *L, int idx) {
     return luaL_checkudata(L, idx, LASIO_LOOP_MT);
 }
 
 void
-lasio_pushloop_(lua_State *L, struct lasio_loop *loop)
-{
+lasio_pushloop_(lua_State *L, struct lasio_loop *loop) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, loop);
 }
 
 struct lasio_loop *
-lasio_running_loop_(lua_State *L)
-{
+lasio_running_loop_(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
     struct lasio_loop *loop = lua_touserdata(L, -1);
     lua_pop(L, 1);
@@ -49,8 +45,7 @@ lasio_running_loop_(lua_State *L)
 /* {====== Creation and close ====== */
 
 static struct lasio_loop *
-newloop(lua_State *L, struct event_base *base)
-{
+newloop(lua_State *L, struct event_base *base) {
     struct lasio_loop *loop =
         lua_newuserdatauv(L, sizeof(struct lasio_loop), LOOP_NUV);
     memset(loop, 0, sizeof *loop);
@@ -89,7 +84,8 @@ newloop(lua_State *L, struct event_base *base)
     }
     loop->base = base;
     loop->drain_ev = event_new(base, -1, 0, lasio_rq_drain_cb_, loop);
-    if (!loop->drain_ev)
+    loop->timer_ev = event_new(base, -1, 0, lasio_theap_fire_cb_, loop);
+    if (!loop->drain_ev || !loop->timer_ev)
         luaL_error(L, "not enough memory");
     lua_pushvalue(L, idx);
     lua_rawsetp(L, LUA_REGISTRYINDEX, loop);
@@ -99,14 +95,16 @@ newloop(lua_State *L, struct event_base *base)
 
 /* Frees the libevent side; runs no Lua code. */
 static void
-release(lua_State *L, struct lasio_loop *loop)
-{
+release(lua_State *L, struct lasio_loop *loop) {
     lasio_sighub_remove_all_(loop);
     if (loop->drain_ev)
         event_free(loop->drain_ev);
     if (loop->wake_ev)
         event_free(loop->wake_ev);
-    loop->drain_ev = loop->wake_ev = NULL;
+    if (loop->timer_ev)
+        event_free(loop->timer_ev);
+    loop->drain_ev = loop->wake_ev = loop->timer_ev = NULL;
+    lasio_theap_free_(loop);
     for (int i = 0; i < 2; i++) {
         if (loop->wake_fd[i] >= 0)
             close(loop->wake_fd[i]);
@@ -119,29 +117,16 @@ release(lua_State *L, struct lasio_loop *loop)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &loop->rq_head);
 }
 
-/* Releases the C side of every pending task and timer of the loop at idx.
- */
+/* Forgets every pending timer and sleep of the loop. */
 static void
-release_pending(lua_State *L, int idx, struct lasio_loop *loop)
-{
-    lua_getiuservalue(L, idx, LOOP_UV_TASKS);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        struct lasio_task *t = lasio_totask_(L, -1);
-        if (t)
-            lasio_task_release_(t);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    lua_getiuservalue(L, idx, LOOP_UV_ANCHORS);
-    lasio_timers_close_(L, -1);
-    lua_pop(L, 1);
+release_pending(lua_State *L, int idx, struct lasio_loop *loop) {
+    (void)L, (void)idx;
+    lasio_theap_free_(loop);
     loop->nsources = 0;
 }
 
 void
-lasio_loop_close_(lua_State *L, int idx, struct lasio_loop *loop, int report)
-{
+lasio_loop_close_(lua_State *L, int idx, struct lasio_loop *loop, int report) {
     idx = lua_absindex(L, idx);
     if (loop->closed)
         return;
@@ -155,8 +140,7 @@ lasio_loop_close_(lua_State *L, int idx, struct lasio_loop *loop, int report)
 }
 
 static int
-loop_gc(lua_State *L)
-{
+loop_gc(lua_State *L) {
     struct lasio_loop *loop = lua_touserdata(L, 1);
     if (!loop->closed) {
         release_pending(L, 1, loop);
@@ -167,8 +151,7 @@ loop_gc(lua_State *L)
 }
 
 struct lasio_loop *
-lasio_get_loop_(lua_State *L)
-{
+lasio_get_loop_(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (loop) {
         lasio_pushloop_(L, loop);
@@ -187,8 +170,7 @@ lasio_get_loop_(lua_State *L)
 
 /* Makes the loop at idx (or nil) the state's current loop. */
 static void
-set_current(lua_State *L, int idx)
-{
+set_current(lua_State *L, int idx) {
     lua_pushvalue(L, idx);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &current_key);
 }
@@ -198,8 +180,7 @@ set_current(lua_State *L, int idx)
 /* {====== Running ====== */
 
 int
-lasio_loop_run_(lua_State *L, struct lasio_loop *loop)
-{
+lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     lua_State *prevL = loop->L;
     int deadlock = 0;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
@@ -214,7 +195,7 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop)
     while (!loop->stopping && !loop->closed) {
         if (loop->until_no_tasks && loop->ntasks == 0)
             break;
-        if (loop->rq_count == 0 && loop->nsources == 0) {
+        if (loop->rq_count == 0 && loop->th_n == 0 && loop->nsources == 0) {
             deadlock = 1;
             break;
         }
@@ -234,28 +215,26 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop)
 /* Refuses a run while this or another loop runs, unless the caller is a
  * task of this loop (returns 1: await instead). */
 static int
-check_can_run(lua_State *L, struct lasio_loop *loop, const char *what)
-{
+check_can_run(lua_State *L, struct lasio_loop *loop, const char *what) {
     if (loop->closed)
         luaL_error(L, "%s: the loop is closed", what);
     struct lasio_loop *running = lasio_running_loop_(L);
     if (running == loop && loop->current && lua_isyieldable(L))
         return 1;
     if (running == loop)
-        luaL_error(L, "%s: this loop is already running (await instead, "
-                      "from a task)",
+        luaL_error(L,
+                   "%s: this loop is already running (await instead, "
+                   "from a task)",
                    what);
     if (running)
-        luaL_error(L, "%s: another loop is running in this Lua state",
-                   what);
+        luaL_error(L, "%s: another loop is running in this Lua state", what);
     return 0;
 }
 
 /* Replaces the awaitable at idx by a Future: a function becomes a Task.
  */
 static struct lasio_future *
-ensure_future(lua_State *L, int idx, struct lasio_loop *loop)
-{
+ensure_future(lua_State *L, int idx, struct lasio_loop *loop) {
     idx = lua_absindex(L, idx);
     if (lua_isfunction(L, idx)) {
         lua_pushvalue(L, idx);
@@ -270,8 +249,7 @@ ensure_future(lua_State *L, int idx, struct lasio_loop *loop)
 }
 
 static int
-loop_run_until_complete(lua_State *L)
-{
+loop_run_until_complete(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     lua_settop(L, 2);
     int inside = check_can_run(L, loop, "run_until_complete");
@@ -300,8 +278,7 @@ loop_run_until_complete(lua_State *L)
 }
 
 static int
-loop_run_forever(lua_State *L)
-{
+loop_run_forever(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     lua_settop(L, 1);
     if (check_can_run(L, loop, "run_forever")) {
@@ -338,8 +315,7 @@ loop_run_forever(lua_State *L)
 }
 
 static int
-loop_stop(lua_State *L)
-{
+loop_stop(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     if (lua_getiuservalue(L, 1, LOOP_UV_STOPWAIT) != LUA_TNIL) {
         struct lasio_future *f = lasio_tofuture_(L, -1);
@@ -357,15 +333,13 @@ loop_stop(lua_State *L)
 }
 
 static int
-loop_is_running(lua_State *L)
-{
+loop_is_running(lua_State *L) {
     lua_pushboolean(L, lasio_checkloop_(L, 1)->running);
     return 1;
 }
 
 static int
-loop_close(lua_State *L)
-{
+loop_close(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     if (loop->running) {
         loop->close_pending = 1; /* takes effect when it stops */
@@ -376,15 +350,13 @@ loop_close(lua_State *L)
 }
 
 static int
-loop_is_closed(lua_State *L)
-{
+loop_is_closed(lua_State *L) {
     lua_pushboolean(L, lasio_checkloop_(L, 1)->closed);
     return 1;
 }
 
 static int
-loop_create_task(lua_State *L)
-{
+loop_create_task(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lasio_task_spawn_(L, loop, 2, lua_gettop(L) - 2);
@@ -392,8 +364,7 @@ loop_create_task(lua_State *L)
 }
 
 static int
-loop_create_future(lua_State *L)
-{
+loop_create_future(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     if (loop->closed)
         return luaL_error(L, "create_future: the loop is closed");
@@ -402,8 +373,7 @@ loop_create_future(lua_State *L)
 }
 
 static int
-loop_time(lua_State *L)
-{
+loop_time(lua_State *L) {
     lasio_checkloop_(L, 1);
     lua_pushnumber(L, lasio_time_());
     return 1;
@@ -414,8 +384,7 @@ loop_time(lua_State *L)
 /* {====== Exception handler ====== */
 
 static void
-print_field(lua_State *L, int ctx, const char *key)
-{
+print_field(lua_State *L, int ctx, const char *key) {
     if (lua_getfield(L, ctx, key) != LUA_TNIL)
         fprintf(stderr, "%s: %s\n", key, luaL_tolstring(L, -1, NULL));
     lua_settop(L, ctx);
@@ -424,8 +393,7 @@ print_field(lua_State *L, int ctx, const char *key)
 /* Prints a context table at ctx to stderr, as asyncio's default handler
  * logs it. Runs no Lua code but __tostring metamethods. */
 static void
-default_handler(lua_State *L, int ctx)
-{
+default_handler(lua_State *L, int ctx) {
     ctx = lua_absindex(L, ctx);
     int top = lua_gettop(L);
     lua_getfield(L, ctx, "message");
@@ -450,21 +418,19 @@ default_handler(lua_State *L, int ctx)
 
 /* [-0, +0, -] pcall wrapper for default_handler (tostring may raise) */
 static int
-default_handler_protected(lua_State *L)
-{
+default_handler_protected(lua_State *L) {
     default_handler(L, 1);
     return 0;
 }
 
 void
-lasio_call_exception_handler_(lua_State *L, struct lasio_loop *loop)
-{
+lasio_call_exception_handler_(lua_State *L, struct lasio_loop *loop) {
     int ctx = lua_gettop(L);
     luaL_checkstack(L, 6, NULL);
     lasio_pushloop_(L, loop);
-    int has_handler = lua_istable(L, ctx) && !lua_isnil(L, -1) &&
-                      lua_getiuservalue(L, -1, LOOP_UV_HANDLER) ==
-                          LUA_TFUNCTION;
+    int has_handler =
+        lua_istable(L, ctx) && !lua_isnil(L, -1) &&
+        lua_getiuservalue(L, -1, LOOP_UV_HANDLER) == LUA_TFUNCTION;
     if (has_handler) {
         lua_insert(L, -2); /* handler, loop */
         lua_pushvalue(L, ctx);
@@ -486,8 +452,7 @@ lasio_call_exception_handler_(lua_State *L, struct lasio_loop *loop)
 }
 
 static int
-loop_set_exception_handler(lua_State *L)
-{
+loop_set_exception_handler(lua_State *L) {
     lasio_checkloop_(L, 1);
     if (!lua_isnil(L, 2))
         luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -497,16 +462,14 @@ loop_set_exception_handler(lua_State *L)
 }
 
 static int
-loop_get_exception_handler(lua_State *L)
-{
+loop_get_exception_handler(lua_State *L) {
     lasio_checkloop_(L, 1);
     lua_getiuservalue(L, 1, LOOP_UV_HANDLER);
     return 1;
 }
 
 static int
-loop_default_exception_handler(lua_State *L)
-{
+loop_default_exception_handler(lua_State *L) {
     lasio_checkloop_(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     default_handler(L, 2);
@@ -514,8 +477,7 @@ loop_default_exception_handler(lua_State *L)
 }
 
 static int
-loop_call_exception_handler(lua_State *L)
-{
+loop_call_exception_handler(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
@@ -526,22 +488,19 @@ loop_call_exception_handler(lua_State *L)
 /* ====== } */
 
 static int
-loop_set_debug(lua_State *L)
-{
+loop_set_debug(lua_State *L) {
     lasio_checkloop_(L, 1)->debug = (unsigned char)lua_toboolean(L, 2);
     return 0;
 }
 
 static int
-loop_get_debug(lua_State *L)
-{
+loop_get_debug(lua_State *L) {
     lua_pushboolean(L, lasio_checkloop_(L, 1)->debug);
     return 1;
 }
 
 static int
-loop_tostring(lua_State *L)
-{
+loop_tostring(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     lua_pushfstring(L, "lasio.Loop<%s debug=%s>",
                     loop->closed    ? "closed"
@@ -575,8 +534,7 @@ static const luaL_Reg loop_methods[] = {
 /* loop.slow_callback_duration reads and writes the C field; other keys
  * are methods. */
 static int
-loop_index(lua_State *L)
-{
+loop_index(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     const char *key = lua_tostring(L, 2);
     if (key && strcmp(key, "slow_callback_duration") == 0) {
@@ -589,8 +547,7 @@ loop_index(lua_State *L)
 }
 
 static int
-loop_newindex(lua_State *L)
-{
+loop_newindex(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     const char *key = lua_tostring(L, 2);
     if (!key || strcmp(key, "slow_callback_duration") != 0)
@@ -607,8 +564,7 @@ loop_newindex(lua_State *L)
 
 /* lasio.run(fn, ...) */
 static int
-lasio_run(lua_State *L)
-{
+lasio_run(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int nargs = lua_gettop(L) - 1;
     struct lasio_loop *running = lasio_running_loop_(L);
@@ -620,7 +576,7 @@ lasio_run(lua_State *L)
         return lasio_await_(L, lua_gettop(L), "lasio.run");
     }
     lua_rawgetp(L, LUA_REGISTRYINDEX, &current_key); /* previous current */
-    lua_insert(L, 1);                                 /* prev, fn, args */
+    lua_insert(L, 1);                                /* prev, fn, args */
     struct lasio_loop *loop = newloop(L, NULL);
     lua_insert(L, 1); /* loop, prev, fn, args */
     set_current(L, 1);
@@ -663,8 +619,7 @@ lasio_run(lua_State *L)
 }
 
 static int
-lasio_get_running_loop(lua_State *L)
-{
+lasio_get_running_loop(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop)
         return luaL_error(L, "lasio.get_running_loop: no running loop");
@@ -673,22 +628,19 @@ lasio_get_running_loop(lua_State *L)
 }
 
 static int
-lasio_get_event_loop(lua_State *L)
-{
+lasio_get_event_loop(lua_State *L) {
     lasio_get_loop_(L);
     return 1;
 }
 
 static int
-lasio_new_event_loop(lua_State *L)
-{
+lasio_new_event_loop(lua_State *L) {
     newloop(L, NULL);
     return 1;
 }
 
 static int
-lasio_set_event_loop(lua_State *L)
-{
+lasio_set_event_loop(lua_State *L) {
     if (!lua_isnil(L, 1))
         lasio_checkloop_(L, 1);
     set_current(L, 1);
@@ -706,8 +658,7 @@ static const luaL_Reg module_funcs[] = {
 /* ====== } */
 
 int
-luaopen_lasio_loop_(lua_State *L)
-{
+luaopen_lasio_loop_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_LOOP_MT)) {
         lua_newtable(L);
         luaL_setfuncs(L, loop_methods, 0);
@@ -728,16 +679,14 @@ luaopen_lasio_loop_(lua_State *L)
 /* {====== Embedding entry points ====== */
 
 void
-lasio_loop_set_current_new_(lua_State *L, struct event_base *base)
-{
+lasio_loop_set_current_new_(lua_State *L, struct event_base *base) {
     newloop(L, base);
     set_current(L, -1);
     lua_pop(L, 1);
 }
 
 struct event_base *
-lasio_get_base(lua_State *L)
-{
+lasio_get_base(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &current_key);

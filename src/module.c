@@ -9,8 +9,7 @@
 
 /* Pushes the loop for a new task: the running one, else the current. */
 static struct lasio_loop *
-spawn_loop(lua_State *L)
-{
+spawn_loop(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_pop(L, 1);
     return loop;
@@ -18,8 +17,7 @@ spawn_loop(lua_State *L)
 
 /* lasio.spawn(fn, ...) */
 static int
-lasio_spawn(lua_State *L)
-{
+lasio_spawn(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     struct lasio_loop *loop = spawn_loop(L);
     lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
@@ -28,8 +26,7 @@ lasio_spawn(lua_State *L)
 
 /* lasio.await(aw): a function is started as a task first. */
 static int
-lasio_await(lua_State *L)
-{
+lasio_await(lua_State *L) {
     if (lua_isfunction(L, 1)) {
         struct lasio_loop *loop = spawn_loop(L);
         lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
@@ -45,8 +42,7 @@ lasio_await(lua_State *L)
 }
 
 static int
-lasio_current_task(lua_State *L)
-{
+lasio_current_task(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop || !loop->current) {
         lua_pushnil(L);
@@ -59,8 +55,7 @@ lasio_current_task(lua_State *L)
 }
 
 static int
-lasio_all_tasks(lua_State *L)
-{
+lasio_all_tasks(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
     lua_createtable(L, loop->ntasks, 0);
@@ -77,8 +72,7 @@ lasio_all_tasks(lua_State *L)
 }
 
 static int
-lasio_new_future(lua_State *L)
-{
+lasio_new_future(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     if (loop->closed)
         return luaL_error(L, "lasio.Future: the loop is closed");
@@ -89,8 +83,7 @@ lasio_new_future(lua_State *L)
 /* core.set_interrupt_task(task or nil): which task SIGINT/SIGTERM cancel
  * under the lasio command (nil: the main task). */
 static int
-lasio_set_interrupt_task(lua_State *L)
-{
+lasio_set_interrupt_task(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     if (!lua_isnil(L, 1))
         luaL_checkudata(L, 1, LASIO_TASK_MT);
@@ -101,8 +94,7 @@ lasio_set_interrupt_task(lua_State *L)
 }
 
 static int
-lasio_time(lua_State *L)
-{
+lasio_time(lua_State *L) {
     lua_pushnumber(L, lasio_time_());
     return 1;
 }
@@ -122,8 +114,7 @@ static const luaL_Reg core_funcs[] = {
 LASIO_API int luaopen_lasio_core(lua_State *L);
 
 int
-luaopen_lasio_core(lua_State *L)
-{
+luaopen_lasio_core(lua_State *L) {
     lasio_errors_open_(L);
     luaopen_lasio_future_(L);
     luaopen_lasio_task_(L);
@@ -141,8 +132,7 @@ luaopen_lasio_core(lua_State *L)
 /* {====== Embedding API ====== */
 
 static int
-open_protected(lua_State *L)
-{
+open_protected(lua_State *L) {
     struct event_base *base = lua_touserdata(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_lasio_core);
@@ -154,8 +144,7 @@ open_protected(lua_State *L)
 }
 
 int
-lasio_open(lua_State *L, struct event_base *base)
-{
+lasio_open(lua_State *L, struct event_base *base) {
     lua_pushcfunction(L, open_protected);
     lua_pushlightuserdata(L, base);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
@@ -166,16 +155,14 @@ lasio_open(lua_State *L, struct event_base *base)
 }
 
 void
-lasio_future_new(lua_State *L)
-{
+lasio_future_new(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_pop(L, 1);
     lasio_future_push_(L, loop);
 }
 
 int
-lasio_future_resolve(lua_State *L, int idx, int nvalues)
-{
+lasio_future_resolve(lua_State *L, int idx, int nvalues) {
     idx = lua_absindex(L, idx);
     struct lasio_future *f = lasio_tofuture_(L, idx);
     if (!f || f->kind != KIND_FUTURE || f->state != FUT_PENDING) {
@@ -187,8 +174,7 @@ lasio_future_resolve(lua_State *L, int idx, int nvalues)
 }
 
 int
-lasio_future_reject(lua_State *L, int idx)
-{
+lasio_future_reject(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
     struct lasio_future *f = lasio_tofuture_(L, idx);
     if (!f || f->kind != KIND_FUTURE || f->state != FUT_PENDING) {

@@ -13,20 +13,18 @@
 #include "core.h"
 
 #define RQ_INITIAL_CAP 64
-#define RQ_BATCH_STEPS 256      /* poll I/O at least this often */
-#define RQ_BATCH_SECONDS 0.001  /* ... or after this long */
-#define RQ_CLOCK_EVERY 32       /* steps between clock reads */
+#define RQ_BATCH_STEPS 256     /* poll I/O at least this often */
+#define RQ_BATCH_SECONDS 0.001 /* ... or after this long */
+#define RQ_CLOCK_EVERY 32      /* steps between clock reads */
 
 /* [-0, +1, -] the ring table, registered under &loop->rq_head */
 static void
-pushring(lua_State *L, struct lasio_loop *loop)
-{
+pushring(lua_State *L, struct lasio_loop *loop) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &loop->rq_head);
 }
 
 void
-lasio_rq_init_(lua_State *L, int loopidx, struct lasio_loop *loop)
-{
+lasio_rq_init_(lua_State *L, int loopidx, struct lasio_loop *loop) {
     (void)loopidx;
     loop->rq_head = 0;
     loop->rq_count = 0;
@@ -38,8 +36,7 @@ lasio_rq_init_(lua_State *L, int loopidx, struct lasio_loop *loop)
 /* Makes room for k more slots. The new table is allocated before the old
  * one is read: a finalizer run by that allocation may itself push. */
 static void
-ensure_room(lua_State *L, struct lasio_loop *loop, int k)
-{
+ensure_room(lua_State *L, struct lasio_loop *loop, int k) {
     while (loop->rq_count + k > loop->rq_cap) {
         int newcap = loop->rq_cap * 2;
         lua_createtable(L, newcap, 0);
@@ -61,8 +58,7 @@ ensure_room(lua_State *L, struct lasio_loop *loop, int k)
 }
 
 void
-lasio_rq_arm_(struct lasio_loop *loop)
-{
+lasio_rq_arm_(struct lasio_loop *loop) {
     /* inside the drain, its end re-arms for what is left */
     if (loop->drain_armed || loop->closed || loop->in_drain)
         return;
@@ -72,8 +68,7 @@ lasio_rq_arm_(struct lasio_loop *loop)
 
 /* Stores the value at idx in the next free slot. No allocation. */
 static void
-put(lua_State *L, struct lasio_loop *loop, int idx)
-{
+put(lua_State *L, struct lasio_loop *loop, int idx) {
     int slot = ((loop->rq_head + loop->rq_count) & (loop->rq_cap - 1)) + 1;
     pushring(L, loop);
     lua_pushvalue(L, idx);
@@ -83,8 +78,7 @@ put(lua_State *L, struct lasio_loop *loop, int idx)
 }
 
 void
-lasio_rq_push_(lua_State *L, struct lasio_loop *loop, int idx)
-{
+lasio_rq_push_(lua_State *L, struct lasio_loop *loop, int idx) {
     idx = lua_absindex(L, idx);
     ensure_room(L, loop, 1);
     put(L, loop, idx);
@@ -92,9 +86,7 @@ lasio_rq_push_(lua_State *L, struct lasio_loop *loop, int idx)
 }
 
 void
-lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop, int fidx,
-                    int aidx)
-{
+lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop, int fidx, int aidx) {
     fidx = lua_absindex(L, fidx);
     aidx = lua_absindex(L, aidx);
     ensure_room(L, loop, 2);
@@ -105,8 +97,7 @@ lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop, int fidx,
 
 /* Pops the oldest entry onto the stack. [-0, +1, -] */
 static void
-take(lua_State *L, struct lasio_loop *loop)
-{
+take(lua_State *L, struct lasio_loop *loop) {
     int slot = loop->rq_head + 1;
     pushring(L, loop);
     lua_rawgeti(L, -1, slot);
@@ -119,8 +110,7 @@ take(lua_State *L, struct lasio_loop *loop)
 
 /* Runs one entry at the top of L (popped). */
 static void
-run_entry(lua_State *L, struct lasio_loop *loop)
-{
+run_entry(lua_State *L, struct lasio_loop *loop) {
     int t = lua_type(L, -1);
     if (t == LUA_TFUNCTION) { /* a done callback: fn, future */
         take(L, loop);
@@ -137,8 +127,7 @@ run_entry(lua_State *L, struct lasio_loop *loop)
 
 /* Debug mode: reports the entry at idx that ran for `took` seconds. */
 static void
-report_slow(lua_State *L, struct lasio_loop *loop, int idx, double took)
-{
+report_slow(lua_State *L, struct lasio_loop *loop, int idx, double took) {
     unsigned char *kind = lua_touserdata(L, idx);
     lua_createtable(L, 0, 2);
     lua_pushfstring(L, "Executing %s took %f seconds",
@@ -151,8 +140,7 @@ report_slow(lua_State *L, struct lasio_loop *loop, int idx, double took)
 }
 
 void
-lasio_rq_drain_cb_(int fd, short what, void *arg)
-{
+lasio_rq_drain_cb_(int fd, short what, void *arg) {
     struct lasio_loop *loop = arg;
     lua_State *L = loop->L;
     (void)fd, (void)what;

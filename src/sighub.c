@@ -30,8 +30,7 @@ static struct {
 
 /* Runs in the interrupted thread between two Lua instructions. */
 static void
-interrupt_hook(lua_State *L, lua_Debug *ar)
-{
+interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
     struct lasio_loop *loop = lasio_running_loop_(L);
@@ -40,8 +39,7 @@ interrupt_hook(lua_State *L, lua_Debug *ar)
 }
 
 static void
-hub_handler(int sig)
-{
+hub_handler(int sig) {
     int saved = errno;
     for (int i = 0; i < HUB_LOOPS; i++) {
         struct lasio_loop *loop = hub.loops[sig][i];
@@ -51,8 +49,7 @@ hub_handler(int sig)
             (loop->pending_signals & (1 << SIGINT) ||
              loop->exit_signal == SIGINT))
             _exit(128 + SIGINT); /* a second Ctrl-C: end at once */
-        __atomic_or_fetch(&loop->pending_signals, 1 << sig,
-                          __ATOMIC_SEQ_CST);
+        __atomic_or_fetch(&loop->pending_signals, 1 << sig, __ATOMIC_SEQ_CST);
         if (loop->wake_fd[1] >= 0) {
             ssize_t r = write(loop->wake_fd[1], "", 1);
             (void)r; /* a full pipe already means "wake up" */
@@ -66,8 +63,7 @@ hub_handler(int sig)
 }
 
 static void
-wake_cb(evutil_socket_t fd, short what, void *arg)
-{
+wake_cb(evutil_socket_t fd, short what, void *arg) {
     struct lasio_loop *loop = arg;
     char buf[64];
     (void)what;
@@ -78,8 +74,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Creates the loop's wake pipe and its read event. */
 static int
-open_wake(struct lasio_loop *loop)
-{
+open_wake(struct lasio_loop *loop) {
     if (loop->wake_ev)
         return 0;
     if (pipe2(loop->wake_fd, O_CLOEXEC | O_NONBLOCK) < 0)
@@ -99,8 +94,7 @@ open_wake(struct lasio_loop *loop)
 }
 
 int
-lasio_sighub_add_(struct lasio_loop *loop, int sig)
-{
+lasio_sighub_add_(struct lasio_loop *loop, int sig) {
     int rc = -1;
     if (sig <= 0 || sig >= HUB_SIGNALS || open_wake(loop) < 0)
         return -1;
@@ -131,8 +125,7 @@ lasio_sighub_add_(struct lasio_loop *loop, int sig)
 }
 
 void
-lasio_sighub_remove_(struct lasio_loop *loop, int sig)
-{
+lasio_sighub_remove_(struct lasio_loop *loop, int sig) {
     if (sig <= 0 || sig >= HUB_SIGNALS)
         return;
     pthread_mutex_lock(&hub.lock);
@@ -147,14 +140,12 @@ lasio_sighub_remove_(struct lasio_loop *loop, int sig)
 }
 
 void
-lasio_sighub_remove_all_(struct lasio_loop *loop)
-{
+lasio_sighub_remove_all_(struct lasio_loop *loop) {
     for (int sig = 1; sig < HUB_SIGNALS; sig++)
         lasio_sighub_remove_(loop, sig);
 }
 
 void
-lasio_sighub_set_running_(struct lasio_loop *loop, lua_State *L)
-{
+lasio_sighub_set_running_(struct lasio_loop *loop, lua_State *L) {
     loop->running_L = L;
 }

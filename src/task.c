@@ -8,29 +8,24 @@
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
-#include <event2/event.h>
-
 #include "core.h"
 
 const char lasio_yield_sentinel_ = 0;
 const char lasio_throw_sentinel_ = 0;
 
 struct lasio_task *
-lasio_totask_(lua_State *L, int idx)
-{
+lasio_totask_(lua_State *L, int idx) {
     return luaL_testudata(L, idx, LASIO_TASK_MT);
 }
 
 static struct lasio_task *
-checktask(lua_State *L, int idx)
-{
+checktask(lua_State *L, int idx) {
     return luaL_checkudata(L, idx, LASIO_TASK_MT);
 }
 
 /* Pushes the tasks table of loop. [-0, +1, -] */
 static void
-pushtasks(lua_State *L, struct lasio_loop *loop)
-{
+pushtasks(lua_State *L, struct lasio_loop *loop) {
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
     lua_remove(L, -2);
@@ -39,8 +34,7 @@ pushtasks(lua_State *L, struct lasio_loop *loop)
 /* Pushes the task userdata of a pending task from its C pointer: the
  * loop's tasks table holds every pending task. [-0, +1, -] */
 static void
-pushtask(lua_State *L, struct lasio_task *t)
-{
+pushtask(lua_State *L, struct lasio_task *t) {
     pushtasks(L, t->fut.loop);
     lua_rawgeti(L, -1, t->ref);
     lua_remove(L, -2);
@@ -49,8 +43,7 @@ pushtask(lua_State *L, struct lasio_task *t)
 /* {====== The trampoline ====== */
 
 static int
-trampoline_k(lua_State *co, int status, lua_KContext ctx)
-{
+trampoline_k(lua_State *co, int status, lua_KContext ctx) {
     (void)ctx;
     /* stack: msgh, results... or msgh, error */
     lua_pushboolean(co, status == LUA_OK || status == LUA_YIELD);
@@ -61,8 +54,7 @@ trampoline_k(lua_State *co, int status, lua_KContext ctx)
 /* The body of every task's coroutine: stack fn, args... Returns true,
  * results... or false, error. */
 static int
-trampoline(lua_State *co)
-{
+trampoline(lua_State *co) {
     int nargs = lua_gettop(co) - 1;
     lua_pushcfunction(co, lasio_msgh_);
     lua_insert(co, 1);
@@ -73,8 +65,7 @@ trampoline(lua_State *co)
 /* ====== } */
 
 struct lasio_task *
-lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs)
-{
+lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     fidx = lua_absindex(L, fidx);
     luaL_checkstack(L, 6, NULL);
     if (loop->closed)
@@ -89,8 +80,7 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs)
     t->num_cancels = 0;
     t->ref = LUA_NOREF;
     t->co = NULL;
-    t->sleep_ev = NULL;
-    t->sleep_until = 0;
+    t->heap_pos = -1;
     t->id = 0;
     luaL_setmetatable(L, LASIO_TASK_MT);
     int tidx = lua_gettop(L);
@@ -120,25 +110,14 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs)
     return t;
 }
 
-void
-lasio_task_release_(struct lasio_task *t)
-{
-    if (t->sleep_ev) {
-        event_free(t->sleep_ev);
-        t->sleep_ev = NULL;
-    }
-}
-
 /* The task at idx is done: drop the loop's strong reference. */
 static void
-task_retire(lua_State *L, int idx, struct lasio_task *t)
-{
+task_retire(lua_State *L, int idx, struct lasio_task *t) {
     idx = lua_absindex(L, idx);
     struct lasio_loop *loop = t->fut.loop;
     if (t->waiting == WAIT_SLEEP)
-        loop->nsources--;
+        lasio_theap_remove_(loop, &t->heap_pos);
     t->waiting = WAIT_NONE;
-    lasio_task_release_(t);
     if (t->ref != LUA_NOREF) {
         pushtasks(L, loop);
         luaL_unref(L, -1, t->ref);
@@ -153,8 +132,7 @@ task_retire(lua_State *L, int idx, struct lasio_task *t)
 /* The body ended with the error at the top (popped): a CancelledError
  * cancels the task, anything else fails it. [-1, +0, m] */
 static void
-task_ended_with_error(lua_State *L, int idx, struct lasio_task *t)
-{
+task_ended_with_error(lua_State *L, int idx, struct lasio_task *t) {
     idx = lua_absindex(L, idx);
     if (lasio_iserror_(L, -1, ERR_CANCELLED)) {
         lua_getfield(L, -1, "message");
@@ -169,8 +147,7 @@ task_ended_with_error(lua_State *L, int idx, struct lasio_task *t)
 
 /* Pushes the CancelledError for a pending cancellation. [-0, +1, m] */
 static void
-push_cancel_error(lua_State *L, int idx)
-{
+push_cancel_error(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
     lua_getiuservalue(L, idx, TASK_UV_CANCELMSG);
     lasio_newerror_at_(L, ERR_CANCELLED, -1);
@@ -181,8 +158,7 @@ push_cancel_error(lua_State *L, int idx)
 
 /* Handles a yield of the task's coroutine with nres values. */
 static void
-task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres)
-{
+task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres) {
     lua_State *co = t->co;
     if (nres >= 1 && lua_touserdata(co, -nres) == LASIO_SENTINEL) {
         lua_pop(co, nres);
@@ -199,8 +175,7 @@ task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres)
 }
 
 void
-lasio_task_step_(lua_State *L, int idx)
-{
+lasio_task_step_(lua_State *L, int idx) {
     struct lasio_task *t = lua_touserdata(L, idx);
     struct lasio_loop *loop = t->fut.loop;
     int nargs = 0, nres = 0;
@@ -279,8 +254,7 @@ lasio_task_step_(lua_State *L, int idx)
 }
 
 int
-lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx)
-{
+lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
     idx = lua_absindex(L, idx);
     msgidx = msgidx ? lua_absindex(L, msgidx) : 0;
     if (t->fut.state != FUT_PENDING)
@@ -291,8 +265,8 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx)
         struct lasio_future *w = lasio_tofuture_(L, -1);
         int cancelled = 0;
         if (w && w->kind == KIND_TASK)
-            cancelled = lasio_task_cancel_(L, -1, (struct lasio_task *)w,
-                                           msgidx);
+            cancelled =
+                lasio_task_cancel_(L, -1, (struct lasio_task *)w, msgidx);
         else if (w)
             cancelled = lasio_future_cancel_(L, -1, w, msgidx);
         lua_pop(L, 1);
@@ -306,10 +280,8 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx)
         lua_pushnil(L);
     lua_setiuservalue(L, idx, TASK_UV_CANCELMSG);
     if (t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER) {
-        if (t->waiting == WAIT_SLEEP) {
-            event_del(t->sleep_ev);
-            t->fut.loop->nsources--;
-        }
+        if (t->waiting == WAIT_SLEEP)
+            lasio_theap_remove_(t->fut.loop, &t->heap_pos);
         t->waiting = WAIT_NONE;
         t->scheduled = 1;
         lasio_rq_push_(L, t->fut.loop, idx);
@@ -321,8 +293,7 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx)
 
 /* Names the innermost C function that makes the caller non-yieldable. */
 static const char *
-blocking_c_function(lua_State *L)
-{
+blocking_c_function(lua_State *L) {
     lua_Debug ar;
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
         if (!lua_getinfo(L, "Sn", &ar))
@@ -336,16 +307,17 @@ blocking_c_function(lua_State *L)
 }
 
 struct lasio_task *
-lasio_check_await_(lua_State *L, struct lasio_loop **lp, const char *what)
-{
+lasio_check_await_(lua_State *L, struct lasio_loop **lp, const char *what) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop || !loop->current)
-        luaL_error(L, "%s: not inside a task (use lasio.run or the lasio "
-                      "command)",
+        luaL_error(L,
+                   "%s: not inside a task (use lasio.run or the lasio "
+                   "command)",
                    what);
     if (!lua_isyieldable(L))
-        luaL_error(L, "%s: cannot await here: attempt to yield across a "
-                      "C-call boundary (in %s)",
+        luaL_error(L,
+                   "%s: cannot await here: attempt to yield across a "
+                   "C-call boundary (in %s)",
                    what, blocking_c_function(L));
     struct lasio_task *t = loop->current;
     if (t->must_cancel) { /* the task cancelled itself: raise at once */
@@ -361,8 +333,7 @@ lasio_check_await_(lua_State *L, struct lasio_loop **lp, const char *what)
 /* After a scheduler resume: raise a delivered error, else return the
  * awaited Future's results. The Future sits at ctx. */
 static int
-await_k(lua_State *L, int status, lua_KContext ctx)
-{
+await_k(lua_State *L, int status, lua_KContext ctx) {
     int idx = (int)ctx;
     (void)status;
     if (lua_gettop(L) > idx && lua_touserdata(L, idx + 1) == LASIO_THROW) {
@@ -374,8 +345,7 @@ await_k(lua_State *L, int status, lua_KContext ctx)
 }
 
 int
-lasio_await_(lua_State *L, int idx, const char *what)
-{
+lasio_await_(lua_State *L, int idx, const char *what) {
     struct lasio_loop *loop;
     idx = lua_absindex(L, idx);
     lua_settop(L, idx);
@@ -395,18 +365,10 @@ lasio_await_(lua_State *L, int idx, const char *what)
     return lua_yieldk(L, 1, idx, await_k);
 }
 
-static void
-sleep_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct lasio_task *t = arg; /* kept alive by the loop's tasks table */
+void
+lasio_task_timer_due_(lua_State *L, struct lasio_task *t) {
+    /* t is kept alive by the loop's tasks table while it sleeps */
     struct lasio_loop *loop = t->fut.loop;
-    (void)fd, (void)what;
-    if (lasio_timer_remaining_(t->sleep_until) > 0) {
-        lasio_timer_arm_(t->sleep_ev, t->sleep_until);
-        return;
-    }
-    lua_State *L = loop->L;
-    loop->nsources--;
     t->waiting = WAIT_NONE;
     t->scheduled = 1;
     pushtask(L, t);
@@ -416,8 +378,7 @@ sleep_cb(evutil_socket_t fd, short what, void *arg)
 
 /* After a sleep: raise a delivered error or return the extra arguments. */
 static int
-sleep_k(lua_State *L, int status, lua_KContext ctx)
-{
+sleep_k(lua_State *L, int status, lua_KContext ctx) {
     int base = (int)ctx;
     (void)status;
     if (lua_gettop(L) > base && lua_touserdata(L, base + 1) == LASIO_THROW) {
@@ -429,16 +390,14 @@ sleep_k(lua_State *L, int status, lua_KContext ctx)
 }
 
 int
-lasio_sleep_(lua_State *L)
-{
+lasio_sleep_(lua_State *L) {
     struct lasio_loop *loop;
     if (lua_type(L, 1) != LUA_TNUMBER)
         return luaL_error(L, "lasio.sleep: delay must be a number, got %s",
                           luaL_typename(L, 1));
     double delay = lua_tonumber(L, 1);
     if (isnan(delay) || delay < 0)
-        return luaL_error(L, "lasio.sleep: delay must be >= 0, got %f",
-                          delay);
+        return luaL_error(L, "lasio.sleep: delay must be >= 0, got %f", delay);
     struct lasio_task *t = lasio_check_await_(L, &loop, "lasio.sleep");
     int base = lua_gettop(L);
     if (delay == 0) {
@@ -449,15 +408,9 @@ lasio_sleep_(lua_State *L)
     } else if (isinf(delay)) {
         t->waiting = WAIT_FOREVER;
     } else {
-        if (!t->sleep_ev) {
-            t->sleep_ev = event_new(loop->base, -1, 0, sleep_cb, t);
-            if (!t->sleep_ev)
-                return luaL_error(L, "lasio.sleep: not enough memory");
-        }
-        t->sleep_until = lasio_time_() + delay;
-        lasio_timer_arm_(t->sleep_ev, t->sleep_until);
+        if (lasio_theap_add_(loop, t, &t->heap_pos, lasio_time_() + delay))
+            return luaL_error(L, "lasio.sleep: not enough memory");
         t->waiting = WAIT_SLEEP;
-        loop->nsources++;
     }
     lua_pushlightuserdata(L, LASIO_SENTINEL);
     return lua_yieldk(L, 1, base, sleep_k);
@@ -468,8 +421,7 @@ lasio_sleep_(lua_State *L)
 /* {====== Lua methods ====== */
 
 void
-lasio_task_pushname_(lua_State *L, int idx, struct lasio_task *t)
-{
+lasio_task_pushname_(lua_State *L, int idx, struct lasio_task *t) {
     idx = lua_absindex(L, idx);
     if (lua_getiuservalue(L, idx, TASK_UV_NAME) == LUA_TNIL) {
         lua_pop(L, 1);
@@ -478,8 +430,7 @@ lasio_task_pushname_(lua_State *L, int idx, struct lasio_task *t)
 }
 
 void
-lasio_task_pushstack_(lua_State *L, int idx, struct lasio_task *t)
-{
+lasio_task_pushstack_(lua_State *L, int idx, struct lasio_task *t) {
     (void)idx;
     if (t->fut.state != FUT_PENDING || !t->started) {
         lua_pushliteral(L, "");
@@ -489,15 +440,13 @@ lasio_task_pushstack_(lua_State *L, int idx, struct lasio_task *t)
 }
 
 static int
-task_cancelling(lua_State *L)
-{
+task_cancelling(lua_State *L) {
     lua_pushinteger(L, checktask(L, 1)->num_cancels);
     return 1;
 }
 
 static int
-task_uncancel(lua_State *L)
-{
+task_uncancel(lua_State *L) {
     struct lasio_task *t = checktask(L, 1);
     if (t->num_cancels > 0 && --t->num_cancels == 0)
         t->must_cancel = 0;
@@ -506,15 +455,13 @@ task_uncancel(lua_State *L)
 }
 
 static int
-task_get_name(lua_State *L)
-{
+task_get_name(lua_State *L) {
     lasio_task_pushname_(L, 1, checktask(L, 1));
     return 1;
 }
 
 static int
-task_set_name(lua_State *L)
-{
+task_set_name(lua_State *L) {
     checktask(L, 1);
     luaL_checkany(L, 2);
     luaL_tolstring(L, 2, NULL);
@@ -523,43 +470,38 @@ task_set_name(lua_State *L)
 }
 
 static int
-task_get_coro(lua_State *L)
-{
+task_get_coro(lua_State *L) {
     checktask(L, 1);
     lua_getiuservalue(L, 1, TASK_UV_CORO);
     return 1;
 }
 
 static int
-task_get_stack(lua_State *L)
-{
+task_get_stack(lua_State *L) {
     lasio_task_pushstack_(L, 1, checktask(L, 1));
     return 1;
 }
 
 static int
-task_not_allowed(lua_State *L)
-{
+task_not_allowed(lua_State *L) {
     checktask(L, 1);
     return lasio_raise_(L, ERR_INVALIDSTATE,
                         "Task does not support set_result() or "
                         "set_exception()");
 }
 
-static const luaL_Reg task_methods[] = {
-    {"cancelling", task_cancelling},
-    {"uncancel", task_uncancel},
-    {"get_name", task_get_name},
-    {"set_name", task_set_name},
-    {"get_coro", task_get_coro},
-    {"get_stack", task_get_stack},
-    {"set_result", task_not_allowed},
-    {"set_exception", task_not_allowed},
-    {NULL, NULL}};
+static const luaL_Reg task_methods[] = {{"cancelling", task_cancelling},
+                                        {"uncancel", task_uncancel},
+                                        {"get_name", task_get_name},
+                                        {"set_name", task_set_name},
+                                        {"get_coro", task_get_coro},
+                                        {"get_stack", task_get_stack},
+                                        {"set_result", task_not_allowed},
+                                        {"set_exception", task_not_allowed},
+                                        {NULL, NULL}};
 
 int
-luaopen_lasio_task_(lua_State *L)
-{
+luaopen_lasio_task_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_TASK_MT)) {
         lua_newtable(L);
         lasio_future_register_(L);

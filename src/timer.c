@@ -1,8 +1,8 @@
 /*
  * timer.c: Handle (loop:call_soon) and TimerHandle (loop:call_later,
  * loop:call_at), and the timer arithmetic that keeps timers from firing
- * early (ARCHITECTURE rule 11). A TimerHandle embeds its struct event; it
- * is pinned in the loop's anchors table while libevent holds it.
+ * early (ARCHITECTURE rule 11). A TimerHandle waits in the loop's timer
+ * heap (timerheap.c), pinned in the loop's anchors table meanwhile.
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
@@ -14,15 +14,13 @@
 #define MAX_DELAY 1e9
 
 double
-lasio_timer_remaining_(double when)
-{
+lasio_timer_remaining_(double when) {
     double rem = when - lasio_time_();
     return rem > 0 ? rem : 0;
 }
 
 void
-lasio_timer_arm_(struct event *ev, double when)
-{
+lasio_timer_arm_(struct event *ev, double when) {
     double rem = lasio_timer_remaining_(when);
     if (rem > MAX_DELAY)
         rem = MAX_DELAY;
@@ -39,8 +37,7 @@ lasio_timer_arm_(struct event *ev, double when)
 
 /* A function, or a value with a __call metamethod. */
 static void
-checkcallable(lua_State *L, int idx)
-{
+checkcallable(lua_State *L, int idx) {
     if (lua_isfunction(L, idx))
         return;
     if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
@@ -51,8 +48,7 @@ checkcallable(lua_State *L, int idx)
 }
 
 static struct lasio_handle *
-checkhandle(lua_State *L, int idx)
-{
+checkhandle(lua_State *L, int idx) {
     struct lasio_handle *h = luaL_testudata(L, idx, LASIO_HANDLE_MT);
     if (!h)
         h = luaL_checkudata(L, idx, LASIO_TIMER_MT);
@@ -61,50 +57,40 @@ checkhandle(lua_State *L, int idx)
 
 /* Pushes the anchors table of loop. [-0, +1, -] */
 static void
-pushanchors(lua_State *L, struct lasio_loop *loop)
-{
+pushanchors(lua_State *L, struct lasio_loop *loop) {
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
     lua_remove(L, -2);
 }
 
+/* Takes h out of the timer heap and unpins it. */
 static void
-disarm(lua_State *L, struct lasio_handle *h)
-{
-    if (!h->armed)
+disarm(lua_State *L, struct lasio_handle *h) {
+    if (h->heap_pos < 0 || h->pin == LUA_NOREF)
         return;
-    h->armed = 0;
-    event_del(h->ev);
-    h->loop->nsources--;
+    lasio_theap_remove_(h->loop, &h->heap_pos);
     pushanchors(L, h->loop);
     luaL_unref(L, -1, h->pin);
     lua_pop(L, 1);
     h->pin = LUA_NOREF;
 }
 
-static void
-timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct lasio_handle *h = arg; /* pinned in the anchors table */
+void
+lasio_handle_timer_due_(lua_State *L, struct lasio_handle *h) {
+    /* h is pinned in the anchors table until here */
     struct lasio_loop *loop = h->loop;
-    lua_State *L = loop->L;
-    (void)fd, (void)what;
-    if (lasio_timer_remaining_(h->when) > 0) {
-        lasio_timer_arm_(h->ev, h->when); /* woke early: wait the rest */
-        return;
-    }
     pushanchors(L, loop);
     lua_rawgeti(L, -1, h->pin);
     lasio_rq_push_(L, loop, -1);
+    luaL_unref(L, -2, h->pin);
+    h->pin = LUA_NOREF;
     lua_pop(L, 2);
-    disarm(L, h);
 }
 
 /* Packs fn and its arguments (fidx .. top) into HANDLE_UV_CALL: the
  * function alone, or a table {fn, args..., n = count}. */
 static void
-store_call(lua_State *L, int hidx, int fidx)
-{
+store_call(lua_State *L, int hidx, int fidx) {
     int top = lua_gettop(L) - 1; /* the handle is on top */
     int nargs = top - fidx;
     if (nargs == 0) {
@@ -122,33 +108,26 @@ store_call(lua_State *L, int hidx, int fidx)
 }
 
 static struct lasio_handle *
-newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer)
-{
-    size_t size = sizeof(struct lasio_handle);
-    if (timer)
-        size += event_get_struct_event_size();
-    struct lasio_handle *h = lua_newuserdatauv(L, size, HANDLE_NUV);
+newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer) {
+    struct lasio_handle *h =
+        lua_newuserdatauv(L, sizeof(struct lasio_handle), HANDLE_NUV);
     h->kind = KIND_HANDLE;
     h->cancelled = 0;
     h->is_timer = (unsigned char)timer;
-    h->armed = 0;
+    h->heap_pos = -1;
     h->pin = LUA_NOREF;
     h->when = 0;
     h->loop = loop;
-    h->ev = timer ? (struct event *)(h + 1) : NULL;
     luaL_setmetatable(L, timer ? LASIO_TIMER_MT : LASIO_HANDLE_MT);
     int hidx = lua_gettop(L);
     lasio_pushloop_(L, loop);
     lua_setiuservalue(L, hidx, HANDLE_UV_LOOP);
     store_call(L, hidx, fidx);
-    if (timer)
-        event_assign(h->ev, loop->base, -1, 0, timer_cb, h);
     return h;
 }
 
 static struct lasio_loop *
-checkopen(lua_State *L)
-{
+checkopen(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     if (loop->closed)
         luaL_error(L, "the loop is closed");
@@ -157,8 +136,7 @@ checkopen(lua_State *L)
 
 /* loop:call_soon(fn, ...) */
 int
-lasio_call_soon_(lua_State *L)
-{
+lasio_call_soon_(lua_State *L) {
     struct lasio_loop *loop = checkopen(L);
     checkcallable(L, 2);
     newhandle(L, loop, 2, 0);
@@ -167,26 +145,27 @@ lasio_call_soon_(lua_State *L)
 }
 
 static int
-schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx)
-{
+schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx) {
     checkcallable(L, fidx);
     struct lasio_handle *h = newhandle(L, loop, fidx, 1);
     h->when = when;
     if (isinf(when)) /* never fires: not armed, not a wake-up source */
         return 1;
-    lasio_timer_arm_(h->ev, when);
     pushanchors(L, loop);
     lua_pushvalue(L, -2);
     h->pin = luaL_ref(L, -2);
     lua_pop(L, 1);
-    h->armed = 1;
-    loop->nsources++;
+    if (lasio_theap_add_(loop, h, &h->heap_pos, when)) {
+        pushanchors(L, loop);
+        luaL_unref(L, -1, h->pin);
+        h->pin = LUA_NOREF;
+        return luaL_error(L, "call_later: not enough memory");
+    }
     return 1;
 }
 
 static double
-checktime(lua_State *L, int idx, const char *what)
-{
+checktime(lua_State *L, int idx, const char *what) {
     if (lua_type(L, idx) != LUA_TNUMBER)
         luaL_error(L, "%s: %s must be a number, got %s",
                    idx == 2 ? "loop:call_later" : "loop:call_at", what,
@@ -201,8 +180,7 @@ checktime(lua_State *L, int idx, const char *what)
 /* loop:call_later(delay, fn, ...): a negative delay runs on the next
  * turn, as in asyncio; math.huge never fires. */
 int
-lasio_call_later_(lua_State *L)
-{
+lasio_call_later_(lua_State *L) {
     struct lasio_loop *loop = checkopen(L);
     double delay = checktime(L, 2, "delay");
     return schedule_at(L, loop, lasio_time_() + (delay > 0 ? delay : 0), 3);
@@ -210,15 +188,13 @@ lasio_call_later_(lua_State *L)
 
 /* loop:call_at(when, fn, ...) */
 int
-lasio_call_at_(lua_State *L)
-{
+lasio_call_at_(lua_State *L) {
     struct lasio_loop *loop = checkopen(L);
     return schedule_at(L, loop, checktime(L, 2, "when"), 3);
 }
 
 void
-lasio_handle_run_(lua_State *L, int idx, struct lasio_handle *h)
-{
+lasio_handle_run_(lua_State *L, int idx, struct lasio_handle *h) {
     if (h->cancelled)
         return;
     idx = lua_absindex(L, idx);
@@ -237,8 +213,7 @@ lasio_handle_run_(lua_State *L, int idx, struct lasio_handle *h)
 }
 
 static int
-handle_cancel(lua_State *L)
-{
+handle_cancel(lua_State *L) {
     struct lasio_handle *h = checkhandle(L, 1);
     h->cancelled = 1;
     disarm(L, h);
@@ -246,22 +221,19 @@ handle_cancel(lua_State *L)
 }
 
 static int
-handle_cancelled(lua_State *L)
-{
+handle_cancelled(lua_State *L) {
     lua_pushboolean(L, checkhandle(L, 1)->cancelled);
     return 1;
 }
 
 static int
-handle_when(lua_State *L)
-{
+handle_when(lua_State *L) {
     lua_pushnumber(L, checkhandle(L, 1)->when);
     return 1;
 }
 
 static int
-handle_tostring(lua_State *L)
-{
+handle_tostring(lua_State *L) {
     struct lasio_handle *h = checkhandle(L, 1);
     if (h->is_timer)
         lua_pushfstring(L, "lasio.TimerHandle<when=%f%s>", h->when,
@@ -272,24 +244,11 @@ handle_tostring(lua_State *L)
     return 1;
 }
 
-/* The loop frees libevent state at close (disarming every pinned timer),
- * so a collected handle never has an armed event. */
-static int
-handle_gc(lua_State *L)
-{
-    struct lasio_handle *h = lua_touserdata(L, 1);
-    if (h->armed && !h->loop->closed)
-        event_del(h->ev);
-    return 0;
-}
-
-static const luaL_Reg handle_methods[] = {{"cancel", handle_cancel},
-                                          {"cancelled", handle_cancelled},
-                                          {NULL, NULL}};
+static const luaL_Reg handle_methods[] = {
+    {"cancel", handle_cancel}, {"cancelled", handle_cancelled}, {NULL, NULL}};
 
 int
-luaopen_lasio_timer_(lua_State *L)
-{
+luaopen_lasio_timer_(lua_State *L) {
     const char *names[2] = {LASIO_HANDLE_MT, LASIO_TIMER_MT};
     for (int i = 0; i < 2; i++) {
         if (luaL_newmetatable(L, names[i])) {
@@ -302,26 +261,8 @@ luaopen_lasio_timer_(lua_State *L)
             lua_setfield(L, -2, "__index");
             lua_pushcfunction(L, handle_tostring);
             lua_setfield(L, -2, "__tostring");
-            lua_pushcfunction(L, handle_gc);
-            lua_setfield(L, -2, "__gc");
         }
         lua_pop(L, 1);
     }
     return 0;
-}
-
-void
-lasio_timers_close_(lua_State *L, int anchors)
-{
-    anchors = lua_absindex(L, anchors);
-    lua_pushnil(L);
-    while (lua_next(L, anchors)) {
-        struct lasio_handle *h = luaL_testudata(L, -1, LASIO_TIMER_MT);
-        if (h && h->armed) {
-            event_del(h->ev);
-            h->armed = 0;
-            h->loop->nsources--;
-        }
-        lua_pop(L, 1);
-    }
 }

@@ -163,6 +163,57 @@ describe("coroutine forwarding (F12)", function()
             assert.is_false(reached)
         end))
 
+    -- covers F12
+    it("a user coroutine suspended in a forwarded await cannot be resumed by another task",
+        async(function()
+            -- In the original library the coroutine is "normal" while the
+            -- task that resumed it waits: nobody else may resume it, and a
+            -- resume value must never reach the await inside it.
+            local fut = lasio.Future()
+            local co = coroutine.create(function()
+                local v = fut:await()
+                coroutine.yield("from-gen:" .. tostring(v))
+                return "end"
+            end)
+            local a_got
+            local A = lasio.spawn(function() a_got = table.pack(coroutine.resume(co)) end)
+            lasio.sleep(0)
+            local a_waiting = not A:done()
+            local status_while_waiting = coroutine.status(co)
+            local ok, err = coroutine.resume(co, "intruder")
+            local fut_untouched = not fut:done()
+            if not fut:done() then fut:set_result("real") end
+            local a_ok = pcall(A.await, A)
+            assert.is_true(a_waiting)
+            assert.are_not.equal("suspended", status_while_waiting)
+            assert.are_not.equal("dead", status_while_waiting)
+            assert.is_false(ok)
+            assert.truthy(tostring(err):find("non%-suspended"), tostring(err))
+            assert.is_true(fut_untouched)
+            assert.is_true(a_ok)
+            assert.are.same({ n = 2, true, "from-gen:real" }, a_got)
+            assert.are.equal("suspended", coroutine.status(co))
+            assert.are.same({ true, "end" }, { coroutine.resume(co) })
+        end))
+
+    it("a generator suspended in a forwarded await cannot be called from another task",
+        async(function()
+            local fut = lasio.Future()
+            local gen = coroutine.wrap(function()
+                coroutine.yield("first:" .. fut:await())
+            end)
+            local a_got
+            local A = lasio.spawn(function() a_got = gen() end)
+            lasio.sleep(0)
+            local ok, err = pcall(gen, "intruder")
+            if not fut:done() then fut:set_result("real") end
+            local a_ok, a_err = pcall(A.await, A)
+            assert.is_false(ok)
+            assert.truthy(tostring(err):find("non%-suspended"), tostring(err))
+            assert.is_true(a_ok, tostring(a_err))
+            assert.are.equal("first:real", a_got)
+        end))
+
     it("plain generators work outside any task", function()
         local gen = coroutine.wrap(function()
             coroutine.yield(1)

@@ -540,6 +540,7 @@ print("same", rawequal(a, b), a:is_running())
 print("task-outside", lasio.current_task())
 print("new", rawequal(lasio.new_event_loop(), a))
 print("inside", lasio.run(function() return lasio.get_running_loop():is_running() end))
+print("spawn-outside", (pcall(lasio.spawn, function() end)))
 ]], LUA)
             assert.are.equal(0, status, err)
             assert.truthy(out:find("grl\tfalse", 1, true), out)
@@ -547,6 +548,9 @@ print("inside", lasio.run(function() return lasio.get_running_loop():is_running(
             assert.truthy(out:find("task-outside\tnil", 1, true), out)
             assert.truthy(out:find("new\tfalse", 1, true), out)
             assert.truthy(out:find("inside\ttrue", 1, true), out)
+            -- spawn starts a task "on the running loop": with none, it
+            -- raises like asyncio.create_task
+            assert.truthy(out:find("spawn-outside\tfalse", 1, true), out)
         end)
 
         it("lasio.run cancels and finishes remaining tasks, then closes its loop", function()

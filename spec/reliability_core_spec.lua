@@ -231,6 +231,72 @@ describe("object lifetime", function()
     end))
 end)
 
+describe("shutdown and closing with work pending", function()
+    for _, interp in ipairs(helper.interps) do
+        it("os.exit(code, true) from a callback of a running loop with tasks and timers pending ("
+            .. interp .. ")", function()
+            local out, err, status = helper.run_child([[
+local lasio = require "lasio"
+lasio.run(function()
+    for _ = 1, 10 do lasio.spawn(function() lasio.sleep(100) end) end
+    local loop = lasio.get_running_loop()
+    loop:call_later(100, print, "never")
+    local f = lasio.Future()
+    f:add_done_callback(print)
+    loop:call_soon(function() io.stdout:write("exiting\n") os.exit(3, true) end)
+    f:await()
+end)
+print("not reached")
+]], { interp = interp })
+            assert.are.equal(3, status, err)
+            assert.are.equal("exiting\n", out)
+            assert.is_nil(err:find("AddressSanitizer", 1, true), err)
+        end)
+
+        it("os.exit(code, true) from inside a task (" .. interp .. ")", function()
+            local out, err, status = helper.run_child([[
+local lasio = require "lasio"
+lasio.run(function()
+    lasio.spawn(function() lasio.sleep(100) end)
+    lasio.sleep(0.001)
+    os.exit(0, true)
+end)
+print("not reached")
+]], { interp = interp })
+            assert.are.equal(0, status, err)
+            assert.are.equal("", out)
+        end)
+    end
+
+    it("loops dropped or closed with timers, callbacks and tasks pending", function()
+        local out, err, status = helper.run_child([[
+local lasio = require "lasio"
+for i = 1, 200 do
+    local l = lasio.new_event_loop()
+    l:call_later(0.5, print, "never")
+    l:call_soon(print, "never")
+    local f = l:create_future()
+    f:add_done_callback(print)
+    f:set_result(1)
+    if i % 2 == 0 then l:close() end
+end
+collectgarbage()
+collectgarbage()
+local l = lasio.new_event_loop()
+local ran = false
+l:call_soon(function() ran = true end)
+local h = l:call_later(10, function() ran = true end)
+l:close()
+h:cancel()
+h:cancel()
+collectgarbage()
+print("ok", ran)
+]], { interp = "lua5.4" })
+        assert.are.equal(0, status, err)
+        assert.are.equal("ok\tfalse\n", out)
+    end)
+end)
+
 describe("deep chains (E6)", function()
     -- covers E6
     it("1 000 000 awaits of an already-done future", async(function()

@@ -156,7 +156,10 @@ lasio_cli_run_(lua_State *L, int nargs) {
     if (loop->exit_signal && status != LASIO_EXIT_DEADLOCK)
         status = 128 + loop->exit_signal;
     flush_queue(L, loop);
-    lasio_loop_close_(L, loopidx, loop, 1);
+    /* after a deadlock report the stuck tasks were listed already */
+    lasio_loop_close_(L, loopidx, loop,
+                      status == LASIO_EXIT_DEADLOCK ? LASIO_REPORT_UNRETRIEVED
+                                                    : LASIO_REPORT_ALL);
     if (status == LASIO_EXIT_OK && loop->unretrieved > 0)
         status = LASIO_EXIT_UNRETRIEVED;
     lua_settop(L, loopidx - 1);

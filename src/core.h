@@ -110,8 +110,12 @@ LASIO_HIDDEN int luaopen_lasio_loop_(lua_State *L);
 /* Creates the state's current loop on base (NULL: its own). [-0, +0, m] */
 LASIO_HIDDEN void lasio_loop_set_current_new_(lua_State *L,
                                               struct event_base *base);
-/* Closes the loop at idx: reports leftovers (when `report`) through the
- * exception handler, then frees its libevent side. [-0, +0, m] */
+/* Closes the loop at idx: reports leftovers (report: a mask of
+ * LASIO_REPORT_*) through the exception handler, then frees its libevent
+ * side. [-0, +0, m] */
+#define LASIO_REPORT_UNRETRIEVED 1
+#define LASIO_REPORT_PENDING 2
+#define LASIO_REPORT_ALL 3
 LASIO_HIDDEN void lasio_loop_close_(lua_State *L, int idx,
                                     struct lasio_loop *loop, int report);
 /* Handles the signals the hub flagged for loop (cli_run.c). When called
@@ -358,7 +362,11 @@ LASIO_HIDDEN void lasio_diag_unretrieved_(lua_State *L, int idx,
                                           struct lasio_future *f);
 /* At close: reports every tracked unretrieved error and pending task. */
 LASIO_HIDDEN void lasio_diag_close_(lua_State *L, int loopidx,
-                                    struct lasio_loop *loop);
+                                    struct lasio_loop *loop, int report);
+/* Remembers that the error at idx, stored by the Future at fidx, is being
+ * re-raised by an await, so the awaiting task's traceback can name where
+ * it came from. [-0, +0, m] */
+LASIO_HIDDEN void lasio_diag_rethrow_(lua_State *L, int idx, int fidx);
 /* Message handler for pcall: adds a traceback to the error. */
 LASIO_HIDDEN int lasio_msgh_(lua_State *L);
 /* Runs fn at idx with nargs args (on top) under lasio_msgh_ and reports

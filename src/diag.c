@@ -10,6 +10,48 @@
 #include "core.h"
 
 static const char last_traceback_key = 0;
+static const char rethrow_key = 0; /* {error, traceback, origin} */
+
+void
+lasio_diag_rethrow_(lua_State *L, int idx, int fidx) {
+    idx = lua_absindex(L, idx);
+    fidx = lua_absindex(L, fidx);
+    lua_createtable(L, 3, 0);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, 1);
+    lua_getiuservalue(L, fidx, FUT_UV_TRACEBACK);
+    lua_rawseti(L, -2, 2);
+    struct lasio_future *f = lasio_tofuture_(L, fidx);
+    if (f && f->kind == KIND_TASK)
+        lasio_task_pushname_(L, fidx, (struct lasio_task *)f);
+    else
+        lua_pushliteral(L, "a Future");
+    lua_rawseti(L, -2, 3);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rethrow_key);
+}
+
+/* Appends to the traceback on top where a re-raised error came from. */
+static void
+add_origin(lua_State *L, int err) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &rethrow_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_rawgeti(L, -1, 1);
+    int same = lua_rawequal(L, -1, err);
+    lua_pop(L, 1);
+    if (!same || lua_rawgeti(L, -1, 2) != LUA_TSTRING) {
+        lua_pop(L, same ? 2 : 1);
+        return;
+    }
+    /* stack: tb, record, origin tb */
+    lua_rawgeti(L, -2, 3);
+    lua_pushfstring(L, "\n(raised in task %s:)\n", lua_tostring(L, -1));
+    lua_replace(L, -2);
+    lua_insert(L, -2); /* tb, record, "raised in", origin tb */
+    lua_remove(L, -3);
+    lua_concat(L, 3);
+}
 
 /* The message handler of every protected call and task body: records a
  * traceback (in the running task, or under last_traceback_key) and
@@ -27,6 +69,7 @@ lasio_msgh_(lua_State *L) {
         msg = lua_pushfstring(L, "(error object is a %s value)",
                               luaL_typename(L, 1));
     luaL_traceback(L, L, msg, 1);
+    add_origin(L, 1);
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (loop && loop->current && loop->current->co == L) {
         lasio_pushloop_(L, loop);
@@ -149,7 +192,8 @@ lasio_diag_unretrieved_(lua_State *L, int idx, struct lasio_future *f) {
 }
 
 void
-lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop) {
+lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop,
+                  int report) {
     loopidx = lua_absindex(L, loopidx);
     /* futures still alive with an unretrieved error */
     lua_getiuservalue(L, loopidx, LOOP_UV_UNSEEN);
@@ -166,6 +210,8 @@ lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop) {
         }
     }
     lua_pop(L, 1);
+    if (!(report & LASIO_REPORT_PENDING))
+        return;
     /* tasks that never finished */
     lua_getiuservalue(L, loopidx, LOOP_UV_TASKS);
     int tasks = lua_gettop(L);

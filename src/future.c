@@ -151,6 +151,7 @@ lasio_future_results_(lua_State *L, int idx, struct lasio_future *f) {
             lasio_diag_untrack_(L, idx, f);
         }
         lua_getiuservalue(L, idx, FUT_UV_RESULT);
+        lasio_diag_rethrow_(L, -1, idx);
         return lua_error(L);
     }
     int n = f->nresults;

@@ -131,7 +131,7 @@ lasio_loop_close_(lua_State *L, int idx, struct lasio_loop *loop, int report) {
     if (loop->closed)
         return;
     if (report)
-        lasio_diag_close_(L, idx, loop);
+        lasio_diag_close_(L, idx, loop, report);
     release_pending(L, idx, loop);
     loop->closed = 1;
     release(L, loop);
@@ -268,7 +268,7 @@ loop_run_until_complete(lua_State *L) {
         return lua_error(L); /* the report is on top */
     if (loop->close_pending) {
         loop->close_pending = 0;
-        lasio_loop_close_(L, 1, loop, 1);
+        lasio_loop_close_(L, 1, loop, LASIO_REPORT_ALL);
     }
     if (f->state == FUT_PENDING)
         return luaL_error(L, "run_until_complete: the loop stopped before "
@@ -309,7 +309,7 @@ loop_run_forever(lua_State *L) {
         return lua_error(L);
     if (loop->close_pending) {
         loop->close_pending = 0;
-        lasio_loop_close_(L, 1, loop, 1);
+        lasio_loop_close_(L, 1, loop, LASIO_REPORT_ALL);
     }
     return 0;
 }
@@ -345,7 +345,7 @@ loop_close(lua_State *L) {
         loop->close_pending = 1; /* takes effect when it stops */
         return 0;
     }
-    lasio_loop_close_(L, 1, loop, 1);
+    lasio_loop_close_(L, 1, loop, LASIO_REPORT_ALL);
     return 0;
 }
 
@@ -610,7 +610,7 @@ lasio_run(lua_State *L) {
         f->log_error = 0;
         lasio_diag_untrack_(L, main, f);
     }
-    lasio_loop_close_(L, 1, loop, 1);
+    lasio_loop_close_(L, 1, loop, LASIO_REPORT_ALL);
     set_current(L, 2);
     if (deadlock)
         return lua_error(L);

@@ -25,10 +25,10 @@ if [ -f "$build/sanitized" ]; then
     export LASIO_SANITIZED=1
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-    if [ "$mode" = lua5.4 ]; then
-        export LASIO_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
-        export LD_PRELOAD="$LASIO_PRELOAD"
-    fi
+    # stock lua5.4 (this mode, and children the specs start) loads the
+    # instrumented module: the sanitizer runtimes must come first
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+    export LD_PRELOAD
 fi
 export LASIO_TEST_LUA="$interp"
 export LASIO_TEST_MODE="$mode"

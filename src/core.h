@@ -135,6 +135,10 @@ LASIO_HIDDEN void lasio_rq_push_(lua_State *L, struct lasio_loop *loop,
 /* Pushes fn (at fidx) and arg (at aidx) as a callback entry. [-0, +0, m] */
 LASIO_HIDDEN void lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop,
                                       int fidx, int aidx);
+/* Makes room for k more slots, so the next k pushes cannot fail.
+ * [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_reserve_(lua_State *L, struct lasio_loop *loop,
+                                    int k);
 LASIO_HIDDEN void lasio_rq_arm_(struct lasio_loop *loop);
 LASIO_HIDDEN void lasio_rq_drain_cb_(int fd, short what, void *arg);
 LASIO_HIDDEN void lasio_rq_init_(lua_State *L, int loopidx,
@@ -367,6 +371,10 @@ LASIO_HIDDEN void lasio_diag_close_(lua_State *L, int loopidx,
  * re-raised by an await, so the awaiting task's traceback can name where
  * it came from. [-0, +0, m] */
 LASIO_HIDDEN void lasio_diag_rethrow_(lua_State *L, int idx, int fidx);
+/* Runs body(L) with the loop as its argument in protected mode on
+ * loop->L: a libevent callback must never let a Lua error (out of memory)
+ * jump across libevent's frames. An error is printed to stderr. */
+LASIO_HIDDEN void lasio_guarded_(struct lasio_loop *loop, lua_CFunction body);
 /* Message handler for pcall: adds a traceback to the error. */
 LASIO_HIDDEN int lasio_msgh_(lua_State *L);
 /* Runs fn at idx with nargs args (on top) under lasio_msgh_ and reports

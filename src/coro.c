@@ -27,6 +27,7 @@ set_forwarding(lua_State *L, lua_State *co, int on) {
 
 static int
 is_forwarding(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &forwarding_key);
     lua_pushvalue(L, idx);
     int on = lua_rawget(L, -2) != LUA_TNIL;
@@ -71,6 +72,13 @@ costatus(lua_State *L, lua_State *co) {
     default:
         return "dead";
     }
+}
+
+/* lcorolib.c's words for a coroutine that cannot be resumed. */
+static const char *
+resume_refusal(const char *status) {
+    return status[0] == 'd' ? "cannot resume dead coroutine"
+                            : "cannot resume non-suspended coroutine";
 }
 
 static int resume_k(lua_State *L, int status, lua_KContext ctx);
@@ -163,7 +171,7 @@ co_resume(lua_State *L) {
     const char *st = costatus(L, co);
     if (st[0] != 's') { /* not "suspended" */
         lua_pushboolean(L, 0);
-        lua_pushfstring(L, "cannot resume %s coroutine", st);
+        lua_pushstring(L, resume_refusal(st));
         return 2;
     }
     return auxresume(L, co, lua_gettop(L) - 1, 0);
@@ -174,7 +182,7 @@ auxwrap(lua_State *L) {
     lua_State *co = lua_tothread(L, lua_upvalueindex(1));
     const char *st = costatus(L, co);
     if (st[0] != 's')
-        return luaL_error(L, "cannot resume %s coroutine", st);
+        return luaL_error(L, "%s", resume_refusal(st));
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     return auxresume(L, co, lua_gettop(L) - 1, 1);

@@ -7,6 +7,8 @@
  * __gc. A report made in __gc is queued, never run inside the finalizer.
  * SPDX-License-Identifier: MIT
  */
+#include <stdio.h>
+
 #include "core.h"
 
 static const char last_traceback_key = 0;
@@ -82,6 +84,23 @@ lasio_msgh_(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &last_traceback_key);
     lua_settop(L, 1);
     return 1;
+}
+
+void
+lasio_guarded_(struct lasio_loop *loop, lua_CFunction body) {
+    lua_State *L = loop->L;
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 4))
+        return;
+    lua_pushcfunction(L, body);
+    lua_pushlightuserdata(L, loop);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        fprintf(stderr, "lasio: error inside the event loop: %s\n",
+                lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                               : "(not a string)");
+        fflush(stderr);
+    }
+    lua_settop(L, top);
 }
 
 void

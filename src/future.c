@@ -62,6 +62,8 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
     if (n == 0)
         return;
     luaL_checkstack(L, 4, NULL);
+    /* room for every entry first: no callback is lost to a memory error */
+    lasio_rq_reserve_(L, f->loop, 2 * n);
     lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
     lua_pushnil(L);
     lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
@@ -115,8 +117,8 @@ lasio_future_fail_(lua_State *L, int idx, struct lasio_future *f) {
     f->nresults = -1;
     f->state = FUT_FINISHED;
     f->log_error = 1;
-    lasio_diag_track_(L, idx, f);
     schedule_callbacks(L, idx, f);
+    lasio_diag_track_(L, idx, f);
 }
 
 void

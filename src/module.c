@@ -7,11 +7,15 @@
 #include "cli.h"
 #include "core.h"
 
-/* Pushes the loop for a new task: the running one, else the current. */
+/* The running loop, which new tasks start on (asyncio's create_task). */
 static struct lasio_loop *
-spawn_loop(lua_State *L) {
-    struct lasio_loop *loop = lasio_get_loop_(L);
-    lua_pop(L, 1);
+spawn_loop(lua_State *L, const char *what) {
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (!loop)
+        luaL_error(L,
+                   "%s: no running loop (use lasio.run, loop:create_task "
+                   "or the lasio command)",
+                   what);
     return loop;
 }
 
@@ -19,7 +23,7 @@ spawn_loop(lua_State *L) {
 static int
 lasio_spawn(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    struct lasio_loop *loop = spawn_loop(L);
+    struct lasio_loop *loop = spawn_loop(L, "lasio.spawn");
     lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
     return 1;
 }
@@ -28,7 +32,7 @@ lasio_spawn(lua_State *L) {
 static int
 lasio_await(lua_State *L) {
     if (lua_isfunction(L, 1)) {
-        struct lasio_loop *loop = spawn_loop(L);
+        struct lasio_loop *loop = spawn_loop(L, "lasio.await");
         lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
         lua_replace(L, 1);
     }

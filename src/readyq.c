@@ -78,6 +78,11 @@ put(lua_State *L, struct lasio_loop *loop, int idx) {
 }
 
 void
+lasio_rq_reserve_(lua_State *L, struct lasio_loop *loop, int k) {
+    ensure_room(L, loop, k);
+}
+
+void
 lasio_rq_push_(lua_State *L, struct lasio_loop *loop, int idx) {
     idx = lua_absindex(L, idx);
     ensure_room(L, loop, 1);
@@ -139,15 +144,31 @@ report_slow(lua_State *L, struct lasio_loop *loop, int idx, double took) {
     lasio_call_exception_handler_(L, loop);
 }
 
+static int drain_body(lua_State *L);
+
 void
 lasio_rq_drain_cb_(int fd, short what, void *arg) {
     struct lasio_loop *loop = arg;
-    lua_State *L = loop->L;
     (void)fd, (void)what;
     loop->drain_armed = 0;
     if (loop->in_drain || loop->closed)
         return;
     loop->in_drain = 1;
+    lasio_guarded_(loop, drain_body);
+    loop->in_drain = 0;
+    if (loop->rq_count > 0 && !loop->closed) {
+        /* more work: let libevent poll timers and I/O first */
+        static const struct timeval zero = {0, 0};
+        loop->drain_armed = 1;
+        event_add(loop->drain_ev, &zero);
+    }
+}
+
+/* Runs a batch of entries: until the queue is empty, the loop stops, or
+ * the batch budget is used. Called through lasio_guarded_. */
+static int
+drain_body(lua_State *L) {
+    struct lasio_loop *loop = lua_touserdata(L, 1);
     int top = lua_gettop(L);
     double start = 0;
     for (int steps = 1; loop->rq_count > 0 && !loop->stopping; steps++) {
@@ -173,11 +194,5 @@ lasio_rq_drain_cb_(int fd, short what, void *arg) {
         if (steps >= RQ_BATCH_STEPS)
             break;
     }
-    loop->in_drain = 0;
-    if (loop->rq_count > 0 && !loop->closed) {
-        /* more work: let libevent poll timers and I/O first */
-        static const struct timeval zero = {0, 0};
-        loop->drain_armed = 1;
-        event_add(loop->drain_ev, &zero);
-    }
+    return 0;
 }

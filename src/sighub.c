@@ -62,6 +62,12 @@ hub_handler(int sig) {
     errno = saved;
 }
 
+static int
+dispatch_body(lua_State *L) {
+    lasio_signals_dispatch_(L, lua_touserdata(L, 1), 0);
+    return 0;
+}
+
 static void
 wake_cb(evutil_socket_t fd, short what, void *arg) {
     struct lasio_loop *loop = arg;
@@ -69,7 +75,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     while (read(fd, buf, sizeof buf) > 0)
         ;
-    lasio_signals_dispatch_(loop->L, loop, 0);
+    lasio_guarded_(loop, dispatch_body);
 }
 
 /* Creates the loop's wake pipe and its read event. */

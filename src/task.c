@@ -99,6 +99,7 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
         luaL_traceback(L, L, NULL, 1);
         lua_setiuservalue(L, tidx, TASK_UV_SITE);
     }
+    lasio_rq_reserve_(L, loop, 1); /* the push below cannot fail then */
     pushtasks(L, loop);
     lua_pushvalue(L, tidx);
     t->ref = luaL_ref(L, -2);

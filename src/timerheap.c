@@ -104,13 +104,15 @@ lasio_theap_remove_(struct lasio_loop *loop, int *posp) {
         rearm(loop);
 }
 
-void
-lasio_theap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
-    struct lasio_loop *loop = arg;
-    lua_State *L = loop->L;
-    (void)fd, (void)what;
+/* Moves the due entries to the ready queue, in deadline order. Room in
+ * the queue is made before an entry leaves the heap, so running out of
+ * memory loses no timer. Called through lasio_guarded_. */
+static int
+fire_body(lua_State *L) {
+    struct lasio_loop *loop = lua_touserdata(L, 1);
     double now = lasio_time_();
     while (loop->th_n > 0 && loop->th[0].when <= now && !loop->closed) {
+        lasio_rq_reserve_(L, loop, 1);
         struct lasio_timer_entry e = loop->th[0];
         *e.posp = -1;
         int last = --loop->th_n;
@@ -123,6 +125,14 @@ lasio_theap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
         else
             lasio_handle_timer_due_(L, e.owner);
     }
+    return 0;
+}
+
+void
+lasio_theap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
+    struct lasio_loop *loop = arg;
+    (void)fd, (void)what;
+    lasio_guarded_(loop, fire_body);
     if (!loop->closed)
         rearm(loop); /* what is left; also when woken early */
 }

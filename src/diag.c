@@ -168,6 +168,18 @@ lasio_diag_untrack_(lua_State *L, int idx, struct lasio_future *f) {
     lua_pop(L, 1);
 }
 
+/* Debug mode: copies where the task at tidx was created into the context
+ * table on top, as source_traceback. */
+static void
+add_site(lua_State *L, int tidx) {
+    tidx = lua_absindex(L, tidx);
+    if (lasio_totask_(L, tidx) &&
+        lua_getiuservalue(L, tidx, TASK_UV_SITE) == LUA_TSTRING)
+        lua_setfield(L, -2, "source_traceback");
+    else
+        lua_pop(L, 1);
+}
+
 /* Pushes the context of an unretrieved error of the Future at idx. */
 static void
 push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f) {
@@ -179,6 +191,7 @@ push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f) {
     lua_setfield(L, -2, "message");
     lua_pushvalue(L, idx);
     lua_setfield(L, -2, is_task ? "task" : "future");
+    add_site(L, idx);
     lua_getiuservalue(L, idx, FUT_UV_RESULT);
     lua_setfield(L, -2, "exception");
     lua_getiuservalue(L, idx, FUT_UV_TRACEBACK);
@@ -243,6 +256,7 @@ lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop,
             lua_setfield(L, -2, "message");
             lua_pushvalue(L, -2);
             lua_setfield(L, -2, "task");
+            add_site(L, -2);
             lasio_task_pushstack_(L, -2, t);
             lua_setfield(L, -2, "traceback");
             lasio_call_exception_handler_(L, loop);
@@ -293,7 +307,15 @@ lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop) {
             }
             lasio_task_pushstack_(L, task, t);
             lua_pushliteral(L, "\n");
-            lua_concat(L, 5);
+            if (lua_getiuservalue(L, task, TASK_UV_SITE) == LUA_TSTRING) {
+                lua_pushliteral(L, "created at:\n");
+                lua_insert(L, -2);
+                lua_pushliteral(L, "\n");
+                lua_concat(L, 8);
+            } else {
+                lua_pop(L, 1);
+                lua_concat(L, 5);
+            }
             append(L, acc);
         }
         lua_settop(L, task - 1);

@@ -1,0 +1,77 @@
+-- Debug mode (API.md section 6): slow callbacks and task steps are
+-- reported, and tasks record where they were created.
+-- SPDX-License-Identifier: MIT
+local helper = require "helper"
+local lasio = require "lasio"
+
+describe("debug mode", function()
+    it("records where a task was created in the never-retrieved context",
+        helper.async(function()
+            local loop = lasio.get_running_loop()
+            local seen = {}
+            local old = loop:get_exception_handler()
+            loop:set_exception_handler(function(_, ctx) seen[#seen + 1] = ctx end)
+            loop:set_debug(true)
+            local t = lasio.spawn(function() error("boom") end)
+            lasio.sleep(0)
+            lasio.sleep(0)
+            t = nil
+            for _ = 1, 3 do collectgarbage() lasio.sleep(0) end
+            loop:set_debug(false)
+            loop:set_exception_handler(old)
+            local ctx
+            for _, c in ipairs(seen) do
+                if c.message == "Task exception was never retrieved" then ctx = c end
+            end
+            assert.is_not_nil(ctx)
+            assert.is_string(ctx.source_traceback)
+            assert.truthy(ctx.source_traceback:find("debug_spec.lua:15", 1, true),
+                ctx.source_traceback)
+        end))
+
+    it("lists the creation site of stuck tasks in the deadlock report", function()
+        local out, err, status = helper.run_script([[
+local lasio = require "lasio"
+lasio.get_running_loop():set_debug(true)
+local t = lasio.spawn(function() lasio.Future():await() end)
+t:await()
+]])
+        assert.are.equal(5, status, err)
+        assert.are.equal("", out)
+        assert.truthy(err:find("created at:", 1, true), err)
+        assert.truthy(err:find("script.lua:3:", 1, true), err)
+    end)
+
+    it("reports a slow task step through the exception handler", helper.async(function()
+        local loop = lasio.get_running_loop()
+        local got = {}
+        local old = loop:get_exception_handler()
+        loop:set_exception_handler(function(_, ctx) got[#got + 1] = ctx end)
+        loop:set_debug(true)
+        local saved = loop.slow_callback_duration
+        loop.slow_callback_duration = 0.01
+        local t = lasio.spawn(function()
+            local t0 = os.clock()
+            while os.clock() - t0 < 0.05 do end
+        end)
+        t:await()
+        loop.slow_callback_duration = saved
+        loop:set_debug(false)
+        loop:set_exception_handler(old)
+        local found
+        for _, ctx in ipairs(got) do
+            if tostring(ctx.message):find("^Executing lasio.Task<") then found = ctx end
+        end
+        assert.is_not_nil(found)
+        assert.are.equal(t, found.task)
+    end))
+
+    it("is off by default and slow_callback_duration defaults to 0.1", function()
+        local loop = lasio.new_event_loop()
+        assert.is_false(loop:get_debug())
+        assert.are.equal(0.1, loop.slow_callback_duration)
+        assert.has_error(function() loop.slow_callback_duration = -1 end)
+        assert.has_error(function() loop.no_such_field = 1 end)
+        loop:close()
+    end)
+end)

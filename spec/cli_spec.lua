@@ -506,7 +506,7 @@ echo $?
 ]], feed, q(bin), q(out), q(err), signals))
             return slurp(out), slurp(err), tonumber(res:match("%d+"))
         end
-        local d = helper.t(1)
+        local d = helper.t(0.3)
 
         it("SIGINT cancels the line being run, not the REPL", function()
             local out, err, status = repl_with_signals(string.format(

@@ -402,6 +402,18 @@ describe("yieldable places that are awkward but allowed", function()
         assert.are.same({ "body", "closed", "after" }, log)
     end))
 
+    it("a <close> handler that awaits on return keeps the returned values",
+        async(function()
+            local t = lasio.spawn(function()
+                local _ <close> = helper.closer(function() lasio.sleep(0.001) end)
+                return 1, nil, 3
+            end)
+            local r = table.pack(t:await())
+            assert.are.equal(3, r.n)
+            assert.are.equal(1, r[1])
+            assert.are.equal(3, r[3])
+        end))
+
     it("a <close> handler may await while an error unwinds through pcall",
         async(function()
             local log = {}
@@ -416,6 +428,31 @@ describe("yieldable places that are awkward but allowed", function()
             assert.truthy(tostring(e):find("unwinding", 1, true))
             assert.are.same({ "closed" }, log)
         end))
+end)
+
+describe("deeply nested user coroutines", function()
+    it("an await 150 user coroutines deep suspends the task and returns", async(function()
+        local fut = lasio.Future()
+        lasio.get_running_loop():call_later(0.001, function() fut:set_result("deep") end)
+        local function level(d)
+            if d == 0 then return fut:await() end
+            local co = coroutine.wrap(function() return level(d - 1) end)
+            return co()
+        end
+        assert.are.equal("deep", level(150))
+    end))
+
+    it("a generator yielding 10000 times with awaits in between", async(function()
+        local gen = coroutine.wrap(function()
+            for i = 1, 10000 do
+                if i % 100 == 0 then lasio.sleep(0) end
+                coroutine.yield(i)
+            end
+        end)
+        local sum = 0
+        for _ = 1, 10000 do sum = sum + gen() end
+        assert.are.equal(10000 * 10001 // 2, sum)
+    end))
 end)
 
 describe("awaiting outside a task", function()

@@ -398,6 +398,20 @@ print("main-done")
         assert.truthy(err:find("stuck_in_worker_b", 1, true), err)
     end)
 
+    it("a cancelled timer or a cancelled sleeper does not hide a deadlock", function()
+        local out, err, status = helper.run_child([[
+local loop = lasio.get_running_loop()
+loop:call_later(100, print):cancel()
+local sleeper = lasio.spawn(function() lasio.sleep(100) end)
+lasio.sleep(0)
+sleeper:cancel()
+lasio.Future():await()
+]], { timeout = helper.t(20) })
+        assert.are_not.equal(124, status, "hung instead of reporting: " .. err)
+        assert.are.equal(5, status, err)
+        assert.truthy(err:lower():find("deadlock", 1, true), err)
+    end)
+
     it("tasks waiting on a timer are not a deadlock", function()
         local out, err, status = helper.run_child([[
 local f = lasio.Future()

@@ -401,6 +401,28 @@ end)
                 end)
         end
 
+        it("debug mode: tasks record where they were created (shown in reports)",
+            function()
+                local code = [[
+local lasio = require "lasio"
+local loop = lasio.new_event_loop()
+loop:set_debug(%s)
+local function spawn_site_fn()
+    return loop:create_task(function() lasio.sleep(1000) end)
+end
+local stuck = spawn_site_fn()
+loop:run_until_complete(function() lasio.sleep(0.001) end)
+loop:close()
+]]
+                local _, err, status = child(code:format("true"), LUA)
+                assert.are.equal(0, status, err)
+                assert.truthy(err:find("Task was destroyed but it is pending!", 1, true), err)
+                assert.truthy(err:find("spawn_site_fn", 1, true), err)
+                local _, err2 = child(code:format("false"), LUA)
+                assert.truthy(err2:find("Task was destroyed but it is pending!", 1, true), err2)
+                assert.is_nil(err2:find("spawn_site_fn", 1, true), err2)
+            end)
+
         it("debug mode slow-callback report goes through the exception handler",
             function()
                 local out, err, status = child([[

@@ -321,6 +321,19 @@ describe("deep chains (E6)", function()
         assert.are.equal(N, futs[N]:await())
     end))
 
+    it("100 000 done callbacks, each adding the next to the same done future", async(function()
+        local f = lasio.Future()
+        f:set_result(0)
+        local n = 0
+        local done = lasio.Future()
+        local function cb(x)
+            n = n + 1
+            if n < 100000 then x:add_done_callback(cb) else done:set_result(n) end
+        end
+        f:add_done_callback(cb)
+        assert.are.equal(100000, done:await())
+    end))
+
     it("a chain of 100 000 tasks, each awaiting the previous one", async(function()
         local N = 100000
         local first = lasio.Future()

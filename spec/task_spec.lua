@@ -146,6 +146,76 @@ describe("Task", function()
         end))
     end)
 
+    -- A thousand values through every path that moves arguments or results
+    -- between stacks (a missing lua_checkstack corrupts the heap), each in a
+    -- child process so a crash is reported as a failure of its own.
+    describe("1000 arguments and results", function()
+        local SCRIPT = [[
+local lasio = require "lasio"
+local which = arg[1]
+local t = {}
+for i = 1, 1000 do t[i] = i end
+local function count(...) return select("#", ...) end
+local r
+if which == "run" then
+    r = count(lasio.run(function(...) return ... end, table.unpack(t)))
+else
+    lasio.run(function()
+        local loop = lasio.get_running_loop()
+        if which == "spawn" then
+            r = count(lasio.spawn(function(...) return ... end, table.unpack(t)):await())
+        elseif which == "create_task" then
+            r = count(loop:create_task(function(...) return ... end, table.unpack(t)):await())
+        elseif which == "results" then
+            r = count(lasio.spawn(function() lasio.sleep(0) return table.unpack(t) end):await())
+        elseif which == "await_fn" then
+            r = count(lasio.await(function() return table.unpack(t) end))
+        elseif which == "nested_run" then
+            r = count(lasio.run(function(...) lasio.sleep(0) return ... end, table.unpack(t)))
+        elseif which == "run_until_complete" then
+            r = count(loop:run_until_complete(function() lasio.sleep(0) return table.unpack(t) end))
+        elseif which == "future" then
+            local f = lasio.Future()
+            loop:call_soon(function() f:set_result(table.unpack(t)) end)
+            r = count(f:await()) + count(f:result()) - 1000
+        elseif which == "sleep" then
+            r = count(lasio.sleep(0.001, table.unpack(t)))
+        elseif which == "call_soon" then
+            loop:call_soon(function(...) r = count(...) end, table.unpack(t))
+            lasio.sleep(0.001)
+        elseif which == "call_later" then
+            loop:call_later(0, function(...) r = count(...) end, table.unpack(t))
+            lasio.sleep(0.01)
+        elseif which == "wrap" then
+            local g = coroutine.wrap(function(...) lasio.sleep(0) coroutine.yield(...) end)
+            r = count(g(table.unpack(t)))
+        elseif which == "resume" then
+            local co = coroutine.create(function(...)
+                lasio.sleep(0)
+                local x = table.pack(coroutine.yield(...))
+                return table.unpack(x, 1, x.n)
+            end)
+            r = count(select(2, coroutine.resume(co, table.unpack(t))))
+                + count(select(2, coroutine.resume(co, table.unpack(t)))) - 1000
+        end
+    end)
+end
+print("count", r)
+]]
+        for _, which in ipairs({ "spawn", "create_task", "run", "nested_run", "results",
+            "await_fn", "run_until_complete", "future", "sleep", "call_soon",
+            "call_later", "wrap", "resume" }) do
+            for _, interp in ipairs(helper.interps) do
+                it(which .. " (" .. interp .. ")", function()
+                    local out, err, status = helper.run_child(SCRIPT,
+                        { interp = interp, args = which })
+                    assert.are.equal(0, status, err)
+                    assert.are.equal("count\t1000\n", out)
+                end)
+            end
+        end
+    end)
+
     describe("names, coroutine and stack", function()
         it("default names are Task-<n>, increasing", async(function()
             local a = lasio.spawn(function() end)
@@ -498,6 +568,35 @@ describe("Task", function()
                 assert.is_true(lasio.CancelledError:is(e), tostring(e))
                 assert.is_true(f2:cancelled())
                 assert.is_true(t:cancelled())
+            end))
+
+        it("cancel after the awaited future finished, before the task resumed: Cancelled at that await",
+            async(function()
+                -- asyncio: the wake-up is scheduled but the task has not run;
+                -- cancel() is still true and the await raises CancelledError.
+                local f = lasio.Future()
+                local t = lasio.spawn(function() return f:await() end)
+                lasio.sleep(0)
+                f:set_result(1)
+                assert.is_true(t:cancel())
+                local ok, e = pcall(t.await, t)
+                assert.is_false(ok)
+                assert.is_true(lasio.CancelledError:is(e), tostring(e))
+                assert.is_true(t:cancelled())
+            end))
+
+        it("a close handler that raises during cancellation replaces the CancelledError",
+            async(function()
+                local t = lasio.spawn(function()
+                    local _ <close> = helper.closer(function() error("close-failed") end)
+                    lasio.sleep(10)
+                end)
+                lasio.sleep(0)
+                t:cancel()
+                local ok, e = pcall(t.await, t)
+                assert.is_false(ok)
+                assert.truthy(tostring(e):find("close-failed", 1, true), tostring(e))
+                assert.is_false(t:cancelled())
             end))
 
         it("a task raising CancelledError itself ends cancelled", async(function()

@@ -299,6 +299,60 @@ describe("timers", function()
             end))
     end)
 
+    it("tasks spinning on sleep(0) do not starve timers", async(function()
+        local loop = lasio.get_running_loop()
+        local spinning = true
+        local spins = 0
+        local spinners = {}
+        for i = 1, 2 do
+            spinners[i] = lasio.spawn(function()
+                while spinning do
+                    spins = spins + 1
+                    lasio.sleep(0)
+                end
+            end)
+        end
+        local t0 = loop:time()
+        local fired_after
+        loop:call_later(0.01, function() fired_after = loop:time() - t0 end)
+        local sleeper_done
+        local sleeper = lasio.spawn(function()
+            lasio.sleep(0.02)
+            sleeper_done = loop:time() - t0
+        end)
+        -- this task spins too, without yielding to the kernel
+        while (not fired_after or not sleeper_done) and loop:time() - t0 < helper.t(3) do
+            lasio.sleep(0)
+        end
+        spinning = false
+        for _, t in ipairs(spinners) do t:await() end
+        sleeper:await()
+        assert.is_not_nil(fired_after, "timer starved")
+        assert.is_not_nil(sleeper_done, "sleep starved")
+        assert.is_true(fired_after < helper.t(1), "timer late by " .. tostring(fired_after))
+        assert.is_true(spins > 100)
+    end))
+
+    it("a callback rescheduling itself with call_soon does not starve timers",
+        async(function()
+            local loop = lasio.get_running_loop()
+            local running = true
+            local n = 0
+            local function again()
+                n = n + 1
+                if running then loop:call_soon(again) end
+            end
+            loop:call_soon(again)
+            local fired = false
+            loop:call_later(0.005, function() fired = true; running = false end)
+            local t0 = loop:time()
+            lasio.sleep(0.02)
+            assert.is_true(fired)
+            assert.is_false(running)
+            assert.is_true(loop:time() - t0 < helper.t(2))
+            assert.is_true(n > 10)
+        end))
+
     -- covers T4 (the loop part: a deadline already in the past)
     it("a deadline in the past runs on a later turn, not inline (T4)", async(function()
         local loop = lasio.get_running_loop()

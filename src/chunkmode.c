@@ -1,9 +1,8 @@
 /*
- * chunkmode.c: the lasio command refuses binary chunks (precompiled \27Lua
- * bytecode can crash the VM) in every place that loads code: the script
- * loader, load, loadfile, dofile and require's Lua searcher. Owns nothing
- * but the replaced functions. Invariant: with the policy on, every chunk
- * reaches lua_load with mode "t", whatever mode the caller asked for.
+ * chunkmode.c: the lasio command refuses binary chunks (crafted bytecode can
+ * crash the VM) wherever code loads: script, load, loadfile, dofile and
+ * require's Lua searcher. Owns the replaced functions. Invariant: with the
+ * policy on, every chunk reaches lua_load with mode "t".
  * SPDX-License-Identifier: MIT
  */
 #include <string.h>

@@ -160,6 +160,8 @@ struct lasio_future {
     unsigned char state;     /* enum lasio_fstate */
     unsigned char log_error; /* error stored and not retrieved yet */
     unsigned char has_stop;  /* run_until_complete waits on it */
+    unsigned char c_source;  /* made by lasio_future_new: counted in
+                                loop->nsources while pending */
     int nresults;            /* 1: value stored directly; else a table */
     int ncallbacks;          /* 0, 1 (stored directly) or more (table) */
     struct lasio_loop *loop; /* kept alive by FUT_UV_LOOP */

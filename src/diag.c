@@ -173,8 +173,9 @@ lasio_diag_untrack_(lua_State *L, int idx, struct lasio_future *f) {
 static void
 add_site(lua_State *L, int tidx) {
     tidx = lua_absindex(L, tidx);
-    if (lasio_totask_(L, tidx) &&
-        lua_getiuservalue(L, tidx, TASK_UV_SITE) == LUA_TSTRING)
+    if (!lasio_totask_(L, tidx))
+        return;
+    if (lua_getiuservalue(L, tidx, TASK_UV_SITE) == LUA_TSTRING)
         lua_setfield(L, -2, "source_traceback");
     else
         lua_pop(L, 1);

@@ -34,6 +34,7 @@ lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
     f->state = FUT_PENDING;
     f->log_error = 0;
     f->has_stop = 0;
+    f->c_source = 0;
     f->nresults = 0;
     f->ncallbacks = 0;
     f->loop = loop;
@@ -58,6 +59,10 @@ lasio_future_push_(lua_State *L, struct lasio_loop *loop) {
  * affect nothing already scheduled). [-0, +0, m] */
 static void
 schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
+    if (f->c_source) { /* a C Future is no longer a wake-up source */
+        f->c_source = 0;
+        f->loop->nsources--;
+    }
     int n = f->ncallbacks;
     if (n == 0)
         return;
@@ -452,6 +457,9 @@ future_tostring(lua_State *L) {
 static int
 future_gc(lua_State *L) {
     struct lasio_future *f = lua_touserdata(L, 1);
+    if (f->c_source && !f->loop->closed) /* dropped before resolved */
+        f->loop->nsources--;
+    f->c_source = 0;
     if (f->log_error)
         lasio_diag_unretrieved_(L, 1, f);
     return 0;

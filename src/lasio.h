@@ -33,7 +33,9 @@ LASIO_API int lasio_open(lua_State *L, struct event_base *base);
 /*
  * Pushes a new pending Future on the state's current loop.
  * The Future is an ordinary Lua value: keep it reachable (for example with
- * luaL_ref) for as long as C code means to resolve it.
+ * luaL_ref) for as long as C code means to resolve it. While it is pending
+ * it counts as something that can wake a task, so a task awaiting it is
+ * never reported as deadlocked.
  * Stack: [-0, +1, m]
  */
 LASIO_API void lasio_future_new(lua_State *L);

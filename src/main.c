@@ -1,9 +1,8 @@
 /*
- * main.c: the lasio command, a port of Lua 5.4's lua.c (MIT, PUC-Rio) that
- * runs LUA_INIT, -e, -l, -W, the script and the REPL, in command-line order,
- * as ONE main task of the event loop (lasio_cli_run_). Owns the process's
- * Lua state. Invariant: every chunk is loaded before any code runs, so a bad
- * command line, an unreadable file or a syntax error exits 2 or 3 at once.
+ * main.c: the lasio command, a port of Lua 5.4's lua.c (MIT, PUC-Rio): runs
+ * LUA_INIT, -e, -l, -W, the script and the REPL in command-line order as ONE
+ * main task (lasio_cli_run_). Owns the process's Lua state. Invariant: every
+ * chunk loads before any code runs (unreadable: 2, syntax error: 3, at once).
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>

@@ -162,7 +162,11 @@ void
 lasio_future_new(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_pop(L, 1);
-    lasio_future_push_(L, loop);
+    struct lasio_future *f = lasio_future_push_(L, loop);
+    /* C code will resolve it from an event lasio does not see: while it
+     * is pending, a task waiting on it is not stuck */
+    f->c_source = 1;
+    loop->nsources++;
 }
 
 int

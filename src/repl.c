@@ -1,10 +1,8 @@
 /*
- * repl.c: the lasio command's REPL. A libevent read event on fd 0 feeds
- * libedit's callback interface (on a terminal) or a line buffer (pipes),
- * and each line resolves a Future that the REPL, a Lua chunk running in the
- * main task, awaits; every line then runs as a task of its own. Owns the
- * input object. Invariant: no Lua code runs in the libevent callback, and a
- * pending read holds exactly one registry ref (its Future) until resolved.
+ * repl.c: the lasio REPL. A libevent read event on fd 0 drives libedit's
+ * callback interface (terminal) or a line buffer (pipe); each line resolves
+ * a Future the REPL chunk (Lua, in the main task) awaits. Owns the input
+ * object. Invariant: no Lua code runs in the libevent callback.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -31,7 +29,9 @@
  * LUA_RIDX_MAINTHREAD): it lives as long as the state, and the callback
  * uses it to resolve the Future, in protected mode. The input object is
  * kept alive by the REPL chunk (a <close> local) for as long as the event
- * may fire; close() frees the event.
+ * may fire; close() frees the event. Invariant: ref holds the Future of the
+ * one pending read, and the event is armed only while a read is pending, so
+ * input is consumed only when someone waits for it.
  */
 struct input {
     lua_State *L;
@@ -376,18 +376,11 @@ static const char repl_lua[] =
     "local function run(fn)\n"
     "  return table.pack(xpcall(fn, msghandler))\n"
     "end\n"
-    /* The REPL waits on stdin, which the loop does not count as
-     * something that can wake a task: a far timer keeps the deadlock
-     * report away while the prompt is shown. */
-    "local loop = lasio.get_running_loop()\n"
-    "local function idle() end\n"
     "local function getline(first)\n"
     "  local p = first and _PROMPT or _PROMPT2\n"
     "  if p == nil then p = first and '> ' or '>> ' end\n"
     "  local fut = input:read(tostring(p))\n"
-    "  local keep = loop:call_later(1e9, idle)\n"
     "  local ok, line = pcall(fut.await, fut)\n"
-    "  keep:cancel()\n"
     "  if ok then return line end\n"
     "  input:cancel()\n"
     "  io.stdout:write('\\n')\n"

@@ -88,6 +88,9 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     lua_State *co = lua_newthread(L);
     lua_setiuservalue(L, tidx, TASK_UV_CORO);
     t->co = co;
+    /* the trampoline, fn, the arguments, and room for its message handler */
+    if (!lua_checkstack(co, nargs + 3))
+        luaL_error(L, "too many arguments for a task (%d)", nargs);
     lua_pushcfunction(co, trampoline);
     lua_pushvalue(L, fidx);
     lua_xmove(L, co, 1);

@@ -1,0 +1,21 @@
+-- spawn: N tasks, each awaits sleep(0) once and returns a value; all are
+-- gathered. Wall-clock time. usage: lasio bench/spawn.lua [N]
+local dir = arg[0]:match("(.*/)") or "./"
+package.path = dir .. "?.lua;" .. package.path
+local C = require "common"
+local lasio = require "lasio"
+local n = C.arg(1, 200000)
+
+local function task(i)
+    lasio.sleep(0)
+    return i
+end
+
+local t0 = lasio.time()
+local tasks = {}
+for i = 1, n do tasks[i] = lasio.spawn(task, i) end
+local results = lasio.gather(tasks)
+local t1 = lasio.time()
+assert(results.n == n and results[n] == n)
+C.result({n = n, secs = C.fmt(t1 - t0), rate = C.fmt(n / (t1 - t0), 0),
+          peak_kb = C.proc_kb("VmHWM")}, {"n", "secs", "rate", "peak_kb"})

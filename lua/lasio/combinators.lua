@@ -1,0 +1,3 @@
+-- lasio.combinators: being written (issue 4).
+-- SPDX-License-Identifier: MIT
+return {}

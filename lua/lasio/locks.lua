@@ -1,0 +1,3 @@
+-- lasio.locks: being written (issue 4).
+-- SPDX-License-Identifier: MIT
+return {}

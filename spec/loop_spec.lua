@@ -599,6 +599,36 @@ print(r, table.concat(log, ","), loop:is_closed())
             assert.truthy(out:find("main-done\tcancelled,cleanup\ttrue", 1, true), out)
         end)
 
+        it("lasio.run: a failing main task still cancels and finishes the others; a leftover that delays its end is awaited",
+            function()
+                local out, err, status = child([[
+local lasio = require "lasio"
+local log = {}
+local ok, e = pcall(lasio.run, function()
+    lasio.spawn(function()
+        local _ <close> = setmetatable({}, {__close = function() log[#log+1] = "cleanup" end})
+        lasio.sleep(100)
+    end)
+    lasio.sleep(0)
+    error("main-err")
+end)
+print("failed", ok, tostring(e):find("main-err", 1, true) ~= nil, table.concat(log, ","))
+local flag = false
+print("slow-leftover", lasio.run(function()
+    lasio.spawn(function()
+        pcall(lasio.sleep, 100)
+        lasio.sleep(0.02)
+        flag = true
+    end)
+    lasio.sleep(0)
+    return "main"
+end), flag)
+]], LUA)
+                assert.are.equal(0, status, err)
+                assert.truthy(out:find("failed\tfalse\ttrue\tcleanup", 1, true), out)
+                assert.truthy(out:find("slow-leftover\tmain\ttrue", 1, true), out)
+            end)
+
         it("a deadlock raises instead of hanging (library mode)", function()
             local out, err, status = child([[
 local lasio = require "lasio"

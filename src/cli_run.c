@@ -60,7 +60,7 @@ print_main_error(lua_State *L, int task) {
     struct lasio_task *t = lasio_totask_(L, task);
     lasio_task_pushname_(L, task, t);
     lua_getiuservalue(L, task, FUT_UV_RESULT);
-    lua_getiuservalue(L, task, FUT_UV_TRACEBACK);
+    lasio_extra_get_(L, task, EXTRA_TRACEBACK);
     const char *tb = lua_tostring(L, -1);
     if (!tb) /* no traceback recorded: the error's own text */
         tb = luaL_tolstring(L, -2, NULL);
@@ -125,7 +125,7 @@ lasio_cli_run_(lua_State *L, int nargs) {
     lasio_task_pushname_(L, main, t);
     lua_pushliteral(L, " (main)");
     lua_concat(L, 2);
-    lua_setiuservalue(L, main, TASK_UV_NAME);
+    lasio_extra_set_(L, main, EXTRA_NAME);
     lua_pushvalue(L, main);
     lua_setiuservalue(L, loopidx, LOOP_UV_MAIN);
     t->fut.has_stop = 1;

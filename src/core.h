@@ -151,9 +151,24 @@ enum {
     FUT_UV_RESULT = 1, /* value, table of values, error, or cancel msg */
     FUT_UV_CALLBACKS,  /* nil, one callback, or a sequence of them */
     FUT_UV_LOOP,       /* the loop userdata: keeps loop alive */
-    FUT_UV_TRACEBACK,  /* traceback of the stored error */
-    FUT_NUV = FUT_UV_TRACEBACK
+    FUT_UV_EXTRA,      /* nil, or a table of the rarely used fields below */
+    FUT_NUV = FUT_UV_EXTRA
 };
+
+/* Keys of the FUT_UV_EXTRA table: fields most objects never need, kept out
+ * of the user values so a blocked task stays small. */
+enum {
+    EXTRA_TRACEBACK = 1, /* traceback of the stored error */
+    EXTRA_NAME,          /* task name, or nil: "Task-<id>" */
+    EXTRA_SITE,          /* where the task was created (debug mode) */
+    EXTRA_CANCELMSG      /* message of a pending cancellation */
+};
+/* Pushes extra field key of the object at idx (nil when unset); returns
+ * its type. [-0, +1, -] */
+LASIO_HIDDEN int lasio_extra_get_(lua_State *L, int idx, int key);
+/* Sets extra field key of the object at idx to the value on top (popped).
+ * [-1, +0, m] */
+LASIO_HIDDEN void lasio_extra_set_(lua_State *L, int idx, int key);
 
 struct lasio_future {
     unsigned char kind;      /* KIND_FUTURE or KIND_TASK */
@@ -224,10 +239,7 @@ enum lasio_wait { WAIT_NONE, WAIT_FUTURE, WAIT_SLEEP, WAIT_FOREVER };
 enum {
     TASK_UV_CORO = FUT_NUV + 1, /* the coroutine (a Lua thread) */
     TASK_UV_WAITER,             /* the Future waited on, or nil */
-    TASK_UV_NAME,               /* name string, or nil: "Task-<id>" */
-    TASK_UV_SITE,               /* creation traceback (debug mode) */
-    TASK_UV_CANCELMSG,          /* message of a pending cancellation */
-    TASK_NUV = TASK_UV_CANCELMSG
+    TASK_NUV = TASK_UV_WAITER
 };
 
 struct lasio_task {

@@ -21,7 +21,7 @@ lasio_diag_rethrow_(lua_State *L, int idx, int fidx) {
     lua_createtable(L, 3, 0);
     lua_pushvalue(L, idx);
     lua_rawseti(L, -2, 1);
-    lua_getiuservalue(L, fidx, FUT_UV_TRACEBACK);
+    lasio_extra_get_(L, fidx, EXTRA_TRACEBACK);
     lua_rawseti(L, -2, 2);
     struct lasio_future *f = lasio_tofuture_(L, fidx);
     if (f && f->kind == KIND_TASK)
@@ -78,7 +78,7 @@ lasio_msgh_(lua_State *L) {
         lua_getiuservalue(L, -1, LOOP_UV_TASKS);
         lua_rawgeti(L, -1, loop->current->ref);
         lua_pushvalue(L, -4);
-        lua_setiuservalue(L, -2, FUT_UV_TRACEBACK);
+        lasio_extra_set_(L, -2, EXTRA_TRACEBACK);
         lua_pop(L, 3);
     }
     lua_rawsetp(L, LUA_REGISTRYINDEX, &last_traceback_key);
@@ -175,7 +175,7 @@ add_site(lua_State *L, int tidx) {
     tidx = lua_absindex(L, tidx);
     if (!lasio_totask_(L, tidx))
         return;
-    if (lua_getiuservalue(L, tidx, TASK_UV_SITE) == LUA_TSTRING)
+    if (lasio_extra_get_(L, tidx, EXTRA_SITE) == LUA_TSTRING)
         lua_setfield(L, -2, "source_traceback");
     else
         lua_pop(L, 1);
@@ -195,7 +195,7 @@ push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f) {
     add_site(L, idx);
     lua_getiuservalue(L, idx, FUT_UV_RESULT);
     lua_setfield(L, -2, "exception");
-    lua_getiuservalue(L, idx, FUT_UV_TRACEBACK);
+    lasio_extra_get_(L, idx, EXTRA_TRACEBACK);
     lua_setfield(L, -2, "traceback");
 }
 
@@ -308,7 +308,7 @@ lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop) {
             }
             lasio_task_pushstack_(L, task, t);
             lua_pushliteral(L, "\n");
-            if (lua_getiuservalue(L, task, TASK_UV_SITE) == LUA_TSTRING) {
+            if (lasio_extra_get_(L, task, EXTRA_SITE) == LUA_TSTRING) {
                 lua_pushliteral(L, "created at:\n");
                 lua_insert(L, -2);
                 lua_pushliteral(L, "\n");

@@ -52,6 +52,36 @@ lasio_future_push_(lua_State *L, struct lasio_loop *loop) {
     return f;
 }
 
+int
+lasio_extra_get_(lua_State *L, int idx, int key) {
+    if (lua_getiuservalue(L, idx, FUT_UV_EXTRA) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    int t = lua_rawgeti(L, -1, key);
+    lua_remove(L, -2);
+    return t;
+}
+
+void
+lasio_extra_set_(lua_State *L, int idx, int key) {
+    idx = lua_absindex(L, idx);
+    if (lua_getiuservalue(L, idx, FUT_UV_EXTRA) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        if (lua_isnil(L, -1)) { /* clearing an unset field */
+            lua_pop(L, 1);
+            return;
+        }
+        lua_createtable(L, 4, 0);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, idx, FUT_UV_EXTRA);
+    }
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, key);
+    lua_pop(L, 1);
+}
+
 /* {====== Completion ====== */
 
 /* Schedules every done callback of the Future at idx and forgets them
@@ -118,7 +148,7 @@ void
 lasio_future_fail_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
     lua_setiuservalue(L, idx, FUT_UV_RESULT);
-    lua_setiuservalue(L, idx, FUT_UV_TRACEBACK);
+    lasio_extra_set_(L, idx, EXTRA_TRACEBACK);
     f->nresults = -1;
     f->state = FUT_FINISHED;
     f->log_error = 1;

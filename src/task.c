@@ -100,7 +100,7 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     tidx = lua_gettop(L);
     if (loop->debug) {
         luaL_traceback(L, L, NULL, 1);
-        lua_setiuservalue(L, tidx, TASK_UV_SITE);
+        lasio_extra_set_(L, tidx, EXTRA_SITE);
     }
     lasio_rq_reserve_(L, loop, 1); /* the push below cannot fail then */
     pushtasks(L, loop);
@@ -144,7 +144,7 @@ task_ended_with_error(lua_State *L, int idx, struct lasio_task *t) {
         lasio_future_cancelled_(L, idx, &t->fut);
         return;
     }
-    lua_getiuservalue(L, idx, FUT_UV_TRACEBACK);
+    lasio_extra_get_(L, idx, EXTRA_TRACEBACK);
     lua_insert(L, -2);
     lasio_future_fail_(L, idx, &t->fut);
 }
@@ -153,11 +153,11 @@ task_ended_with_error(lua_State *L, int idx, struct lasio_task *t) {
 static void
 push_cancel_error(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
-    lua_getiuservalue(L, idx, TASK_UV_CANCELMSG);
+    lasio_extra_get_(L, idx, EXTRA_CANCELMSG);
     lasio_newerror_at_(L, ERR_CANCELLED, -1);
     lua_remove(L, -2);
     lua_pushnil(L);
-    lua_setiuservalue(L, idx, TASK_UV_CANCELMSG);
+    lasio_extra_set_(L, idx, EXTRA_CANCELMSG);
 }
 
 /* Handles a yield of the task's coroutine with nres values. */
@@ -282,7 +282,7 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
         lua_pushvalue(L, msgidx);
     else
         lua_pushnil(L);
-    lua_setiuservalue(L, idx, TASK_UV_CANCELMSG);
+    lasio_extra_set_(L, idx, EXTRA_CANCELMSG);
     if (t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER) {
         if (t->waiting == WAIT_SLEEP)
             lasio_theap_remove_(t->fut.loop, &t->heap_pos);
@@ -427,7 +427,7 @@ lasio_sleep_(lua_State *L) {
 void
 lasio_task_pushname_(lua_State *L, int idx, struct lasio_task *t) {
     idx = lua_absindex(L, idx);
-    if (lua_getiuservalue(L, idx, TASK_UV_NAME) == LUA_TNIL) {
+    if (lasio_extra_get_(L, idx, EXTRA_NAME) == LUA_TNIL) {
         lua_pop(L, 1);
         lua_pushfstring(L, "Task-%d", t->id);
     }
@@ -469,7 +469,7 @@ task_set_name(lua_State *L) {
     checktask(L, 1);
     luaL_checkany(L, 2);
     luaL_tolstring(L, 2, NULL);
-    lua_setiuservalue(L, 1, TASK_UV_NAME);
+    lasio_extra_set_(L, 1, EXTRA_NAME);
     return 0;
 }
 

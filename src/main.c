@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "alloc.h"
 #include "lasio.h"
 #include "cli.h"
 #include "chunkmode.h"
@@ -569,6 +570,7 @@ int
 main(int argc, char **argv) {
     struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR};
     lua_State *L;
+    struct lasio_alloc *alloc;
     c.flags = collectargs(&c);
     if (c.flags == has_error) {
         print_usage(argv[c.script]);
@@ -578,7 +580,7 @@ main(int argc, char **argv) {
         print_help();
         return flush_stdout(LASIO_EXIT_OK);
     }
-    L = luaL_newstate();
+    L = lasio_cli_newstate_(&alloc);
     if (L == NULL) {
         l_message(argv[0], "cannot create state: not enough memory");
         return LASIO_EXIT_ERROR;
@@ -591,6 +593,7 @@ main(int argc, char **argv) {
         c.status = LASIO_EXIT_ERROR;
     }
     lua_close(L);
+    lasio_alloc_free_(alloc);
     return flush_stdout(c.status);
 }
 

@@ -17,6 +17,8 @@ for name, fn in pairs(core.coroutine) do
 end
 
 -- The facade modules; each returns a table of names for the module table.
+-- They load on the first use of a name the core does not define, so a
+-- script that needs none of them starts as fast as the core alone.
 local parts = {
     "combinators", -- gather, wait, as_completed, shield
     "timeouts",    -- wait_for, timeout, timeout_at
@@ -24,11 +26,23 @@ local parts = {
     "locks",       -- Lock, Event, Condition, Semaphore, BoundedSemaphore, Barrier
     "queues",      -- Queue, PriorityQueue, LifoQueue
 }
-for _, name in ipairs(parts) do
-    for k, v in pairs(require("lasio." .. name)) do
-        assert(M[k] == nil, "lasio: two definitions of " .. k)
-        M[k] = v
+local function load_parts()
+    setmetatable(M, nil)
+    for _, name in ipairs(parts) do
+        for k, v in pairs(require("lasio." .. name)) do
+            assert(rawget(M, k) == nil, "lasio: two definitions of " .. k)
+            M[k] = v
+        end
     end
 end
 
-return M
+return setmetatable(M, {
+    __index = function(t, k)
+        load_parts()
+        return rawget(t, k)
+    end,
+    __pairs = function(t)
+        load_parts()
+        return next, t, nil
+    end,
+})

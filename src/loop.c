@@ -261,7 +261,9 @@ loop_run_until_complete(lua_State *L) {
     f->has_stop = 1;
     lua_pushcfunction(L, lasio_stop_loop_cb_);
     lasio_future_add_callback_(L, 2, f, -1);
+    loop->user_stoppable = 1; /* stop() ends the run early: raised below */
     int deadlock = lasio_loop_run_(L, loop);
+    loop->user_stoppable = 0;
     lasio_future_remove_callback_(L, 2, f, 3);
     f->has_stop = 0;
     if (deadlock)

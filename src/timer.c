@@ -232,15 +232,39 @@ handle_when(lua_State *L) {
     return 1;
 }
 
+/* Pushes where the handle's callback was defined ("file:line"), so
+ * reports say which callback they mean. [-0, +1, m] */
+static void
+push_callback_site(lua_State *L, int idx) {
+    lua_Debug ar;
+    lua_getiuservalue(L, idx, HANDLE_UV_CALL);
+    if (lua_istable(L, -1)) {
+        lua_rawgeti(L, -1, 1);
+        lua_remove(L, -2);
+    }
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "callable");
+        return;
+    }
+    lua_getinfo(L, ">S", &ar);
+    if (ar.what[0] == 'C')
+        lua_pushliteral(L, "C function");
+    else
+        lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+}
+
 static int
 handle_tostring(lua_State *L) {
     struct lasio_handle *h = checkhandle(L, 1);
+    push_callback_site(L, 1);
+    const char *site = lua_tostring(L, -1);
     if (h->is_timer)
-        lua_pushfstring(L, "lasio.TimerHandle<when=%f%s>", h->when,
+        lua_pushfstring(L, "lasio.TimerHandle<when=%f %s%s>", h->when, site,
                         h->cancelled ? " cancelled" : "");
     else
-        lua_pushfstring(L, "lasio.Handle<%s>",
-                        h->cancelled ? "cancelled" : "pending");
+        lua_pushfstring(L, "lasio.Handle<%s %s>",
+                        h->cancelled ? "cancelled" : "pending", site);
     return 1;
 }
 

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Runs the project's own workloads alone (no peers needed) and prints their
+# RESULT lines: a quick check after a change. Compare against the peers with
+# ../shared/bench/run-peers.sh (see bench/README.md).
+# Usage: bench/run.sh [lasio binary] ; N sizes as in the peer kit
+# SPDX-License-Identifier: MIT
+set -eu
+cd "$(dirname "$0")/.."
+bin=${1:-build/lasio}
+"$bin" bench/spawn.lua "${SPAWN_N:-200000}"
+"$bin" bench/pingpong.lua "${PINGPONG_M:-1000000}"
+"$bin" bench/timers.lua "${TIMERS_N:-200000}"
+"$bin" bench/timers.lua "${TIMERS_PRECISION_N:-1000}"
+"$bin" bench/idle.lua "${IDLE_N:-100000}"

@@ -708,6 +708,20 @@ describe("Condition", function()
         assert.is_false(cond:locked())
     end))
 
+    it("cancelling a waiting acquire leaves the lock to its holder (F4)", async(function()
+        local cond = lasio.Condition()
+        cond:acquire()
+        local t = lasio.spawn(cond.acquire, cond)
+        lasio.sleep(0)
+        assert.are.equal(1, nwaiters(cond._lock))
+        t:cancel()
+        assert.is_true(is_cancelled(raises(t.await, t)))
+        assert.are.equal(0, nwaiters(cond._lock))
+        assert.is_true(cond:locked())
+        cond:release()
+        assert.is_false(cond:locked())
+    end))
+
     it("wait without the lock raises", async(function()
         local cond = lasio.Condition()
         local e = raises(cond.wait, cond)
@@ -1375,7 +1389,8 @@ describe("Barrier", function()
         assert.truthy(tostring(raises(lasio.Barrier, 0)):find("parties must be >= 1", 1, true))
         assert.truthy(tostring(raises(lasio.Barrier, -4)):find("parties must be >= 1", 1, true))
         assert.truthy(tostring(raises(lasio.Barrier)):find("parties must be an integer", 1, true))
-        assert.truthy(tostring(raises(lasio.Barrier, 2.5)):find("parties must be an integer", 1, true))
+        assert.truthy(tostring(raises(lasio.Barrier, 2.5))
+            :find("parties must be an integer", 1, true))
         assert.are.equal(N, lasio.Barrier(N).parties)
     end))
 
@@ -1384,8 +1399,10 @@ describe("Barrier", function()
         assert.are.equal(2, barrier.parties)
         assert.are.equal(0, barrier.n_waiting)
         assert.is_false(barrier.broken)
-        assert.truthy(tostring(raises(function() barrier.parties = 3 end)):find("read-only", 1, true))
-        assert.truthy(tostring(raises(function() barrier.broken = true end)):find("read-only", 1, true))
+        local e = raises(function() barrier.parties = 3 end)
+        assert.truthy(tostring(e):find("read-only", 1, true), tostring(e))
+        e = raises(function() barrier.broken = true end)
+        assert.truthy(tostring(e):find("read-only", 1, true), tostring(e))
         assert.are.equal(2, barrier.parties)
     end))
 
@@ -1778,6 +1795,26 @@ describe("Barrier", function()
         gather({ t1, t2 })
     end))
 
+    it("reset and abort cancelled while taking the barrier's lock change nothing",
+        async(function()
+            local barrier = lasio.Barrier(2)
+            local w = lasio.spawn(barrier.wait, barrier)
+            lasio.sleep(0)
+            barrier._cond:acquire()
+            local r = lasio.spawn(barrier.reset, barrier)
+            local a = lasio.spawn(barrier.abort, barrier)
+            lasio.sleep(0)
+            r:cancel()
+            a:cancel()
+            assert.is_true(is_cancelled(raises(r.await, r)))
+            assert.is_true(is_cancelled(raises(a.await, a)))
+            barrier._cond:release()
+            assert.are.equal(1, barrier.n_waiting)
+            assert.is_false(barrier.broken)
+            assert.are.equal(1, barrier:wait())
+            assert.are.equal(0, w:await())
+        end))
+
     -- covers F11
     it("a wait inside cleanup gets a second cancel (F11)", async(function()
         local barrier = lasio.Barrier(2)
@@ -1823,7 +1860,99 @@ print(ok, e)
 ]], { interp = "lua5.4" })
         assert.are.equal(0, status, err)
         assert.truthy(out:find("^false\t"), out .. err)
-        assert.truthy(out:find("lasio.Lock:acquire: lasio.Lock<locked> is bound to a different event loop",
-            1, true), out .. err)
+        assert.truthy(out:find("lasio.Lock:acquire: lasio.Lock<locked> is bound to a "
+            .. "different event loop", 1, true), out .. err)
     end)
+end)
+
+-- The real timeouts (section 2) around every wait of every primitive: the
+-- wait ends with TimeoutError, the task keeps no cancel request, and the
+-- primitive is left as if the wait had never started.
+describe("timeouts around each wait", function()
+    local cases = {
+        { "Lock:acquire", function()
+            local lock = lasio.Lock()
+            lock:acquire()
+            return function() return lock:acquire() end, function()
+                assert.are.equal(0, nwaiters(lock))
+                lock:release()
+                assert.is_false(lock:locked())
+            end
+        end },
+        { "Event:wait", function()
+            local ev = lasio.Event()
+            return function() return ev:wait() end, function()
+                assert.are.equal(0, nwaiters(ev))
+                assert.is_false(ev:is_set())
+            end
+        end },
+        { "Condition:wait", function()
+            local cond = lasio.Condition()
+            cond:acquire()
+            return function() return cond:wait() end, function()
+                assert.are.equal(0, nwaiters(cond))
+                assert.is_true(cond:locked()) -- re-acquired before raising
+                cond:release()
+            end
+        end },
+        { "Condition:wait_for", function()
+            local cond = lasio.Condition()
+            cond:acquire()
+            return function() return cond:wait_for(function() return false end) end, function()
+                assert.are.equal(0, nwaiters(cond))
+                assert.is_true(cond:locked())
+                cond:release()
+            end
+        end },
+        { "Semaphore:acquire", function()
+            local sem = lasio.Semaphore(0)
+            return function() return sem:acquire() end, function()
+                assert.are.equal(0, nwaiters(sem))
+                assert.are.equal(0, sem._value)
+            end
+        end },
+        { "BoundedSemaphore:acquire", function()
+            local sem = lasio.BoundedSemaphore(1)
+            sem:acquire()
+            return function() return sem:acquire() end, function()
+                assert.are.equal(0, nwaiters(sem))
+                sem:release()
+                assert.are.equal(1, sem._value)
+            end
+        end },
+        { "Barrier:wait", function()
+            local barrier = lasio.Barrier(3)
+            return function() return barrier:wait() end, function()
+                assert.are.equal(0, barrier.n_waiting)
+                assert.is_false(barrier.broken)
+                assert.is_false(barrier._cond:locked())
+            end
+        end },
+    }
+    for _, case in ipairs(cases) do
+        local name, setup = case[1], case[2]
+
+        it(name .. " in a lasio.timeout scope raises TimeoutError", async(function()
+            local call, check = setup()
+            local loop = lasio.get_running_loop()
+            local t0 = loop:time()
+            local ok, e = pcall(function()
+                local _ <close> = lasio.timeout(0.01)
+                call()
+            end)
+            assert.is_false(ok)
+            assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+            assert.is_true(loop:time() - t0 < helper.t(1))
+            assert.are.equal(0, lasio.current_task():cancelling())
+            check()
+            lasio.sleep(0)
+        end))
+
+        it(name .. " under lasio.wait_for raises TimeoutError", async(function()
+            local call, check = setup()
+            local e = raises(lasio.wait_for, call, 0.01)
+            assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+            check()
+        end))
+    end
 end)

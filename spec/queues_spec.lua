@@ -939,3 +939,58 @@ describe("Queue fast paths", function()
         assert.are.equal(0, nwaiting(q1, "_getters") + nwaiting(q2, "_getters"))
     end))
 end)
+
+-- The real timeouts (section 2) around every wait of every queue kind.
+describe("timeouts around each wait", function()
+    for _, kind in ipairs(kinds) do
+        local cases = {
+            { "get", function()
+                local q = kind.make()
+                return function() return q:get() end, function()
+                    assert.are.equal(0, nwaiting(q, "_getters"))
+                    q:put_nowait(1)
+                    assert.are.equal(1, q:get_nowait())
+                end
+            end },
+            { "put", function()
+                local q = kind.make(1)
+                q:put_nowait(1)
+                return function() return q:put(2) end, function()
+                    assert.are.equal(0, nwaiting(q, "_putters"))
+                    assert.are.equal(1, q:qsize())
+                end
+            end },
+            { "join", function()
+                local q = kind.make()
+                q:put_nowait(1)
+                return function() return q:join() end, function()
+                    q:get_nowait()
+                    q:task_done()
+                    q:join()
+                end
+            end },
+        }
+        for _, case in ipairs(cases) do
+            local name, setup = kind.name .. ":" .. case[1], case[2]
+
+            it(name .. " in a lasio.timeout scope raises TimeoutError", async(function()
+                local call, check = setup()
+                local ok, e = pcall(function()
+                    local _ <close> = lasio.timeout(0.01)
+                    call()
+                end)
+                assert.is_false(ok)
+                assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+                assert.are.equal(0, lasio.current_task():cancelling())
+                check()
+            end))
+
+            it(name .. " under lasio.wait_for raises TimeoutError", async(function()
+                local call, check = setup()
+                local e = raises(lasio.wait_for, call, 0.01)
+                assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+                check()
+            end))
+        end
+    end
+end)

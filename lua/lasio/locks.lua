@@ -11,7 +11,8 @@ local CancelledError = core.CancelledError
 local BrokenBarrierError = core.BrokenBarrierError
 local error, pcall, setmetatable, getmetatable = error, pcall, setmetatable, getmetatable
 local type, tostring, rawget = type, tostring, rawget
-local math_type, string_format = math.type, string.format
+local math_type, math_tointeger = math.type, math.tointeger
+local string_format, table_move = string.format, table.move
 
 local M = {}
 
@@ -34,25 +35,12 @@ local function wq_len(q)
     return q.t - q.h + 1
 end
 
-local function wq_popleft(q)
-    local h = q.h
-    local v = q[h]
-    if v == nil then return nil end
-    q[h] = nil
-    if h == q.t then
-        q.h, q.t = 1, 0
-    else
-        q.h = h + 1
-    end
-    return v
-end
-
 -- Removes v; returns whether it was there.
 local function wq_remove(q, v)
     local h, t = q.h, q.t
     for i = h, t do
         if q[i] == v then
-            table.move(q, i + 1, t, i)
+            table_move(q, i + 1, t, i)
             q[t] = nil
             if t - 1 < h then
                 q.h, q.t = 1, 0
@@ -96,7 +84,7 @@ end
 -- An integer >= min (an integral float is accepted), else a misuse error.
 local function check_count(value, what, name, min)
     if math_type(value) ~= "integer" then
-        local i = type(value) == "number" and math.tointeger(value)
+        local i = type(value) == "number" and math_tointeger(value)
         if not i then
             error(string_format("%s: %s must be an integer, got %s", what, name,
                 type(value) == "number" and tostring(value) or type(value)), 3)

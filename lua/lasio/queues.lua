@@ -11,7 +11,7 @@ local current_task = core.current_task
 local QueueEmpty, QueueFull, QueueShutDown = core.QueueEmpty, core.QueueFull, core.QueueShutDown
 local error, pcall, setmetatable, getmetatable = error, pcall, setmetatable, getmetatable
 local type, tostring, rawget = type, tostring, rawget
-local string_format = string.format
+local string_format, table_move = string.format, table.move
 
 local M = {}
 
@@ -27,7 +27,7 @@ local function wq_remove(q, v)
     local h, t = q.h, q.t
     for i = h, t do
         if q[i] == v then
-            table.move(q, i + 1, t, i)
+            table_move(q, i + 1, t, i)
             q[t] = nil
             if t - 1 < h then
                 q.h, q.t = 1, 0
@@ -103,6 +103,12 @@ LifoQueue.__index = LifoQueue
 
 local PriorityQueue = setmetatable({ __name = "lasio.PriorityQueue" }, { __index = Queue })
 PriorityQueue.__index = PriorityQueue
+
+-- Names of the methods that may wait, for error messages.
+Queue._what_get, Queue._what_put = "lasio.Queue:get", "lasio.Queue:put"
+LifoQueue._what_get, LifoQueue._what_put = "lasio.LifoQueue:get", "lasio.LifoQueue:put"
+PriorityQueue._what_get, PriorityQueue._what_put =
+    "lasio.PriorityQueue:get", "lasio.PriorityQueue:put"
 
 function Queue._put(self, item)
     local n = self._n
@@ -278,7 +284,7 @@ local function not_empty(self) return self._n > 0 end
 function Queue:put(item)
     while full(self) do
         if self._shutdown then error(QueueShutDown("the queue is shut down")) end
-        wait_in(self, self._putters, getmetatable(self).__name .. ":put", not_full)
+        wait_in(self, self._putters, self._what_put, not_full)
     end
     return self:put_nowait(item)
 end
@@ -286,7 +292,7 @@ end
 function Queue:get()
     while self._n == 0 do
         if self._shutdown then error(QueueShutDown("the queue is shut down")) end
-        wait_in(self, self._getters, getmetatable(self).__name .. ":get", not_empty)
+        wait_in(self, self._getters, self._what_get, not_empty)
     end
     return self:get_nowait()
 end

@@ -23,17 +23,9 @@ local function is_shutdown(e)
     return lasio.QueueShutDown:is(e)
 end
 
--- Number of waiter Futures in a queue's getters or putters.
+-- Number of tasks waiting in a queue's getters or putters (WaitQueues).
 local function nwaiting(q, field)
-    local w = q[field]
-    return w.t - w.h + 1
-end
-
--- Puts a Future of our own among a queue's waiters (as asyncio's tests do).
-local function push_waiter(q, field, fut)
-    local w = q[field]
-    w.t = w.t + 1
-    w[w.t] = fut
+    return #q[field]
 end
 
 -- Runs fn(...) in the current task; a helper task cancels this task after
@@ -223,11 +215,19 @@ describe("Queue get", function()
     it("get wakes the first putter", async(function()
         local q = lasio.Queue(1)
         q:put(1)
-        local waiter = lasio.Future()
-        push_waiter(q, "_putters", waiter)
+        local first = lasio.spawn(function() q:put(2) end)
+        local second = lasio.spawn(function() q:put(3) end)
+        lasio.sleep(0)
+        assert.are.equal(2, nwaiting(q, "_putters"))
         assert.are.equal(1, q:get())
-        assert.is_true(waiter:done())
-        assert.are.equal(0, select("#", waiter:result()))
+        assert.are.equal(1, nwaiting(q, "_putters"))
+        lasio.sleep(0)
+        assert.is_true(first:done())
+        assert.is_false(second:done())
+        assert.are.equal(2, q:get())
+        lasio.sleep(0)
+        assert.is_true(second:done())
+        assert.are.equal(3, q:get())
     end))
 
     it("a blocked get returns the item put later", async(function()

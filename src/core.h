@@ -36,8 +36,7 @@ enum lasio_fstate { FUT_PENDING, FUT_FINISHED, FUT_CANCELLED };
 
 /* User values of the loop userdata. */
 enum {
-    LOOP_UV_READY = 1, /* ring table of the ready queue */
-    LOOP_UV_TASKS,     /* pending tasks, luaL_ref'd: the loop's strong refs */
+    LOOP_UV_TASKS = 1, /* pending tasks, luaL_ref'd: the loop's strong refs */
     LOOP_UV_ANCHORS,   /* objects libevent holds raw pointers to */
     LOOP_UV_HANDLER,   /* exception handler function or nil */
     LOOP_UV_STOPWAIT,  /* Future a task's run_forever() waits on, or nil */
@@ -50,6 +49,16 @@ enum {
 struct lasio_task;
 struct event;
 struct event_base;
+
+/* An I/O object (socket, server, resolver) holding events of the loop's
+ * event_base: linked into the loop while it holds them, so closing the
+ * loop makes it let go of them before the base is freed. `release` runs no
+ * Lua code and is called at most once, after the link was removed; an
+ * object that closes first removes its link itself. */
+struct lasio_iolink {
+    struct lasio_iolink *prev, *next;
+    void (*release)(struct lasio_iolink *link);
+};
 
 /* An entry of the loop's timer heap (timerheap.c). */
 struct lasio_timer_entry {
@@ -71,8 +80,12 @@ struct lasio_loop {
                      coroutine that may die while the loop keeps it */
     struct lasio_task *current; /* task being stepped, or NULL */
     int wake_fd[2];             /* pipe written by the signal hub */
-    /* ready queue: a ring of rq_cap slots in LOOP_UV_READY */
+    /* ready queue (readyq.c): the C ring holds the order (Task pointers,
+     * or NULL for the next entry of the Lua ring, registry ref lq_ref) */
+    void **rq;
     int rq_head, rq_count, rq_cap;
+    int lq_head, lq_count, lq_cap, lq_ref;
+    int self_ref;     /* registry ref to the loop userdata while open */
     int ntasks;       /* pending tasks */
     int next_task_id; /* for default names Task-N */
     long nsources;    /* things besides timers that can wake a task
@@ -86,7 +99,14 @@ struct lasio_loop {
     int exit_signal;               /* default-handled signal received */
     volatile int pending_signals;  /* bit mask of hub signals to handle */
     lua_State *volatile running_L; /* thread running Lua now (for hooks) */
+    struct lasio_iolink *iolinks;  /* I/O objects to release at close */
 };
+
+/* Links / unlinks an I/O object (see struct lasio_iolink). */
+LASIO_HIDDEN void lasio_iolink_add_(struct lasio_loop *loop,
+                                    struct lasio_iolink *link);
+LASIO_HIDDEN void lasio_iolink_remove_(struct lasio_loop *loop,
+                                       struct lasio_iolink *link);
 
 LASIO_HIDDEN struct lasio_loop *lasio_checkloop_(lua_State *L, int idx);
 /* The running loop, else the state's current loop (created on first use).
@@ -141,8 +161,12 @@ LASIO_HIDDEN void lasio_rq_reserve_(lua_State *L, struct lasio_loop *loop,
                                     int k);
 LASIO_HIDDEN void lasio_rq_arm_(struct lasio_loop *loop);
 LASIO_HIDDEN void lasio_rq_drain_cb_(int fd, short what, void *arg);
-LASIO_HIDDEN void lasio_rq_init_(lua_State *L, int loopidx,
-                                 struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_rq_init_(lua_State *L, struct lasio_loop *loop);
+/* Frees the queue (loop close). [-0, +0, -] */
+LASIO_HIDDEN void lasio_rq_free_(lua_State *L, struct lasio_loop *loop);
+/* Queues a step of the pending task t. [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
+                                      struct lasio_task *t);
 /* ====== } */
 
 /* {====== Future ====== */
@@ -234,7 +258,13 @@ LASIO_HIDDEN int lasio_stop_loop_cb_(lua_State *L);
  * sleep timer) with its step not scheduled. Only the wake-up (future done,
  * timer fired, cancellation) moves it from the second state to the first.
  */
-enum lasio_wait { WAIT_NONE, WAIT_FUTURE, WAIT_SLEEP, WAIT_FOREVER };
+enum lasio_wait {
+    WAIT_NONE,
+    WAIT_FUTURE,
+    WAIT_SLEEP,
+    WAIT_FOREVER,
+    WAIT_QUEUE /* linked in a WaitQueue (waitq.c) */
+};
 
 enum {
     TASK_UV_CORO = FUT_NUV + 1, /* the coroutine (a Lua thread) */
@@ -251,8 +281,11 @@ struct lasio_task {
     int num_cancels; /* cancelling() */
     int ref;         /* ref in LOOP_UV_TASKS while pending */
     int id;
-    lua_State *co; /* kept alive by TASK_UV_CORO */
-    int heap_pos;  /* index in the timer heap while sleeping */
+    lua_State *co;          /* kept alive by TASK_UV_CORO */
+    int heap_pos;           /* index in the timer heap while sleeping */
+    unsigned char wq_woken; /* a WaitQueue woke it; cleared by its wait */
+    struct lasio_waitq *wq; /* the WaitQueue it is linked in, or NULL */
+    struct lasio_task *wq_next, *wq_prev;
 };
 
 LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
@@ -291,6 +324,14 @@ LASIO_HIDDEN extern const char lasio_throw_sentinel_;
 #define LASIO_THROW ((void *)&lasio_throw_sentinel_)
 LASIO_HIDDEN int luaopen_lasio_task_(lua_State *L);
 LASIO_HIDDEN int lasio_sleep_(lua_State *L);
+/* ====== } */
+
+/* {====== WaitQueue (waitq.c) ====== */
+struct lasio_waitq;
+/* Takes t out of its WaitQueue, if any. */
+LASIO_HIDDEN void lasio_waitq_unlink_(struct lasio_task *t);
+/* Sets core.WaitQueue in the module table at the top. [-0, +0, m] */
+LASIO_HIDDEN void lasio_waitq_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Handles (timer.c) ====== */

@@ -490,6 +490,8 @@ future_gc(lua_State *L) {
     if (f->c_source && !f->loop->closed) /* dropped before resolved */
         f->loop->nsources--;
     f->c_source = 0;
+    if (f->kind == KIND_TASK) /* collected with its loop: leave no link */
+        lasio_waitq_unlink_((struct lasio_task *)f);
     if (f->log_error)
         lasio_diag_unretrieved_(L, 1, f);
     return 0;

@@ -31,7 +31,7 @@ lasio_checkloop_(lua_State *L, int idx) {
 
 void
 lasio_pushloop_(lua_State *L, struct lasio_loop *loop) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, loop);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref); /* nil once closed */
 }
 
 struct lasio_loop *
@@ -52,6 +52,7 @@ newloop(lua_State *L, struct event_base *base) {
     /* closed until every resource is acquired: __gc frees what exists */
     loop->closed = 1;
     loop->wake_fd[0] = loop->wake_fd[1] = -1;
+    loop->self_ref = loop->lq_ref = LUA_NOREF;
     loop->slow_callback_duration = 0.1;
     luaL_setmetatable(L, LASIO_LOOP_MT);
     int idx = lua_gettop(L);
@@ -65,7 +66,7 @@ newloop(lua_State *L, struct event_base *base) {
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_setiuservalue(L, idx, LOOP_UV_UNSEEN);
-    lasio_rq_init_(L, idx, loop);
+    lasio_rq_init_(L, loop);
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     loop->L = lua_tothread(L, -1);
     lua_pop(L, 1);
@@ -88,14 +89,39 @@ newloop(lua_State *L, struct event_base *base) {
     if (!loop->drain_ev || !loop->timer_ev)
         luaL_error(L, "not enough memory");
     lua_pushvalue(L, idx);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, loop);
+    loop->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     loop->closed = 0;
     return loop;
+}
+
+void
+lasio_iolink_add_(struct lasio_loop *loop, struct lasio_iolink *link) {
+    link->prev = NULL;
+    link->next = loop->iolinks;
+    if (loop->iolinks)
+        loop->iolinks->prev = link;
+    loop->iolinks = link;
+}
+
+void
+lasio_iolink_remove_(struct lasio_loop *loop, struct lasio_iolink *link) {
+    if (link->prev)
+        link->prev->next = link->next;
+    else if (loop->iolinks == link)
+        loop->iolinks = link->next;
+    if (link->next)
+        link->next->prev = link->prev;
+    link->prev = link->next = NULL;
 }
 
 /* Frees the libevent side; runs no Lua code. */
 static void
 release(lua_State *L, struct lasio_loop *loop) {
+    while (loop->iolinks) { /* I/O objects let go of their events first */
+        struct lasio_iolink *link = loop->iolinks;
+        lasio_iolink_remove_(loop, link);
+        link->release(link);
+    }
     lasio_sighub_remove_all_(loop);
     if (loop->drain_ev)
         event_free(loop->drain_ev);
@@ -113,14 +139,22 @@ release(lua_State *L, struct lasio_loop *loop) {
     if (loop->own_base && loop->base)
         event_base_free(loop->base);
     loop->base = NULL;
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &loop->rq_head);
+    lasio_rq_free_(L, loop);
 }
 
-/* Forgets every pending timer and sleep of the loop. */
+/* Forgets every pending timer and sleep of the loop, and takes its tasks
+ * out of the WaitQueues they wait in (which may outlive the loop). */
 static void
 release_pending(lua_State *L, int idx, struct lasio_loop *loop) {
-    (void)L, (void)idx;
+    lua_getiuservalue(L, idx, LOOP_UV_TASKS);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        struct lasio_task *t = lasio_totask_(L, -1);
+        if (t)
+            lasio_waitq_unlink_(t);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     lasio_theap_free_(loop);
     loop->nsources = 0;
 }
@@ -135,8 +169,8 @@ lasio_loop_close_(lua_State *L, int idx, struct lasio_loop *loop, int report) {
     release_pending(L, idx, loop);
     loop->closed = 1;
     release(L, loop);
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, loop);
+    luaL_unref(L, LUA_REGISTRYINDEX, loop->self_ref);
+    loop->self_ref = LUA_NOREF;
 }
 
 static int

@@ -81,6 +81,9 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->ref = LUA_NOREF;
     t->co = NULL;
     t->heap_pos = -1;
+    t->wq_woken = 0;
+    t->wq = NULL;
+    t->wq_next = t->wq_prev = NULL;
     t->id = 0;
     luaL_setmetatable(L, LASIO_TASK_MT);
     int tidx = lua_gettop(L);
@@ -121,6 +124,7 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
     struct lasio_loop *loop = t->fut.loop;
     if (t->waiting == WAIT_SLEEP)
         lasio_theap_remove_(loop, &t->heap_pos);
+    lasio_waitq_unlink_(t);
     t->waiting = WAIT_NONE;
     if (t->ref != LUA_NOREF) {
         pushtasks(L, loop);
@@ -283,9 +287,11 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
     else
         lua_pushnil(L);
     lasio_extra_set_(L, idx, EXTRA_CANCELMSG);
-    if (t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER) {
+    if (t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER ||
+        t->waiting == WAIT_QUEUE) {
         if (t->waiting == WAIT_SLEEP)
             lasio_theap_remove_(t->fut.loop, &t->heap_pos);
+        lasio_waitq_unlink_(t);
         t->waiting = WAIT_NONE;
         t->scheduled = 1;
         lasio_rq_push_(L, t->fut.loop, idx);
@@ -375,9 +381,7 @@ lasio_task_timer_due_(lua_State *L, struct lasio_task *t) {
     struct lasio_loop *loop = t->fut.loop;
     t->waiting = WAIT_NONE;
     t->scheduled = 1;
-    pushtask(L, t);
-    lasio_rq_push_(L, loop, -1);
-    lua_pop(L, 1);
+    lasio_rq_push_task_(L, loop, t);
 }
 
 /* After a sleep: raise a delivered error or return the extra arguments. */
@@ -406,9 +410,7 @@ lasio_sleep_(lua_State *L) {
     int base = lua_gettop(L);
     if (delay == 0) {
         t->scheduled = 1;
-        pushtask(L, t);
-        lasio_rq_push_(L, loop, -1);
-        lua_pop(L, 1);
+        lasio_rq_push_task_(L, loop, t);
     } else if (isinf(delay)) {
         t->waiting = WAIT_FOREVER;
     } else {

@@ -1,94 +1,19 @@
 -- lasio.queues: Queue (FIFO), LifoQueue and PriorityQueue (API.md section
--- 5), asyncio's queues.py of Python 3.13 (task_done/join, shutdown) on
--- Futures. Each queue owns its items and FIFOs of getter and putter Futures,
--- made only when a call must wait. Invariant: an item or a free slot is never
+-- 5), asyncio's queues.py of Python 3.13 (task_done/join, shutdown). Each
+-- queue owns its items and two core WaitQueues (getters, putters), in which a
+-- waiting task allocates nothing. Invariant: an item or a free slot is never
 -- lost: a waiter woken but leaving passes the wake-up on to the next one.
 -- SPDX-License-Identifier: MIT
 local core = require "lasio.core"
 local locks = require "lasio.locks"
 
-local current_task = core.current_task
+local WaitQueue = core.WaitQueue
 local QueueEmpty, QueueFull, QueueShutDown = core.QueueEmpty, core.QueueFull, core.QueueShutDown
-local error, pcall, setmetatable, getmetatable = error, pcall, setmetatable, getmetatable
-local type, tostring, rawget = type, tostring, rawget
-local string_format, table_move = string.format, table.move
+local error, setmetatable, getmetatable = error, setmetatable, getmetatable
+local type, tostring = type, tostring
+local string_format = string.format
 
 local M = {}
-
--- {====== Waiter FIFO (head index h, tail index t; empty: h > t) ======
-
-local function wq_push(q, v)
-    local t = q.t + 1
-    q.t = t
-    q[t] = v
-end
-
-local function wq_remove(q, v)
-    local h, t = q.h, q.t
-    for i = h, t do
-        if q[i] == v then
-            table_move(q, i + 1, t, i)
-            q[t] = nil
-            if t - 1 < h then
-                q.h, q.t = 1, 0
-            else
-                q.t = t - 1
-            end
-            return true
-        end
-    end
-    return false
-end
-
--- Pops waiters until one that is not done, and wakes it.
-local function wakeup_next(q)
-    local h, t = q.h, q.t
-    while h <= t do
-        local fut = q[h]
-        q[h] = nil
-        h = h + 1
-        if not fut:done() then
-            fut:set_result()
-            break
-        end
-    end
-    if h > t then
-        q.h, q.t = 1, 0
-    else
-        q.h = h
-    end
-end
-
--- Wakes every waiter (shutdown), emptying the FIFO.
-local function wakeup_all(q)
-    for i = q.h, q.t do
-        local fut = q[i]
-        q[i] = nil
-        if not fut:done() then fut:set_result() end
-    end
-    q.h, q.t = 1, 0
-end
-
--- ====== }
-
--- A new waiter Future on the running loop; a queue binds to the loop of its
--- first wait, as asyncio's do.
-local function new_waiter(self, what)
-    local task = current_task()
-    if task == nil then
-        error(what .. ": not inside a task (use lasio.run or the lasio command)", 3)
-    end
-    local loop = task:get_loop()
-    local bound = rawget(self, "_loop")
-    if bound ~= loop then
-        if bound ~= nil then
-            error(what .. ": " .. tostring(self) ..
-                " is bound to a different event loop", 3)
-        end
-        self._loop = loop
-    end
-    return loop:create_future()
-end
 
 -- {====== The three orders ======
 -- _put(self, item) and _get(self) keep self._n, the item count; items live
@@ -204,8 +129,8 @@ local function new_queue(cls, maxsize, what)
         _items = {},
         _head = 1,
         _n = 0,
-        _getters = { h = 1, t = 0 },
-        _putters = { h = 1, t = 0 },
+        _getters = WaitQueue(),
+        _putters = WaitQueue(),
         _unfinished = 0,
         _finished = false, -- an Event made by the first join that waits
         _shutdown = false,
@@ -249,7 +174,7 @@ function Queue:put_nowait(item)
     local finished = self._finished
     if finished then finished:clear() end
     local getters = self._getters
-    if getters.t >= getters.h then wakeup_next(getters) end
+    if #getters > 0 then getters:wake() end
 end
 
 function Queue:get_nowait()
@@ -259,21 +184,18 @@ function Queue:get_nowait()
     end
     local item = self:_get()
     local putters = self._putters
-    if putters.t >= putters.h then wakeup_next(putters) end
+    if #putters > 0 then putters:wake() end
     return item
 end
 
--- Waits on a new Future in `q` (the getters or the putters). A waiter that
--- leaves with an error after put_nowait or get_nowait woke it passes the
--- wake-up on while what it was woken for is still there.
+-- Waits in `q` (the getters or the putters, core WaitQueues: waiting
+-- allocates nothing). A waiter that leaves with an error after put_nowait
+-- or get_nowait woke it passes the wake-up on while what it was woken for
+-- is still there.
 local function wait_in(self, q, what, still_there)
-    local fut = new_waiter(self, what)
-    wq_push(q, fut)
-    local ok, err = pcall(fut.await, fut)
+    local ok, err, woken = q:wait(what)
     if not ok then
-        fut:cancel() -- in case it is not done yet (an error before the wait)
-        wq_remove(q, fut)
-        if still_there(self) and not fut:cancelled() then wakeup_next(q) end
+        if woken and still_there(self) then q:wake() end
         error(err, 0)
     end
 end
@@ -330,16 +252,16 @@ function Queue:shutdown(immediate)
         if u == 0 and self._finished then self._finished:set() end
     end
     -- every getter re-checks the queue, and raises if it is empty
-    wakeup_all(self._getters)
-    wakeup_all(self._putters)
+    self._getters:wake_all()
+    self._putters:wake_all()
 end
 
 local function queue_tostring(self)
     local s = string_format("%s<maxsize=%s qsize=%d", getmetatable(self).__name,
         tostring(self.maxsize), self._n)
-    local g, p = self._getters, self._putters
-    if g.t >= g.h then s = s .. string_format(" getters=%d", g.t - g.h + 1) end
-    if p.t >= p.h then s = s .. string_format(" putters=%d", p.t - p.h + 1) end
+    local g, p = #self._getters, #self._putters
+    if g > 0 then s = s .. string_format(" getters=%d", g) end
+    if p > 0 then s = s .. string_format(" putters=%d", p) end
     if self._unfinished > 0 then s = s .. string_format(" tasks=%d", self._unfinished) end
     if self._shutdown then s = s .. " shutdown" end
     return s .. ">"

@@ -1,12 +1,14 @@
 -- lasio.locks: Lock, Event, Condition, Semaphore, BoundedSemaphore and
--- Barrier (API.md section 5), ported from asyncio's locks.py onto Futures.
--- Each primitive owns a FIFO of waiter Futures, made only when a call must
--- wait. Invariant: a waiter that leaves (woken, cancelled, failed) passes on
--- any wake-up it got but cannot use, so no wake-up is lost and no lock held.
+-- Barrier (API.md section 5), ported from asyncio's locks.py. The hot ones,
+-- Lock and Event, wait in core WaitQueues (no allocation per wait); the
+-- others keep a FIFO of waiter Futures, made only when a call must wait.
+-- Invariant: a waiter that leaves (woken, cancelled, failed) passes on any
+-- wake-up it got but cannot use, so no wake-up is lost and no lock held.
 -- SPDX-License-Identifier: MIT
 local core = require "lasio.core"
 
 local current_task = core.current_task
+local WaitQueue = core.WaitQueue
 local CancelledError = core.CancelledError
 local BrokenBarrierError = core.BrokenBarrierError
 local error, pcall, setmetatable, getmetatable = error, pcall, setmetatable, getmetatable
@@ -74,9 +76,11 @@ local function new_waiter(self, what)
     return loop:create_future()
 end
 
+-- q: a WaitQueue (Lock, Event), a waiter FIFO (the others) or nil.
 local function waiters_suffix(q)
-    if q and wq_len(q) > 0 then
-        return string_format(" waiters=%d", wq_len(q))
+    local n = q and (type(q) == "userdata" and #q or wq_len(q)) or 0
+    if n > 0 then
+        return string_format(" waiters=%d", n)
     end
     return ""
 end
@@ -98,56 +102,50 @@ local function check_count(value, what, name, min)
 end
 
 -- {====== Lock ======
+-- Waiters wait in a core WaitQueue (no allocation per wait). release()
+-- wakes the first waiter and marks the lock handed off: until that waiter
+-- runs and takes the lock, newcomers queue behind it (asyncio keeps the
+-- woken waiter's Future in its deque for the same fairness).
 
 local Lock = { __name = "lasio.Lock" }
 Lock.__index = Lock
 
 function M.Lock()
-    return setmetatable({ _locked = false, _waiters = nil }, Lock)
+    return setmetatable({ _locked = false, _waiters = nil, _handoff = false }, Lock)
 end
 
-local function all_cancelled(q)
-    for i = q.h, q.t do
-        if not q[i]:cancelled() then return false end
-    end
-    return true
-end
-
--- Ensures that the first waiter will wake up (done: it already will).
+-- Wakes the first waiter for the free lock, unless one is on its way.
 local function lock_wake_up_first(self)
     local q = self._waiters
-    if q then
-        local fut = q[q.h]
-        if fut and not fut:done() then fut:set_result(true) end
+    if q and not self._handoff and q:wake() then
+        self._handoff = true
     end
 end
 
--- Fair: a free lock goes to the first waiter, unless every waiter is
--- already cancelled (then jumping the queue takes nothing from anyone).
 local function lock_acquire(self)
-    if not self._locked then
+    if not self._locked and not self._handoff then
         local q = self._waiters
-        if q == nil or q.t < q.h or all_cancelled(q) then
+        if q == nil or #q == 0 then
             self._locked = true
             return self
         end
     end
-    local fut = new_waiter(self, "lasio.Lock:acquire")
     local q = self._waiters
     if q == nil then
-        q = wq_new()
+        q = WaitQueue()
         self._waiters = q
     end
-    wq_push(q, fut)
-    local ok, err = pcall(fut.await, fut)
-    wq_remove(q, fut)
+    local ok, err, woken = q:wait("lasio.Lock:acquire")
     if not ok then
-        -- Woken but leaving (cancelled just after the wake-up), or
-        -- cancelled while a cancelled waiter stood first: whoever is first
-        -- now must run, or the lock stays free with tasks waiting.
-        if not self._locked then lock_wake_up_first(self) end
+        if woken then
+            -- handed the free lock, but leaving (cancelled just after the
+            -- wake-up): the next waiter must get it
+            self._handoff = false
+            if not self._locked then lock_wake_up_first(self) end
+        end
         error(err, 0)
     end
+    self._handoff = false
     self._locked = true
     return self
 end
@@ -198,12 +196,7 @@ function Event:set()
     if not self._value then
         self._value = true
         local q = self._waiters
-        if q then
-            for i = q.h, q.t do
-                local fut = q[i]
-                if not fut:done() then fut:set_result(true) end
-            end
-        end
+        if q then q:wake_all() end
     end
 end
 
@@ -213,15 +206,12 @@ end
 
 function Event:wait()
     if self._value then return true end
-    local fut = new_waiter(self, "lasio.Event:wait")
     local q = self._waiters
     if q == nil then
-        q = wq_new()
+        q = WaitQueue()
         self._waiters = q
     end
-    wq_push(q, fut)
-    local ok, err = pcall(fut.await, fut)
-    wq_remove(q, fut)
+    local ok, err = q:wait("lasio.Event:wait")
     if not ok then error(err, 0) end
     return true
 end

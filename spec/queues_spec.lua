@@ -23,9 +23,9 @@ local function is_shutdown(e)
     return lasio.QueueShutDown:is(e)
 end
 
--- Number of tasks waiting in a queue's getters or putters (WaitQueues).
+-- Number of tasks waiting in a queue's getters or putters.
 local function nwaiting(q, field)
-    return #q[field]
+    return q[field]
 end
 
 -- Runs fn(...) in the current task; a helper task cancels this task after

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "core.h"
+#include "sys.h"
 
 /* Pushes the task that SIGINT/SIGTERM cancel: the interrupt target, else
  * the main task. [-0, +1, -] */
@@ -26,9 +27,19 @@ push_interrupt_target(lua_State *L, struct lasio_loop *loop) {
 
 void
 lasio_signals_dispatch_(lua_State *L, struct lasio_loop *loop, int from_hook) {
-    int pending =
-        __atomic_exchange_n(&loop->pending_signals, 0, __ATOMIC_SEQ_CST);
-    if (!pending || !loop->interrupt_mode || loop->closed)
+    /* signals the script handles itself run its handlers from the ready
+     * queue, never from the interrupt hook, and replace the default */
+    int user = lasio_signal_user_mask_(L, loop);
+    int take = from_hook ? ((1 << SIGINT) | (1 << SIGTERM)) & ~user : ~0;
+    int pending = __atomic_fetch_and(&loop->pending_signals, ~take,
+                                     __ATOMIC_SEQ_CST) &
+                  take;
+    if (!pending || loop->closed)
+        return;
+    if (pending & user)
+        lasio_signal_run_handlers_(L, loop, pending & user);
+    pending &= ~user;
+    if (!pending || !loop->interrupt_mode)
         return;
     int sig = pending & (1 << SIGTERM) ? SIGTERM : SIGINT;
     if (!(pending & ((1 << SIGINT) | (1 << SIGTERM))))

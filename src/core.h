@@ -326,12 +326,36 @@ LASIO_HIDDEN int luaopen_lasio_task_(lua_State *L);
 LASIO_HIDDEN int lasio_sleep_(lua_State *L);
 /* ====== } */
 
-/* {====== WaitQueue (waitq.c) ====== */
-struct lasio_waitq;
+/* {====== WaitQueue (waitq.c) ======
+ * A FIFO of waiting tasks, intrusive through the tasks' wq_* fields; it is
+ * a Lua object of its own (core.WaitQueue) or embedded in one (queue.c).
+ */
+struct lasio_waitq {
+    struct lasio_task *head, *tail;
+    int n;
+    struct lasio_loop *loop; /* bound at the first wait, as asyncio's
+                                primitives are; only ever compared */
+};
+LASIO_HIDDEN void lasio_waitq_init_(struct lasio_waitq *q);
 /* Takes t out of its WaitQueue, if any. */
 LASIO_HIDDEN void lasio_waitq_unlink_(struct lasio_task *t);
+/* Takes every task out of q (its owner is being collected). */
+LASIO_HIDDEN void lasio_waitq_clear_(struct lasio_waitq *q);
+/* Wakes the first waiter of q; returns 0 when there is none. [-0,+0,m] */
+LASIO_HIDDEN int lasio_waitq_wake_(lua_State *L, struct lasio_waitq *q);
+/* Links the current task at the tail of q (raising when not in a task, not
+ * yieldable, or bound to another loop; `what` names the caller). The
+ * caller then yields LASIO_SENTINEL with its continuation. */
+LASIO_HIDDEN void lasio_waitq_link_(lua_State *L, struct lasio_waitq *q,
+                                    const char *what);
+/* In that continuation: 1 if the task was resumed with an error (at
+ * base + 2), 0 if woken; *woken tells whether a wake-up had reached the
+ * task before an error. */
+LASIO_HIDDEN int lasio_waitq_resumed_(lua_State *L, int base, int *woken);
 /* Sets core.WaitQueue in the module table at the top. [-0, +0, m] */
 LASIO_HIDDEN void lasio_waitq_open_(lua_State *L);
+/* Sets Queue, LifoQueue, PriorityQueue in the module table at the top. */
+LASIO_HIDDEN void lasio_queue_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Handles (timer.c) ====== */
@@ -444,6 +468,14 @@ LASIO_HIDDEN void lasio_protected_call_(lua_State *L, struct lasio_loop *loop,
 LASIO_HIDDEN int lasio_sighub_add_(struct lasio_loop *loop, int sig);
 LASIO_HIDDEN void lasio_sighub_remove_(struct lasio_loop *loop, int sig);
 LASIO_HIDDEN void lasio_sighub_remove_all_(struct lasio_loop *loop);
+/* The same for a handler of loop:add_signal_handler (signal.c): no
+ * interrupt hook, no exit on a second SIGINT. Returns -1 when sig cannot
+ * be handled (sigaction refused it). */
+LASIO_HIDDEN int lasio_sighub_add_user_(struct lasio_loop *loop, int sig);
+LASIO_HIDDEN void lasio_sighub_remove_user_(struct lasio_loop *loop, int sig);
+/* Keeps SIGPIPE from killing the process while loop is open, if it was at
+ * its default (ARCHITECTURE rule 12): writes fail with EPIPE instead. */
+LASIO_HIDDEN void lasio_sighub_ignore_sigpipe_(struct lasio_loop *loop);
 /* The lua_State whose Lua code runs now, for the interrupt hook. */
 LASIO_HIDDEN void lasio_sighub_set_running_(struct lasio_loop *loop,
                                             lua_State *L);

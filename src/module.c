@@ -6,6 +6,8 @@
  */
 #include "cli.h"
 #include "core.h"
+#include "net.h"
+#include "sys.h"
 
 /* The running loop, which new tasks start on (asyncio's create_task). */
 static struct lasio_loop *
@@ -125,8 +127,13 @@ luaopen_lasio_core(lua_State *L) {
     luaopen_lasio_timer_(L);
     luaL_newlib(L, core_funcs);
     luaopen_lasio_loop_(L);
+    luaopen_lasio_stream_(L);
+    luaopen_lasio_connect_(L);
+    luaopen_lasio_server_(L);
+    luaopen_lasio_signal_(L);
     lasio_errors_export_(L);
     lasio_waitq_open_(L);
+    lasio_queue_open_(L);
     lasio_coro_push_(L);
     lua_setfield(L, -2, "coroutine");
     lua_pushliteral(L, LASIO_VERSION);

@@ -3,10 +3,12 @@
  * (ARCHITECTURE rule 1). Signals are process-wide and libevent 2.1 gives a
  * signal to one event_base only, so the hub installs one sigaction handler
  * per signal and forwards to every loop watching it: it sets the loop's
- * pending bit, writes a byte to the loop's wake pipe and, for loops in
- * interrupt mode, sets a Lua hook on the thread running Lua so that a
- * CPU-bound task is interrupted too (lua.c's laction pattern).
- * Registration is mutex-guarded; the handler only reads the slot arrays.
+ * pending bit, writes a byte to the loop's wake pipe and, for the command's
+ * default SIGINT/SIGTERM handling, sets a Lua hook on the thread running
+ * Lua so that a CPU-bound task is interrupted too (lua.c's laction
+ * pattern). The hub also keeps SIGPIPE ignored while a loop needs it.
+ * Registration is mutex-guarded; the handler only reads the slot arrays;
+ * a signal's previous disposition is restored when its last watcher goes.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -21,11 +23,21 @@
 #define HUB_SIGNALS 32 /* standard signals only: bit masks fit an int */
 #define HUB_LOOPS 16   /* loops watching one signal */
 
+/* What a slot watches for its loop (flags, several at once). */
+#define HUB_DEFAULT 1 /* the command's default SIGINT/SIGTERM handling */
+#define HUB_USER 2    /* a handler of loop:add_signal_handler */
+#define HUB_NOPIPE 4  /* SIGPIPE only: keep it from killing the process */
+#define HUB_HANDLED (HUB_DEFAULT | HUB_USER)
+
+/* What the hub made of a signal's disposition. */
+enum { SET_NONE, SET_HANDLER, SET_IGNORE };
+
 static struct {
     pthread_mutex_t lock;
     struct lasio_loop *volatile loops[HUB_SIGNALS][HUB_LOOPS];
-    int nwatchers[HUB_SIGNALS];
-    struct sigaction previous[HUB_SIGNALS];
+    volatile unsigned char flags[HUB_SIGNALS][HUB_LOOPS];
+    unsigned char set[HUB_SIGNALS];        /* SET_*, what we installed */
+    struct sigaction previous[HUB_SIGNALS]; /* valid while set != NONE */
 } hub = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Runs in the interrupted thread between two Lua instructions. */
@@ -43,9 +55,12 @@ hub_handler(int sig) {
     int saved = errno;
     for (int i = 0; i < HUB_LOOPS; i++) {
         struct lasio_loop *loop = hub.loops[sig][i];
-        if (!loop)
+        int flags = hub.flags[sig][i];
+        if (!loop || !(flags & HUB_HANDLED))
             continue;
-        if (loop->interrupt_mode && sig == SIGINT &&
+        /* a script that handles the signal itself replaces the default */
+        int by_default = loop->interrupt_mode && !(flags & HUB_USER);
+        if (by_default && sig == SIGINT &&
             (loop->pending_signals & (1 << SIGINT) ||
              loop->exit_signal == SIGINT))
             _exit(128 + SIGINT); /* a second Ctrl-C: end at once */
@@ -55,7 +70,7 @@ hub_handler(int sig) {
             (void)r; /* a full pipe already means "wake up" */
         }
         lua_State *running = loop->running_L;
-        if (loop->interrupt_mode && running)
+        if (by_default && running)
             lua_sethook(running, interrupt_hook,
                         LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
     }
@@ -99,56 +114,127 @@ open_wake(struct lasio_loop *loop) {
     return 0;
 }
 
-int
-lasio_sighub_add_(struct lasio_loop *loop, int sig) {
-    int rc = -1;
-    if (sig <= 0 || sig >= HUB_SIGNALS || open_wake(loop) < 0)
+/* Makes sig's disposition match its slots: our handler while a slot
+ * handles it; for SIGPIPE wanted ignored, SIG_IGN if it was at its
+ * default; else what it was before the hub. Called with the lock held.
+ * Returns -1 (nothing changed) when sigaction refuses. */
+static int
+apply(int sig) {
+    int want = SET_NONE, nopipe = 0;
+    for (int i = 0; i < HUB_LOOPS; i++) {
+        if (!hub.loops[sig][i])
+            continue;
+        if (hub.flags[sig][i] & HUB_HANDLED)
+            want = SET_HANDLER;
+        if (hub.flags[sig][i] & HUB_NOPIPE)
+            nopipe = 1;
+    }
+    if (want == SET_NONE && nopipe) {
+        struct sigaction cur;
+        if (hub.set[sig] != SET_NONE)
+            cur = hub.previous[sig];
+        else if (sigaction(sig, NULL, &cur) < 0)
+            return -1;
+        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL)
+            want = SET_IGNORE;
+    }
+    if (want == hub.set[sig])
+        return 0;
+    if (want == SET_NONE) {
+        sigaction(sig, &hub.previous[sig], NULL);
+        hub.set[sig] = SET_NONE;
+        return 0;
+    }
+    struct sigaction sa, old;
+    sa.sa_handler = want == SET_HANDLER ? hub_handler : SIG_IGN;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(sig, &sa, &old) < 0)
+        return -1;
+    if (hub.set[sig] == SET_NONE)
+        hub.previous[sig] = old;
+    hub.set[sig] = (unsigned char)want;
+    return 0;
+}
+
+/* Adds flag to loop's slot for sig (taking a free slot if needed). */
+static int
+watch(struct lasio_loop *loop, int sig, int flag) {
+    int rc = -1, slot = -1;
+    if (sig <= 0 || sig >= HUB_SIGNALS)
+        return -1;
+    if ((flag & HUB_HANDLED) && open_wake(loop) < 0)
         return -1;
     pthread_mutex_lock(&hub.lock);
     for (int i = 0; i < HUB_LOOPS; i++) {
         if (hub.loops[sig][i] == loop) {
-            rc = 0;
+            slot = i;
             break;
         }
+        if (slot < 0 && !hub.loops[sig][i])
+            slot = i;
     }
-    for (int i = 0; rc < 0 && i < HUB_LOOPS; i++) {
-        if (hub.loops[sig][i])
-            continue;
-        if (hub.nwatchers[sig] == 0) {
-            struct sigaction sa;
-            sa.sa_handler = hub_handler;
-            sigfillset(&sa.sa_mask);
-            sa.sa_flags = SA_RESTART;
-            if (sigaction(sig, &sa, &hub.previous[sig]) < 0)
-                break;
+    if (slot >= 0) {
+        int had = hub.loops[sig][slot] == loop ? hub.flags[sig][slot] : 0;
+        hub.flags[sig][slot] = (unsigned char)(had | flag);
+        hub.loops[sig][slot] = loop;
+        rc = apply(sig);
+        if (rc < 0) { /* undo */
+            hub.flags[sig][slot] = (unsigned char)had;
+            if (!had)
+                hub.loops[sig][slot] = NULL;
         }
-        hub.loops[sig][i] = loop;
-        hub.nwatchers[sig]++;
-        rc = 0;
     }
     pthread_mutex_unlock(&hub.lock);
     return rc;
 }
 
-void
-lasio_sighub_remove_(struct lasio_loop *loop, int sig) {
+/* Clears flag from loop's slot for sig; frees the slot when empty. */
+static void
+unwatch(struct lasio_loop *loop, int sig, int flag) {
     if (sig <= 0 || sig >= HUB_SIGNALS)
         return;
     pthread_mutex_lock(&hub.lock);
     for (int i = 0; i < HUB_LOOPS; i++) {
         if (hub.loops[sig][i] != loop)
             continue;
-        hub.loops[sig][i] = NULL;
-        if (--hub.nwatchers[sig] == 0)
-            sigaction(sig, &hub.previous[sig], NULL);
+        hub.flags[sig][i] &= (unsigned char)~flag;
+        if (!hub.flags[sig][i])
+            hub.loops[sig][i] = NULL;
+        apply(sig);
     }
     pthread_mutex_unlock(&hub.lock);
+}
+
+int
+lasio_sighub_add_(struct lasio_loop *loop, int sig) {
+    return watch(loop, sig, HUB_DEFAULT);
+}
+
+void
+lasio_sighub_remove_(struct lasio_loop *loop, int sig) {
+    unwatch(loop, sig, HUB_DEFAULT);
+}
+
+int
+lasio_sighub_add_user_(struct lasio_loop *loop, int sig) {
+    return watch(loop, sig, HUB_USER);
+}
+
+void
+lasio_sighub_remove_user_(struct lasio_loop *loop, int sig) {
+    unwatch(loop, sig, HUB_USER);
+}
+
+void
+lasio_sighub_ignore_sigpipe_(struct lasio_loop *loop) {
+    watch(loop, SIGPIPE, HUB_NOPIPE);
 }
 
 void
 lasio_sighub_remove_all_(struct lasio_loop *loop) {
     for (int sig = 1; sig < HUB_SIGNALS; sig++)
-        lasio_sighub_remove_(loop, sig);
+        unwatch(loop, sig, HUB_DEFAULT | HUB_USER | HUB_NOPIPE);
 }
 
 void

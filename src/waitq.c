@@ -12,13 +12,6 @@
 
 #define LASIO_WAITQ_MT "lasio.WaitQueue"
 
-struct lasio_waitq {
-    struct lasio_task *head, *tail;
-    int n;
-    struct lasio_loop *loop; /* bound at the first wait, as asyncio's
-                                primitives are; only ever compared */
-};
-
 static struct lasio_waitq *
 checkwaitq(lua_State *L, int idx) {
     return luaL_checkudata(L, idx, LASIO_WAITQ_MT);
@@ -42,9 +35,22 @@ lasio_waitq_unlink_(struct lasio_task *t) {
     q->n--;
 }
 
+void
+lasio_waitq_init_(struct lasio_waitq *q) {
+    q->head = q->tail = NULL;
+    q->n = 0;
+    q->loop = NULL;
+}
+
+void
+lasio_waitq_clear_(struct lasio_waitq *q) {
+    while (q->head)
+        lasio_waitq_unlink_(q->head);
+}
+
 /* Wakes the first waiter: unlinks it and schedules its step. */
-static int
-wake_one(lua_State *L, struct lasio_waitq *q) {
+int
+lasio_waitq_wake_(lua_State *L, struct lasio_waitq *q) {
     struct lasio_task *t = q->head;
     if (!t)
         return 0;
@@ -56,22 +62,49 @@ wake_one(lua_State *L, struct lasio_waitq *q) {
     return 1;
 }
 
+void
+lasio_waitq_link_(lua_State *L, struct lasio_waitq *q, const char *what) {
+    struct lasio_loop *loop;
+    struct lasio_task *t = lasio_check_await_(L, &loop, what);
+    if (q->loop != loop) {
+        if (q->loop) /* a pointer compared, never followed */
+            luaL_error(L, "%s: bound to a different event loop", what);
+        q->loop = loop;
+    }
+    t->wq = q;
+    t->wq_prev = q->tail;
+    t->wq_next = NULL;
+    if (q->tail)
+        q->tail->wq_next = t;
+    else
+        q->head = t;
+    q->tail = t;
+    q->n++;
+    t->wq_woken = 0;
+    t->waiting = WAIT_QUEUE;
+}
+
+int
+lasio_waitq_resumed_(lua_State *L, int base, int *woken) {
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    struct lasio_task *t = loop ? loop->current : NULL;
+    *woken = t ? t->wq_woken : 0;
+    if (t)
+        t->wq_woken = 0;
+    return lua_gettop(L) > base && lua_touserdata(L, base + 1) == LASIO_THROW;
+}
+
 /* After the scheduler resumed the waiter: true, or false, the error and
  * whether the task had been woken before the error came (then the caller
  * passes the wake-up on to the next waiter if what it was for is still
  * there). */
 static int
 wait_k(lua_State *L, int status, lua_KContext ctx) {
-    int base = (int)ctx;
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    struct lasio_task *t = loop ? loop->current : NULL;
-    int woken = t ? t->wq_woken : 0;
-    (void)status;
-    if (t)
-        t->wq_woken = 0;
-    if (lua_gettop(L) > base && lua_touserdata(L, base + 1) == LASIO_THROW) {
+    int woken;
+    (void)status, (void)ctx;
+    if (lasio_waitq_resumed_(L, 1, &woken)) {
         lua_pushboolean(L, 0);
-        lua_pushvalue(L, base + 2);
+        lua_pushvalue(L, 3);
         lua_pushboolean(L, woken);
         return 3;
     }
@@ -86,35 +119,18 @@ wait_k(lua_State *L, int status, lua_KContext ctx) {
 static int
 waitq_wait(lua_State *L) {
     struct lasio_waitq *q = checkwaitq(L, 1);
-    struct lasio_loop *loop;
     const char *what = luaL_optstring(L, 2, "wait");
+    lua_settop(L, 2); /* keeps `what` alive while linking */
+    lasio_waitq_link_(L, q, what);
     lua_settop(L, 1);
-    struct lasio_task *t = lasio_check_await_(L, &loop, what);
-    if (q->loop != loop) {
-        if (q->loop) /* a pointer compared, never followed */
-            return luaL_error(L, "%s: bound to a different event loop",
-                              what);
-        q->loop = loop;
-    }
-    t->wq = q;
-    t->wq_prev = q->tail;
-    t->wq_next = NULL;
-    if (q->tail)
-        q->tail->wq_next = t;
-    else
-        q->head = t;
-    q->tail = t;
-    q->n++;
-    t->wq_woken = 0;
-    t->waiting = WAIT_QUEUE;
     lua_pushlightuserdata(L, LASIO_SENTINEL);
-    return lua_yieldk(L, 1, 1, wait_k);
+    return lua_yieldk(L, 1, 0, wait_k);
 }
 
 /* wq:wake() -> true if a waiter was woken */
 static int
 waitq_wake(lua_State *L) {
-    lua_pushboolean(L, wake_one(L, checkwaitq(L, 1)));
+    lua_pushboolean(L, lasio_waitq_wake_(L, checkwaitq(L, 1)));
     return 1;
 }
 
@@ -123,7 +139,7 @@ static int
 waitq_wake_all(lua_State *L) {
     struct lasio_waitq *q = checkwaitq(L, 1);
     int n = 0;
-    while (wake_one(L, q))
+    while (lasio_waitq_wake_(L, q))
         n++;
     lua_pushinteger(L, n);
     return 1;
@@ -144,18 +160,14 @@ waitq_tostring(lua_State *L) {
 /* A collected queue leaves no task pointing at it. */
 static int
 waitq_gc(lua_State *L) {
-    struct lasio_waitq *q = lua_touserdata(L, 1);
-    while (q->head)
-        lasio_waitq_unlink_(q->head);
+    lasio_waitq_clear_(lua_touserdata(L, 1));
     return 0;
 }
 
 static int
 waitq_new(lua_State *L) {
     struct lasio_waitq *q = lua_newuserdatauv(L, sizeof *q, 0);
-    q->head = q->tail = NULL;
-    q->n = 0;
-    q->loop = NULL;
+    lasio_waitq_init_(q);
     luaL_setmetatable(L, LASIO_WAITQ_MT);
     return 1;
 }

@@ -24,7 +24,6 @@ local parts = {
     "timeouts",    -- wait_for, timeout, timeout_at
     "taskgroup",   -- taskgroup
     "locks",       -- Lock, Event, Condition, Semaphore, BoundedSemaphore, Barrier
-    "queues",      -- Queue, PriorityQueue, LifoQueue
 }
 local function load_parts()
     setmetatable(M, nil)

@@ -1,0 +1,100 @@
+/*
+ * sys.h: cross-file functions of the operating-system layer (signals,
+ * child processes, pipes, worker threads, files), built on core.h.
+ * Internal. Every object here that holds a libevent event registers a
+ * closer with its loop, so loop close frees it before the event_base.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef lasio_sys_h
+#define lasio_sys_h
+
+#include "core.h"
+
+/* {====== Signals (signal.c) ====== */
+/* Adds loop:add_signal_handler / remove_signal_handler to the loop
+ * methods. [-0, +0, m] (module table on top, unchanged) */
+LASIO_HIDDEN int luaopen_lasio_signal_(lua_State *L);
+/* Bit mask of the signals loop has a script handler for. [-0, +0, -] */
+LASIO_HIDDEN int lasio_signal_user_mask_(lua_State *L,
+                                         struct lasio_loop *loop);
+/* Schedules the script handler of every signal in mask as a ready-queue
+ * callback. [-0, +0, m] */
+LASIO_HIDDEN void lasio_signal_run_handlers_(lua_State *L,
+                                             struct lasio_loop *loop,
+                                             int mask);
+/* The signal number named by the value at idx ("SIGTERM", "TERM" or a
+ * number), or raises an argument error. */
+LASIO_HIDDEN int lasio_checksignal_(lua_State *L, int idx);
+/* ====== } */
+
+/* {====== Helpers (sysutil.c) ====== */
+/* Pushes an OSError for errno value err: message "op: detail: strerror"
+ * (detail may be NULL), fields code ("ENOENT"), errno, op and filename
+ * (the detail). [-0, +1, m] */
+LASIO_HIDDEN void lasio_sys_oserror_(lua_State *L, const char *op, int err,
+                                     const char *detail);
+/* Raises lasio_sys_oserror_(...). */
+LASIO_HIDDEN int lasio_sys_raise_(lua_State *L, const char *op, int err,
+                                  const char *detail);
+/* Runs body(L) on loop->L in protected mode with the light userdata ud as
+ * its only argument (for libevent callbacks: no error may cross libevent's
+ * frames). Returns 0, or -1 after printing the error to stderr. */
+LASIO_HIDDEN int lasio_sys_guard_(struct lasio_loop *loop, lua_CFunction body,
+                                  void *ud);
+/* Pins the value at idx in the loop's anchors (*pin: the ref, LUA_NOREF
+ * when not pinned); unpin releases it exactly once. [-0, +0, m] */
+LASIO_HIDDEN void lasio_sys_pin_(lua_State *L, struct lasio_loop *loop,
+                                 int idx, int *pin);
+LASIO_HIDDEN void lasio_sys_unpin_(lua_State *L, struct lasio_loop *loop,
+                                   int *pin);
+/* A task waiting for one of our I/O objects sleeps in WAIT_FOREVER, or
+ * WAIT_SLEEP with a deadline (monotonic time, 0 for none) in the timer
+ * heap, counted in loop->nsources. suspend cuts the stack to base, yields
+ * and continues in k(ctx); the object records t and wakes it with wake;
+ * cancellation and the deadline wake it through the core. The continuation
+ * calls resumed first: it uncounts the wait and returns 1 when the task
+ * was cancelled (the CancelledError is then on top), and must forget t
+ * before it returns or raises. */
+LASIO_HIDDEN int lasio_sys_suspend_(lua_State *L, struct lasio_task *t,
+                                    int base, double deadline,
+                                    lua_KContext ctx, lua_KFunction k);
+LASIO_HIDDEN int lasio_sys_resumed_(lua_State *L, struct lasio_loop *loop,
+                                    int base);
+/* Schedules t if it still waits. [-0, +0, m] */
+LASIO_HIDDEN void lasio_sys_wake_(lua_State *L, struct lasio_task *t);
+/* Decrements loop->nsources unless the loop is closed. */
+LASIO_HIDDEN void lasio_sys_uncount_(struct lasio_loop *loop);
+/* ====== } */
+
+/* {====== Spawning a child (spawn.c) ====== */
+#include <sys/types.h>
+/* What the child gets; no Lua, no allocation in the child. */
+struct lasio_spawn {
+    const char *const *paths; /* NULL-terminated programs to try in turn */
+    char *const *argv;
+    char *const *envp; /* NULL: the parent's environment */
+    const char *cwd;   /* NULL: the parent's */
+    int fds[3];        /* for 0, 1, 2: an fd >= 3 to dup2 there, or
+                          LASIO_SPAWN_INHERIT, or (2 only) LASIO_SPAWN_STDOUT */
+    int new_session;
+    /* results */
+    pid_t pid;
+    int pidfd;
+    volatile int err;        /* errno of the step that failed */
+    const char *volatile op; /* that step: "exec", "chdir", ... */
+};
+#define LASIO_SPAWN_INHERIT (-1)
+#define LASIO_SPAWN_STDOUT (-2)
+/* Starts the child: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) with no
+ * exit signal, so no SIGCHLD reaches the process and waitpid(-1) of a host
+ * never reaps it (waitid with __WALL on the pidfd does); default signal
+ * dispositions and an empty mask; only fds 0-2 open. Returns 0 with pid and
+ * pidfd set, or -1 with err and op set (a child that failed to exec is
+ * reaped already). */
+LASIO_HIDDEN int lasio_spawn_(struct lasio_spawn *s);
+/* Reaps the exited child of pidfd; returns its asyncio-style returncode
+ * (exit status, or -signal), or INT_MIN while it still runs. */
+LASIO_HIDDEN int lasio_spawn_reap_(int pidfd, int block);
+/* ====== } */
+
+#endif

@@ -59,6 +59,13 @@ describe("examples", function()
         assert.falsy(err:find("destroyed", 1, true), err)
     end)
 
+    it("pipeline.lua shares a bounded queue's work among a pool under a task group", function()
+        local out, err, status = run("examples/pipeline.lua")
+        assert.are.equal(0, status, err)
+        assert.are.equal("sum of squares 1..100 = 338350\n"
+            .. "100 jobs done by 4 busy workers of 4\n", out)
+    end)
+
     it("timers.lua runs callbacks in deadline order and skips the cancelled one", function()
         local out, err, status = run("examples/timers.lua")
         assert.are.equal(0, status, err)

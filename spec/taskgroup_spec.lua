@@ -649,6 +649,53 @@ describe("lasio.taskgroup", function()
             end))
     end)
 
+    describe("with timeouts", function()
+        it("a timeout around a group cancels body and children, then raises TimeoutError",
+            async(function()
+                local cancelled = 0
+                local function worker()
+                    local ok, e = pcall(lasio.sleep, 10)
+                    if not ok then cancelled = cancelled + 1 end
+                    error(e, 0)
+                end
+                local t0 = lasio.get_running_loop():time()
+                local e = raises(lasio.timeout, 0.01, lasio.taskgroup, function(g)
+                    for _ = 1, 3 do g:spawn(worker) end
+                    lasio.sleep(10)
+                end)
+                assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+                assert.are.equal(3, cancelled)
+                assert.is_true(lasio.get_running_loop():time() - t0 < helper.t(0.5))
+                assert.are.equal(0, lasio.current_task():cancelling())
+            end))
+
+        it("a timeout inside a child is that child's own business", async(function()
+            local a, b = lasio.taskgroup(function(g)
+                local ta = g:spawn(function()
+                    local ok, e = pcall(lasio.timeout, 0.01, lasio.sleep, 10)
+                    return lasio.TimeoutError:is(e) and "timed out" or tostring(e)
+                end)
+                local tb = g:spawn(function() lasio.sleep(0.02) return "b" end)
+                return ta, tb
+            end)
+            assert.are.equal("timed out", a:result())
+            assert.are.equal("b", b:result())
+            assert.are.equal(0, lasio.current_task():cancelling())
+        end))
+
+        it("wait_for around a group that finishes in time returns its results",
+            async(function()
+                local r = lasio.wait_for(function()
+                    return lasio.taskgroup(function(g)
+                        local t = g:spawn(function() lasio.sleep(0.005) return 5 end)
+                        lasio.sleep(0)
+                        return t
+                    end):result() * 2
+                end, 1)
+                assert.are.equal(10, r)
+            end))
+    end)
+
     describe("misuse", function()
         it("spawning into a finished group raises", async(function()
             local tg

@@ -216,6 +216,19 @@ describe("lasio.timeout", function()
                 assert.is_false(cm:expired())
             end))
 
+        it("an expiry while cleaning up after another error still gives TimeoutError",
+            async(function()
+                -- the CancelledError raised in the cleanup replaces the
+                -- error in flight (asyncio's test_timeout_exception_context)
+                local e = raises(function()
+                    local _ <close> = lasio.timeout(0.01)
+                    local _c <close> = helper.closer(function() lasio.sleep(1) end)
+                    error("ZeroDivisionError", 0)
+                end)
+                assert.is_true(is_timeout(e), tostring(e))
+                assert.is_true(is_cancelled(e.cause))
+            end))
+
         it("an error raised while handling the expiry wins over TimeoutError",
             async(function()
                 local function crash()

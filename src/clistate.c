@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 
+#ifndef LASIO_SANITIZED /* the sanitizer build keeps luaL_newstate's */
 static int
 panic(lua_State *L) {
     const char *msg = lua_tostring(L, -1);
@@ -62,6 +63,7 @@ warn_on(void *ud, const char *message, int tocont) {
     fputs("Lua warning: ", stderr);
     warn_cont(ud, message, tocont);
 }
+#endif
 
 lua_State *
 lasio_cli_newstate_(struct lasio_alloc **a) {

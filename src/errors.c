@@ -12,6 +12,38 @@
 
 static const char classes_key = 0;
 
+const char lasio_future_token_ = 0, lasio_task_token_ = 0,
+           lasio_loop_token_ = 0, lasio_handle_token_ = 0,
+           lasio_waitq_token_ = 0;
+
+void *
+lasio_testobj_(lua_State *L, int idx, const void *token) {
+    void *p = lua_touserdata(L, idx);
+    if (!p || !lua_getmetatable(L, idx))
+        return NULL;
+    lua_rawgeti(L, -1, 1);
+    const void *t = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return t == token ? p : NULL;
+}
+
+void *
+lasio_checkobj_(lua_State *L, int idx, const void *token, const char *tname) {
+    void *p = lasio_testobj_(L, idx, token);
+    if (!p)
+        luaL_typeerror(L, idx, tname);
+    return p;
+}
+
+int
+lasio_newmetatable_(lua_State *L, const char *tname, const void *token) {
+    if (!luaL_newmetatable(L, tname))
+        return 0;
+    lua_pushlightuserdata(L, (void *)token);
+    lua_rawseti(L, -2, 1);
+    return 1;
+}
+
 struct classdef {
     const char *name;
     int parent; /* -1 for the root */

@@ -13,10 +13,13 @@
 
 struct lasio_future *
 lasio_tofuture_(lua_State *L, int idx) {
-    struct lasio_future *f = luaL_testudata(L, idx, LASIO_FUTURE_MT);
-    if (!f)
-        f = luaL_testudata(L, idx, LASIO_TASK_MT);
-    return f;
+    struct lasio_future *f = lua_touserdata(L, idx);
+    if (!f || !lua_getmetatable(L, idx))
+        return NULL;
+    lua_rawgeti(L, -1, 1);
+    const void *t = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return t == &lasio_future_token_ || t == &lasio_task_token_ ? f : NULL;
 }
 
 struct lasio_future *
@@ -44,10 +47,13 @@ lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
 
 struct lasio_future *
 lasio_future_push_(lua_State *L, struct lasio_loop *loop) {
+    if (loop->closed)
+        luaL_error(L, "cannot create a Future: the loop is closed");
     struct lasio_future *f =
         lua_newuserdatauv(L, sizeof(struct lasio_future), FUT_NUV);
     f->kind = KIND_FUTURE;
-    luaL_setmetatable(L, LASIO_FUTURE_MT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_future_ref);
+    lua_setmetatable(L, -2);
     lasio_future_init_(L, -1, f, loop);
     return f;
 }
@@ -526,7 +532,7 @@ lasio_future_register_(lua_State *L) {
 
 int
 luaopen_lasio_future_(lua_State *L) {
-    if (luaL_newmetatable(L, LASIO_FUTURE_MT)) {
+    if (lasio_newmetatable_(L, LASIO_FUTURE_MT, &lasio_future_token_)) {
         lua_newtable(L);
         lasio_future_register_(L);
         lua_setfield(L, -2, "__index");

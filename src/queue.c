@@ -200,13 +200,13 @@ take(lua_State *L, struct lasio_queue *q) {
 
 /* {====== put and get ====== */
 
+/* The queue at 1 and the item at 2, the top. */
 static int
 put_nowait(lua_State *L, struct lasio_queue *q) {
     if (q->shutdown)
         return raise_shutdown(L);
     if (full(q))
         return lasio_raise_(L, ERR_QUEUEFULL, "the queue is full");
-    lua_settop(L, 2);
     store(L, q);
     q->unfinished++;
     if (q->getters.n > 0)
@@ -214,6 +214,7 @@ put_nowait(lua_State *L, struct lasio_queue *q) {
     return 0;
 }
 
+/* The queue at 1, the top. */
 static int
 get_nowait(lua_State *L, struct lasio_queue *q) {
     if (q->n == 0) {
@@ -221,7 +222,6 @@ get_nowait(lua_State *L, struct lasio_queue *q) {
             return raise_shutdown(L);
         return lasio_raise_(L, ERR_QUEUEEMPTY, "the queue is empty");
     }
-    lua_settop(L, 1);
     take(L, q);
     if (q->putters.n > 0)
         lasio_waitq_wake_(L, &q->putters);
@@ -238,7 +238,6 @@ put_wait(lua_State *L, struct lasio_queue *q) {
         if (q->shutdown)
             return raise_shutdown(L);
         lasio_waitq_link_(L, &q->putters, kinds[q->kind].put);
-        lua_settop(L, 2);
         lua_pushlightuserdata(L, LASIO_SENTINEL);
         return lua_yieldk(L, 1, 0, queue_put_k);
     }
@@ -267,7 +266,6 @@ get_wait(lua_State *L, struct lasio_queue *q) {
         if (q->shutdown)
             return raise_shutdown(L);
         lasio_waitq_link_(L, &q->getters, kinds[q->kind].get);
-        lua_settop(L, 1);
         lua_pushlightuserdata(L, LASIO_SENTINEL);
         return lua_yieldk(L, 1, 0, queue_get_k);
     }
@@ -313,7 +311,9 @@ queue_put_nowait(lua_State *L) {
 
 static int
 queue_get_nowait(lua_State *L) {
-    return get_nowait(L, checkqueue(L, 1));
+    struct lasio_queue *q = checkqueue(L, 1);
+    lua_settop(L, 1);
+    return get_nowait(L, q);
 }
 
 /* ====== } */
@@ -444,8 +444,12 @@ queue_tostring(lua_State *L) {
  * waiting tasks (asyncio's tests look at these); other keys are methods. */
 static int
 queue_index(lua_State *L) {
+    /* methods first: q:put(x) looks up "put" on every call */
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+        return 1;
     struct lasio_queue *q = checkqueue(L, 1);
-    const char *key = lua_tostring(L, 2);
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : 0;
     if (key && strcmp(key, "maxsize") == 0) {
         push_maxsize(L, q);
         return 1;
@@ -454,8 +458,7 @@ queue_index(lua_State *L) {
         lua_pushinteger(L, key[1] == 'g' ? q->getters.n : q->putters.n);
         return 1;
     }
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));
+    lua_pushnil(L);
     return 1;
 }
 

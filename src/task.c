@@ -15,12 +15,12 @@ const char lasio_throw_sentinel_ = 0;
 
 struct lasio_task *
 lasio_totask_(lua_State *L, int idx) {
-    return luaL_testudata(L, idx, LASIO_TASK_MT);
+    return lasio_testobj_(L, idx, &lasio_task_token_);
 }
 
 static struct lasio_task *
 checktask(lua_State *L, int idx) {
-    return luaL_checkudata(L, idx, LASIO_TASK_MT);
+    return lasio_checkobj_(L, idx, &lasio_task_token_, LASIO_TASK_MT);
 }
 
 /* Pushes the tasks table of loop. [-0, +1, -] */
@@ -85,7 +85,8 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->wq = NULL;
     t->wq_next = t->wq_prev = NULL;
     t->id = 0;
-    luaL_setmetatable(L, LASIO_TASK_MT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_task_ref);
+    lua_setmetatable(L, -2);
     int tidx = lua_gettop(L);
     lasio_future_init_(L, tidx, &t->fut, loop);
     lua_State *co = lua_newthread(L);
@@ -508,7 +509,7 @@ static const luaL_Reg task_methods[] = {{"cancelling", task_cancelling},
 
 int
 luaopen_lasio_task_(lua_State *L) {
-    if (luaL_newmetatable(L, LASIO_TASK_MT)) {
+    if (lasio_newmetatable_(L, LASIO_TASK_MT, &lasio_task_token_)) {
         lua_newtable(L);
         lasio_future_register_(L);
         luaL_setfuncs(L, task_methods, 0);

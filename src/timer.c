@@ -49,10 +49,7 @@ checkcallable(lua_State *L, int idx) {
 
 static struct lasio_handle *
 checkhandle(lua_State *L, int idx) {
-    struct lasio_handle *h = luaL_testudata(L, idx, LASIO_HANDLE_MT);
-    if (!h)
-        h = luaL_checkudata(L, idx, LASIO_TIMER_MT);
-    return h;
+    return lasio_checkobj_(L, idx, &lasio_handle_token_, "lasio.Handle");
 }
 
 /* Pushes the anchors table of loop. [-0, +1, -] */
@@ -118,7 +115,9 @@ newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer) {
     h->pin = LUA_NOREF;
     h->when = 0;
     h->loop = loop;
-    luaL_setmetatable(L, timer ? LASIO_TIMER_MT : LASIO_HANDLE_MT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX,
+                timer ? loop->mt_timer_ref : loop->mt_handle_ref);
+    lua_setmetatable(L, -2);
     int hidx = lua_gettop(L);
     lasio_pushloop_(L, loop);
     lua_setiuservalue(L, hidx, HANDLE_UV_LOOP);
@@ -275,7 +274,7 @@ int
 luaopen_lasio_timer_(lua_State *L) {
     const char *names[2] = {LASIO_HANDLE_MT, LASIO_TIMER_MT};
     for (int i = 0; i < 2; i++) {
-        if (luaL_newmetatable(L, names[i])) {
+        if (lasio_newmetatable_(L, names[i], &lasio_handle_token_)) {
             lua_newtable(L);
             luaL_setfuncs(L, handle_methods, 0);
             if (i == 1) {

@@ -14,7 +14,7 @@
 
 static struct lasio_waitq *
 checkwaitq(lua_State *L, int idx) {
-    return luaL_checkudata(L, idx, LASIO_WAITQ_MT);
+    return lasio_checkobj_(L, idx, &lasio_waitq_token_, LASIO_WAITQ_MT);
 }
 
 void
@@ -179,7 +179,7 @@ static const luaL_Reg waitq_methods[] = {{"wait", waitq_wait},
 
 void
 lasio_waitq_open_(lua_State *L) {
-    if (luaL_newmetatable(L, LASIO_WAITQ_MT)) {
+    if (lasio_newmetatable_(L, LASIO_WAITQ_MT, &lasio_waitq_token_)) {
         luaL_newlib(L, waitq_methods);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, waitq_len);

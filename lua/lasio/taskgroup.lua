@@ -1,9 +1,8 @@
--- lasio.taskgroup: structured concurrency (API.md section 2), a port of
--- asyncio's taskgroups.py where the body function stands for the `async
--- with` block. A group owns its child tasks and one cancellation request
--- on its parent task. Invariant: when taskgroup() returns or raises, every
--- child has finished, and the parent's cancelling() count is as it found it
--- unless someone else cancelled the parent.
+-- lasio.taskgroup: structured concurrency, asyncio's taskgroups.py with a
+-- body function for the `async with` block. A group owns its children and
+-- one cancel request on its parent. Invariant: when taskgroup() returns or
+-- raises, every child has finished and the parent's cancelling() count is
+-- back where it was, unless someone else cancelled the parent.
 -- SPDX-License-Identifier: MIT
 local core = require "lasio.core"
 
@@ -27,7 +26,6 @@ end
 
 -- Done callback of every child (asyncio's _on_task_done).
 local function on_task_done(self, task)
-    if not self._tasks[task] then return end
     self._tasks[task] = nil
     self._ntasks = self._ntasks - 1
     local waiter = self._on_completed

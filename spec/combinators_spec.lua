@@ -8,13 +8,9 @@ local async = helper.async
 
 local CancelledError, TimeoutError = lasio.CancelledError, lasio.TimeoutError
 
-local function raises(fn, ...)
-    local ok, e = pcall(fn, ...)
-    assert.is_false(ok, "expected an error")
-    return e
-end
+local raises = helper.raises
 
-local function is_cancelled(e) return CancelledError:is(e) end
+local is_cancelled = helper.is_cancelled
 
 local function now() return lasio.get_running_loop():time() end
 

@@ -14,6 +14,18 @@ M.build = os.getenv("LASIO_BUILD") or "build"
 M.root = os.getenv("LASIO_ROOT") or "."
 M.lasio_bin = M.build .. "/lasio"
 
+-- Calls fn(...), asserts that it raises, and returns the error.
+function M.raises(fn, ...)
+    local ok, e = pcall(fn, ...)
+    require("luassert").is_false(ok, "expected an error")
+    return e
+end
+
+-- Is e a lasio.CancelledError?
+function M.is_cancelled(e)
+    return require("lasio").CancelledError:is(e)
+end
+
 -- Wraps an async spec body: lasio.run works in a fresh state (lua5.4) and
 -- inside the running loop of the lasio command alike.
 function M.async(fn)

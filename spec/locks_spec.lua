@@ -8,15 +8,9 @@ local helper = require "helper"
 local lasio = require "lasio"
 local async = helper.async
 
-local function raises(fn, ...)
-    local ok, e = pcall(fn, ...)
-    assert.is_false(ok, "expected an error")
-    return e
-end
+local raises = helper.raises
 
-local function is_cancelled(e)
-    return lasio.CancelledError:is(e)
-end
+local is_cancelled = helper.is_cancelled
 
 -- Number of waiters a primitive keeps in `field`: a core WaitQueue of
 -- tasks (Lock, Event) or a FIFO of waiter Futures (the others).

@@ -9,15 +9,9 @@ local helper = require "helper"
 local lasio = require "lasio"
 local async = helper.async
 
-local function raises(fn, ...)
-    local ok, e = pcall(fn, ...)
-    assert.is_false(ok, "expected an error")
-    return e
-end
+local raises = helper.raises
 
-local function is_cancelled(e)
-    return lasio.CancelledError:is(e)
-end
+local is_cancelled = helper.is_cancelled
 
 local function is_shutdown(e)
     return lasio.QueueShutDown:is(e)

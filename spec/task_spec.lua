@@ -6,11 +6,7 @@ local helper = require "helper"
 local lasio = require "lasio"
 local async = helper.async
 
-local function raises(fn, ...)
-    local ok, e = pcall(fn, ...)
-    assert.is_false(ok, "expected an error")
-    return e
-end
+local raises = helper.raises
 
 describe("Task", function()
     describe("spawn", function()

@@ -9,14 +9,10 @@ local async = helper.async
 local CancelledError, TimeoutError = lasio.CancelledError, lasio.TimeoutError
 local EPSILON = 0.0001
 
-local function raises(fn, ...)
-    local ok, e = pcall(fn, ...)
-    assert.is_false(ok, "expected an error")
-    return e
-end
+local raises = helper.raises
 
 local function is_timeout(e) return TimeoutError:is(e) end
-local function is_cancelled(e) return CancelledError:is(e) end
+local is_cancelled = helper.is_cancelled
 
 -- Cancels the tasks that are still running and waits until they finished.
 local function finish(...)

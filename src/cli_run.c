@@ -31,9 +31,9 @@ lasio_signals_dispatch_(lua_State *L, struct lasio_loop *loop, int from_hook) {
      * queue, never from the interrupt hook, and replace the default */
     int user = lasio_signal_user_mask_(L, loop);
     int take = from_hook ? ((1 << SIGINT) | (1 << SIGTERM)) & ~user : ~0;
-    int pending = __atomic_fetch_and(&loop->pending_signals, ~take,
-                                     __ATOMIC_SEQ_CST) &
-                  take;
+    int pending =
+        __atomic_fetch_and(&loop->pending_signals, ~take, __ATOMIC_SEQ_CST) &
+        take;
     if (!pending || loop->closed)
         return;
     if (pending & user)
@@ -84,20 +84,7 @@ print_main_error(lua_State *L, int task) {
  * Returns 1 on deadlock (report printed). */
 static int
 finish_all(lua_State *L, int loopidx, struct lasio_loop *loop, int cancel) {
-    if (cancel) {
-        lua_getiuservalue(L, loopidx, LOOP_UV_TASKS);
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            struct lasio_task *t = lasio_totask_(L, -1);
-            if (t)
-                lasio_task_cancel_(L, -1, t, 0);
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    loop->until_no_tasks = 1;
-    int deadlock = lasio_loop_run_(L, loop);
-    loop->until_no_tasks = 0;
+    int deadlock = lasio_loop_finish_all_(L, loopidx, loop, cancel);
     if (deadlock) {
         fprintf(stderr, "%s", lua_tostring(L, -1));
         fflush(stderr);
@@ -137,12 +124,7 @@ lasio_cli_run_(lua_State *L, int nargs) {
     lua_pushliteral(L, " (main)");
     lua_concat(L, 2);
     lasio_extra_set_(L, main, EXTRA_NAME);
-    lua_pushvalue(L, main);
-    lua_setiuservalue(L, loopidx, LOOP_UV_MAIN);
-    t->fut.has_stop = 1;
-    lua_pushcfunction(L, lasio_stop_loop_cb_);
-    lasio_future_add_callback_(L, main, &t->fut, -1);
-    lua_pop(L, 1);
+    lasio_loop_set_main_(L, loopidx, main);
     if (lasio_loop_run_(L, loop)) {
         fprintf(stderr, "%s", lua_tostring(L, -1));
         fflush(stderr);

@@ -27,6 +27,21 @@
 #define LASIO_HANDLE_MT "lasio.Handle"
 #define LASIO_TIMER_MT "lasio.TimerHandle"
 
+/* Type checks without string lookups: every lasio metatable holds, at
+ * index 1, the address of its type's token (a light userdata), and
+ * lasio_testobj_ compares that. */
+LASIO_HIDDEN extern const char lasio_future_token_, lasio_task_token_,
+    lasio_loop_token_, lasio_handle_token_, lasio_waitq_token_;
+/* The userdata at idx if its metatable carries token, else NULL.
+ * [-0, +0, -] */
+LASIO_HIDDEN void *lasio_testobj_(lua_State *L, int idx, const void *token);
+/* The same, raising a type error naming tname when it does not. */
+LASIO_HIDDEN void *lasio_checkobj_(lua_State *L, int idx, const void *token,
+                                   const char *tname);
+/* luaL_newmetatable that also stores the token. [-0, +1, m] */
+LASIO_HIDDEN int lasio_newmetatable_(lua_State *L, const char *tname,
+                                     const void *token);
+
 /* The first byte of every object that can sit in the ready queue. */
 enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE };
 
@@ -79,13 +94,16 @@ struct lasio_loop {
     lua_State *L; /* the main thread, or the thread inside run_*: never a
                      coroutine that may die while the loop keeps it */
     struct lasio_task *current; /* task being stepped, or NULL */
-    int wake_fd[2];             /* pipe written by the signal hub */
+    int wake_fd[2]; /* pipe written by the signal hub and lasio_pin_post */
     /* ready queue (readyq.c): the C ring holds the order (Task pointers,
      * or NULL for the next entry of the Lua ring, registry ref lq_ref) */
     void **rq;
     int rq_head, rq_count, rq_cap;
     int lq_head, lq_count, lq_cap, lq_ref;
-    int self_ref;     /* registry ref to the loop userdata while open */
+    int self_ref; /* registry ref to the loop userdata while open */
+    /* registry refs to the metatables the hot paths set: no lookup by
+     * name (string hashing) per object */
+    int mt_task_ref, mt_future_ref, mt_handle_ref, mt_timer_ref;
     int ntasks;       /* pending tasks */
     int next_task_id; /* for default names Task-N */
     long nsources;    /* things besides timers that can wake a task
@@ -100,6 +118,7 @@ struct lasio_loop {
     volatile int pending_signals;  /* bit mask of hub signals to handle */
     lua_State *volatile running_L; /* thread running Lua now (for hooks) */
     struct lasio_iolink *iolinks;  /* I/O objects to release at close */
+    struct lasio_tsq *tsq;         /* lasio_pin_post's queue (pin.c), or NULL */
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */
@@ -114,6 +133,14 @@ LASIO_HIDDEN struct lasio_loop *lasio_checkloop_(lua_State *L, int idx);
 LASIO_HIDDEN struct lasio_loop *lasio_get_loop_(lua_State *L);
 /* The running loop or NULL. [-0, +0, -] */
 LASIO_HIDDEN struct lasio_loop *lasio_running_loop_(lua_State *L);
+/* The running loop, else the state's current loop; NULL when neither is
+ * open. Never creates one. [-0, +0, -] */
+LASIO_HIDDEN struct lasio_loop *lasio_current_loop_(lua_State *L);
+/* Makes loop the running loop while a callback of a host's dispatch runs
+ * (lasio_guarded_) or lasio_step polls: returns 1, or 0 when a loop runs
+ * already (nothing changed). lasio_loop_leave_ undoes it. [-0, +0, m] */
+LASIO_HIDDEN int lasio_loop_enter_(lua_State *L, struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_loop_leave_(lua_State *L, struct lasio_loop *loop);
 /* Pushes the userdata of loop. [-0, +1, -] */
 LASIO_HIDDEN void lasio_pushloop_(lua_State *L, struct lasio_loop *loop);
 LASIO_HIDDEN double lasio_time_(void);
@@ -127,6 +154,13 @@ LASIO_HIDDEN int lasio_loop_run_(lua_State *L, struct lasio_loop *loop);
 /* Pushes a deadlock report listing the pending tasks. [-0, +1, m] */
 LASIO_HIDDEN void lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop);
 LASIO_HIDDEN int luaopen_lasio_loop_(lua_State *L);
+/* Makes the task at mainidx the main task of the loop at loopidx: the run
+ * stops when it is done. [-0, +0, m] */
+LASIO_HIDDEN void lasio_loop_set_main_(lua_State *L, int loopidx, int mainidx);
+/* Cancels every pending task (when `cancel`), then runs until none is
+ * left. Returns 1 on deadlock, with the report pushed. [-0, +(0|1), e] */
+LASIO_HIDDEN int lasio_loop_finish_all_(lua_State *L, int loopidx,
+                                        struct lasio_loop *loop, int cancel);
 /* Creates the state's current loop on base (NULL: its own). [-0, +0, m] */
 LASIO_HIDDEN void lasio_loop_set_current_new_(lua_State *L,
                                               struct event_base *base);
@@ -390,8 +424,9 @@ LASIO_HIDDEN void lasio_theap_fire_cb_(int fd, short what, void *arg);
 /* Forgets every entry and frees the heap (loop close). */
 LASIO_HIDDEN void lasio_theap_free_(struct lasio_loop *loop);
 /* ====== } */
-/* Arms ev to fire at monotonic time `when`, never before (rule 11). */
-LASIO_HIDDEN void lasio_timer_arm_(struct event *ev, double when);
+/* Arms ev to fire at monotonic time `when`, never before (rule 11).
+ * Returns event_add's result: -1 when libevent ran out of memory. */
+LASIO_HIDDEN int lasio_timer_arm_(struct event *ev, double when);
 /* Seconds still to wait for `when`, or 0 when due. */
 LASIO_HIDDEN double lasio_timer_remaining_(double when);
 /* ====== } */
@@ -452,7 +487,9 @@ LASIO_HIDDEN void lasio_diag_close_(lua_State *L, int loopidx,
 LASIO_HIDDEN void lasio_diag_rethrow_(lua_State *L, int idx, int fidx);
 /* Runs body(L) with the loop as its argument in protected mode on
  * loop->L: a libevent callback must never let a Lua error (out of memory)
- * jump across libevent's frames. An error is printed to stderr. */
+ * jump across libevent's frames. An error is printed to stderr. When a
+ * host's own dispatch runs the callback, the loop is the running loop
+ * meanwhile (lasio_loop_enter_). */
 LASIO_HIDDEN void lasio_guarded_(struct lasio_loop *loop, lua_CFunction body);
 /* Message handler for pcall: adds a traceback to the error. */
 LASIO_HIDDEN int lasio_msgh_(lua_State *L);
@@ -476,7 +513,15 @@ LASIO_HIDDEN void lasio_sighub_remove_user_(struct lasio_loop *loop, int sig);
 /* Keeps SIGPIPE from killing the process while loop is open, if it was at
  * its default (ARCHITECTURE rule 12): writes fail with EPIPE instead. */
 LASIO_HIDDEN void lasio_sighub_ignore_sigpipe_(struct lasio_loop *loop);
+/* While loop is open and SIGCHLD is ignored (auto-reaping), sets it to its
+ * default, so the exit statuses of the loop's children are not lost. */
+LASIO_HIDDEN void lasio_sighub_keep_children_(struct lasio_loop *loop);
 /* The lua_State whose Lua code runs now, for the interrupt hook. */
+/* Opens the loop's wake pipe (written by the hub's handler and by
+ * lasio_pin_post) and its read event, once. Returns 0 or -1. */
+LASIO_HIDDEN int lasio_wake_open_(struct lasio_loop *loop);
+/* Runs the calls lasio_pin_post queued (pin.c); from the wake event. */
+LASIO_HIDDEN void lasio_tsq_run_(struct lasio_loop *loop);
 LASIO_HIDDEN void lasio_sighub_set_running_(struct lasio_loop *loop,
                                             lua_State *L);
 /* ====== } */

@@ -86,20 +86,41 @@ lasio_msgh_(lua_State *L) {
     return 1;
 }
 
+/* A guarded callback: when a host's own event_base_dispatch runs it (no
+ * lasio_run or lasio_step on the stack), the loop counts as running while
+ * it does, so tasks can await and Lua code sees a running loop. */
+struct guard {
+    struct lasio_loop *loop;
+    lua_CFunction body;
+    int entered;
+};
+
+static int
+guard_body(lua_State *L) {
+    struct guard *g = lua_touserdata(L, 1);
+    g->entered = lasio_loop_enter_(L, g->loop);
+    lua_pushlightuserdata(L, g->loop);
+    lua_replace(L, 1);
+    return g->body(L);
+}
+
 void
 lasio_guarded_(struct lasio_loop *loop, lua_CFunction body) {
     lua_State *L = loop->L;
+    struct guard g = {loop, body, 0};
     int top = lua_gettop(L);
     if (!lua_checkstack(L, 4))
         return;
-    lua_pushcfunction(L, body);
-    lua_pushlightuserdata(L, loop);
+    lua_pushcfunction(L, guard_body);
+    lua_pushlightuserdata(L, &g);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         fprintf(stderr, "lasio: error inside the event loop: %s\n",
                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                : "(not a string)");
         fflush(stderr);
     }
+    if (g.entered)
+        lasio_loop_leave_(L, loop);
     lua_settop(L, top);
 }
 

@@ -26,7 +26,7 @@ lasio_time_(void) {
 
 struct lasio_loop *
 lasio_checkloop_(lua_State *L, int idx) {
-    return luaL_checkudata(L, idx, LASIO_LOOP_MT);
+    return lasio_checkobj_(L, idx, &lasio_loop_token_, LASIO_LOOP_MT);
 }
 
 void
@@ -42,6 +42,34 @@ lasio_running_loop_(lua_State *L) {
     return loop;
 }
 
+struct lasio_loop *
+lasio_current_loop_(lua_State *L) {
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (!loop) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &current_key);
+        loop = lasio_testobj_(L, -1, &lasio_loop_token_);
+        lua_pop(L, 1);
+    }
+    return loop && !loop->closed ? loop : NULL;
+}
+
+int
+lasio_loop_enter_(lua_State *L, struct lasio_loop *loop) {
+    if (lasio_running_loop_(L) || loop->closed)
+        return 0;
+    lasio_pushloop_(L, loop);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+    loop->running = 1;
+    return 1;
+}
+
+void
+lasio_loop_leave_(lua_State *L, struct lasio_loop *loop) {
+    lua_pushnil(L); /* removing a key never allocates */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+    loop->running = 0;
+}
+
 /* {====== Creation and close ====== */
 
 static struct lasio_loop *
@@ -53,6 +81,8 @@ newloop(lua_State *L, struct event_base *base) {
     loop->closed = 1;
     loop->wake_fd[0] = loop->wake_fd[1] = -1;
     loop->self_ref = loop->lq_ref = LUA_NOREF;
+    loop->mt_task_ref = loop->mt_future_ref = LUA_NOREF;
+    loop->mt_handle_ref = loop->mt_timer_ref = LUA_NOREF;
     loop->slow_callback_duration = 0.1;
     luaL_setmetatable(L, LASIO_LOOP_MT);
     int idx = lua_gettop(L);
@@ -85,9 +115,18 @@ newloop(lua_State *L, struct event_base *base) {
     }
     loop->base = base;
     loop->drain_ev = event_new(base, -1, 0, lasio_rq_drain_cb_, loop);
-    loop->timer_ev = event_new(base, -1, 0, lasio_theap_fire_cb_, loop);
+    loop->timer_ev =
+        event_new(base, -1, EV_PERSIST, lasio_theap_fire_cb_, loop);
     if (!loop->drain_ev || !loop->timer_ev)
         luaL_error(L, "not enough memory");
+    luaL_getmetatable(L, LASIO_TASK_MT);
+    loop->mt_task_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    luaL_getmetatable(L, LASIO_FUTURE_MT);
+    loop->mt_future_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    luaL_getmetatable(L, LASIO_HANDLE_MT);
+    loop->mt_handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    luaL_getmetatable(L, LASIO_TIMER_MT);
+    loop->mt_timer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, idx);
     loop->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     loop->closed = 0;
@@ -140,6 +179,12 @@ release(lua_State *L, struct lasio_loop *loop) {
         event_base_free(loop->base);
     loop->base = NULL;
     lasio_rq_free_(L, loop);
+    int *refs[] = {&loop->mt_task_ref, &loop->mt_future_ref,
+                   &loop->mt_handle_ref, &loop->mt_timer_ref};
+    for (int i = 0; i < 4; i++) {
+        luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
+        *refs[i] = LUA_NOREF;
+    }
 }
 
 /* Forgets every pending timer and sleep of the loop, and takes its tasks
@@ -192,7 +237,7 @@ lasio_get_loop_(lua_State *L) {
         return loop;
     }
     lua_rawgetp(L, LUA_REGISTRYINDEX, &current_key);
-    loop = luaL_testudata(L, -1, LASIO_LOOP_MT);
+    loop = lasio_testobj_(L, -1, &lasio_loop_token_);
     if (loop && !loop->closed)
         return loop;
     lua_pop(L, 1);
@@ -243,6 +288,40 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key); /* restore */
     if (deadlock)
         lasio_deadlock_report_(L, loop);
+    return deadlock;
+}
+
+void
+lasio_loop_set_main_(lua_State *L, int loopidx, int mainidx) {
+    struct lasio_task *t = lasio_totask_(L, mainidx);
+    loopidx = lua_absindex(L, loopidx);
+    mainidx = lua_absindex(L, mainidx);
+    lua_pushvalue(L, mainidx);
+    lua_setiuservalue(L, loopidx, LOOP_UV_MAIN);
+    t->fut.has_stop = 1;
+    lua_pushcfunction(L, lasio_stop_loop_cb_);
+    lasio_future_add_callback_(L, mainidx, &t->fut, -1);
+    lua_pop(L, 1);
+}
+
+int
+lasio_loop_finish_all_(lua_State *L, int loopidx, struct lasio_loop *loop,
+                       int cancel) {
+    loopidx = lua_absindex(L, loopidx);
+    if (cancel) {
+        lua_getiuservalue(L, loopidx, LOOP_UV_TASKS);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            struct lasio_task *t = lasio_totask_(L, -1);
+            if (t)
+                lasio_task_cancel_(L, -1, t, 0);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    loop->until_no_tasks = 1;
+    int deadlock = lasio_loop_run_(L, loop);
+    loop->until_no_tasks = 0;
     return deadlock;
 }
 
@@ -603,7 +682,7 @@ loop_newindex(lua_State *L) {
 
 /* lasio.run(fn, ...) */
 static int
-lasio_run(lua_State *L) {
+module_run(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int nargs = lua_gettop(L) - 1;
     struct lasio_loop *running = lasio_running_loop_(L);
@@ -622,29 +701,10 @@ lasio_run(lua_State *L) {
     lasio_task_spawn_(L, loop, 3, nargs);
     int main = lua_gettop(L);
     struct lasio_future *f = &lasio_totask_(L, main)->fut;
-    lua_pushvalue(L, main);
-    lua_setiuservalue(L, 1, LOOP_UV_MAIN);
-    f->has_stop = 1;
-    lua_pushcfunction(L, lasio_stop_loop_cb_);
-    lasio_future_add_callback_(L, main, f, -1);
-    lua_pop(L, 1);
+    lasio_loop_set_main_(L, 1, main);
     int deadlock = lasio_loop_run_(L, loop);
-    if (!deadlock) {
-        /* cancel what is left and let it finish */
-        lua_getiuservalue(L, 1, LOOP_UV_TASKS);
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            struct lasio_task *t = lasio_totask_(L, -1);
-            if (t)
-                lasio_task_cancel_(L, -1, t, 0);
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-        loop->until_no_tasks = 1;
-        if (lasio_loop_run_(L, loop))
-            lua_pop(L, 1); /* stuck in cleanup: reported at close */
-        loop->until_no_tasks = 0;
-    }
+    if (!deadlock && lasio_loop_finish_all_(L, 1, loop, 1))
+        lua_pop(L, 1);  /* stuck in cleanup: reported at close */
     if (f->log_error) { /* re-raised below: not "never retrieved" */
         f->log_error = 0;
         lasio_diag_untrack_(L, main, f);
@@ -687,7 +747,7 @@ lasio_set_event_loop(lua_State *L) {
 }
 
 static const luaL_Reg module_funcs[] = {
-    {"run", lasio_run},
+    {"run", module_run},
     {"get_running_loop", lasio_get_running_loop},
     {"get_event_loop", lasio_get_event_loop},
     {"new_event_loop", lasio_new_event_loop},
@@ -698,7 +758,7 @@ static const luaL_Reg module_funcs[] = {
 
 int
 luaopen_lasio_loop_(lua_State *L) {
-    if (luaL_newmetatable(L, LASIO_LOOP_MT)) {
+    if (lasio_newmetatable_(L, LASIO_LOOP_MT, &lasio_loop_token_)) {
         lua_newtable(L);
         luaL_setfuncs(L, loop_methods, 0);
         lua_pushcclosure(L, loop_index, 1);
@@ -729,7 +789,7 @@ lasio_get_base(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &current_key);
-        loop = luaL_testudata(L, -1, LASIO_LOOP_MT);
+        loop = lasio_testobj_(L, -1, &lasio_loop_token_);
         lua_pop(L, 1);
     }
     return loop && !loop->closed ? loop->base : NULL;

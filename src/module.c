@@ -1,7 +1,7 @@
 /*
  * module.c: the C module "lasio.core" (luaopen_lasio_core) with the
- * module-level functions of API.md section 2 that live in C, and the
- * embedding entry points of lasio.h that are not about one object.
+ * module-level functions of API.md section 2 that live in C (the
+ * embedding API of lasio.h is in embed.c and pin.c).
  * SPDX-License-Identifier: MIT
  */
 #include "cli.h"
@@ -92,7 +92,7 @@ static int
 lasio_set_interrupt_task(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     if (!lua_isnil(L, 1))
-        luaL_checkudata(L, 1, LASIO_TASK_MT);
+        lasio_checkobj_(L, 1, &lasio_task_token_, LASIO_TASK_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, LOOP_UV_INTERRUPT);
     loop->exit_signal = 0; /* a handled Ctrl-C does not end the process */
@@ -131,6 +131,9 @@ luaopen_lasio_core(lua_State *L) {
     luaopen_lasio_connect_(L);
     luaopen_lasio_server_(L);
     luaopen_lasio_signal_(L);
+    luaopen_lasio_process_(L);
+    luaopen_lasio_thread_(L);
+    luaopen_lasio_fs_(L);
     lasio_errors_export_(L);
     lasio_waitq_open_(L);
     lasio_queue_open_(L);
@@ -140,67 +143,3 @@ luaopen_lasio_core(lua_State *L) {
     lua_setfield(L, -2, "VERSION");
     return 1;
 }
-
-/* {====== Embedding API ====== */
-
-static int
-open_protected(lua_State *L) {
-    struct event_base *base = lua_touserdata(L, 1);
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-    lua_pushcfunction(L, luaopen_lasio_core);
-    lua_setfield(L, -2, "lasio.core");
-    lua_pop(L, 1);
-    luaopen_lasio_core(L); /* metatables and classes */
-    lasio_loop_set_current_new_(L, base);
-    return 0;
-}
-
-int
-lasio_open(lua_State *L, struct event_base *base) {
-    lua_pushcfunction(L, open_protected);
-    lua_pushlightuserdata(L, base);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    return 0;
-}
-
-void
-lasio_future_new(lua_State *L) {
-    struct lasio_loop *loop = lasio_get_loop_(L);
-    lua_pop(L, 1);
-    struct lasio_future *f = lasio_future_push_(L, loop);
-    /* C code will resolve it from an event lasio does not see: while it
-     * is pending, a task waiting on it is not stuck */
-    f->c_source = 1;
-    loop->nsources++;
-}
-
-int
-lasio_future_resolve(lua_State *L, int idx, int nvalues) {
-    idx = lua_absindex(L, idx);
-    struct lasio_future *f = lasio_tofuture_(L, idx);
-    if (!f || f->kind != KIND_FUTURE || f->state != FUT_PENDING) {
-        lua_pop(L, nvalues);
-        return -1;
-    }
-    lasio_future_finish_(L, idx, f, nvalues);
-    return 0;
-}
-
-int
-lasio_future_reject(lua_State *L, int idx) {
-    idx = lua_absindex(L, idx);
-    struct lasio_future *f = lasio_tofuture_(L, idx);
-    if (!f || f->kind != KIND_FUTURE || f->state != FUT_PENDING) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    lua_pushnil(L); /* no traceback: the error was made in C */
-    lua_insert(L, -2);
-    lasio_future_fail_(L, idx, f);
-    return 0;
-}
-
-/* ====== } */

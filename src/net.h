@@ -37,9 +37,9 @@
  * context ctx; the stack is cut to `base` values first. deadline is a
  * monotonic time, or 0 for none. Raises on memory errors before
  * suspending. */
-LASIO_HIDDEN int lasio_io_suspend_(lua_State *L, struct lasio_task *t,
-                                   int base, double deadline,
-                                   lua_KContext ctx, lua_KFunction k);
+LASIO_HIDDEN int lasio_io_suspend_(lua_State *L, struct lasio_task *t, int base,
+                                   double deadline, lua_KContext ctx,
+                                   lua_KFunction k);
 /* In a continuation: uncounts the wait; returns 1 when the task was
  * cancelled (the CancelledError is then at base + 2). */
 LASIO_HIDDEN int lasio_io_resumed_(lua_State *L, struct lasio_loop *loop,
@@ -73,8 +73,8 @@ union lasio_sockaddr {
  * [-0, +1, m] */
 LASIO_HIDDEN void lasio_oserror_push_(lua_State *L, const char *op, int err);
 /* Same with a message of its own. */
-LASIO_HIDDEN void lasio_oserror_pushmsg_(lua_State *L, const char *op,
-                                         int err, const char *msg);
+LASIO_HIDDEN void lasio_oserror_pushmsg_(lua_State *L, const char *op, int err,
+                                         const char *msg);
 /* Raises lasio_oserror_push_(op, err). */
 LASIO_HIDDEN int lasio_oserror_raise_(lua_State *L, const char *op, int err);
 /* Pushes the address table {family=, addr=, port=} of sa. [-0, +1, m] */
@@ -162,13 +162,13 @@ struct lasio_stream {
     struct lasio_task *reader;
     struct lasio_task **ww; /* malloc'd */
     int nww, capww;
-    int rerr, werr;  /* errno that ended reading / writing, or 0 */
-    int pin;         /* anchor ref while flushing at close, or LUA_NOREF */
-    size_t readsize; /* bytes to ask for in the next read */
-    double rdeadline;  /* deadline of the current read, 0 for none */
-    size_t rscan;      /* readuntil: where the next search starts */
-    unsigned char linked, eof, paused, reading, writing, closing,
-        eof_wanted, eof_sent, connecting, is_socket, released, wpaused;
+    int rerr, werr;   /* errno that ended reading / writing, or 0 */
+    int pin;          /* anchor ref while flushing at close, or LUA_NOREF */
+    size_t readsize;  /* bytes to ask for in the next read */
+    double rdeadline; /* deadline of the current read, 0 for none */
+    size_t rscan;     /* readuntil: where the next search starts */
+    unsigned char linked, eof, paused, reading, writing, closing, eof_wanted,
+        eof_sent, connecting, is_socket, released, wpaused;
     struct lasio_tls *tls; /* tls.c state, or NULL */
 };
 
@@ -219,8 +219,8 @@ LASIO_HIDDEN int lasio_stream_readerror_(lua_State *L, struct lasio_stream *s,
 /* Syscall layer: plain or TLS; -1 with errno (EAGAIN: would block). */
 LASIO_HIDDEN long lasio_stream_rawread_(struct lasio_stream *s, char *p,
                                         size_t n);
-LASIO_HIDDEN long lasio_stream_rawwrite_(struct lasio_stream *s,
-                                         const char *p, size_t n);
+LASIO_HIDDEN long lasio_stream_rawwrite_(struct lasio_stream *s, const char *p,
+                                         size_t n);
 /* Buffer helpers: room for n more bytes at the end (-1: no memory). */
 LASIO_HIDDEN int lasio_buf_reserve_(struct lasio_buf *b, size_t n);
 LASIO_HIDDEN void lasio_buf_consume_(struct lasio_buf *b, size_t n);

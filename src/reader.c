@@ -277,9 +277,9 @@ reader_readuntil(lua_State *L) {
         lua_pushliteral(L, "\n");
     }
     size_t seplen;
-    luaL_checklstring(L, 2, &seplen);
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_typeerror(L, 2, "string");
+    lua_tolstring(L, 2, &seplen);
     if (seplen == 0)
         return luaL_argerror(L, 2, "separator should be at least one-byte "
                                    "string");

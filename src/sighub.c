@@ -6,7 +6,8 @@
  * pending bit, writes a byte to the loop's wake pipe and, for the command's
  * default SIGINT/SIGTERM handling, sets a Lua hook on the thread running
  * Lua so that a CPU-bound task is interrupted too (lua.c's laction
- * pattern). The hub also keeps SIGPIPE ignored while a loop needs it.
+ * pattern). The hub also keeps SIGPIPE ignored while a loop needs it,
+ * and SIGCHLD from auto-reaping (SIG_IGN) while a loop has children.
  * Registration is mutex-guarded; the handler only reads the slot arrays;
  * a signal's previous disposition is restored when its last watcher goes.
  * SPDX-License-Identifier: MIT
@@ -27,16 +28,17 @@
 #define HUB_DEFAULT 1 /* the command's default SIGINT/SIGTERM handling */
 #define HUB_USER 2    /* a handler of loop:add_signal_handler */
 #define HUB_NOPIPE 4  /* SIGPIPE only: keep it from killing the process */
+#define HUB_NOREAP 8  /* SIGCHLD only: no auto-reaping of our children */
 #define HUB_HANDLED (HUB_DEFAULT | HUB_USER)
 
 /* What the hub made of a signal's disposition. */
-enum { SET_NONE, SET_HANDLER, SET_IGNORE };
+enum { SET_NONE, SET_HANDLER, SET_IGNORE, SET_DEFAULT };
 
 static struct {
     pthread_mutex_t lock;
     struct lasio_loop *volatile loops[HUB_SIGNALS][HUB_LOOPS];
     volatile unsigned char flags[HUB_SIGNALS][HUB_LOOPS];
-    unsigned char set[HUB_SIGNALS];        /* SET_*, what we installed */
+    unsigned char set[HUB_SIGNALS];         /* SET_*, what we installed */
     struct sigaction previous[HUB_SIGNALS]; /* valid while set != NONE */
 } hub = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -91,11 +93,13 @@ wake_cb(evutil_socket_t fd, short what, void *arg) {
     while (read(fd, buf, sizeof buf) > 0)
         ;
     lasio_guarded_(loop, dispatch_body);
+    if (loop->tsq) /* calls queued from other threads (pin.c) */
+        lasio_tsq_run_(loop);
 }
 
 /* Creates the loop's wake pipe and its read event. */
-static int
-open_wake(struct lasio_loop *loop) {
+int
+lasio_wake_open_(struct lasio_loop *loop) {
     if (loop->wake_ev)
         return 0;
     if (pipe2(loop->wake_fd, O_CLOEXEC | O_NONBLOCK) < 0)
@@ -120,23 +124,26 @@ open_wake(struct lasio_loop *loop) {
  * Returns -1 (nothing changed) when sigaction refuses. */
 static int
 apply(int sig) {
-    int want = SET_NONE, nopipe = 0;
+    int want = SET_NONE, keep = 0;
     for (int i = 0; i < HUB_LOOPS; i++) {
         if (!hub.loops[sig][i])
             continue;
         if (hub.flags[sig][i] & HUB_HANDLED)
             want = SET_HANDLER;
-        if (hub.flags[sig][i] & HUB_NOPIPE)
-            nopipe = 1;
+        keep |= hub.flags[sig][i] & (HUB_NOPIPE | HUB_NOREAP);
     }
-    if (want == SET_NONE && nopipe) {
+    if (want == SET_NONE && keep) {
         struct sigaction cur;
         if (hub.set[sig] != SET_NONE)
             cur = hub.previous[sig];
         else if (sigaction(sig, NULL, &cur) < 0)
             return -1;
-        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL)
+        int plain = !(cur.sa_flags & SA_SIGINFO);
+        if ((keep & HUB_NOPIPE) && plain && cur.sa_handler == SIG_DFL)
             want = SET_IGNORE;
+        if ((keep & HUB_NOREAP) && ((plain && cur.sa_handler == SIG_IGN) ||
+                                    (cur.sa_flags & SA_NOCLDWAIT)))
+            want = SET_DEFAULT; /* statuses of our children stay */
     }
     if (want == hub.set[sig])
         return 0;
@@ -146,7 +153,9 @@ apply(int sig) {
         return 0;
     }
     struct sigaction sa, old;
-    sa.sa_handler = want == SET_HANDLER ? hub_handler : SIG_IGN;
+    sa.sa_handler = want == SET_HANDLER  ? hub_handler
+                    : want == SET_IGNORE ? SIG_IGN
+                                         : SIG_DFL;
     sigfillset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     if (sigaction(sig, &sa, &old) < 0)
@@ -163,7 +172,7 @@ watch(struct lasio_loop *loop, int sig, int flag) {
     int rc = -1, slot = -1;
     if (sig <= 0 || sig >= HUB_SIGNALS)
         return -1;
-    if ((flag & HUB_HANDLED) && open_wake(loop) < 0)
+    if ((flag & HUB_HANDLED) && lasio_wake_open_(loop) < 0)
         return -1;
     pthread_mutex_lock(&hub.lock);
     for (int i = 0; i < HUB_LOOPS; i++) {
@@ -232,9 +241,14 @@ lasio_sighub_ignore_sigpipe_(struct lasio_loop *loop) {
 }
 
 void
+lasio_sighub_keep_children_(struct lasio_loop *loop) {
+    watch(loop, SIGCHLD, HUB_NOREAP);
+}
+
+void
 lasio_sighub_remove_all_(struct lasio_loop *loop) {
     for (int sig = 1; sig < HUB_SIGNALS; sig++)
-        unwatch(loop, sig, HUB_DEFAULT | HUB_USER | HUB_NOPIPE);
+        unwatch(loop, sig, HUB_DEFAULT | HUB_USER | HUB_NOPIPE | HUB_NOREAP);
 }
 
 void

@@ -12,26 +12,30 @@
 
 #include "sys.h"
 
-#define MAX_SIGNAL 31 /* the hub handles the standard signals */
+#define MAX_SIGNAL 30 /* standard signals, bit masks in an int */
 
 static const char handlers_key = 0; /* anchors[&handlers_key] = {sig=call} */
 
 static const struct {
     const char *name;
     int sig;
-} signal_names[] = {
-    {"SIGHUP", SIGHUP},       {"SIGINT", SIGINT},     {"SIGQUIT", SIGQUIT},
-    {"SIGILL", SIGILL},       {"SIGTRAP", SIGTRAP},   {"SIGABRT", SIGABRT},
-    {"SIGBUS", SIGBUS},       {"SIGFPE", SIGFPE},     {"SIGKILL", SIGKILL},
-    {"SIGUSR1", SIGUSR1},     {"SIGSEGV", SIGSEGV},   {"SIGUSR2", SIGUSR2},
-    {"SIGPIPE", SIGPIPE},     {"SIGALRM", SIGALRM},   {"SIGTERM", SIGTERM},
-    {"SIGCHLD", SIGCHLD},     {"SIGCONT", SIGCONT},   {"SIGSTOP", SIGSTOP},
-    {"SIGTSTP", SIGTSTP},     {"SIGTTIN", SIGTTIN},   {"SIGTTOU", SIGTTOU},
-    {"SIGURG", SIGURG},       {"SIGXCPU", SIGXCPU},   {"SIGXFSZ", SIGXFSZ},
-    {"SIGVTALRM", SIGVTALRM}, {"SIGPROF", SIGPROF},   {"SIGWINCH", SIGWINCH},
-    {"SIGIO", SIGIO},         {"SIGPWR", SIGPWR},     {"SIGSYS", SIGSYS},
-    {"SIGIOT", SIGIOT},       {"SIGPOLL", SIGPOLL},   {"SIGCLD", SIGCHLD},
-    {NULL, 0}};
+} signal_names[] = {{"SIGHUP", SIGHUP},       {"SIGINT", SIGINT},
+                    {"SIGQUIT", SIGQUIT},     {"SIGILL", SIGILL},
+                    {"SIGTRAP", SIGTRAP},     {"SIGABRT", SIGABRT},
+                    {"SIGBUS", SIGBUS},       {"SIGFPE", SIGFPE},
+                    {"SIGKILL", SIGKILL},     {"SIGUSR1", SIGUSR1},
+                    {"SIGSEGV", SIGSEGV},     {"SIGUSR2", SIGUSR2},
+                    {"SIGPIPE", SIGPIPE},     {"SIGALRM", SIGALRM},
+                    {"SIGTERM", SIGTERM},     {"SIGCHLD", SIGCHLD},
+                    {"SIGCONT", SIGCONT},     {"SIGSTOP", SIGSTOP},
+                    {"SIGTSTP", SIGTSTP},     {"SIGTTIN", SIGTTIN},
+                    {"SIGTTOU", SIGTTOU},     {"SIGURG", SIGURG},
+                    {"SIGXCPU", SIGXCPU},     {"SIGXFSZ", SIGXFSZ},
+                    {"SIGVTALRM", SIGVTALRM}, {"SIGPROF", SIGPROF},
+                    {"SIGWINCH", SIGWINCH},   {"SIGIO", SIGIO},
+                    {"SIGPWR", SIGPWR},       {"SIGSYS", SIGSYS},
+                    {"SIGIOT", SIGIOT},       {"SIGPOLL", SIGPOLL},
+                    {"SIGCLD", SIGCHLD},      {NULL, 0}};
 
 int
 lasio_checksignal_(lua_State *L, int idx) {
@@ -116,7 +120,8 @@ lasio_signal_run_handlers_(lua_State *L, struct lasio_loop *loop, int mask) {
 /* Signals whose handler would run again at once when it returns. */
 static int
 is_fault(int sig) {
-    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL;
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+           sig == SIGSYS;
 }
 
 /* loop:add_signal_handler(sig, fn, ...) */
@@ -132,8 +137,9 @@ loop_add_signal_handler(lua_State *L) {
     if (sig == SIGKILL || sig == SIGSTOP)
         return luaL_argerror(L, 2, "SIGKILL and SIGSTOP cannot be handled");
     if (is_fault(sig))
-        return luaL_argerror(L, 2, "a fault signal cannot be handled on "
-                                   "the loop");
+        return luaL_argerror(L, 2,
+                             "a fault signal cannot be handled on "
+                             "the loop");
     int n = lua_gettop(L) - 2; /* fn and its arguments */
     lua_createtable(L, n, 1);
     for (int i = 1; i <= n; i++) {

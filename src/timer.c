@@ -19,7 +19,7 @@ lasio_timer_remaining_(double when) {
     return rem > 0 ? rem : 0;
 }
 
-void
+int
 lasio_timer_arm_(struct event *ev, double when) {
     double rem = lasio_timer_remaining_(when);
     if (rem > MAX_DELAY)
@@ -32,7 +32,7 @@ lasio_timer_arm_(struct event *ev, double when) {
         tv.tv_sec++;
         tv.tv_usec -= 1000000;
     }
-    evtimer_add(ev, &tv);
+    return evtimer_add(ev, &tv);
 }
 
 /* A function, or a value with a __call metamethod. */

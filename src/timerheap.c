@@ -57,14 +57,17 @@ sift_down(struct lasio_loop *loop, int i) {
     place(loop, i, e);
 }
 
-/* Arms the loop's timer event for the earliest deadline. */
-static void
+/* Arms the loop's timer event for the earliest deadline. The event is
+ * persistent, so libevent keeps it in its own timer heap once added, and
+ * moving its deadline then never allocates; only its first arming can
+ * fail (-1, out of memory). */
+static int
 rearm(struct lasio_loop *loop) {
     if (loop->th_n == 0) {
         event_del(loop->timer_ev);
-        return;
+        return 0;
     }
-    lasio_timer_arm_(loop->timer_ev, loop->th[0].when);
+    return lasio_timer_arm_(loop->timer_ev, loop->th[0].when);
 }
 
 int
@@ -81,8 +84,11 @@ lasio_theap_add_(struct lasio_loop *loop, void *owner, int *posp, double when) {
     int i = loop->th_n++;
     place(loop, i, e);
     sift_up(loop, i);
-    if (*posp == 0)
-        rearm(loop);
+    if (*posp == 0 && rearm(loop) < 0) {
+        /* an entry libevent would never wake: take it out again (E4) */
+        lasio_theap_remove_(loop, posp);
+        return -1;
+    }
     return 0;
 }
 

@@ -142,7 +142,7 @@ write_k(lua_State *L, int status, lua_KContext ctx) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     (void)status;
     lasio_stream_del_ww_(s, loop->current);
-    if (lasio_io_resumed_(L, s->loop, BASE)) {
+    if (lasio_io_resumed_(L, s->loop, BASE + 1)) {
         if (op == WOP_CLOSED)
             abort_close(L, s);
         return lua_error(L);

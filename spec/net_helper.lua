@@ -1,0 +1,104 @@
+-- Helpers for the network specs: connected stream pairs on loopback, fd
+-- and memory counters of this process, temporary directories, and the
+-- stress-size scaling for sanitizer and I/O-shim runs.
+-- SPDX-License-Identifier: MIT
+local helper = require "helper"
+
+local M = {}
+
+M.sanitized = os.getenv("LASIO_SANITIZED") == "1"
+-- set when the specs run under the one-byte / EAGAIN I/O shim (S2)
+M.shim = os.getenv("LASIO_IO_SHIM") == "1"
+
+-- Scales a stress count or size down for slow runs.
+function M.scale(n, small)
+    if M.shim then return small or math.max(1, n // 100) end
+    if M.sanitized then return math.max(1, n // 10) end
+    return n
+end
+
+local function pid()
+    local f = assert(io.open("/proc/self/stat"))
+    local p = f:read("n")
+    f:close()
+    return p
+end
+
+-- Number of open fds of this process.
+function M.fds()
+    local h = io.popen("ls /proc/" .. pid() .. "/fd")
+    local n = 0
+    for _ in h:lines() do n = n + 1 end
+    h:close()
+    return n
+end
+
+-- A field of /proc/self/status in KiB ("VmRSS", "VmHWM").
+function M.status_kb(field)
+    local f = assert(io.open("/proc/self/status"))
+    local s = f:read("a")
+    f:close()
+    return tonumber(s:match(field .. ":%s*(%d+)"))
+end
+
+-- A new empty temporary directory; removed by M.rmdir.
+function M.tmpdir()
+    local h = io.popen("mktemp -d")
+    local d = h:read("l")
+    h:close()
+    return d
+end
+
+function M.rmdir(d)
+    os.execute("rm -rf " .. helper.shell_quote(d))
+end
+
+-- Inside a task: a connected TCP pair on 127.0.0.1. Returns a table with
+-- the client side (cr, cw), the server side (sr, sw), the port, and
+-- done() to let the server's connection task end. opts go to both
+-- start_server and open_connection (limit).
+function M.pair(opts)
+    local lasio = require "lasio"
+    local conn = lasio.Future()
+    local release = lasio.Future()
+    local server = lasio.start_server(function(r, w)
+        conn:set_result(r, w)
+        release:await()
+    end, "127.0.0.1", 0, opts)
+    local port = server:sockets()[1].port
+    local cr, cw = lasio.open_connection("127.0.0.1", port, opts)
+    local sr, sw = conn:await()
+    server:close()
+    return {
+        cr = cr, cw = cw, sr = sr, sw = sw, port = port, server = server,
+        done = function()
+            if not release:done() then release:set_result() end
+        end,
+    }
+end
+
+-- Inside a task: an echo server on 127.0.0.1 (port 0); returns it and
+-- its port.
+function M.echo_server(opts)
+    local lasio = require "lasio"
+    local server = lasio.start_server(function(r, w)
+        while true do
+            local data = r:read(65536)
+            if data == "" then break end
+            w:write(data)
+            w:drain()
+        end
+    end, "127.0.0.1", 0, opts)
+    return server, server:sockets()[1].port
+end
+
+-- Does this machine have IPv6 on loopback?
+function M.has_ipv6()
+    local f = io.open("/proc/net/if_inet6")
+    if not f then return false end
+    local s = f:read("a")
+    f:close()
+    return s:find("00000000000000000000000000000001", 1, true) ~= nil
+end
+
+return M

@@ -281,6 +281,8 @@ LASIO_HIDDEN void lasio_future_push_cancelled_error_(lua_State *L, int idx);
 LASIO_HIDDEN void lasio_future_register_(lua_State *L);
 LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
+/* core.gather_results(list, n): the results table of a finished gather. */
+LASIO_HIDDEN int lasio_gather_results_(lua_State *L);
 /* Function that resolves/stops a loop when a Future completes. */
 LASIO_HIDDEN int lasio_stop_loop_cb_(lua_State *L);
 /* ====== } */

@@ -115,6 +115,7 @@ static const luaL_Reg core_funcs[] = {
     {"Future", lasio_new_future},
     {"set_interrupt_task", lasio_set_interrupt_task},
     {"time", lasio_time},
+    {"gather_results", lasio_gather_results_},
     {NULL, NULL}};
 
 LASIO_API int luaopen_lasio_core(lua_State *L);

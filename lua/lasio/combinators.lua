@@ -189,18 +189,9 @@ local function gather_wait(loop, children, uniq, spawned, n, return_exceptions)
         decisive:result() -- raises its error, or its CancelledError
     end
     if cancel_err then error(cancel_err, 0) end
-    local res = { n = n }
-    for i = 1, n do
-        local f = children[i]
-        if f:cancelled() then
-            res[i] = select(2, pcall(f.exception, f))
-        elseif failed(f) then
-            res[i] = f:exception()
-        else
-            res[i] = (f:result())
-        end
-    end
-    return res
+    -- every child is done: their first results (errors in their places
+    -- with return_exceptions), gathered in C
+    return core.gather_results(children, n)
 end
 
 -- lasio.gather(aw, ...) -> the first result of each

@@ -5,9 +5,12 @@
 -- SPDX-License-Identifier: MIT
 local core = require "lasio.core"
 
+-- core names for the facade's own use, not part of the module table
+local internal = {coroutine = true, set_interrupt_task = true, gather_results = true}
+
 local M = {}
 for k, v in pairs(core) do
-    if k ~= "coroutine" and k ~= "set_interrupt_task" then M[k] = v end
+    if not internal[k] then M[k] = v end
 end
 
 -- Awaits inside a user's coroutine suspend the whole task: the scheduler's

@@ -129,7 +129,9 @@ open_body(lua_State *L) {
         lua_setfield(L, -2, e->mod);
     }
     lua_pop(L, 1);
-    luaopen_lasio_core(L); /* metatables and classes */
+    /* metatables and classes, and package.loaded["lasio.core"], so the
+     * first require does not build the module a second time */
+    luaL_requiref(L, "lasio.core", luaopen_lasio_core, 0);
     lua_pop(L, 1);
     lasio_loop_set_current_new_(L, c->base);
     return 0;

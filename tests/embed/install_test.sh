@@ -79,7 +79,8 @@ LD_LIBRARY_PATH="$libdir" ldd "$tmp/host" | grep -q "liblasio.so.0 => $prefix" |
 # static library
 cc $cflags -o "$tmp/host_static" "$src/examples/embed/host.c" \
     $(pkg-config --cflags lasio) "$libdir/liblasio.a" \
-    $(pkg-config --libs lua5.4 libevent_core) -lpthread -lm ||
+    $(pkg-config --libs $(pkg-config --print-requires lasio | cut -d' ' -f1)) \
+    -lpthread -lm ||
     fail "cannot build the example (static)"
 out=$(cd "$tmp" && ./host_static sensors.lua)
 [ "$out" = "$expected" ] || fail "example (static) printed: $out"

@@ -33,6 +33,31 @@ function M.fds()
     return n
 end
 
+-- Inside a task: lets connections that other tasks are closing finish
+-- (under the lasio command every spec shares one loop), so that the fd
+-- count is stable; returns it.
+function M.settle()
+    local lasio = require "lasio"
+    local last = -1
+    for _ = 1, 200 do
+        collectgarbage()
+        lasio.sleep(0.005)
+        local n = M.fds()
+        if n == last then return n end
+        last = n
+    end
+    return last
+end
+
+-- Inside a task: waits until the fd count comes back to n (or below).
+function M.fds_back_to(n)
+    local lasio = require "lasio"
+    return helper.wait_until(function()
+        collectgarbage()
+        return M.fds() <= n
+    end)
+end
+
 -- A field of /proc/self/status in KiB ("VmRSS", "VmHWM").
 function M.status_kb(field)
     local f = assert(io.open("/proc/self/status"))
@@ -82,12 +107,14 @@ end
 function M.echo_server(opts)
     local lasio = require "lasio"
     local server = lasio.start_server(function(r, w)
-        while true do
-            local data = r:read(65536)
-            if data == "" then break end
-            w:write(data)
-            w:drain()
-        end
+        pcall(function() -- a peer may reset: that ends the connection
+            while true do
+                local data = r:read(65536)
+                if data == "" then break end
+                w:write(data)
+                w:drain()
+            end
+        end)
     end, "127.0.0.1", 0, opts)
     return server, server:sockets()[1].port
 end

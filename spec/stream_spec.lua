@@ -160,7 +160,7 @@ describe("open_connection and start_server", function()
         local port = server:sockets()[1].port
         -- ::1 (if any) refuses, 127.0.0.1 answers, whatever the order
         local r, w = lasio.open_connection("localhost", port)
-        assert.are.equal("ok", r:read(2))
+        assert.are.equal("ok", r:readexactly(2))
         w:close()
         server:close()
     end))
@@ -205,7 +205,7 @@ describe("open_connection and start_server", function()
         for _, w in ipairs(writers) do w:close() end
         busy:close()
         busy:wait_closed()
-        assert.are.equal(fds0, net.fds())
+        assert.is_true(net.fds_back_to(fds0))
     end))
 end)
 
@@ -225,7 +225,11 @@ describe("StreamReader", function()
         lasio.sleep(0.01)
         assert.is_false(t:done())
         p.sw:write(DATA)
-        assert.are.equal(DATA, t:await())
+        local first = t:await()
+        assert.is_true(#first > 0)
+        -- what was there when it woke: all of it here, a part under the
+        -- one-byte shim
+        assert.are.equal(DATA, first .. p.cr:readexactly(#DATA - #first))
         assert.are.equal(0, p.cr:buffered())
         p.done()
     end))
@@ -499,9 +503,11 @@ describe("StreamReader", function()
         p.sw:write("tail")
         buffered(p.cr, 4)
         p.cw:write(string.rep("x", 100000))
+        -- once the server side paused, more bytes wait in its kernel
+        assert.is_true(helper.wait_until(function() return p.sr:buffered() >= 16384 end))
         lasio.sleep(0.01)
         p.sw:close()
-        assert.are.equal("tail", p.cr:read(10))
+        assert.are.equal("tail", p.cr:readexactly(4))
         local ok, e = pcall(p.cr.read, p.cr, 10)
         assert.is_false(ok)
         assert.are.equal("ECONNRESET", e.code)
@@ -526,9 +532,8 @@ describe("StreamWriter", function()
     it("write sends at once; drain returns without waiting below the mark", async(function()
         local p = net.pair()
         p.cw:write("abc")
-        assert.are.equal(0, p.cw:get_write_buffer_size())
         p.cw:drain()
-        assert.are.equal("abc", p.sr:read(3))
+        assert.are.equal("abc", p.sr:readexactly(3))
         p.cw:writelines({ "a", "b", "c" })
         assert.are.equal("abc", p.sr:readexactly(3))
         p.done()
@@ -763,7 +768,7 @@ describe("Server", function()
     end))
 
     it("close_clients and abort_clients close the live connections", async(function()
-        local server = lasio.start_server(function(r, w) lasio.sleep(math.huge) end,
+        local server = lasio.start_server(function(r, w) pcall(r.read, r) end,
             "127.0.0.1", 0)
         local port = server:sockets()[1].port
         local r1, w1 = lasio.open_connection("127.0.0.1", port)
@@ -824,7 +829,7 @@ describe("Server", function()
         end, "127.0.0.1", 0, { max_connections = 1 })
         local port = server:sockets()[1].port
         local r1, w1 = lasio.open_connection("127.0.0.1", port)
-        assert.are.equal("hi", r1:read(2))
+        assert.are.equal("hi", r1:readexactly(2))
         -- the second connection completes (backlog) but is not served yet
         local r2, w2 = lasio.open_connection("127.0.0.1", port)
         r2:settimeout(0.05)
@@ -833,7 +838,7 @@ describe("Server", function()
         assert.is_true(lasio.TimeoutError:is(e))
         release:set_result()
         r2:settimeout(nil)
-        assert.are.equal("hi", r2:read(2))
+        assert.are.equal("hi", r2:readexactly(2))
         assert.are.equal(1, peak)
         w1:close(); w2:close()
         server:close()
@@ -945,28 +950,37 @@ p.done()
             local chunk = string.rep("p", 16384)
             -- the sender fills everything: our input buffer stops at the
             -- mark and the rest stays in the kernel, then in its buffer
-            for _ = 1, 64 do
+            local sent = 0
+            while (p.cw:get_write_buffer_size() == 0 or sent < 8) and sent < 4096 do
                 p.cw:write(chunk)
+                sent = sent + 1
                 lasio.sleep(0)
             end
+            -- the mark: 2 * limit, but at least 16 KiB (one first read)
+            local mark = math.max(2 * limit, 16384)
+            assert.is_true(sent * 16384 > mark)
+            assert.is_true(helper.wait_until(function()
+                return p.sr:buffered() >= mark
+            end))
             lasio.sleep(0.02)
             local held = p.sr:buffered()
-            assert.is_true(held >= 2 * limit and held <= 2 * limit + 262144, tostring(held))
+            assert.is_true(held <= mark + 262144, tostring(held))
             assert.is_true(p.cw:get_write_buffer_size() > 0)
             lasio.sleep(0.02)
             assert.are.equal(held, p.sr:buffered()) -- nothing more is read
             -- reading resumes below the low mark and everything arrives
             local total = 0
-            while total < 64 * 16384 do
+            while total < sent * 16384 do
                 total = total + #p.sr:read(65536)
             end
-            assert.are.equal(64 * 16384, total)
+            assert.are.equal(sent * 16384, total)
+            assert.are.equal(0, p.cw:get_write_buffer_size())
             p.done()
         end))
 
     -- covers S3
     it("a reader that stalls 2 s while lots are offered keeps RSS bounded", function()
-        local size = net.scale(1 << 30, 1 << 20)
+        local size = net.scale(1 << 30, 1 << 16)
         local stall = net.shim and 0.2 or 2
         local code = ([[
 local lasio = require "lasio"
@@ -1007,11 +1021,13 @@ lasio.run(function()
     local n = got:await()
     w:close()
     server:close()
-    print(n == SIZE, peak <= 65536 + 65536, kb("VmHWM") - rss0)
+    print(n == sent, peak <= 65536 + 65536, kb("VmHWM") - rss0)
 end)
 ]]):format(size, stall)
+        -- ASan's quarantine would hold freed memory: keep it small
         local out, err, status = helper.run_child(code, { interp = "lua5.4",
-            timeout = helper.t(120) })
+            timeout = helper.t(120),
+            env = net.sanitized and "ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=1" or nil })
         assert.are.equal(0, status, err)
         local ok, bounded, growth = out:match("^(%a+)\t(%a+)\t(%-?%d+)")
         assert.are.equal("true", ok, out .. err)
@@ -1058,9 +1074,10 @@ end)
         assert.has_error(function() p.cr:settimeout(-1) end)
         assert.has_error(function() p.cr:settimeout(0 / 0) end)
         assert.has_error(function() p.cw:settimeout("x") end)
-        p.cw:settimeout(1)
-        assert.are.equal(1, p.cw:gettimeout())
         assert.is_nil(p.cr:gettimeout())
+        p.cw:settimeout(1) -- one timeout per stream, set from either side
+        assert.are.equal(1, p.cw:gettimeout())
+        assert.are.equal(1, p.cr:gettimeout())
         p.done()
     end))
 
@@ -1100,7 +1117,7 @@ end)
     end))
 
     it("cancelling a connect releases its socket", async(function()
-        local fds0 = net.fds()
+        local fds0 = net.settle()
         local hold = lasio.Future()
         local busy = lasio.start_server(function() hold:await() end, "127.0.0.1", 0,
             { backlog = 0, max_connections = 1 })
@@ -1120,12 +1137,12 @@ end)
         for _, w in ipairs(writers) do w:close() end
         busy:close()
         busy:wait_closed()
-        assert.are.equal(fds0, net.fds())
+        assert.is_true(net.fds_back_to(fds0))
     end))
 
     -- covers G2
     it("streams that become garbage with events pending are freed safely", async(function()
-        local fds0 = net.fds()
+        local fds0 = net.settle()
         local server, port = net.echo_server()
         for _ = 1, 20 do
             local r, w = lasio.open_connection("127.0.0.1", port)
@@ -1148,38 +1165,44 @@ end)
         collectgarbage()
         server:close()
         server:wait_closed()
-        assert.is_true(helper.wait_until(function()
-            collectgarbage()
-            return net.fds() == fds0
-        end))
+        assert.is_true(net.fds_back_to(fds0))
     end))
 
     -- covers G5
     it("connect/use/close cycles return fds, heap and registry to baseline",
         async(function()
             local n = net.scale(10000, 200)
-            local server, port = net.echo_server()
+            local active = 0
+            local server = lasio.start_server(function(r, w)
+                active = active + 1
+                w:write(r:readexactly(4))
+                r:read() -- until the client closes
+                active = active - 1
+            end, "127.0.0.1", 0)
+            local port = server:sockets()[1].port
             local function cycle()
                 local r, w = lasio.open_connection("127.0.0.1", port)
                 w:write("ping")
-                assert(r:read(4) == "ping")
+                assert(r:readexactly(4) == "ping")
                 w:close()
                 w:wait_closed()
             end
             for _ = 1, 20 do cycle() end
+            assert(helper.wait_until(function() return active == 0 end))
+            local fds0 = net.settle()
             collectgarbage()
             collectgarbage()
-            local fds0 = net.fds()
             local heap0 = collectgarbage("count")
             local reg0 = 0
             for _ in pairs(debug.getregistry()) do reg0 = reg0 + 1 end
             for _ = 1, n do cycle() end
-            lasio.sleep(0.01)
+            assert(helper.wait_until(function() return active == 0 end))
+            assert.is_true(net.fds_back_to(fds0))
+            assert.are.equal(fds0, net.fds())
             collectgarbage()
             collectgarbage()
             local reg1 = 0
             for _ in pairs(debug.getregistry()) do reg1 = reg1 + 1 end
-            assert.are.equal(fds0, net.fds())
             assert.is_true(collectgarbage("count") < heap0 + 256, collectgarbage("count") - heap0)
             assert.is_true(reg1 <= reg0 + 2, reg1 - reg0)
             server:close()
@@ -1232,7 +1255,7 @@ end)
     -- covers L6 (the stream part: an upstream read)
     it("a client that aborts while its handler awaits an upstream read releases the upstream",
         async(function()
-            local upstream = lasio.start_server(function(r, w) lasio.sleep(math.huge) end,
+            local upstream = lasio.start_server(function(r, w) r:read() end,
                 "127.0.0.1", 0)
             local uport = upstream:sockets()[1].port
             local fds0
@@ -1251,15 +1274,14 @@ end)
                 outcome:set_result(ok, e)
             end, "127.0.0.1", 0)
             local port = front:sockets()[1].port
-            fds0 = net.fds()
+            fds0 = net.settle()
             local r, w = lasio.open_connection("127.0.0.1", port)
             lasio.sleep(0.02)
             w:close() -- the client aborts
             local ok, e = outcome:await()
             assert.is_false(ok)
             assert.is_true(lasio.CancelledError:is(e))
-            lasio.sleep(0.01)
-            assert.is_true(net.fds() <= fds0)
+            assert.is_true(net.fds_back_to(fds0))
             front:close()
             upstream:close()
         end))
@@ -1337,8 +1359,15 @@ describe("bad arguments", function()
         p.done()
     end))
 
-    it("awaiting outside a task raises", function()
-        local lasio = require "lasio"
-        assert.has_error(function() lasio.start_server(print, "127.0.0.1", 0) end)
-    end)
+    it("awaiting from a plain callback raises 'not inside a task'", async(function()
+        local p = net.pair()
+        local done = lasio.Future()
+        lasio.get_running_loop():call_soon(function()
+            done:set_result(pcall(p.cr.read, p.cr, 1))
+        end)
+        local ok, e = done:await()
+        assert.is_false(ok)
+        assert.matches("read: not inside a task", e)
+        p.done()
+    end))
 end)

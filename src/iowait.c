@@ -11,19 +11,32 @@
 
 #include "net.h"
 
-int
-lasio_io_suspend_(lua_State *L, struct lasio_task *t, int base,
-                  double deadline, lua_KContext ctx, lua_KFunction k) {
+void
+lasio_io_wait_(lua_State *L, struct lasio_task *t, int base, double deadline) {
     struct lasio_loop *loop = t->fut.loop;
     lua_settop(L, base);
     if (deadline > 0) {
         if (lasio_theap_add_(loop, t, &t->heap_pos, deadline))
-            return luaL_error(L, "not enough memory");
+            luaL_error(L, "not enough memory");
         t->waiting = WAIT_SLEEP;
     } else {
         t->waiting = WAIT_FOREVER;
     }
     loop->nsources++;
+}
+
+void
+lasio_io_unwait_(struct lasio_task *t) {
+    struct lasio_loop *loop = t->fut.loop;
+    if (t->waiting == WAIT_SLEEP)
+        lasio_theap_remove_(loop, &t->heap_pos);
+    t->waiting = WAIT_NONE;
+    if (loop->nsources > 0)
+        loop->nsources--;
+}
+
+int
+lasio_io_yield_(lua_State *L, lua_KContext ctx, lua_KFunction k) {
     lua_pushlightuserdata(L, LASIO_SENTINEL);
     return lua_yieldk(L, 1, ctx, k);
 }

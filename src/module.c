@@ -131,6 +131,8 @@ luaopen_lasio_core(lua_State *L) {
     luaopen_lasio_stream_(L);
     luaopen_lasio_connect_(L);
     luaopen_lasio_server_(L);
+    luaopen_lasio_udp_(L);
+    luaopen_lasio_dns_(L);
     luaopen_lasio_signal_(L);
     luaopen_lasio_process_(L);
     luaopen_lasio_thread_(L);

@@ -33,13 +33,19 @@
  * forgets the task pointer before returning or raising: a recorded task is
  * always suspended in that operation (and so alive). */
 
-/* Suspends the running task t: returns lua_yieldk with continuation k and
- * context ctx; the stack is cut to `base` values first. deadline is a
- * monotonic time, or 0 for none. Raises on memory errors before
- * suspending. */
-LASIO_HIDDEN int lasio_io_suspend_(lua_State *L, struct lasio_task *t, int base,
-                                   double deadline, lua_KContext ctx,
-                                   lua_KFunction k);
+/* Waiting is three steps, so that a task pointer is recorded only once
+ * nothing can fail any more:
+ *   lasio_io_wait_(L, t, base, deadline);  (may raise; cuts the stack to
+ *                                           base values)
+ *   obj->waiter = t;                        (must not fail)
+ *   return lasio_io_yield_(L, ctx, k);
+ * deadline is a monotonic time, or 0 for none. */
+LASIO_HIDDEN void lasio_io_wait_(lua_State *L, struct lasio_task *t, int base,
+                                 double deadline);
+LASIO_HIDDEN int lasio_io_yield_(lua_State *L, lua_KContext ctx,
+                                 lua_KFunction k);
+/* Undoes lasio_io_wait_ when the wait cannot go ahead after all. */
+LASIO_HIDDEN void lasio_io_unwait_(struct lasio_task *t);
 /* In a continuation: uncounts the wait; returns 1 when the task was
  * cancelled (the CancelledError is then at base + 2). */
 LASIO_HIDDEN int lasio_io_resumed_(lua_State *L, struct lasio_loop *loop,
@@ -139,7 +145,7 @@ enum {
  *   exist and `link` is in the loop's list.
  * - rev is added iff reading is on: fd open, no EOF or error seen, not
  *   closing, and either not paused or the waiting reader needs more bytes
- *   (paused: in.len reached 2 * limit, cleared at in.len <= limit).
+ *   (paused: in.len reached max(2 * limit, 16 KiB), cleared at half).
  * - wev is added iff output is pending, or a connect (or a TLS step)
  *   waits for writability.
  * - reader is the one task suspended in a read or a connect, or NULL;
@@ -193,11 +199,17 @@ LASIO_HIDDEN void lasio_stream_update_writing_(struct lasio_stream *s);
 /* Writes what it can of the output buffer and arms wev for the rest;
  * on an error sets werr and drops the buffer. Runs no Lua code. */
 LASIO_HIDDEN void lasio_stream_flush_(struct lasio_stream *s);
+/* The write side failed with errno value err: drops buffered output; a
+ * reset ends the read side as well. Runs no Lua code. */
+LASIO_HIDDEN void lasio_stream_write_failed_(struct lasio_stream *s, int err);
 /* Wakes the reader, and every write-side waiter, from Lua. [-0, +0, m] */
 LASIO_HIDDEN void lasio_stream_wake_(lua_State *L, struct lasio_stream *s,
                                      int reader, int writers);
-/* Records / forgets the running task t as a write-side waiter. */
-LASIO_HIDDEN void lasio_stream_add_ww_(lua_State *L, struct lasio_stream *s,
+/* Makes room for one more write-side waiter (may raise), then records
+ * the running task t (cannot fail) / forgets it. */
+LASIO_HIDDEN void lasio_stream_reserve_ww_(lua_State *L,
+                                           struct lasio_stream *s);
+LASIO_HIDDEN void lasio_stream_add_ww_(struct lasio_stream *s,
                                        struct lasio_task *t);
 LASIO_HIDDEN void lasio_stream_del_ww_(struct lasio_stream *s,
                                        struct lasio_task *t);
@@ -237,6 +249,18 @@ LASIO_HIDDEN int lasio_writer_close_(lua_State *L);
 /* {====== Connections and servers (connect.c, server.c) ====== */
 LASIO_HIDDEN int luaopen_lasio_connect_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_server_(lua_State *L);
+LASIO_HIDDEN int luaopen_lasio_udp_(lua_State *L);
+LASIO_HIDDEN int luaopen_lasio_dns_(lua_State *L);
+/* Pushes lasio.getaddrinfo and its arguments for host (at hostidx), port,
+ * family (AF_UNSPEC for any), a stream or datagram use and what is left
+ * of deadline (0: none); returns the argument count, for lua_callk: its
+ * one result is the address list. [-0, +4, m] */
+LASIO_HIDDEN int lasio_push_resolve_(lua_State *L, int hostidx, int port,
+                                     int family, int dgram, double deadline);
+/* Reads entry i of the address list at idx into sa; returns 0, or -1
+ * when there is none. [-0, +0, m] */
+LASIO_HIDDEN int lasio_addrlist_get_(lua_State *L, int idx, lua_Integer i,
+                                     union lasio_sockaddr *sa, socklen_t *len);
 /* The server a connection came from lost one connection. */
 LASIO_HIDDEN void lasio_server_conn_done_(lua_State *L, int serveridx);
 /* ====== } */

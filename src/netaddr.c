@@ -26,8 +26,7 @@ errname(int err) {
 }
 
 void
-lasio_oserror_pushmsg_(lua_State *L, const char *op, int err,
-                       const char *msg) {
+lasio_oserror_pushmsg_(lua_State *L, const char *op, int err, const char *msg) {
     luaL_checkstack(L, 4, NULL);
     lua_pushfstring(L, "%s: %s", op, msg);
     lasio_newerror_(L, ERR_OSERROR, lua_tostring(L, -1), 1);
@@ -150,8 +149,8 @@ lasio_unixaddr_(lua_State *L, const char *path, size_t len,
     if (path[0] != '\0' && strlen(path) != len)
         luaL_error(L, "%s: socket path contains a NUL byte", what);
     if (len >= sizeof un->sun_path)
-        luaL_error(L, "%s: socket path too long (%d bytes, at most %d)",
-                   what, (int)len, (int)sizeof un->sun_path - 1);
+        luaL_error(L, "%s: socket path too long (%d bytes, at most %d)", what,
+                   (int)len, (int)sizeof un->sun_path - 1);
     memcpy(un->sun_path, path, len);
     return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
                        (path[0] != '\0'));
@@ -194,8 +193,8 @@ lasio_checkpair_(lua_State *L, int idx, const char *what,
         lua_getfield(L, idx, "port");
     }
     if (lua_type(L, -2) != LUA_TSTRING)
-        return luaL_error(L, "%s: address host must be a string, got %s",
-                          what, luaL_typename(L, -2));
+        return luaL_error(L, "%s: address host must be a string, got %s", what,
+                          luaL_typename(L, -2));
     int port = lasio_checkport_(L, -1, what);
     lua_pop(L, 1);
     const char *host = lua_tostring(L, -1);
@@ -216,7 +215,8 @@ lasio_pushsockname_(lua_State *L, int fd, int peer) {
     union lasio_sockaddr sa;
     socklen_t len = sizeof sa;
     memset(&sa, 0, sizeof sa);
-    int r = peer ? getpeername(fd, &sa.sa, &len) : getsockname(fd, &sa.sa, &len);
+    int r =
+        peer ? getpeername(fd, &sa.sa, &len) : getsockname(fd, &sa.sa, &len);
     if (fd < 0 || r != 0) {
         lua_pushnil(L);
         return;

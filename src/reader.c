@@ -18,7 +18,7 @@
 
 enum op { OP_READ, OP_READALL, OP_EXACTLY, OP_UNTIL, OP_LINE, OP_LINES };
 
-static const char *const opnames[] = {"read",     "read",     "readexactly",
+static const char *const opnames[] = {"read",      "read",     "readexactly",
                                       "readuntil", "readline", "lines"};
 
 /* Pushes n bytes from the front of the input and consumes them. */
@@ -37,8 +37,9 @@ incomplete(lua_State *L, lua_Integer expected) {
         lua_pushfstring(L, "%I bytes read on a total of %I expected bytes",
                         (lua_Integer)n, expected);
     else
-        lua_pushfstring(L, "%I bytes read on a total of undefined expected "
-                           "bytes",
+        lua_pushfstring(L,
+                        "%I bytes read on a total of undefined expected "
+                        "bytes",
                         (lua_Integer)n);
     lasio_newerror_(L, ERR_INCOMPLETEREAD, lua_tostring(L, -1), 1);
     lua_pushvalue(L, -3);
@@ -92,8 +93,9 @@ try_until(lua_State *L, struct lasio_stream *s, enum op op) {
             /* readline drops the line and its separator */
             lasio_buf_consume_(&s->in, isep + seplen);
             lasio_stream_consumed_(s);
-            return overrun(L, "Separator is found, but chunk is longer "
-                              "than limit",
+            return overrun(L,
+                           "Separator is found, but chunk is longer "
+                           "than limit",
                            isep);
         }
         /* lines() gives them without the end of line, as io.lines */
@@ -212,9 +214,10 @@ wait_op(lua_State *L, struct lasio_stream *s, enum op op) {
     if (loop != s->loop)
         return luaL_error(L, "%s: the stream belongs to another loop",
                           opnames[op]);
+    lasio_io_wait_(L, t, BASE, s->rdeadline);
     s->reader = t;
     lasio_stream_update_reading_(s);
-    return lasio_io_suspend_(L, t, BASE, s->rdeadline, op, read_k);
+    return lasio_io_yield_(L, op, read_k);
 }
 
 /* Runs op: at once when the buffer has what it needs, else waits. */
@@ -260,8 +263,9 @@ reader_readexactly(lua_State *L) {
     struct lasio_stream *s = lasio_checkreader_(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
     if (n < 0)
-        return luaL_argerror(L, 2, "readexactly size can not be less than "
-                                   "zero");
+        return luaL_argerror(L, 2,
+                             "readexactly size can not be less than "
+                             "zero");
     if (n == 0) {
         lua_pushliteral(L, "");
         return 1;
@@ -281,8 +285,9 @@ reader_readuntil(lua_State *L) {
         return luaL_typeerror(L, 2, "string");
     lua_tolstring(L, 2, &seplen);
     if (seplen == 0)
-        return luaL_argerror(L, 2, "separator should be at least one-byte "
-                                   "string");
+        return luaL_argerror(L, 2,
+                             "separator should be at least one-byte "
+                             "string");
     return run_op(L, s, OP_UNTIL);
 }
 
@@ -316,8 +321,7 @@ static int
 reader_at_eof(lua_State *L) {
     struct lasio_stream *s = lasio_checkreader_(L, 1);
     /* after close() nothing more can be read */
-    lua_pushboolean(L, s->closing || s->released ||
-                           (s->eof && s->in.len == 0));
+    lua_pushboolean(L, s->closing || s->released || (s->eof && s->in.len == 0));
     return 1;
 }
 
@@ -352,17 +356,16 @@ reader_buffered(lua_State *L) {
     return 1;
 }
 
-const luaL_Reg lasio_reader_methods_[] = {
-    {"read", reader_read},
-    {"readexactly", reader_readexactly},
-    {"readuntil", reader_readuntil},
-    {"readline", reader_readline},
-    {"lines", reader_lines},
-    {"at_eof", reader_at_eof},
-    {"settimeout", reader_settimeout},
-    {"gettimeout", reader_gettimeout},
-    {"get_limit", reader_get_limit},
-    {"buffered", reader_buffered},
-    {NULL, NULL}};
+const luaL_Reg lasio_reader_methods_[] = {{"read", reader_read},
+                                          {"readexactly", reader_readexactly},
+                                          {"readuntil", reader_readuntil},
+                                          {"readline", reader_readline},
+                                          {"lines", reader_lines},
+                                          {"at_eof", reader_at_eof},
+                                          {"settimeout", reader_settimeout},
+                                          {"gettimeout", reader_gettimeout},
+                                          {"get_limit", reader_get_limit},
+                                          {"buffered", reader_buffered},
+                                          {NULL, NULL}};
 
 /* ====== } */

@@ -140,18 +140,38 @@ server_stop(lua_State *L, int idx, struct lasio_server *sv) {
 /* {====== Connections ====== */
 
 /* The body of a connection's task: 1 callback, 2 reader, 3 writer, 4
- * server, 5 stream. The callback runs under lua_pcallk so that its end,
- * error or cancellation included, closes the connection. */
+ * server, 5 stream. Everything after the start, registering the
+ * connection with the server included, runs under lua_pcallk, so that
+ * its end (error, cancellation and memory errors included) always closes
+ * the connection and tells the server. */
 static int conn_k(lua_State *L, int status, lua_KContext ctx);
+
+static int
+conn_body_k(lua_State *L, int status, lua_KContext ctx) {
+    (void)L, (void)status, (void)ctx;
+    return 0;
+}
+
+/* Protected part: cb, reader, writer, server, stream. */
+static int
+conn_body(lua_State *L) {
+    lua_getiuservalue(L, 4, SERVER_UV_CONNS);
+    lua_pushvalue(L, 5);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_settop(L, 3);
+    lua_callk(L, 2, 0, 0, conn_body_k);
+    return 0;
+}
 
 static int
 conn_main(lua_State *L) {
     lua_settop(L, 5);
     lua_pushcfunction(L, lasio_msgh_);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, 3);
-    int status = lua_pcallk(L, 2, 0, 6, 0, conn_k);
+    lua_pushcfunction(L, conn_body);
+    for (int i = 1; i <= 5; i++)
+        lua_pushvalue(L, i);
+    int status = lua_pcallk(L, 5, 0, 6, 0, conn_k);
     return conn_k(L, status, 0);
 }
 
@@ -162,13 +182,14 @@ conn_k(lua_State *L, int status, lua_KContext ctx) {
     (void)ctx;
     struct lasio_stream *s = lua_touserdata(L, 5);
     struct lasio_server *sv = lua_touserdata(L, 4);
-    lasio_stream_close_(L, 5, s);
+    /* first what cannot fail: forget the connection */
     lua_getiuservalue(L, 4, SERVER_UV_CONNS);
     lua_pushvalue(L, 5);
     lua_pushnil(L);
     lua_rawset(L, -3);
     lua_pop(L, 1);
     sv->nconn--;
+    lasio_stream_close_(L, 5, s);
     if (sv->paused_full && (sv->max_conn == 0 || sv->nconn < sv->max_conn)) {
         sv->paused_full = 0;
         set_listening(sv);
@@ -205,22 +226,18 @@ conn_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* Starts the task of the accepted connection whose stream is at the top
- * (popped). [-1, +0, m] with the server at sidx. */
+ * (popped). [-1, +0, m] with the server at sidx. If this raises, the
+ * stream is garbage and its collection closes the socket. */
 static void
 start_conn(lua_State *L, int sidx, struct lasio_server *sv) {
     int stream = lua_gettop(L);
-    lua_getiuservalue(L, sidx, SERVER_UV_CONNS);
-    lua_pushvalue(L, stream);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
     lua_pushcfunction(L, conn_main);
     lua_getiuservalue(L, sidx, SERVER_UV_CB);
     lasio_stream_pushviews_(L, stream);
     lua_pushvalue(L, sidx);
     lua_pushvalue(L, stream);
     lasio_task_spawn_(L, sv->loop, stream + 1, 5);
-    sv->nconn++;
+    sv->nconn++; /* conn_k, which always runs, counts it down */
     lua_settop(L, stream - 1);
     if (sv->max_conn > 0 && sv->nconn >= sv->max_conn) {
         sv->paused_full = 1;
@@ -265,8 +282,7 @@ accept_body(lua_State *L) {
     lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
     lua_rawgeti(L, -1, sv->pin); /* the server, pinned while serving */
     int sidx = lua_gettop(L);
-    for (int n = 0; n < ACCEPT_BATCH && sv->serving && !sv->paused_full;
-         n++) {
+    for (int n = 0; n < ACCEPT_BATCH && sv->serving && !sv->paused_full; n++) {
         /* the stream exists before the fd: nothing can leak it */
         struct lasio_stream *s = lasio_stream_new_(L, sv->loop);
         int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -349,8 +365,9 @@ server_wait(lua_State *L, struct lasio_server *sv, enum swait w) {
         sv->waiters = p;
         sv->capwait = cap;
     }
+    lasio_io_wait_(L, t, 1, 0);
     sv->waiters[sv->nwait++] = t;
-    return lasio_io_suspend_(L, t, 1, 0, w, server_wait_k);
+    return lasio_io_yield_(L, w, server_wait_k);
 }
 
 static int
@@ -495,8 +512,8 @@ static const luaL_Reg server_methods[] = {
 /* {====== Starting ====== */
 
 static const char *const tcp_opts[] = {
-    "backlog", "reuse_port", "reuse_address", "ssl", "limit",
-    "max_connections", "family", "ssl_handshake_timeout", NULL};
+    "backlog",         "reuse_port", "reuse_address",         "ssl", "limit",
+    "max_connections", "family",     "ssl_handshake_timeout", NULL};
 static const char *const unix_opts[] = {
     "backlog", "ssl", "limit", "max_connections", "ssl_handshake_timeout",
     NULL};
@@ -518,10 +535,10 @@ newserver(lua_State *L, struct lasio_loop *loop, int cbidx, int opts,
     lua_setiuservalue(L, -2, SERVER_UV_CB);
     lua_newtable(L);
     lua_setiuservalue(L, -2, SERVER_UV_CONNS);
-    sv->limit = (size_t)lasio_optinteger_(L, opts, "limit",
-                                          LASIO_STREAM_LIMIT, 1, what);
-    sv->max_conn = (int)lasio_optinteger_(L, opts, "max_connections", 0, 0,
-                                          what);
+    sv->limit = (size_t)lasio_optinteger_(L, opts, "limit", LASIO_STREAM_LIMIT,
+                                          1, what);
+    sv->max_conn =
+        (int)lasio_optinteger_(L, opts, "max_connections", 0, 0, what);
     if (lasio_optfield_(L, opts, "ssl") != LUA_TNIL && lua_toboolean(L, -1))
         luaL_error(L, "%s: TLS is not available yet", what);
     lua_pop(L, 1);
@@ -530,8 +547,9 @@ newserver(lua_State *L, struct lasio_loop *loop, int cbidx, int opts,
 
 /* Binds and listens on sa; the fd joins the server. Raises OSError. */
 static void
-add_listener(lua_State *L, struct lasio_server *sv, const union lasio_sockaddr *sa,
-             socklen_t len, int backlog, int reuse_addr, int reuse_port) {
+add_listener(lua_State *L, struct lasio_server *sv,
+             const union lasio_sockaddr *sa, socklen_t len, int backlog,
+             int reuse_addr, int reuse_port) {
     int family = sa->sa.sa_family, one = 1;
     if (sv->nfds == MAXLISTEN)
         luaL_error(L, "start_server: too many addresses (at most %d)",
@@ -559,17 +577,17 @@ add_listener(lua_State *L, struct lasio_server *sv, const union lasio_sockaddr *
         lasio_pushaddr_(L, &sa->sa, len);
         lua_getfield(L, -1, "addr");
         lua_getfield(L, -2, "port");
-        const char *msg = lua_pushfstring(
-            L, "%s (while binding %s%s%s)", strerror(err), lua_tostring(L, -2),
-            lua_isnil(L, -1) ? "" : ":",
-            lua_isnil(L, -1) ? "" : lua_tostring(L, -1));
+        const char *msg =
+            lua_pushfstring(L, "%s (while binding %s%s%s)", strerror(err),
+                            lua_tostring(L, -2), lua_isnil(L, -1) ? "" : ":",
+                            lua_isnil(L, -1) ? "" : lua_tostring(L, -1));
         lasio_oserror_pushmsg_(L, "bind", err, msg);
         lua_error(L);
     }
     if (listen(fd, backlog) != 0)
         lasio_oserror_raise_(L, "listen", errno);
-    sv->evs[sv->nfds - 1] = event_new(sv->loop->base, fd, EV_READ | EV_PERSIST,
-                                      on_accept, sv);
+    sv->evs[sv->nfds - 1] =
+        event_new(sv->loop->base, fd, EV_READ | EV_PERSIST, on_accept, sv);
     if (!sv->evs[sv->nfds - 1])
         luaL_error(L, "not enough memory");
 }
@@ -593,28 +611,76 @@ static struct lasio_loop *
 server_loop(lua_State *L, const char *what) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop)
-        luaL_error(L, "%s: no running loop (use lasio.run or the lasio "
-                      "command)",
+        luaL_error(L,
+                   "%s: no running loop (use lasio.run or the lasio "
+                   "command)",
                    what);
     return loop;
 }
 
-/* Adds the listeners for one host string (numeric or "localhost"). */
-static void
-listen_host(lua_State *L, struct lasio_server *sv, const char *host, int port,
-            int backlog, int reuse_addr, int reuse_port, const char *what) {
-    union lasio_sockaddr sa;
-    socklen_t len;
-    if (lasio_parseaddr_(host, port, AF_UNSPEC, &sa, &len) == 0) {
-        add_listener(L, sv, &sa, len, backlog, reuse_addr, reuse_port);
-    } else if (strcmp(host, "localhost") == 0) {
-        lasio_parseaddr_("127.0.0.1", port, AF_INET, &sa, &len);
-        add_listener(L, sv, &sa, len, backlog, reuse_addr, reuse_port);
-        lasio_parseaddr_("::1", port, AF_INET6, &sa, &len);
-        add_listener(L, sv, &sa, len, backlog, reuse_addr, reuse_port);
-    } else {
-        luaL_error(L, "%s: host names are not supported yet", what);
+/* Stack of start_server while it runs: 1 cb, 2 host(s), 3 port, 4 opts,
+ * then: */
+enum {
+    SS_SERVER = 5, /* the Server, closed until it listens */
+    SS_HOSTS,      /* sequence of host strings */
+    SS_NEXT,       /* index of the next host */
+    SS_BASE = SS_NEXT
+};
+
+/* What start_server needs while it resolves names. */
+struct listen_args {
+    int port, backlog, reuse_addr, reuse_port, family;
+};
+
+static int listen_next(lua_State *L);
+
+/* A host name was resolved: listen on each of its addresses. */
+static int
+listen_k(lua_State *L, int status, lua_KContext ctx) {
+    struct lasio_server *sv = lua_touserdata(L, SS_SERVER);
+    struct listen_args *a = lua_touserdata(L, SS_BASE + 1);
+    int list = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+    (void)status, (void)ctx;
+    for (lua_Integer i = 1; i <= n; i++) {
+        union lasio_sockaddr sa;
+        socklen_t len;
+        if (lasio_addrlist_get_(L, list, i, &sa, &len) == 0)
+            add_listener(L, sv, &sa, len, a->backlog, a->reuse_addr,
+                         a->reuse_port);
     }
+    lua_settop(L, SS_BASE + 1);
+    return listen_next(L);
+}
+
+/* Listens on the hosts from SS_NEXT on; a host name is resolved first
+ * (the call suspends then). */
+static int
+listen_next(lua_State *L) {
+    struct lasio_server *sv = lua_touserdata(L, SS_SERVER);
+    struct listen_args *a = lua_touserdata(L, SS_BASE + 1);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, SS_HOSTS);
+    for (lua_Integer i = lua_tointeger(L, SS_NEXT); i <= n; i++) {
+        union lasio_sockaddr sa;
+        socklen_t len;
+        lua_rawgeti(L, SS_HOSTS, i);
+        if (lasio_parseaddr_(lua_tostring(L, -1), a->port, a->family, &sa,
+                             &len) == 0) {
+            lua_pop(L, 1);
+            add_listener(L, sv, &sa, len, a->backlog, a->reuse_addr,
+                         a->reuse_port);
+            continue;
+        }
+        lua_pushinteger(L, i + 1);
+        lua_replace(L, SS_NEXT);
+        int nargs = lasio_push_resolve_(L, -1, a->port, a->family, 0, 0);
+        lua_remove(L, -(nargs + 2)); /* the host string */
+        lua_callk(L, nargs, 1, 0, listen_k);
+        return listen_k(L, LUA_OK, 0);
+    }
+    begin_serving(L, SS_SERVER, sv);
+    lua_settop(L, SS_SERVER);
+    return 1;
 }
 
 /* lasio.start_server(cb, host, port [, opts]) -> Server */
@@ -629,19 +695,34 @@ lasio_start_server(lua_State *L) {
     lua_settop(L, 4);
     lasio_checkopts_(L, 4, what, tcp_opts);
     struct lasio_loop *loop = server_loop(L, what);
-    int backlog = (int)lasio_optinteger_(L, 4, "backlog", DEFAULT_BACKLOG, 0,
-                                         what);
-    int reuse_addr = lasio_optboolean_(L, 4, "reuse_address", 1, what);
-    int reuse_port = lasio_optboolean_(L, 4, "reuse_port", 0, what);
-    struct lasio_server *sv = newserver(L, loop, 1, 4, what);
-    int idx = lua_gettop(L);
+    struct listen_args args;
+    args.port = port;
+    args.backlog =
+        (int)lasio_optinteger_(L, 4, "backlog", DEFAULT_BACKLOG, 0, what);
+    args.reuse_addr = lasio_optboolean_(L, 4, "reuse_address", 1, what);
+    args.reuse_port = lasio_optboolean_(L, 4, "reuse_port", 0, what);
+    args.family = AF_UNSPEC;
+    if (lasio_optfield_(L, 4, "family") != LUA_TNIL) {
+        const char *f = lua_tostring(L, -1);
+        if (!f || (strcmp(f, "inet") && strcmp(f, "inet6")))
+            luaL_error(L, "%s: family must be \"inet\" or \"inet6\"", what);
+        args.family = f[4] == '6' ? AF_INET6 : AF_INET;
+    }
+    lua_pop(L, 1);
+    newserver(L, loop, 1, 4, what); /* SS_SERVER */
+    lua_newtable(L);                /* SS_HOSTS */
     if (t == LUA_TNIL || (t == LUA_TSTRING && lua_rawlen(L, 2) == 0)) {
-        listen_host(L, sv, "0.0.0.0", port, backlog, reuse_addr, reuse_port,
-                    what);
-        listen_host(L, sv, "::", port, backlog, reuse_addr, reuse_port, what);
+        if (args.family != AF_INET6) {
+            lua_pushliteral(L, "0.0.0.0");
+            lua_rawseti(L, -2, 1);
+        }
+        if (args.family != AF_INET) {
+            lua_pushliteral(L, "::");
+            lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        }
     } else if (t == LUA_TSTRING) {
-        listen_host(L, sv, lua_tostring(L, 2), port, backlog, reuse_addr,
-                    reuse_port, what);
+        lua_pushvalue(L, 2);
+        lua_rawseti(L, -2, 1);
     } else {
         lua_Integer n = luaL_len(L, 2);
         if (n == 0)
@@ -649,14 +730,13 @@ lasio_start_server(lua_State *L) {
         for (lua_Integer i = 1; i <= n; i++) {
             if (lua_geti(L, 2, i) != LUA_TSTRING)
                 return luaL_error(L, "%s: host %I is not a string", what, i);
-            listen_host(L, sv, lua_tostring(L, -1), port, backlog, reuse_addr,
-                        reuse_port, what);
-            lua_pop(L, 1);
+            lua_rawseti(L, -2, i);
         }
     }
-    begin_serving(L, idx, sv);
-    lua_settop(L, idx);
-    return 1;
+    lua_pushinteger(L, 1); /* SS_NEXT */
+    struct listen_args *a = lua_newuserdatauv(L, sizeof *a, 0);
+    *a = args;
+    return listen_next(L);
 }
 
 /* lasio.start_unix_server(cb, path [, opts]) -> Server. A socket file
@@ -670,8 +750,8 @@ lasio_start_unix_server(lua_State *L) {
     lua_settop(L, 3);
     lasio_checkopts_(L, 3, what, unix_opts);
     struct lasio_loop *loop = server_loop(L, what);
-    int backlog = (int)lasio_optinteger_(L, 3, "backlog", DEFAULT_BACKLOG, 0,
-                                         what);
+    int backlog =
+        (int)lasio_optinteger_(L, 3, "backlog", DEFAULT_BACKLOG, 0, what);
     union lasio_sockaddr sa;
     socklen_t len = lasio_unixaddr_(L, path, plen, &sa, what);
     struct lasio_server *sv = newserver(L, loop, 1, 3, what);

@@ -14,10 +14,11 @@
 #include <event2/event.h>
 
 #include "net.h"
+#include "tls.h"
 
-#define READ_MIN 16384     /* first read size of a stream */
-#define READ_MAX 262144    /* largest single read */
-#define BUF_KEEP 262144    /* an empty buffer larger than this is freed */
+#define READ_MIN 16384  /* first read size of a stream */
+#define READ_MAX 262144 /* largest single read */
+#define BUF_KEEP 262144 /* an empty buffer larger than this is freed */
 
 /* {====== Buffers ====== */
 
@@ -75,11 +76,15 @@ lasio_buf_free_(struct lasio_buf *b) {
 
 long
 lasio_stream_rawread_(struct lasio_stream *s, char *p, size_t n) {
+    if (s->tls)
+        return lasio_tls_read_(s, p, n);
     return (long)read(s->fd, p, n);
 }
 
 long
 lasio_stream_rawwrite_(struct lasio_stream *s, const char *p, size_t n) {
+    if (s->tls)
+        return lasio_tls_write_(s, p, n);
     if (s->is_socket)
         return (long)send(s->fd, p, n, MSG_NOSIGNAL);
     return (long)write(s->fd, p, n);
@@ -89,17 +94,34 @@ lasio_stream_rawwrite_(struct lasio_stream *s, const char *p, size_t n) {
 
 /* {====== Event state ====== */
 
+/* Reading pauses when the input buffer holds this much (asyncio's 2 *
+ * limit, but at least one first read's worth, so that a small limit
+ * does not make the stream read in tiny steps), and resumes at half. */
+static size_t
+pause_mark(const struct lasio_stream *s) {
+    size_t m = 2 * s->limit;
+    return m > READ_MIN ? m : READ_MIN;
+}
+
 void
 lasio_stream_update_reading_(struct lasio_stream *s) {
     int want = 0;
-    if (s->fd >= 0 && !s->eof && !s->rerr && !s->closing && !s->connecting) {
-        if (s->paused && s->in.len <= s->limit)
+    if (s->fd < 0) {
+        want = 0;
+    } else if (lasio_tls_handshaking_(s)) {
+        want = lasio_tls_wants_read_(s);
+    } else if (!s->eof && !s->rerr && !s->closing && !s->connecting) {
+        if (s->paused && s->in.len <= pause_mark(s) / 2)
             s->paused = 0;
         want = !s->paused || (s->reader && s->in.len < s->rneed);
     }
     if (want && !s->reading) {
         if (event_add(s->rev, NULL) == 0)
             s->reading = 1;
+        /* plaintext TLS decrypted before a pause: no readiness will come
+         * for it */
+        if (s->reading && lasio_tls_pending_(s))
+            event_active(s->rev, EV_READ, 1);
     } else if (!want && s->reading) {
         event_del(s->rev);
         s->reading = 0;
@@ -108,14 +130,15 @@ lasio_stream_update_reading_(struct lasio_stream *s) {
 
 void
 lasio_stream_consumed_(struct lasio_stream *s) {
-    if (s->paused && s->in.len <= s->limit)
+    if (s->paused && s->in.len <= pause_mark(s) / 2)
         lasio_stream_update_reading_(s);
 }
 
 /* wev is added while output is pending or a connect waits. */
 void
 lasio_stream_update_writing_(struct lasio_stream *s) {
-    int want = s->fd >= 0 && (s->out.len > 0 || s->connecting);
+    int want = s->fd >= 0 && (s->tls ? lasio_tls_wants_write_(s)
+                                     : s->out.len > 0 || s->connecting);
     if (want && !s->writing) {
         if (event_add(s->wev, NULL) == 0)
             s->writing = 1;
@@ -125,30 +148,36 @@ lasio_stream_update_writing_(struct lasio_stream *s) {
     }
 }
 
-/* The write side failed with err: drop what is buffered. */
-static void
-write_failed(struct lasio_stream *s, int err) {
+void
+lasio_stream_write_failed_(struct lasio_stream *s, int err) {
     if (!s->werr)
         s->werr = err;
     s->out.off = s->out.len = 0;
+    if (err == ECONNRESET && !s->eof) {
+        /* a reset seen by a write is the read side's end too (asyncio's
+         * connection_lost); reads still get the buffered bytes first */
+        s->rerr = err;
+        s->eof = 1;
+        lasio_stream_update_reading_(s);
+    }
 }
 
 void
 lasio_stream_flush_(struct lasio_stream *s) {
     while (s->out.len > 0 && s->fd >= 0) {
-        long n = lasio_stream_rawwrite_(s, s->out.data + s->out.off,
-                                        s->out.len);
+        long n =
+            lasio_stream_rawwrite_(s, s->out.data + s->out.off, s->out.len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                write_failed(s, errno);
+                lasio_stream_write_failed_(s, errno);
             break;
         }
         lasio_buf_consume_(&s->out, (size_t)n);
     }
     if (s->out.len == 0 && s->eof_wanted && !s->eof_sent && s->fd >= 0 &&
-        !s->werr) {
+        !s->werr && !s->tls) {
         s->eof_sent = 1;
         if (s->is_socket)
             shutdown(s->fd, SHUT_WR);
@@ -182,6 +211,10 @@ lasio_stream_new_(lua_State *L, struct lasio_loop *loop) {
 
 void
 lasio_stream_release_(struct lasio_stream *s) {
+    if (s->tls) {
+        lasio_tls_shutdown_(s);
+        lasio_tls_free_(s);
+    }
     if (s->rev)
         event_free(s->rev);
     if (s->wev)
@@ -249,16 +282,19 @@ lasio_stream_connected_(struct lasio_stream *s) {
 /* {====== Waking waiters ====== */
 
 void
-lasio_stream_add_ww_(lua_State *L, struct lasio_stream *s,
-                     struct lasio_task *t) {
-    if (s->nww == s->capww) {
-        int cap = s->capww ? s->capww * 2 : 4;
-        void *p = realloc(s->ww, (size_t)cap * sizeof *s->ww);
-        if (!p)
-            luaL_error(L, "not enough memory");
-        s->ww = p;
-        s->capww = cap;
-    }
+lasio_stream_reserve_ww_(lua_State *L, struct lasio_stream *s) {
+    if (s->nww < s->capww)
+        return;
+    int cap = s->capww ? s->capww * 2 : 4;
+    void *p = realloc(s->ww, (size_t)cap * sizeof *s->ww);
+    if (!p)
+        luaL_error(L, "not enough memory");
+    s->ww = p;
+    s->capww = cap;
+}
+
+void
+lasio_stream_add_ww_(struct lasio_stream *s, struct lasio_task *t) {
     s->ww[s->nww++] = t;
 }
 
@@ -308,30 +344,57 @@ read_ended(struct lasio_stream *s, int err) {
     if (err) {
         s->rerr = err;
         if (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT)
-            write_failed(s, err);
+            lasio_stream_write_failed_(s, err);
     }
     lasio_stream_update_reading_(s);
     if (s->werr && s->fd >= 0)
         lasio_stream_update_writing_(s);
 }
 
+static void after_write(struct lasio_stream *s);
+
+/* One read into the input buffer (for TLS: as long as decrypted bytes
+ * are pending); returns bytes read, 0 at EOF, -1 with errno. */
+static long
+read_some(struct lasio_stream *s) {
+    long total = 0;
+    do {
+        if (lasio_buf_reserve_(&s->in, s->readsize) < 0) {
+            errno = ENOMEM;
+            return total > 0 ? total : -1;
+        }
+        size_t room = s->in.cap - s->in.off - s->in.len;
+        long n =
+            lasio_stream_rawread_(s, s->in.data + s->in.off + s->in.len, room);
+        if (n <= 0)
+            return total > 0 ? total : n;
+        s->in.len += (size_t)n;
+        total += n;
+        if ((size_t)n == room && s->readsize < READ_MAX)
+            s->readsize *= 2; /* the peer sends fast: read more at once */
+    } while (lasio_tls_pending_(s) && s->in.len < pause_mark(s));
+    return total;
+}
+
 static void
 on_read(evutil_socket_t fd, short what, void *arg) {
     struct lasio_stream *s = arg;
     (void)fd, (void)what;
-    if (lasio_buf_reserve_(&s->in, s->readsize) < 0) {
-        read_ended(s, ENOMEM);
-        wake_cb(s, 1, 1);
+    if (lasio_tls_handshaking_(s)) { /* the handshake's task goes on */
+        if (s->reader)
+            lasio_io_wake_cb_(s->loop, s->reader);
         return;
     }
-    size_t room = s->in.cap - s->in.off - s->in.len;
-    long n = lasio_stream_rawread_(s, s->in.data + s->in.off + s->in.len,
-                                   room);
+    long n = read_some(s);
+    if (s->tls && lasio_tls_write_waits_read_(s)) {
+        /* an SSL_write waited for this readability */
+        lasio_stream_flush_(s);
+        after_write(s);
+        if (s->fd < 0)
+            return;
+    }
     if (n > 0) {
-        s->in.len += (size_t)n;
-        if ((size_t)n == room && s->readsize < READ_MAX)
-            s->readsize *= 2; /* the peer sends fast: read more at once */
-        if (s->in.len >= 2 * s->limit) {
+        if (s->in.len >= pause_mark(s)) {
             s->paused = 1;
             lasio_stream_update_reading_(s);
         }
@@ -339,8 +402,11 @@ on_read(evutil_socket_t fd, short what, void *arg) {
             lasio_io_wake_cb_(s->loop, s->reader);
         return;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (s->tls)
+            lasio_stream_update_writing_(s); /* SSL_read may want to write */
         return;
+    }
     int err = n < 0 ? errno : 0;
     read_ended(s, err);
     wake_cb(s, 1, err != 0);
@@ -373,20 +439,28 @@ after_write(struct lasio_stream *s) {
     }
     if (s->out.len <= s->wlow)
         s->wpaused = 0;
-    if (s->nww > 0 && (!s->wpaused || s->werr))
+    if (s->werr)
+        wake_cb(s, 1, 1);
+    else if (s->nww > 0 && !s->wpaused)
         wake_cb(s, 0, 1);
 }
 
 static void
 on_write(evutil_socket_t fd, short what, void *arg) {
     struct lasio_stream *s = arg;
-    (void)fd, (void)what;
-    if (s->connecting) {
-        s->connecting = 0; /* connect.c reads SO_ERROR */
+    (void)what;
+    if (s->connecting || lasio_tls_handshaking_(s)) {
+        /* connect.c reads SO_ERROR; the handshake's task goes on */
+        s->connecting = 0;
         lasio_stream_update_writing_(s);
         if (s->reader)
             lasio_io_wake_cb_(s->loop, s->reader);
         return;
+    }
+    if (s->tls && lasio_tls_read_waits_write_(s)) {
+        on_read(fd, EV_READ, s); /* an SSL_read waited for this */
+        if (s->fd < 0)
+            return;
     }
     lasio_stream_flush_(s);
     after_write(s);
@@ -434,6 +508,10 @@ int
 lasio_stream_readerror_(lua_State *L, struct lasio_stream *s, const char *op) {
     if (s->closing || s->released) {
         lasio_oserror_pushmsg_(L, op, EBADF, "the stream is closed");
+        return 1;
+    }
+    if (s->rerr == EPROTO && lasio_tls_error_(s)) {
+        lasio_oserror_pushmsg_(L, op, EPROTO, lasio_tls_error_(s));
         return 1;
     }
     if (s->rerr) {

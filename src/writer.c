@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "net.h"
+#include "tls.h"
 
 /* Stack of the waiting operations: 1 the writer. */
 #define BASE 1
@@ -43,8 +44,7 @@ check_writable(lua_State *L, struct lasio_stream *s, const char *op) {
 
 /* Sends p[0..n) or buffers what the socket does not take now. */
 static void
-send_or_buffer(lua_State *L, struct lasio_stream *s, const char *p,
-               size_t n) {
+send_or_buffer(lua_State *L, struct lasio_stream *s, const char *p, size_t n) {
     if (s->werr || n == 0)
         return; /* the connection is lost: drain() raises */
     if (s->out.len == 0 && !s->connecting) {
@@ -61,12 +61,16 @@ send_or_buffer(lua_State *L, struct lasio_stream *s, const char *p,
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            s->werr = errno;
+            lasio_stream_write_failed_(s, errno);
+            lasio_stream_wake_(L, s, 1, 0);
             return;
         }
     }
-    if (lasio_buf_reserve_(&s->out, n) < 0)
+    if (lasio_buf_reserve_(&s->out, n) < 0) {
+        /* part of the data may be gone: the stream is broken */
+        lasio_stream_write_failed_(s, ENOMEM);
         luaL_error(L, "not enough memory");
+    }
     memcpy(s->out.data + s->out.off + s->out.len, p, n);
     s->out.len += n;
     if (s->out.len > s->whigh)
@@ -93,8 +97,8 @@ writer_writelines(lua_State *L) {
     lua_Integer n = luaL_len(L, 2);
     for (lua_Integer i = 1; i <= n; i++) {
         if (lua_geti(L, 2, i) != LUA_TSTRING)
-            return luaL_error(L, "writelines: item %I is a %s, not a string",
-                              i, luaL_typename(L, -1));
+            return luaL_error(L, "writelines: item %I is a %s, not a string", i,
+                              luaL_typename(L, -1));
         lua_pop(L, 1);
     }
     for (lua_Integer i = 1; i <= n; i++) {
@@ -167,10 +171,12 @@ wait_w(lua_State *L, struct lasio_stream *s, enum wop op) {
     if (loop != s->loop)
         return luaL_error(L, "%s: the stream belongs to another loop",
                           wopnames[op]);
-    lasio_stream_add_ww_(L, s, t);
+    lasio_stream_reserve_ww_(L, s);
     /* slot BASE + 1 keeps the deadline across the suspension */
     lua_pushnumber(L, deadline);
-    return lasio_io_suspend_(L, t, BASE + 1, deadline, op, write_k);
+    lasio_io_wait_(L, t, BASE + 1, deadline);
+    lasio_stream_add_ww_(s, t);
+    return lasio_io_yield_(L, op, write_k);
 }
 
 static int
@@ -200,6 +206,9 @@ writer_write_eof(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
     if (s->closing || s->released)
         return luaL_error(L, "write_eof: the stream is closed");
+    if (s->tls)
+        return luaL_error(L, "write_eof: not supported on TLS streams "
+                             "(can_write_eof() is false)");
     if (s->eof_wanted)
         return 0;
     s->eof_wanted = 1;
@@ -248,9 +257,8 @@ writer_get_extra_info(lua_State *L) {
             return 1;
         }
     } else {
-        lua_getiuservalue(L, 1, 1); /* the stream: extra fields */
-        if (lua_getiuservalue(L, -1, STREAM_UV_EXTRA) == LUA_TTABLE &&
-            lua_getfield(L, -1, name) != LUA_TNIL)
+        lua_getiuservalue(L, 1, 1); /* the stream */
+        if (lasio_tls_extra_info_(L, 4, name))
             return 1;
     }
     lua_pushvalue(L, 3);
@@ -282,8 +290,9 @@ writer_set_write_buffer_limits(lua_State *L) {
     lua_Integer high = luaL_optinteger(L, 2, LASIO_WRITE_HIGH);
     lua_Integer low = luaL_optinteger(L, 3, high / 4);
     if (high < 0 || low < 0 || low > high)
-        return luaL_error(L, "set_write_buffer_limits: high (%I) must be >= "
-                             "low (%I) must be >= 0",
+        return luaL_error(L,
+                          "set_write_buffer_limits: high (%I) must be >= "
+                          "low (%I) must be >= 0",
                           high, low);
     s->whigh = (size_t)high;
     s->wlow = (size_t)low;

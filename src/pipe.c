@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "net.h" /* the I/O wait of iowait.c */
 #include "sys.h"
 
 #define READ_CHUNK 65536
@@ -134,9 +135,9 @@ event_body(lua_State *L) {
         if (!p->armed)
             lasio_sys_unpin_(L, p->loop, &p->pin);
         if (p->task && (p->len <= WRITE_LOW || p->err || p->fd < 0))
-            lasio_sys_wake_(L, p->task);
+            lasio_io_wake_(L, p->task);
     } else if (p->task) {
-        lasio_sys_wake_(L, p->task);
+        lasio_io_wake_(L, p->task);
     }
     return 0;
 }
@@ -221,7 +222,8 @@ wait_ready(lua_State *L, struct lasio_pipe *p, int base, lua_KContext ctx,
     if (arm(p) < 0)
         return luaL_error(L, "%s: cannot watch the pipe", what);
     p->task = t;
-    return lasio_sys_suspend_(L, t, base, p->deadline, ctx, k);
+    lasio_io_wait_(L, t, base, p->deadline);
+    return lasio_io_yield_(L, ctx, k);
 }
 
 /* In a continuation: forgets the waiting task; raises CancelledError,
@@ -230,7 +232,7 @@ wait_ready(lua_State *L, struct lasio_pipe *p, int base, lua_KContext ctx,
 static void
 resumed(lua_State *L, struct lasio_pipe *p, int base) {
     p->task = NULL;
-    if (lasio_sys_resumed_(L, p->loop, base)) {
+    if (lasio_io_resumed_(L, p->loop, base)) {
         if (!p->writer)
             disarm(p);
         lua_error(L);
@@ -480,7 +482,7 @@ static int
 reader_close(lua_State *L) {
     struct lasio_pipe *p = checkreader(L, 1);
     if (p->task)
-        lasio_sys_wake_(L, p->task);
+        lasio_io_wake_(L, p->task);
     disarm(p);
     release(p);
     return 0;
@@ -594,7 +596,7 @@ writer_close(lua_State *L) {
     p->closing = 1;
     if (p->len == 0 || p->err) {
         if (p->task)
-            lasio_sys_wake_(L, p->task);
+            lasio_io_wake_(L, p->task);
         release(p);
         lasio_sys_unpin_(L, p->loop, &p->pin);
     }

@@ -45,21 +45,8 @@ LASIO_HIDDEN void lasio_sys_pin_(lua_State *L, struct lasio_loop *loop, int idx,
                                  int *pin);
 LASIO_HIDDEN void lasio_sys_unpin_(lua_State *L, struct lasio_loop *loop,
                                    int *pin);
-/* A task waiting for one of our I/O objects sleeps in WAIT_FOREVER, or
- * WAIT_SLEEP with a deadline (monotonic time, 0 for none) in the timer
- * heap, counted in loop->nsources. suspend cuts the stack to base, yields
- * and continues in k(ctx); the object records t and wakes it with wake;
- * cancellation and the deadline wake it through the core. The continuation
- * calls resumed first: it uncounts the wait and returns 1 when the task
- * was cancelled (the CancelledError is then on top), and must forget t
- * before it returns or raises. */
-LASIO_HIDDEN int lasio_sys_suspend_(lua_State *L, struct lasio_task *t,
-                                    int base, double deadline, lua_KContext ctx,
-                                    lua_KFunction k);
-LASIO_HIDDEN int lasio_sys_resumed_(lua_State *L, struct lasio_loop *loop,
-                                    int base);
-/* Schedules t if it still waits. [-0, +0, m] */
-LASIO_HIDDEN void lasio_sys_wake_(lua_State *L, struct lasio_task *t);
+/* Waiting for an fd: the I/O wait of iowait.c (net.h), shared with the
+ * streams. */
 /* Decrements loop->nsources unless the loop is closed. */
 LASIO_HIDDEN void lasio_sys_uncount_(struct lasio_loop *loop);
 /* The deadline for a timeout of `seconds` (<0 or huge: none): 0 or a

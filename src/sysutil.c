@@ -98,43 +98,6 @@ lasio_sys_unpin_(lua_State *L, struct lasio_loop *loop, int *pin) {
 
 /* {====== Waiting for an I/O object ====== */
 
-int
-lasio_sys_suspend_(lua_State *L, struct lasio_task *t, int base,
-                   double deadline, lua_KContext ctx, lua_KFunction k) {
-    struct lasio_loop *loop = t->fut.loop;
-    lua_settop(L, base);
-    if (deadline > 0) {
-        if (lasio_theap_add_(loop, t, &t->heap_pos, deadline))
-            return luaL_error(L, "not enough memory");
-        t->waiting = WAIT_SLEEP;
-    } else {
-        t->waiting = WAIT_FOREVER;
-    }
-    loop->nsources++;
-    lua_pushlightuserdata(L, LASIO_SENTINEL);
-    return lua_yieldk(L, 1, ctx, k);
-}
-
-int
-lasio_sys_resumed_(lua_State *L, struct lasio_loop *loop, int base) {
-    if (!loop->closed && loop->nsources > 0)
-        loop->nsources--;
-    if (lua_gettop(L) > base && lua_touserdata(L, base + 1) == LASIO_THROW) {
-        lua_settop(L, base + 2);
-        return 1;
-    }
-    lua_settop(L, base);
-    return 0;
-}
-
-void
-lasio_sys_wake_(lua_State *L, struct lasio_task *t) {
-    if (t->waiting == WAIT_SLEEP)
-        lasio_theap_remove_(t->fut.loop, &t->heap_pos);
-    if (t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER)
-        lasio_task_timer_due_(L, t); /* schedules its step */
-}
-
 void
 lasio_sys_uncount_(struct lasio_loop *loop) {
     if (!loop->closed && loop->nsources > 0)

@@ -1,6 +1,6 @@
--- RELIABILITY S2: the whole stream spec again under an LD_PRELOAD shim
--- (spec/support/ioshim.c) that makes every read and write on a
--- non-blocking stream socket move one byte or fail with EAGAIN; the
+-- RELIABILITY S2: the whole stream spec (and the TLS spec) again under an
+-- LD_PRELOAD shim (spec/support/ioshim.c) that makes every read and write
+-- on a non-blocking stream socket move one byte or fail with EAGAIN; the
 -- results must be those of the normal run.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
@@ -8,12 +8,12 @@ local net = require "net_helper"
 
 local q = helper.shell_quote
 
--- Runs busted on spec/stream_spec.lua with extra environment; returns
+-- Runs busted on the stream and TLS specs with extra environment; returns
 -- the successes and the failures + errors of its summary line.
 local function run_stream_spec(env)
     local out = os.tmpname()
     local interp = helper.mode == "lasio" and helper.lasio_bin or "lua5.4"
-    local cmd = ("cd %s && %s timeout -k 5 %d busted --lua=%s -o TAP spec/stream_spec.lua >%s 2>&1")
+    local cmd = ("cd %s && %s timeout -k 5 %d busted --lua=%s -o TAP spec/stream_spec.lua spec/tls_spec.lua >%s 2>&1")
         :format(q(helper.root), env, math.ceil(helper.t(240)), q(interp), q(out))
     os.execute(cmd)
     local f = assert(io.open(out))

@@ -1,10 +1,8 @@
 /*
- * connect.c: lasio.open_connection and lasio.open_unix_connection (API.md
- * section 9): resolve, then try the addresses in turn, each a
- * non-blocking connect awaited as writability, within one overall
- * `timeout`. The request (a userdata on the caller's stack) owns the
- * address list; each attempt's stream owns its socket, so a cancelled or
- * failed attempt releases it at once.
+ * connect.c: lasio.open_connection / open_unix_connection (API.md section
+ * 9): resolve, then try each address with a non-blocking connect, then
+ * the TLS handshake, all within one `timeout`. The request on the caller's
+ * stack owns the addresses; each attempt's stream owns its socket.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -182,7 +180,8 @@ try_next(lua_State *L, struct conn_req *r) {
     }
     if (lua_isnil(L, SLOT_ERR))
         return luaL_error(L, "open_connection: no address to connect to");
-    return lua_error(L); /* the last attempt's error */
+    lua_pushvalue(L, SLOT_ERR); /* the last attempt's error */
+    return lua_error(L);
 }
 
 /* Common start: the request is at SLOT_REQ; the stack is cut to BASE. */
@@ -224,9 +223,8 @@ common_opts(lua_State *L, struct conn_req *r, int hostidx, const char *what) {
     double timeout = lasio_io_checktimeout_(L, -1, what);
     lua_pop(L, 1);
     lasio_optfield_(L, ARG_OPTS, "ssl_handshake_timeout");
-    r->hs_timeout = lua_isnil(L, -1)
-                        ? 60 /* asyncio's default */
-                        : lasio_io_checktimeout_(L, -1, what);
+    r->hs_timeout = lua_isnil(L, -1) ? 60 /* asyncio's default */
+                                     : lasio_io_checktimeout_(L, -1, what);
     lua_pop(L, 1);
     int sni = lasio_optfield_(L, ARG_OPTS, "server_hostname");
     if (sni != LUA_TNIL && sni != LUA_TSTRING)

@@ -1,11 +1,8 @@
 /*
- * dns.c: lasio.getaddrinfo, getnameinfo and dns_configure (API.md section
- * 9) on evdns: one resolver per loop (made on first use from
- * /etc/resolv.conf, with /etc/hosts read by lasio itself), queries that
- * tasks await with timeouts and cancellation.
- * Owns the evdns_base and every query struct in flight; a query outlives
- * the task that asked for it (a cancelled or timed-out task orphans it)
- * until evdns calls back for each of its requests, or the loop closes.
+ * dns.c: lasio.getaddrinfo, getnameinfo, dns_configure (API.md section 9)
+ * on evdns, one resolver per loop made on first use. Owns the evdns_base
+ * and the queries in flight; a query outlives a cancelled or timed-out
+ * asker (orphaned) until evdns calls back for it, or the loop closes.
  * SPDX-License-Identifier: MIT
  */
 #include <arpa/inet.h>

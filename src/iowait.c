@@ -1,9 +1,8 @@
 /*
- * iowait.c: how a task waits for I/O without a Future. The task sleeps in
- * WAIT_FOREVER, or WAIT_SLEEP when the operation has a deadline (the loop's
- * timer heap then wakes it), and the I/O object keeps the task pointer and
- * wakes it when its fd is ready. Invariant: a waiting task is counted once
- * in loop->nsources, uncounted by its own continuation.
+ * iowait.c: a task waiting for I/O without a Future: WAIT_FOREVER, or
+ * WAIT_SLEEP with the deadline in the loop's timer heap; the I/O object
+ * records the task and wakes it. Invariant: a waiting task is counted
+ * once in loop->nsources, uncounted by its own continuation.
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "core.h"
 #include "net.h"
+#include "tls.h"
 #include "sys.h"
 
 /* The running loop, which new tasks start on (asyncio's create_task). */
@@ -133,6 +134,7 @@ luaopen_lasio_core(lua_State *L) {
     luaopen_lasio_server_(L);
     luaopen_lasio_udp_(L);
     luaopen_lasio_dns_(L);
+    luaopen_lasio_tls_(L);
     luaopen_lasio_signal_(L);
     luaopen_lasio_process_(L);
     luaopen_lasio_thread_(L);

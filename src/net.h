@@ -1,8 +1,8 @@
 /*
- * net.h: the structs and cross-file functions of the network layer
- * (streams, servers, datagrams, DNS, TLS), built on core.h. Internal.
- * A stream owns its fd, its events and its two buffers; Reader and Writer
- * are thin views that keep the stream userdata alive through a user value.
+ * net.h: structs and cross-file functions of the network layer (streams,
+ * servers, datagrams, DNS, TLS), on core.h. Internal. A stream owns its
+ * fd, events and buffers; Reader and Writer are views that keep the
+ * stream userdata alive through a user value.
  * SPDX-License-Identifier: MIT
  */
 #ifndef lasio_net_h

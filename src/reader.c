@@ -1,10 +1,8 @@
 /*
- * reader.c: StreamReader (API.md section 9), asyncio's read, readline,
- * readuntil, readexactly, at_eof, plus lines(). Each operation first tries
- * to complete from the stream's input buffer without suspending; else the
- * task waits as the stream's one reader until enough bytes (rneed), EOF,
- * an error, the close, its deadline or a cancellation wakes it, and the
- * continuation tries again. Owns nothing: the buffer is the stream's.
+ * reader.c: StreamReader (API.md section 9): asyncio's read, readline,
+ * readuntil, readexactly, at_eof, and lines(). Owns nothing: each
+ * operation completes from the stream's input buffer when it can, else
+ * waits as the stream's one reader, and its continuation tries again.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>

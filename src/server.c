@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "net.h"
+#include "tls.h"
 
 #define MAXLISTEN 8
 #define ACCEPT_BATCH 64     /* accepts per readiness event */
@@ -43,6 +44,7 @@ struct lasio_server {
     int pin;
     int nconn, max_conn;
     size_t limit;
+    double hs_timeout; /* TLS handshake of each connection */
     unsigned char linked, serving, closed, paused_full, paused_fds, unixsock;
     dev_t udev; /* the Unix socket file we created, removed at close */
     ino_t uino;
@@ -152,13 +154,32 @@ conn_body_k(lua_State *L, int status, lua_KContext ctx) {
     return 0;
 }
 
+/* After a TLS handshake: the callback. */
+static int
+conn_tls_k(lua_State *L, int status, lua_KContext ctx) {
+    (void)status, (void)ctx;
+    lua_settop(L, 3);
+    lua_callk(L, 2, 0, 0, conn_body_k);
+    return 0;
+}
+
 /* Protected part: cb, reader, writer, server, stream. */
 static int
 conn_body(lua_State *L) {
+    struct lasio_server *sv = lua_touserdata(L, 4);
     lua_getiuservalue(L, 4, SERVER_UV_CONNS);
     lua_pushvalue(L, 5);
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
+    lua_settop(L, 5);
+    if (lua_getiuservalue(L, 4, SERVER_UV_EXTRA) != LUA_TNIL) {
+        /* TLS: the handshake before the callback */
+        lasio_tls_attach_(L, 5, 6, NULL, 1);
+        int n =
+            lasio_tls_push_handshake_(L, 5, lasio_io_deadline_(sv->hs_timeout));
+        lua_callk(L, n, 0, 0, conn_tls_k);
+        return conn_tls_k(L, LUA_OK, 0);
+    }
     lua_settop(L, 3);
     lua_callk(L, 2, 0, 0, conn_body_k);
     return 0;
@@ -182,6 +203,7 @@ conn_k(lua_State *L, int status, lua_KContext ctx) {
     (void)ctx;
     struct lasio_stream *s = lua_touserdata(L, 5);
     struct lasio_server *sv = lua_touserdata(L, 4);
+    int hs_failed = lasio_tls_handshaking_(s);
     /* first what cannot fail: forget the connection */
     lua_getiuservalue(L, 4, SERVER_UV_CONNS);
     lua_pushvalue(L, 5);
@@ -201,6 +223,8 @@ conn_k(lua_State *L, int status, lua_KContext ctx) {
         return 0;
     if (lasio_iserror_(L, -1, ERR_CANCELLED))
         return lua_error(L);
+    if (hs_failed)
+        return 0; /* a client that failed its TLS handshake: just closed */
     /* report it: the task itself ends well, nothing is left unretrieved */
     struct lasio_loop *loop = sv->loop;
     lua_createtable(L, 0, 4);
@@ -539,9 +563,22 @@ newserver(lua_State *L, struct lasio_loop *loop, int cbidx, int opts,
                                           1, what);
     sv->max_conn =
         (int)lasio_optinteger_(L, opts, "max_connections", 0, 0, what);
-    if (lasio_optfield_(L, opts, "ssl") != LUA_TNIL && lua_toboolean(L, -1))
-        luaL_error(L, "%s: TLS is not available yet", what);
+    lasio_optfield_(L, opts, "ssl_handshake_timeout");
+    sv->hs_timeout = lua_isnil(L, -1) ? 60 /* asyncio's default */
+                                      : lasio_io_checktimeout_(L, -1, what);
     lua_pop(L, 1);
+    if (lasio_optfield_(L, opts, "ssl") != LUA_TNIL &&
+        !(lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {
+        if (lua_isboolean(L, -1) || !lasio_tls_is_server_(L, -1))
+            luaL_error(L,
+                       "%s: ssl must be a server SSLContext "
+                       "(lasio.ssl_context{server = true, certfile = ...})",
+                       what);
+        lasio_tls_checkctx_(L, -1, what);
+        lua_setiuservalue(L, -2, SERVER_UV_EXTRA);
+    } else {
+        lua_pop(L, 1);
+    }
     return sv;
 }
 

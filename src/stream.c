@@ -1,9 +1,8 @@
 /*
- * stream.c: the stream object under StreamReader and StreamWriter: one fd,
- * a persistent read event reading into the stream's own input buffer, and
- * an output buffer used only when the socket would block (writes go to
- * the socket directly first). Owns the fd, both events and both buffers;
- * the invariants are stated above struct lasio_stream in net.h.
+ * stream.c: the stream under StreamReader / StreamWriter: one fd, a
+ * persistent read event filling the stream's own input buffer, and an
+ * output buffer used only when the socket would block. Owns the fd, both
+ * events and both buffers; invariants above struct lasio_stream (net.h).
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -118,14 +117,14 @@ lasio_stream_update_reading_(struct lasio_stream *s) {
     if (want && !s->reading) {
         if (event_add(s->rev, NULL) == 0)
             s->reading = 1;
-        /* plaintext TLS decrypted before a pause: no readiness will come
-         * for it */
-        if (s->reading && lasio_tls_pending_(s))
-            event_active(s->rev, EV_READ, 1);
     } else if (!want && s->reading) {
         event_del(s->rev);
         s->reading = 0;
     }
+    /* TLS bytes already decrypted (or read before TLS started): no
+     * readiness of the fd will come for them */
+    if (s->reading && lasio_tls_pending_(s))
+        event_active(s->rev, EV_READ, 1);
 }
 
 void

@@ -1,10 +1,8 @@
 /*
- * tls.c: TLS with OpenSSL (API.md section 9): lasio.ssl_context, TLS on
- * streams (the ssl option of open_connection and start_server, and
- * writer:start_tls), verification on by default against the system store.
- * OpenSSL initialises itself on the first context, so a script without
- * TLS never pays for it. A TLS stream owns its SSL, and a BIO method of
- * its own that reads the bytes buffered before TLS started, then the fd.
+ * tls.c: TLS with OpenSSL (API.md section 9): ssl_context, the ssl option
+ * of streams and servers, start_tls; verification on by default. OpenSSL
+ * initialises on the first context. A TLS stream owns its SSL and a BIO
+ * method of its own that serves bytes read before TLS started, then the fd.
  * SPDX-License-Identifier: MIT
  */
 #include <arpa/inet.h>
@@ -69,17 +67,16 @@ alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     struct lasio_sslctx *c = arg;
     unsigned char *o;
     (void)ssl;
-    if (!c->alpn ||
-        SSL_select_next_proto(&o, outlen, c->alpn, c->alpnlen, in, inlen) !=
-            OPENSSL_NPN_NEGOTIATED)
+    if (!c->alpn || SSL_select_next_proto(&o, outlen, c->alpn, c->alpnlen, in,
+                                          inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = o;
     return SSL_TLSEXT_ERR_OK;
 }
 
 static const char *const ctx_opts[] = {
-    "server",   "verify", "cafile",  "capath",      "certfile",
-    "keyfile",  "alpn",   "ciphers", "min_version", NULL};
+    "server",  "verify", "cafile",  "capath",      "certfile",
+    "keyfile", "alpn",   "ciphers", "min_version", NULL};
 
 /* Reads a string option, or NULL. */
 static const char *
@@ -117,8 +114,9 @@ lasio_ssl_context(lua_State *L) {
     else if (minv && strcmp(minv, "TLSv1.3") == 0)
         minproto = TLS1_3_VERSION;
     else if (minv)
-        return luaL_error(L, "%s: min_version must be \"TLSv1.2\" or "
-                             "\"TLSv1.3\"",
+        return luaL_error(L,
+                          "%s: min_version must be \"TLSv1.2\" or "
+                          "\"TLSv1.3\"",
                           what);
     if (server && !certfile)
         return luaL_error(L, "%s: a server context needs a certfile", what);
@@ -133,8 +131,9 @@ lasio_ssl_context(lua_State *L) {
             size_t n;
             if (lua_rawgeti(L, list, i) != LUA_TSTRING ||
                 (lua_tolstring(L, -1, &n), n == 0 || n > 255))
-                return luaL_error(L, "%s: alpn entries must be strings of 1 "
-                                     "to 255 bytes",
+                return luaL_error(L,
+                                  "%s: alpn entries must be strings of 1 "
+                                  "to 255 bytes",
                                   what);
             luaL_addchar(&b, (char)n);
             lua_pop(L, 1);
@@ -178,10 +177,9 @@ lasio_ssl_context(lua_State *L) {
                               cafile ? cafile : "",
                               ssl_errstr(err, sizeof err, "failed"));
     }
-    if (certfile &&
-        SSL_CTX_use_certificate_chain_file(c->ctx, certfile) != 1)
-        return luaL_error(L, "%s: cannot load certfile %s: %s", what,
-                          certfile, ssl_errstr(err, sizeof err, "failed"));
+    if (certfile && SSL_CTX_use_certificate_chain_file(c->ctx, certfile) != 1)
+        return luaL_error(L, "%s: cannot load certfile %s: %s", what, certfile,
+                          ssl_errstr(err, sizeof err, "failed"));
     if ((keyfile || certfile) &&
         SSL_CTX_use_PrivateKey_file(c->ctx, keyfile ? keyfile : certfile,
                                     SSL_FILETYPE_PEM) != 1)
@@ -347,8 +345,8 @@ is_ip(const char *s) {
 }
 
 void
-lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx,
-                  const char *hostname, int server) {
+lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx, const char *hostname,
+                  int server) {
     char err[200];
     streamidx = lua_absindex(L, streamidx);
     struct lasio_stream *s = lua_touserdata(L, streamidx);
@@ -375,7 +373,7 @@ lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx,
         luaL_error(L, "not enough memory");
     t->s = s;
     t->hs = 1;
-    s->tls = t; /* owned by the stream from here: released with it */
+    s->tls = t;          /* owned by the stream from here: released with it */
     if (s->in.len > 0) { /* the peer's first TLS bytes may be there */
         t->prefix = malloc(s->in.len);
         if (!t->prefix) {
@@ -409,8 +407,8 @@ lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx,
     } else {
         SSL_set_connect_state(t->ssl);
         if (hostname && *hostname && is_ip(hostname)) {
-            ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl),
-                                               hostname);
+            ok =
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), hostname);
         } else if (hostname && *hostname) {
             ok = SSL_set_tlsext_host_name(t->ssl, hostname) &&
                  SSL_set1_host(t->ssl, hostname);
@@ -456,7 +454,10 @@ lasio_tls_read_waits_write_(struct lasio_stream *s) {
 
 int
 lasio_tls_pending_(struct lasio_stream *s) {
-    return s->tls && !s->tls->hs && SSL_pending(s->tls->ssl) > 0;
+    struct lasio_tls *t = s->tls;
+    /* decrypted bytes, or bytes read before TLS started: no readiness
+     * of the fd will announce either */
+    return t && !t->hs && (SSL_pending(t->ssl) > 0 || t->poff < t->plen);
 }
 
 const char *
@@ -660,8 +661,8 @@ push_peercert(lua_State *L, SSL *ssl) {
         }
         BIO_free(mem);
     }
-    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL,
-                                            NULL);
+    GENERAL_NAMES *names =
+        X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
     lua_newtable(L);
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
@@ -688,7 +689,8 @@ int
 lasio_tls_extra_info_(lua_State *L, int streamidx, const char *name) {
     struct lasio_stream *s = lua_touserdata(L, streamidx);
     struct lasio_tls *t = s->tls;
-    if (strcmp(name, "sslcontext") == 0 || strcmp(name, "server_hostname") == 0) {
+    if (strcmp(name, "sslcontext") == 0 ||
+        strcmp(name, "server_hostname") == 0) {
         if (lua_getiuservalue(L, streamidx, STREAM_UV_EXTRA) == LUA_TTABLE &&
             lua_getfield(L, -1, name) != LUA_TNIL) {
             lua_remove(L, -2);

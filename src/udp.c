@@ -1,11 +1,8 @@
 /*
- * udp.c: lasio.open_datagram and the DatagramEndpoint (API.md section 9):
- * send(data [, addr]) and recv() -> data, addr on a UDP socket, connected
- * or not. The kernel queues the datagrams: recv reads straight from the
- * socket and waits for readability only when it would block. Owns its fd,
- * its two events and a receive buffer.
- * Invariant: rev is added iff a task waits in recv, wev iff one waits in
- * send; those tasks are recorded in reader / writer (see iowait.c).
+ * udp.c: lasio.open_datagram and DatagramEndpoint (API.md section 9):
+ * send and recv with addresses, connected or not. Owns its fd, two events
+ * and a receive buffer. Invariant: rev / wev are added iff a task waits in
+ * recv / send, and that task is recorded in reader / writer.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>

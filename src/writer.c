@@ -1,10 +1,8 @@
 /*
- * writer.c: StreamWriter (API.md section 9), asyncio's write, writelines,
- * drain, write_eof, can_write_eof, close, is_closing, wait_closed,
- * get_extra_info. write() goes to the socket at once and buffers only
- * what the socket would not take; drain() suspends while the buffer went
- * above the high-water mark and has not come down to the low one yet
- * (asyncio's pause_writing / resume_writing). Owns nothing.
+ * writer.c: StreamWriter (API.md section 9): write, writelines, drain,
+ * write_eof, close, wait_closed, get_extra_info. Owns nothing. write()
+ * sends at once and buffers only what the socket does not take; drain()
+ * waits while asyncio's pause_writing would be on (high / low marks).
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>

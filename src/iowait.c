@@ -76,6 +76,16 @@ void
 lasio_io_wake_cb_(struct lasio_loop *loop, struct lasio_task *t) {
     if (t->waiting != WAIT_FOREVER && t->waiting != WAIT_SLEEP)
         return;
+    if (loop->closed)
+        return;
+    if (loop->rq_count < loop->rq_cap) {
+        /* the ready queue has room: the push allocates nothing and cannot
+         * raise, so no protected call is needed (the echo fast path) */
+        if (t->waiting == WAIT_SLEEP)
+            lasio_theap_remove_(loop, &t->heap_pos);
+        lasio_task_timer_due_(loop->L, t);
+        return;
+    }
     lasio_io_guard_(loop, wake_body, t);
 }
 

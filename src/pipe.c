@@ -205,7 +205,7 @@ begin(lua_State *L, struct lasio_pipe *p, const char *what) {
         luaL_error(L, "%s: the pipe is closed", what);
     if (p->task)
         luaL_error(L, "%s: another task is already waiting on this pipe", what);
-    p->deadline = lasio_sys_deadline_(p->timeout);
+    p->deadline = lasio_io_deadline_(p->timeout);
 }
 
 /* Suspends the running task until the pipe is ready (or the deadline). */
@@ -645,7 +645,7 @@ pipe_settimeout(lua_State *L) {
                   luaL_testudata(L, 1, LASIO_PIPE_READER_MT) ||
                       luaL_testudata(L, 1, LASIO_PIPE_WRITER_MT),
                   1, "pipe expected");
-    p->timeout = lasio_sys_checktimeout_(L, 2, "settimeout");
+    p->timeout = lasio_io_checktimeout_(L, 2, "settimeout");
     return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "net.h" /* timeouts and the I/O wait of iowait.c */
 #include "sys.h"
 
 #define LASIO_PROCESS_MT "lasio.Process"
@@ -521,7 +522,7 @@ wait_k(lua_State *L, int status, lua_KContext ctx) {
 static int
 process_wait(lua_State *L) {
     struct lasio_process *p = checkprocess(L, 1);
-    double timeout = lasio_sys_checktimeout_(L, 2, "wait");
+    double timeout = lasio_io_checktimeout_(L, 2, "wait");
     if (p->pidfd < 0) {
         lua_pushinteger(L, p->returncode);
         return 1;

@@ -45,16 +45,10 @@ LASIO_HIDDEN void lasio_sys_pin_(lua_State *L, struct lasio_loop *loop, int idx,
                                  int *pin);
 LASIO_HIDDEN void lasio_sys_unpin_(lua_State *L, struct lasio_loop *loop,
                                    int *pin);
-/* Waiting for an fd: the I/O wait of iowait.c (net.h), shared with the
- * streams. */
+/* Waiting for an fd, deadlines and timeout arguments: iowait.c (net.h),
+ * shared with the streams. */
 /* Decrements loop->nsources unless the loop is closed. */
 LASIO_HIDDEN void lasio_sys_uncount_(struct lasio_loop *loop);
-/* The deadline for a timeout of `seconds` (<0 or huge: none): 0 or a
- * monotonic time. */
-LASIO_HIDDEN double lasio_sys_deadline_(double seconds);
-/* Reads a timeout argument at idx: nil (none: -1) or a number >= 0. */
-LASIO_HIDDEN double lasio_sys_checktimeout_(lua_State *L, int idx,
-                                            const char *what);
 /* ====== } */
 
 /* {====== Pipes (pipe.c) ====== */

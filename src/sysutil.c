@@ -105,23 +105,3 @@ lasio_sys_uncount_(struct lasio_loop *loop) {
 }
 
 /* ====== } */
-
-double
-lasio_sys_deadline_(double seconds) {
-    if (seconds < 0 || isinf(seconds))
-        return 0;
-    return lasio_time_() + seconds;
-}
-
-double
-lasio_sys_checktimeout_(lua_State *L, int idx, const char *what) {
-    if (lua_isnoneornil(L, idx))
-        return -1;
-    if (lua_type(L, idx) != LUA_TNUMBER)
-        luaL_error(L, "%s: timeout must be a number or nil, got %s", what,
-                   luaL_typename(L, idx));
-    double v = lua_tonumber(L, idx);
-    if (isnan(v) || v < 0)
-        luaL_error(L, "%s: timeout must be >= 0, got %f", what, v);
-    return v;
-}

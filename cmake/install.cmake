@@ -13,7 +13,8 @@ set(LASIO_INSTALL_LMOD "${CMAKE_INSTALL_DATADIR}/lua/5.4" CACHE STRING
     "Directory for the Lua files (lasio/*.lua), relative to the prefix")
 option(LASIO_MODULE_ONLY "Install only the Lua module (LuaRocks)" OFF)
 
-add_library(lasio_static STATIC $<TARGET_OBJECTS:lasio_objects>)
+add_library(lasio_static STATIC $<TARGET_OBJECTS:lasio_objects>
+    $<TARGET_OBJECTS:lasio_llhttp>)
 target_include_directories(lasio_static PUBLIC src ${LUA_INCLUDE_DIRS})
 target_link_libraries(lasio_static PUBLIC PkgConfig::LIBEVENT
     Threads::Threads)
@@ -22,7 +23,8 @@ lasio_target_options(lasio_static)
 
 # liblua is not linked in: its symbols come from the host program, which
 # links the one Lua it uses (as Lua C modules do).
-add_library(lasio_shared SHARED $<TARGET_OBJECTS:lasio_objects>)
+add_library(lasio_shared SHARED $<TARGET_OBJECTS:lasio_objects>
+    $<TARGET_OBJECTS:lasio_llhttp>)
 target_include_directories(lasio_shared PRIVATE ${LUA_INCLUDE_DIRS})
 target_link_libraries(lasio_shared PRIVATE PkgConfig::LIBEVENT
     Threads::Threads)

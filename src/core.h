@@ -447,6 +447,7 @@ enum lasio_errclass {
     ERR_INCOMPLETEREAD,
     ERR_LIMITOVERRUN,
     ERR_OSERROR,
+    ERR_HTTP,
     ERR_NCLASSES
 };
 /* Pushes the class table. [-0, +1, m] */

@@ -134,6 +134,8 @@ luaopen_lasio_core(lua_State *L) {
     luaopen_lasio_server_(L);
     luaopen_lasio_udp_(L);
     luaopen_lasio_dns_(L);
+    luaopen_lasio_http_(L);
+    luaopen_lasio_httpformat_(L);
     luaopen_lasio_tls_(L);
     luaopen_lasio_signal_(L);
     luaopen_lasio_process_(L);

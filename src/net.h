@@ -166,6 +166,9 @@ struct lasio_stream {
     size_t rneed;       /* wake the reader when in.len >= rneed */
     double timeout;     /* settimeout: seconds, < 0 for none */
     struct lasio_task *reader;
+    /* a task waiting for the peer to go away (httpparse.c): woken, like
+     * the reader, at EOF, on an error and at close */
+    struct lasio_task *hangup;
     struct lasio_task **ww; /* malloc'd */
     int nww, capww;
     int rerr, werr;   /* errno that ended reading / writing, or 0 */
@@ -240,6 +243,22 @@ LASIO_HIDDEN void lasio_buf_free_(struct lasio_buf *b);
 /* Consumed input: resume reading below the low mark. */
 LASIO_HIDDEN void lasio_stream_consumed_(struct lasio_stream *s);
 LASIO_HIDDEN int luaopen_lasio_stream_(lua_State *L);
+/* Waits as the stream's one reader (s->reader) until s->rneed bytes are
+ * buffered, EOF, an error, close or s->rdeadline; k runs next and must
+ * begin with lasio_reader_woken_, which forgets the task and raises the
+ * CancelledError of a cancelled wait. */
+LASIO_HIDDEN int lasio_reader_wait_(lua_State *L, struct lasio_stream *s,
+                                    int base, const char *op,
+                                    lua_KContext ctx, lua_KFunction k);
+LASIO_HIDDEN void lasio_reader_woken_(lua_State *L, struct lasio_stream *s,
+                                      int base);
+/* Has the read deadline passed? (Reading is then updated: the caller
+ * raises its timeout.) */
+LASIO_HIDDEN int lasio_reader_expired_(struct lasio_stream *s);
+/* Sends n bytes at once, buffering what the socket does not take; raises
+ * when the stream is closed or after write_eof (op names the call). */
+LASIO_HIDDEN void lasio_stream_send_(lua_State *L, struct lasio_stream *s,
+                                     const char *p, size_t n, const char *op);
 /* Method tables of the views (reader.c, writer.c). */
 LASIO_HIDDEN extern const luaL_Reg lasio_reader_methods_[];
 LASIO_HIDDEN extern const luaL_Reg lasio_writer_methods_[];
@@ -251,6 +270,9 @@ LASIO_HIDDEN int luaopen_lasio_connect_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_server_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_udp_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_dns_(lua_State *L);
+/* core.http_parser, core.http_head, ... (httpparse.c, httpformat.c) */
+LASIO_HIDDEN int luaopen_lasio_http_(lua_State *L);
+LASIO_HIDDEN int luaopen_lasio_httpformat_(lua_State *L);
 /* Pushes lasio.getaddrinfo and its arguments for host (at hostidx), port,
  * family (AF_UNSPEC for any), a stream or datagram use and what is left
  * of deadline (0: none); returns the argument count, for lua_callk: its

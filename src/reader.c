@@ -189,33 +189,50 @@ read_k(lua_State *L, int status, lua_KContext ctx) {
     enum op op = (enum op)ctx;
     struct lasio_stream *s = lasio_checkreader_(L, 1);
     (void)status;
-    s->reader = NULL;
-    if (lasio_io_resumed_(L, s->loop, BASE)) {
-        if (s->fd >= 0)
-            lasio_stream_update_reading_(s);
-        return lua_error(L);
-    }
+    lasio_reader_woken_(L, s, BASE);
     if (try_op(L, s, op))
         return lua_gettop(L) - BASE;
-    if (s->rdeadline > 0 && lasio_time_() >= s->rdeadline) {
-        if (s->fd >= 0)
-            lasio_stream_update_reading_(s);
+    if (lasio_reader_expired_(s))
         return lasio_raise_(L, ERR_TIMEOUT, "%s: timed out", opnames[op]);
-    }
     return wait_op(L, s, op);
 }
 
 static int
 wait_op(lua_State *L, struct lasio_stream *s, enum op op) {
+    return lasio_reader_wait_(L, s, BASE, opnames[op], op, read_k);
+}
+
+int
+lasio_reader_wait_(lua_State *L, struct lasio_stream *s, int base,
+                   const char *op, lua_KContext ctx, lua_KFunction k) {
     struct lasio_loop *loop;
-    struct lasio_task *t = lasio_check_await_(L, &loop, opnames[op]);
+    struct lasio_task *t = lasio_check_await_(L, &loop, op);
     if (loop != s->loop)
-        return luaL_error(L, "%s: the stream belongs to another loop",
-                          opnames[op]);
-    lasio_io_wait_(L, t, BASE, s->rdeadline);
+        return luaL_error(L, "%s: the stream belongs to another loop", op);
+    lasio_io_wait_(L, t, base, s->rdeadline);
     s->reader = t;
     lasio_stream_update_reading_(s);
-    return lasio_io_yield_(L, op, read_k);
+    return lasio_io_yield_(L, ctx, k);
+}
+
+void
+lasio_reader_woken_(lua_State *L, struct lasio_stream *s, int base) {
+    s->reader = NULL;
+    if (lasio_io_resumed_(L, s->loop, base)) {
+        if (s->fd >= 0)
+            lasio_stream_update_reading_(s);
+        lua_error(L);
+    }
+}
+
+int
+lasio_reader_expired_(struct lasio_stream *s) {
+    if (s->rdeadline > 0 && lasio_time_() >= s->rdeadline) {
+        if (s->fd >= 0)
+            lasio_stream_update_reading_(s);
+        return 1;
+    }
+    return 0;
 }
 
 /* Runs op: at once when the buffer has what it needs, else waits. */

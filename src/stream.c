@@ -242,6 +242,7 @@ release_link(struct lasio_iolink *link) {
     s->ww = NULL;
     s->nww = s->capww = 0;
     s->reader = NULL;
+    s->hangup = NULL;
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -314,6 +315,8 @@ lasio_stream_wake_(lua_State *L, struct lasio_stream *s, int reader,
                    int writers) {
     if (reader && s->reader)
         lasio_io_wake_(L, s->reader);
+    if (reader && s->hangup)
+        lasio_io_wake_(L, s->hangup);
     if (writers)
         for (int i = 0; i < s->nww; i++)
             lasio_io_wake_(L, s->ww[i]);
@@ -326,6 +329,8 @@ static void
 wake_cb(struct lasio_stream *s, int reader, int writers) {
     if (reader && s->reader)
         lasio_io_wake_cb_(s->loop, s->reader);
+    if (reader && s->hangup)
+        lasio_io_wake_cb_(s->loop, s->hangup);
     if (writers && s->nww > 0)
         for (int i = 0; i < s->nww; i++)
             lasio_io_wake_cb_(s->loop, s->ww[i]);

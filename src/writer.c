@@ -76,6 +76,13 @@ send_or_buffer(lua_State *L, struct lasio_stream *s, const char *p, size_t n) {
     lasio_stream_update_writing_(s);
 }
 
+void
+lasio_stream_send_(lua_State *L, struct lasio_stream *s, const char *p,
+                   size_t n, const char *op) {
+    check_writable(L, s, op);
+    send_or_buffer(L, s, p, n);
+}
+
 static int
 writer_write(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
@@ -263,6 +270,14 @@ writer_get_extra_info(lua_State *L) {
     return 1;
 }
 
+/* writer:abort(): closes the connection at once, dropping buffered
+ * output (asyncio's transport.abort()); idempotent. */
+static int
+writer_abort(lua_State *L) {
+    lasio_stream_abort_(L, lasio_checkwriter_(L, 1));
+    return 0;
+}
+
 static int
 writer_settimeout(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
@@ -312,6 +327,7 @@ const luaL_Reg lasio_writer_methods_[] = {
     {"write_eof", writer_write_eof},
     {"can_write_eof", writer_can_write_eof},
     {"close", lasio_writer_close_},
+    {"abort", writer_abort},
     {"is_closing", writer_is_closing},
     {"wait_closed", writer_wait_closed},
     {"get_extra_info", writer_get_extra_info},

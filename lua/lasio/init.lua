@@ -6,7 +6,9 @@
 local core = require "lasio.core"
 
 -- core names for the facade's own use, not part of the module table
-local internal = {coroutine = true, set_interrupt_task = true, gather_results = true}
+local internal = {coroutine = true, set_interrupt_task = true, gather_results = true,
+    http_parser = true, http_trace = true, http_send = true, http_send_chunk = true,
+    http_check_header = true, http_headers_mt = true}
 
 local M = {}
 for k, v in pairs(core) do
@@ -28,8 +30,10 @@ local parts = {
     "taskgroup",   -- taskgroup
     "locks",       -- Lock, Event, Condition, Semaphore, BoundedSemaphore, Barrier
 }
+local loaded = false
 local function load_parts()
-    setmetatable(M, nil)
+    if loaded then return end
+    loaded = true
     for _, name in ipairs(parts) do
         for k, v in pairs(require("lasio." .. name)) do
             assert(rawget(M, k) == nil, "lasio: two definitions of " .. k)
@@ -38,13 +42,25 @@ local function load_parts()
     end
 end
 
+-- Parts of their own, loaded only when their name is used.
+local lazy = {http = "lasio.http"}
+
 return setmetatable(M, {
     __index = function(t, k)
+        if lazy[k] then
+            local v = require(lazy[k])
+            rawset(t, k, v)
+            return v
+        end
+        if loaded then return nil end
         load_parts()
         return rawget(t, k)
     end,
     __pairs = function(t)
         load_parts()
+        for k, part in pairs(lazy) do
+            if rawget(t, k) == nil then rawset(t, k, require(part)) end
+        end
         return next, t, nil
     end,
 })

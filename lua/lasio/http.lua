@@ -1,0 +1,17 @@
+-- lasio.http: the HTTP/1.1 server and client and WebSocket (API.md
+-- section 9). Each part loads on first use.
+-- SPDX-License-Identifier: MIT
+local M = {}
+
+local where = {serve = "lasio.http_server", request = "lasio.http_client",
+    get = "lasio.http_client", websocket = "lasio.http_client"}
+
+return setmetatable(M, {
+    __index = function(t, k)
+        local part = where[k]
+        if not part then return nil end
+        local v = require(part)[k]
+        rawset(t, k, v)
+        return v
+    end,
+})

@@ -1,0 +1,35 @@
+-- lasio.http_body: the streaming view of an HTTP message body, shared by
+-- the server's req:reader() and the client's res:reader(). r:read()
+-- returns the next part of the body as it arrives and nil at its end;
+-- r:lines() does not exist: bodies are bytes, not lines.
+-- SPDX-License-Identifier: MIT
+local M = {}
+
+local BodyReader = {}
+BodyReader.__index = BodyReader
+BodyReader.__name = "lasio.http.BodyReader"
+
+-- r:read(): the next part, or nil at the end of the body.
+function BodyReader:read()
+    if self.done then return nil end
+    local chunk = self._parser:read_body(self._stream, self._timeout())
+    if chunk == nil then
+        self.done = true
+        if self._on_end then self._on_end() end
+    end
+    return chunk
+end
+
+-- r:chunks(): for chunk in r:chunks() do ... end
+function BodyReader:chunks()
+    return function() return self:read() end
+end
+
+-- timeout: a function returning the inactivity limit of the next wait;
+-- on_end: called once when the body has been read to its end.
+function M.new(parser, stream, timeout, on_end)
+    return setmetatable({_parser = parser, _stream = stream,
+        _timeout = timeout, _on_end = on_end, done = false}, BodyReader)
+end
+
+return M

@@ -1,0 +1,546 @@
+-- lasio.http_server: lasio.http.serve (API.md section 9, HTTP/1.1).
+-- Each connection runs in the task lasio.start_server gives it: it reads
+-- one request head at a time with the llhttp parser (src/httpparse.c),
+-- runs the handler in a task of its own and waits for it, watching the
+-- socket meanwhile so that a client going away cancels the handler (L6).
+-- Requests on one connection are handled in turn, so pipelined responses
+-- leave in request order. Heads and small bodies are written with one
+-- write (src/httpformat.c).
+-- SPDX-License-Identifier: MIT
+local lasio = require "lasio"
+local core = require "lasio.core"
+local body_reader = require "lasio.http_body"
+
+local http_parser, http_send, http_send_chunk = core.http_parser,
+    core.http_send, core.http_send_chunk
+local check_header = core.http_check_header
+local spawn, now = lasio.spawn, core.time
+local HTTPError, CancelledError = lasio.HTTPError, lasio.CancelledError
+
+local M = {}
+
+-- RELIABILITY.md, "Default limits for servers".
+local defaults = {
+    max_request_line = 8192,   -- 414
+    max_header_line = 8192,    -- 431
+    max_header_size = 16384,   -- 431 (the whole head)
+    max_headers = 100,         -- 431
+    max_body = 1024 * 1024,    -- 413
+    headers_timeout = 60,      -- 408: the whole head, from its first byte
+    request_timeout = 300,     -- the whole request (head and body)
+    body_timeout = 60,         -- inactivity while reading the body
+    send_timeout = 60,         -- a client that does not read (L4)
+    keepalive_timeout = 5,     -- idle between requests
+    keepalive_requests = 1000,
+    keepalive_lifetime = 3600,
+    max_connections = 1024,    -- a cap always exists (RELIABILITY L5)
+    shutdown_timeout = 10,     -- grace period of close() for requests
+}
+local known = {ssl = true, backlog = true, reuse_port = true,
+    reuse_address = true, family = true, ssl_handshake_timeout = true}
+for k in pairs(defaults) do known[k] = true end
+
+-- {====== Responses ======
+
+local Response = {}
+Response.__index = Response
+Response.__name = "lasio.http.Response"
+
+local function check_open(res, what)
+    if res.finished then
+        error("res:" .. what .. ": the response is already finished", 3)
+    end
+end
+
+local function check_unsent(res, what)
+    check_open(res, what)
+    if res.headers_sent then
+        error("res:" .. what .. ": the headers were already sent", 3)
+    end
+end
+
+function Response:set_status(code)
+    check_unsent(self, "set_status")
+    if math.type(code) ~= "integer" or code < 100 or code > 999 then
+        error("res:set_status: status must be an integer from 100 to 999, "
+            .. "not " .. tostring(code), 2)
+    end
+    self.status = code
+end
+
+-- Headers the server writes itself are set through fields.
+local function special(res, lname, value)
+    if lname == "content-length" then
+        local n = math.tointeger(tonumber(value))
+        if not n or n < 0 or not tostring(value):match("^%s*%d+%s*$") then
+            error("res:set_header: Content-Length must be a number >= 0, "
+                .. "not '" .. tostring(value) .. "'", 3)
+        end
+        res._length = n
+        return true
+    elseif lname == "transfer-encoding" then
+        error("res:set_header: Transfer-Encoding is the server's (a body "
+            .. "without Content-Length is sent chunked)", 3)
+    elseif lname == "connection" then
+        if tostring(value):lower():find("close", 1, true) then
+            res._keep = false
+        end
+        return true
+    end
+end
+
+function Response:set_header(name, value)
+    check_unsent(self, "set_header")
+    name, value = check_header(name, value, "res:set_header")
+    local lname = name:lower()
+    if special(self, lname, value) then return end
+    local h, index = self._headers, self._index
+    if not h then
+        h, index = {}, {}
+        self._headers, self._index = h, index
+    end
+    local i = index[lname]
+    if i then
+        h[i], h[i + 1] = name, value
+    else
+        index[lname] = #h + 1
+        h[#h + 1], h[#h + 2] = name, value
+    end
+end
+
+-- res:add_header(name, value): one more header of that name (Set-Cookie).
+function Response:add_header(name, value)
+    check_unsent(self, "add_header")
+    name, value = check_header(name, value, "res:add_header")
+    if special(self, name:lower(), value) then return end
+    local h = self._headers
+    if not h then
+        h = {}
+        self._headers, self._index = h, {}
+    end
+    h[#h + 1], h[#h + 2] = name, value
+end
+
+function Response:get_header(name)
+    local h = self._headers
+    if not h then return nil end
+    local i = self._index[name:lower()]
+    return i and h[i + 1]
+end
+
+local no_headers = {}
+
+-- Sends the head; length: the Content-Length, or nil for a body whose
+-- length is not known (chunked in HTTP/1.1, to the end of the
+-- connection in HTTP/1.0).
+local function send_head(res, length, body)
+    local req, conn = res._req, res._conn
+    local keep = res._keep and not conn.server.closing
+    local chunked = false
+    if length == nil and not res._nobody then
+        if req.version == "1.1" then
+            chunked = true
+        else
+            keep = false
+        end
+    end
+    res._keep = keep
+    local h = res._headers or no_headers
+    if keep and req.version == "1.0" then
+        if h == no_headers then h = {} end
+        h[#h + 1], h[#h + 2] = "Connection", "keep-alive"
+    end
+    if req.method == "HEAD" then body = nil end
+    res.headers_sent = true
+    res._chunked = chunked
+    http_send(conn.writer, res.status, h, length, chunked, not keep, body)
+end
+
+-- res:write(chunk): streams part of the body (chunked when no
+-- Content-Length was set); waits while the client is slow to read.
+function Response:write(chunk)
+    check_open(self, "write")
+    if type(chunk) ~= "string" then
+        error("res:write: chunk must be a string, not a " .. type(chunk), 2)
+    end
+    if not self.headers_sent then send_head(self, self._length) end
+    local conn = self._conn
+    if self._req.method == "HEAD" or self._nobody then return end
+    if chunk == "" then return end
+    local sent = (self._sent or 0) + #chunk
+    self._sent = sent
+    if self._length and sent > self._length then
+        error("res:write: more body than its Content-Length ("
+            .. self._length .. ")", 2)
+    end
+    if self._chunked then
+        http_send_chunk(conn.writer, chunk)
+    else
+        conn.writer:write(chunk)
+    end
+    conn.writer:drain()
+end
+
+-- res:finish([body]): ends the response (idempotent when no body).
+function Response:finish(body)
+    if body ~= nil and type(body) ~= "string" then
+        error("res:finish: body must be a string, not a " .. type(body), 2)
+    end
+    if self.finished then
+        if body == nil then return end
+        check_open(self, "finish")
+    end
+    local conn = self._conn
+    if not self.headers_sent then
+        body = body or ""
+        local length = self._length
+        if length and length ~= #body and self._req.method ~= "HEAD" then
+            error("res:finish: the body has " .. #body .. " bytes, but "
+                .. "Content-Length says " .. length, 2)
+        end
+        if self._nobody then body = nil end
+        self.finished = true
+        send_head(self, self._nobody and nil or (length or #body), body)
+        return
+    end
+    if body and body ~= "" then self:write(body) end
+    self.finished = true
+    if self._chunked then
+        http_send_chunk(conn.writer, "")
+    elseif self._length and (self._sent or 0) < self._length
+        and self._req.method ~= "HEAD" then
+        self._keep = false -- the client would wait for the rest
+        error("res:finish: " .. (self._sent or 0) .. " bytes sent of a "
+            .. "Content-Length of " .. self._length, 2)
+    end
+end
+
+-- ====== }
+
+-- {====== Requests ======
+
+local Request = {}
+Request.__index = Request
+Request.__name = "lasio.http.Request"
+
+-- The request's body deadline: the inactivity limit, within what is left
+-- of the whole-request deadline.
+local function body_timeout(req)
+    local srv = req._conn.server
+    local left = req._deadline - now()
+    if left < 0 then left = 0 end
+    return left < srv.body_timeout and left or srv.body_timeout
+end
+
+local function continue(req)
+    if req._expect and not req._continued then
+        req._continued = true
+        req._conn.writer:write("HTTP/1.1 100 Continue\r\n\r\n")
+    end
+end
+
+-- req:body(): the whole body (bounded by max_body: HTTPError 413 beyond).
+function Request:body()
+    local b = self._body
+    if b then return b end
+    continue(self)
+    local conn = self._conn
+    b = conn.parser:read_body(conn.reader, body_timeout(self), true)
+    self._body = b
+    return b
+end
+
+-- req:reader(): the body as it arrives: r:read() returns the next part,
+-- nil at the end.
+function Request:reader()
+    continue(self)
+    local conn = self._conn
+    return body_reader.new(conn.parser, conn.reader, function()
+        return body_timeout(self)
+    end)
+end
+
+-- req:set_max_body(n): this request may have a body of up to n bytes (a
+-- route's override of the server's max_body).
+function Request:set_max_body(n)
+    if math.type(n) ~= "integer" then
+        error("req:set_max_body: n must be an integer", 2)
+    end
+    self._conn.parser:set_max_body(n)
+end
+
+function Request:get_extra_info(name, default)
+    return self._conn.writer:get_extra_info(name, default)
+end
+
+-- req:upgrade_websocket([opts]): answers the WebSocket handshake and
+-- returns the WebSocket; the connection leaves HTTP.
+function Request:upgrade_websocket(opts)
+    local ws = require "lasio.websocket"
+    local res = self._res
+    if res.headers_sent then
+        error("req:upgrade_websocket: a response was already started", 2)
+    end
+    local accept, status, msg = ws.check_request(self.method, self.version,
+        self.headers)
+    if not accept then
+        res._keep = false
+        if status == 426 then
+            res:set_header("Sec-WebSocket-Version", "13")
+        end
+        res:set_status(status)
+        res:finish(msg)
+        error(HTTPError("websocket upgrade refused: " .. msg), 2)
+    end
+    local conn = self._conn
+    local h = {"Upgrade", "websocket", "Connection", "Upgrade",
+        "Sec-WebSocket-Accept", accept}
+    local extra = res._headers
+    if extra then
+        for i = 1, #extra do h[#h + 1] = extra[i] end
+    end
+    http_send(conn.writer, 101, h, nil, false, false, nil)
+    res.headers_sent, res.finished, res._keep = true, true, false
+    conn.upgraded = true
+    local o = {client = false}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return ws.wrap(conn.reader, conn.writer, o)
+end
+
+-- ====== }
+
+-- {====== Connections ======
+
+-- An error answer, and the connection closes.
+local function answer_error(conn, status, msg)
+    local body = msg .. "\n"
+    pcall(http_send, conn.writer, status,
+        {"Content-Type", "text/plain; charset=utf-8"}, #body, false, true,
+        body)
+end
+
+local function report(conn, message, err, task)
+    local loop = lasio.get_running_loop()
+    loop:call_exception_handler{message = message, exception = err,
+        task = task, transport = conn.writer}
+end
+
+-- The handler's task: runs the handler, finishes or fails its response,
+-- then wakes the connection task.
+local function run_handler(srv, conn, req, res)
+    local ok, err = pcall(srv.handler, req, res)
+    if not ok then
+        if CancelledError:is(err) and conn.gone then
+            res._keep = false -- the client went away: nothing to answer
+        elseif not res.headers_sent then
+            res._keep = false
+            if HTTPError:is(err) and err.status then
+                answer_error(conn, err.status, err.message or "error")
+                res.headers_sent, res.finished = true, true
+            else
+                report(conn, "Unhandled error in HTTP handler", err,
+                    lasio.current_task())
+                answer_error(conn, 500, "Internal Server Error")
+                res.headers_sent, res.finished = true, true
+            end
+        else
+            res._keep = false -- half a response was sent: cut it
+            conn.abort = true
+            if not (HTTPError:is(err) or CancelledError:is(err)) then
+                report(conn, "Unhandled error in HTTP handler", err,
+                    lasio.current_task())
+            end
+        end
+    elseif not res.finished then
+        ok, err = pcall(res.finish, res)
+        if not ok then
+            res._keep = false
+            conn.abort = true
+            if not lasio.OSError:is(err) then
+                report(conn, "Unhandled error in HTTP handler", err,
+                    lasio.current_task())
+            end
+        end
+    end
+    conn.done = true
+    conn.parser:wake_hangup(conn.reader)
+end
+
+-- Waits for the handler task t; a client that goes away meanwhile
+-- cancels it (L6).
+local function await_handler(conn, t)
+    local parser, reader = conn.parser, conn.reader
+    while not conn.done do
+        if parser:wait_hangup(reader) and not conn.done then
+            conn.gone = true
+            t:cancel("client disconnected")
+            lasio.wait({t})
+            return
+        end
+    end
+end
+
+-- Reads what is left of a body nobody read, so that the next request
+-- can be parsed; false when the connection must close instead.
+local function skip_body(conn, req)
+    local parser = conn.parser
+    if parser:state() ~= "body" then return true end
+    if req._expect and not req._continued then return false end
+    local ok = pcall(function()
+        while parser:read_body(conn.reader, body_timeout(req)) do end
+    end)
+    return ok
+end
+
+local function check_request(srv, conn, req)
+    local expect = req.headers.expect
+    if expect then
+        if expect:lower() ~= "100-continue" then
+            return 417, "unsupported expectation"
+        end
+        req._expect = true
+    end
+    local length = req.content_length
+    if length and length > srv.max_body then
+        return 413, "request body too large"
+    end
+end
+
+local function serve_connection(srv, reader, writer)
+    local conn = {server = srv, reader = reader, writer = writer,
+        parser = http_parser("request", srv.parser_opts)}
+    srv.conns[conn] = true
+    writer:settimeout(srv.send_timeout)
+    local parser = conn.parser
+    local started, nreq = now(), 0
+    local ok, err = pcall(function()
+        while not srv.closing do
+            local idle = nreq == 0 and srv.headers_timeout
+                or srv.keepalive_timeout
+            conn.busy = false
+            local got, req, why = pcall(parser.read_head, parser, reader,
+                idle, srv.headers_timeout)
+            if not got then
+                if HTTPError:is(req) and not req.silent then
+                    answer_error(conn, req.status, req.message)
+                end
+                return
+            end
+            if not req then return end -- closed, or idle too long
+            conn.busy = true
+            nreq = nreq + 1
+            req._conn = conn
+            req._deadline = now() + srv.request_timeout
+            setmetatable(req, Request)
+            local status, msg = check_request(srv, conn, req)
+            if status then
+                answer_error(conn, status, msg)
+                return
+            end
+            local keep = req.keep_alive and not req.upgrade
+                and nreq < srv.keepalive_requests
+                and now() - started < srv.keepalive_lifetime
+            local res = setmetatable({status = 200, _keep = keep,
+                _conn = conn, _req = req, headers_sent = false,
+                finished = false}, Response)
+            req._res = res
+            conn.done, conn.gone = false, false
+            local t = spawn(run_handler, srv, conn, req, res)
+            await_handler(conn, t)
+            if conn.upgraded then
+                -- the WebSocket owns the stream now: wait for its end
+                while not parser:wait_hangup(reader) do end
+                return
+            end
+            if not res._keep or conn.abort or conn.gone then return end
+            if not skip_body(conn, req) then return end
+        end
+    end)
+    srv.conns[conn] = nil
+    if conn.abort or conn.gone then
+        writer:abort()
+    end
+    if not ok and not (lasio.OSError:is(err) or CancelledError:is(err)) then
+        error(err, 0)
+    end
+end
+
+-- ====== }
+
+-- {====== The server ======
+
+local Server = {}
+Server.__index = Server
+Server.__name = "lasio.http.Server"
+
+function Server:sockets() return self._server:sockets() end
+function Server:is_serving() return self._server:is_serving() end
+function Server:get_loop() return self._server:get_loop() end
+function Server:serve_forever() return self._server:serve_forever() end
+function Server:wait_closed() return self._server:wait_closed() end
+
+-- close(): stops accepting at once; idle connections close now, requests
+-- in flight finish within shutdown_timeout, then every connection is cut
+-- (L7). Idempotent.
+function Server:close()
+    if self.closing then return end
+    self.closing = true
+    self._server:close()
+    for conn in pairs(self.conns) do
+        if not conn.busy then conn.writer:close() end
+    end
+    if next(self.conns) == nil then return end
+    local srv = self._server
+    self._grace = lasio.get_running_loop():call_later(self.shutdown_timeout,
+        function() srv:abort_clients() end)
+end
+
+Server.__close = Server.close
+
+local function check_opts(opts)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then
+        error("lasio.http.serve: opts must be a table, not a " .. type(opts),
+            3)
+    end
+    for k, v in pairs(opts) do
+        if not known[k] then
+            error("lasio.http.serve: unknown option '" .. tostring(k) .. "'",
+                3)
+        end
+        if defaults[k] and (type(v) ~= "number" or v < 0) then
+            error("lasio.http.serve: option " .. k .. " must be a number "
+                .. ">= 0, not " .. tostring(v), 3)
+        end
+    end
+    return opts
+end
+
+function M.serve(handler, host, port, opts)
+    if type(handler) ~= "function" and not (getmetatable(handler) or {}).__call
+    then
+        error("lasio.http.serve: handler must be a function, not a "
+            .. type(handler), 2)
+    end
+    opts = check_opts(opts)
+    local srv = setmetatable({handler = handler, conns = {},
+        closing = false}, Server)
+    for k, v in pairs(defaults) do
+        if opts[k] == nil then srv[k] = v else srv[k] = opts[k] end
+    end
+    srv.parser_opts = {max_line = srv.max_request_line,
+        max_field = srv.max_header_line, max_head = srv.max_header_size,
+        max_headers = srv.max_headers, max_body = srv.max_body}
+    local sopts = {max_connections = srv.max_connections, ssl = opts.ssl,
+        backlog = opts.backlog, reuse_port = opts.reuse_port,
+        reuse_address = opts.reuse_address, family = opts.family,
+        ssl_handshake_timeout = opts.ssl_handshake_timeout}
+    srv._server = lasio.start_server(function(reader, writer)
+        return serve_connection(srv, reader, writer)
+    end, host, port, sopts)
+    return srv
+end
+
+-- ====== }
+
+return M

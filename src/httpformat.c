@@ -27,6 +27,20 @@ is_tchar(unsigned char c) {
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+/* Raises "invalid character 0xNN in header name" (or in the value of the
+ * header `name`). */
+static int
+bad_char(lua_State *L, const char *what, unsigned char c, const char *name) {
+    char hex[8];
+    snprintf(hex, sizeof hex, "0x%02x", c);
+    if (name)
+        return luaL_error(L,
+                          "%s: invalid character %s in the value of "
+                          "header '%s'",
+                          what, hex, name);
+    return luaL_error(L, "%s: invalid character %s in header name", what, hex);
+}
+
 /* core.http_check_header(name, value, what) -> name, value (as string):
  * raises naming `what` when the name is not a token or either holds a
  * CR, LF, NUL or another control character (HTAB allowed in values). */
@@ -53,10 +67,7 @@ check_header(lua_State *L) {
             return luaL_error(L, "%s: header name contains CR, LF or NUL",
                               what);
         if (!is_tchar(c))
-            return luaL_error(L,
-                              "%s: invalid character 0x%02x in header "
-                              "name",
-                              what, c);
+            return bad_char(L, what, c, NULL);
     }
     for (size_t i = 0; i < vlen; i++) {
         unsigned char c = (unsigned char)value[i];
@@ -66,10 +77,7 @@ check_header(lua_State *L) {
                               "NUL",
                               what, name);
         if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return luaL_error(L,
-                              "%s: invalid character 0x%02x in the value of "
-                              "header '%s'",
-                              what, c, name);
+            return bad_char(L, what, c, name);
     }
     lua_settop(L, 2);
     return 2;

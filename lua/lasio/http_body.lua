@@ -12,7 +12,12 @@ BodyReader.__name = "lasio.http.BodyReader"
 -- r:read(): the next part, or nil at the end of the body.
 function BodyReader:read()
     if self.done then return nil end
-    local chunk = self._parser:read_body(self._stream, self._timeout())
+    local ok, chunk = pcall(self._parser.read_body, self._parser,
+        self._stream, self._timeout())
+    if not ok then
+        if self._on_error then self._on_error(chunk) end
+        error(chunk, 0)
+    end
     if chunk == nil then
         self.done = true
         if self._on_end then self._on_end() end
@@ -26,10 +31,12 @@ function BodyReader:chunks()
 end
 
 -- timeout: a function returning the inactivity limit of the next wait;
--- on_end: called once when the body has been read to its end.
-function M.new(parser, stream, timeout, on_end)
+-- on_end: called once when the body has been read to its end; on_error:
+-- called with the error of a failed read before it is raised.
+function M.new(parser, stream, timeout, on_end, on_error)
     return setmetatable({_parser = parser, _stream = stream,
-        _timeout = timeout, _on_end = on_end, done = false}, BodyReader)
+        _timeout = timeout, _on_end = on_end, _on_error = on_error,
+        done = false}, BodyReader)
 end
 
 return M

@@ -16,6 +16,7 @@ local http_parser, http_send, http_send_chunk = core.http_parser,
 local check_header = core.http_check_header
 local spawn, now = lasio.spawn, core.time
 local HTTPError, CancelledError = lasio.HTTPError, lasio.CancelledError
+local TimeoutError = lasio.TimeoutError
 
 local M = {}
 
@@ -39,6 +40,16 @@ local defaults = {
 local known = {ssl = true, backlog = true, reuse_port = true,
     reuse_address = true, family = true, ssl_handshake_timeout = true}
 for k in pairs(defaults) do known[k] = true end
+
+-- Runs f(...) as I/O with the client: its error (a timeout, a reset,
+-- bytes that are not HTTP) is the client's, remembered so that a handler
+-- failing with it is answered (408, 413 ...) or cut, not reported.
+local function client_io(conn, f, ...)
+    local ok, a = pcall(f, ...)
+    if ok then return a end
+    conn.client_error = a
+    error(a, 0)
+end
 
 -- {====== Responses ======
 
@@ -153,7 +164,8 @@ local function send_head(res, length, body)
     if req.method == "HEAD" then body = nil end
     res.headers_sent = true
     res._chunked = chunked
-    http_send(conn.writer, res.status, h, length, chunked, not keep, body)
+    client_io(conn, http_send, conn.writer, res.status, h, length, chunked,
+        not keep, body)
 end
 
 -- res:write(chunk): streams part of the body (chunked when no
@@ -174,11 +186,11 @@ function Response:write(chunk)
             .. self._length .. ")", 2)
     end
     if self._chunked then
-        http_send_chunk(conn.writer, chunk)
+        client_io(conn, http_send_chunk, conn.writer, chunk)
     else
-        conn.writer:write(chunk)
+        client_io(conn, conn.writer.write, conn.writer, chunk)
     end
-    conn.writer:drain()
+    client_io(conn, conn.writer.drain, conn.writer)
 end
 
 -- res:finish([body]): ends the response (idempotent when no body).
@@ -206,7 +218,7 @@ function Response:finish(body)
     if body and body ~= "" then self:write(body) end
     self.finished = true
     if self._chunked then
-        http_send_chunk(conn.writer, "")
+        client_io(conn, http_send_chunk, conn.writer, "")
     elseif self._length and (self._sent or 0) < self._length
         and self._req.method ~= "HEAD" then
         self._keep = false -- the client would wait for the rest
@@ -245,7 +257,8 @@ function Request:body()
     if b then return b end
     continue(self)
     local conn = self._conn
-    b = conn.parser:read_body(conn.reader, body_timeout(self), true)
+    b = client_io(conn, conn.parser.read_body, conn.parser, conn.reader,
+        body_timeout(self), true)
     self._body = b
     return b
 end
@@ -257,7 +270,7 @@ function Request:reader()
     local conn = self._conn
     return body_reader.new(conn.parser, conn.reader, function()
         return body_timeout(self)
-    end)
+    end, nil, function(e) conn.client_error = e end)
 end
 
 -- req:set_max_body(n): this request may have a body of up to n bytes (a
@@ -329,34 +342,31 @@ end
 -- then wakes the connection task.
 local function run_handler(srv, conn, req, res)
     local ok, err = pcall(srv.handler, req, res)
+    if ok and not res.finished then
+        ok, err = pcall(res.finish, res)
+    end
     if not ok then
+        local client = rawequal(err, conn.client_error)
+        res._keep = false
         if CancelledError:is(err) and conn.gone then
-            res._keep = false -- the client went away: nothing to answer
+            -- the client went away: nothing to answer
         elseif not res.headers_sent then
-            res._keep = false
+            res.headers_sent, res.finished = true, true
             if HTTPError:is(err) and err.status then
                 answer_error(conn, err.status, err.message or "error")
-                res.headers_sent, res.finished = true, true
+            elseif client and TimeoutError:is(err) then
+                answer_error(conn, 408, "timed out reading the request body")
+            elseif client then
+                conn.abort = true -- reset or closed: no one to answer
             else
                 report(conn, "Unhandled error in HTTP handler", err,
                     lasio.current_task())
                 answer_error(conn, 500, "Internal Server Error")
-                res.headers_sent, res.finished = true, true
             end
         else
-            res._keep = false -- half a response was sent: cut it
-            conn.abort = true
-            if not (HTTPError:is(err) or CancelledError:is(err)) then
-                report(conn, "Unhandled error in HTTP handler", err,
-                    lasio.current_task())
-            end
-        end
-    elseif not res.finished then
-        ok, err = pcall(res.finish, res)
-        if not ok then
-            res._keep = false
-            conn.abort = true
-            if not lasio.OSError:is(err) then
+            conn.abort = true -- half a response was sent: cut it
+            if not (client or HTTPError:is(err) or CancelledError:is(err))
+            then
                 report(conn, "Unhandled error in HTTP handler", err,
                     lasio.current_task())
             end

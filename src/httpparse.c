@@ -902,12 +902,17 @@ parser_skip_body(lua_State *L) {
     return 0;
 }
 
-/* parser:state(): "idle", "body", "done", "upgrade" or "failed". */
+/* parser:state(): "idle", "body" (the body is not all read), "done",
+ * "upgrade" or "failed". */
 static int
 parser_state(lua_State *L) {
     static const char *const names[] = {"idle", "body", "done", "upgrade",
                                         "failed"};
-    lua_pushstring(L, names[checkparser(L, 1)->state]);
+    struct httpparser *p = checkparser(L, 1);
+    if (p->state == PS_BODY && p->complete && p->body.len == 0)
+        lua_pushliteral(L, "done");
+    else
+        lua_pushstring(L, names[p->state]);
     return 1;
 }
 

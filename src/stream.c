@@ -540,20 +540,22 @@ struct view {
     struct lasio_stream *s;
 };
 
-static struct lasio_stream *
-checkview(lua_State *L, int idx, const char *mt) {
-    struct view *v = luaL_checkudata(L, idx, mt);
+/* Type tokens of the views' metatables (errors.c: a check without a
+ * registry lookup by name on every I/O call). */
+static const char reader_token = 0, writer_token = 0;
+
+struct lasio_stream *
+lasio_checkreader_(lua_State *L, int idx) {
+    struct view *v =
+        lasio_checkobj_(L, idx, &reader_token, "lasio.StreamReader");
     return v->s;
 }
 
 struct lasio_stream *
-lasio_checkreader_(lua_State *L, int idx) {
-    return checkview(L, idx, LASIO_READER_MT);
-}
-
-struct lasio_stream *
 lasio_checkwriter_(lua_State *L, int idx) {
-    return checkview(L, idx, LASIO_WRITER_MT);
+    struct view *v =
+        lasio_checkobj_(L, idx, &writer_token, "lasio.StreamWriter");
+    return v->s;
 }
 
 static void
@@ -596,9 +598,9 @@ view_tostring(lua_State *L) {
 }
 
 static void
-newviewmt(lua_State *L, const char *mt, const luaL_Reg *methods,
-          int with_close) {
-    if (luaL_newmetatable(L, mt)) {
+newviewmt(lua_State *L, const char *mt, const void *token,
+          const luaL_Reg *methods, int with_close) {
+    if (lasio_newmetatable_(L, mt, token)) {
         lua_newtable(L);
         luaL_setfuncs(L, methods, 0);
         lua_setfield(L, -2, "__index");
@@ -621,8 +623,8 @@ luaopen_lasio_stream_(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
-    newviewmt(L, LASIO_READER_MT, lasio_reader_methods_, 0);
-    newviewmt(L, LASIO_WRITER_MT, lasio_writer_methods_, 1);
+    newviewmt(L, LASIO_READER_MT, &reader_token, lasio_reader_methods_, 0);
+    newviewmt(L, LASIO_WRITER_MT, &writer_token, lasio_writer_methods_, 1);
     return 0;
 }
 

@@ -100,21 +100,28 @@ local function special(res, lname, value)
     end
 end
 
+-- Headers are kept in one list {name, value, ...}: a response has few,
+-- and a search is cheaper than a second table per request.
+local function find_header(h, lname)
+    for i = 1, #h, 2 do
+        if h[i]:lower() == lname then return i end
+    end
+end
+
 function Response:set_header(name, value)
     check_unsent(self, "set_header")
     name, value = check_header(name, value, "res:set_header")
     local lname = name:lower()
     if special(self, lname, value) then return end
-    local h, index = self._headers, self._index
+    local h = self._headers
     if not h then
-        h, index = {}, {}
-        self._headers, self._index = h, index
+        self._headers = {name, value}
+        return
     end
-    local i = index[lname]
+    local i = find_header(h, lname)
     if i then
         h[i], h[i + 1] = name, value
     else
-        index[lname] = #h + 1
         h[#h + 1], h[#h + 2] = name, value
     end
 end
@@ -126,16 +133,15 @@ function Response:add_header(name, value)
     if special(self, name:lower(), value) then return end
     local h = self._headers
     if not h then
-        h = {}
-        self._headers, self._index = h, {}
+        self._headers = {name, value}
+        return
     end
     h[#h + 1], h[#h + 2] = name, value
 end
 
 function Response:get_header(name)
     local h = self._headers
-    if not h then return nil end
-    local i = self._index[name:lower()]
+    local i = h and find_header(h, name:lower())
     return i and h[i + 1]
 end
 
@@ -403,7 +409,7 @@ local function skip_body(conn, req)
 end
 
 local function check_request(srv, conn, req)
-    local expect = req.headers.expect
+    local expect = rawget(req.headers, "expect")
     if expect then
         if expect:lower() ~= "100-continue" then
             return 417, "unsupported expectation"
@@ -439,8 +445,9 @@ local function serve_connection(srv, reader, writer)
             if not req then return end -- closed, or idle too long
             conn.busy = true
             nreq = nreq + 1
+            local t0 = now()
             req._conn = conn
-            req._deadline = now() + srv.request_timeout
+            req._deadline = t0 + srv.request_timeout
             setmetatable(req, Request)
             local status, msg = check_request(srv, conn, req)
             if status then
@@ -449,7 +456,7 @@ local function serve_connection(srv, reader, writer)
             end
             local keep = req.keep_alive and not req.upgrade
                 and nreq < srv.keepalive_requests
-                and now() - started < srv.keepalive_lifetime
+                and t0 - started < srv.keepalive_lifetime
             local res = setmetatable({status = 200, _keep = keep,
                 _conn = conn, _req = req, headers_sent = false,
                 finished = false}, Response)

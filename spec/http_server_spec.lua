@@ -841,3 +841,28 @@ describe("HTTP interoperability with curl", function()
         srv:close()
     end))
 end)
+
+describe("HTTPS", function()
+    it("serves over TLS with the ssl option (curl and a TLS stream)",
+        async(function()
+            local c = require("certs").make()
+            local sctx = lasio.ssl_context{server = true, certfile = c.cert,
+                keyfile = c.key}
+            local srv, port = H.serve(hello, {ssl = sctx})
+            local r, w = lasio.open_connection("127.0.0.1", port, {
+                ssl = lasio.ssl_context{cafile = c.ca},
+                server_hostname = "localhost"})
+            w:write(get())
+            assert.are.equal(HELLO, H.undate(r:readuntil("hello")))
+            w:close()
+            if os.execute("command -v curl >/dev/null 2>&1") then
+                local p = lasio.create_subprocess_exec("curl", {"-s", "-S",
+                    "--max-time", "5", "--cacert", c.ca,
+                    "--resolve", "localhost:" .. port .. ":127.0.0.1",
+                    "https://localhost:" .. port .. "/"}, {stdout = lasio.PIPE})
+                assert.are.equal("hello", (p:communicate()))
+                assert.are.equal(0, p:wait())
+            end
+            srv:close()
+        end))
+end)

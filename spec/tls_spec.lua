@@ -11,29 +11,7 @@ local function async(fn)
     return helper.async(function() return lasio.wait_for(fn, helper.t(60)) end)
 end
 
--- A CA, a server certificate it signed (localhost, 127.0.0.1), and a
--- self-signed one; made once for the file.
-local certs
-local function make_certs()
-    if certs then return certs end
-    local dir = net.tmpdir()
-    local q = helper.shell_quote
-    local cmd = ([[
-cd %s && {
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=lasio test CA" &&
-openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" &&
-printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" > ext.cnf &&
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf &&
-openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost"
-} >/dev/null 2>&1]]):format(q(dir))
-    assert(os.execute(cmd), "openssl could not make the certificates")
-    certs = {
-        dir = dir, ca = dir .. "/ca.pem",
-        cert = dir .. "/server.pem", key = dir .. "/server.key",
-        self = dir .. "/self.pem", selfkey = dir .. "/self.key",
-    }
-    return certs
-end
+local make_certs = require("certs").make
 
 local function server_ctx(opts)
     local c = make_certs()
@@ -70,10 +48,6 @@ local function handshake_error(...)
 end
 
 describe("TLS", function()
-    teardown(function()
-        if certs then net.rmdir(certs.dir) end
-    end)
-
     it("round-trips over a verified connection and reports its parameters",
         async(function()
             local server, port = tls_server(server_ctx({ alpn = { "h2", "http/1.1" } }))

@@ -127,10 +127,10 @@ local function read_frame(self, room)
         if masked then key = h:sub(-4) end
     end
     if opcode < OP_CLOSE then
-        if len > self._max_frame then
-            fail(TOO_BIG, ("frame longer than %d bytes"):format(self._max_frame))
-        elseif len > room then
+        if len > room then
             fail(TOO_BIG, ("message longer than %d bytes"):format(self._max_message))
+        elseif len > self._max_frame then
+            fail(TOO_BIG, ("frame longer than %d bytes"):format(self._max_frame))
         end
     end
     if len == 0 then return fin, opcode, "" end

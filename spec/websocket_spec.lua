@@ -109,12 +109,14 @@ local function ws_pair(sopts, copts)
 end
 
 -- The raw client gets the server's close frame with `code`, then EOF (the
--- server closes the TCP connection first).
+-- server, failing the connection, shuts its side down first and closes
+-- when the client has closed, so that no reset destroys the close frame).
 local function expect_close(p, code)
     local f = readframe(p.cr)
     local got = close_of(f)
     assert.are.equal(code, got)
     assert.are.equal("", read_to_eof(p.cr))
+    p.cw:close()
     return f
 end
 
@@ -291,7 +293,7 @@ describe("websocket over a loopback connection", function()
     it("upgrades and echoes messages of every length form", async(function()
         local server = echo_server()
         local c = connect(server:sockets()[1].port)
-        for _, n in ipairs({ 0, 1, 125, 126, 65535, 65536, 1024 * 1024 + 7 }) do
+        for _, n in ipairs({ 0, 1, 125, 126, 65535, 65536, net.scale(1024 * 1024, 70000) + 7 }) do
             local text = string.rep("é", n // 2) .. string.rep("a", n % 2)
             c:send(text)
             local m, kind = c:recv()
@@ -730,6 +732,19 @@ describe("websocket max_message", function()
         expect_close(p, 1009)
         local e = recv_fails(p.ws, 1009)
         assert.truthy(tostring(e):find("message longer than 1000 bytes"))
+        p.done()
+    end))
+
+    it("refuses a big message still arriving without resetting the connection", async(function()
+        local p = server_end({ max_message = 1000 })
+        -- the header announces 4 MiB; the payload keeps coming, more than
+        -- the socket buffers hold, while the server refuses it: closing
+        -- with that input unread would reset the connection and could
+        -- destroy the close frame
+        p.cw:write(string.pack(">BBI8", 0x82, 0xff, 4 * 1024 * 1024) .. KEY)
+        p.cw:write(string.rep("\0", 4 * 1024 * 1024))
+        expect_close(p, 1009)
+        recv_fails(p.ws, 1009)
         p.done()
     end))
 

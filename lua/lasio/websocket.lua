@@ -282,15 +282,25 @@ local function read_loop(self)
     end
 end
 
--- Closes the transport: the server at once after the close frames (RFC
+local function read_to_eof(r)
+    while r:read(65536) ~= "" do end -- anything after a close frame is ignored
+end
+
+-- Closes the transport after the close frames: the server at once (RFC
 -- 6455 7.1.1), the client after the server's EOF or close_timeout.
-local function close_transport(self, wait_eof)
-    if wait_eof then
-        within(self._close_timeout, function()
-            while self._r:read(65536) ~= "" do end -- anything after close is ignored
-        end)
-    end
+-- "linger" (after failing the connection): the write side is shut down
+-- first and input is read until the peer's EOF (or close_timeout), since
+-- closing a socket with unread input sends a reset, which can destroy our
+-- close frame before the peer reads it (the peer may still be sending the
+-- message we refused).
+local function close_transport(self, how)
     local w = self._w
+    if how == "linger" and w:can_write_eof() and not w:is_closing() then
+        pcall(w.write_eof, w)
+        within(self._close_timeout, read_to_eof, self._r)
+    elseif how == "wait_eof" then
+        within(self._close_timeout, read_to_eof, self._r)
+    end
     w:close()
     within(self._close_timeout, w.wait_closed, w) -- a timeout aborts
 end
@@ -321,12 +331,12 @@ local function run(self)
         -- it answers ours
         send_close(self, code, reason)
         finish(self, code, reason, nil)
-        close_transport(self, self._client)
+        close_transport(self, self._client and "wait_eof" or "now")
     elseif getmetatable(code) == Fail then
         local e = code
         send_close(self, e.code, e.reason)
         finish(self, e.code, e.reason, failure(e.code, e.reason))
-        close_transport(self, false)
+        close_transport(self, "linger")
     elseif is_cancel(code) then
         finish(self, ABNORMAL, "", failure(ABNORMAL, "the reader task was cancelled"))
         self._w:close()

@@ -373,7 +373,8 @@ end
 -- The error for an operation on a socket that is closing or closed.
 local function not_open(self, what)
     if self._error then
-        error(lasio.Error("websocket " .. what .. ": " .. self._error.message,
+        local msg = self._error.message:gsub("^websocket: ", "")
+        error(lasio.Error("websocket " .. what .. ": " .. msg,
             { code = self._error.code, reason = self._error.reason }), 3)
     end
     error(lasio.Error(("websocket %s: the connection is %s"):format(what, self._state),

@@ -175,9 +175,6 @@ local function deliver(self, msg, kind)
     self._avail:set()
 end
 
--- The UTF-8 check of a text message, fragment by fragment so that an
--- invalid byte fails at once: `carry` holds the bytes of a sequence that
--- the last fragment cut (at most 3). Returns the new carry, or nil.
 -- The bytes a sequence starting with lead byte b has (0: not a lead
 -- byte), and the range of its second byte (RFC 3629 4: no overlong forms,
 -- no surrogates, nothing above U+10FFFF).
@@ -204,6 +201,9 @@ local function utf8_cut(tail)
     return true
 end
 
+-- The UTF-8 check of a text message, fragment by fragment so that an
+-- invalid byte fails at once: `carry` holds the bytes of a sequence that
+-- the last fragment cut (at most 3). Returns the new carry, or nil.
 local function utf8_step(carry, data, last)
     local s = carry .. data
     local ok, pos = utf8len(s)

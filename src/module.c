@@ -8,6 +8,7 @@
 #include "core.h"
 #include "net.h"
 #include "tls.h"
+#include "websocket.h"
 #include "sys.h"
 
 /* The running loop, which new tasks start on (asyncio's create_task). */
@@ -141,6 +142,7 @@ luaopen_lasio_core(lua_State *L) {
     luaopen_lasio_process_(L);
     luaopen_lasio_thread_(L);
     luaopen_lasio_fs_(L);
+    luaopen_lasio_websocket_(L);
     lasio_errors_export_(L);
     lasio_waitq_open_(L);
     lasio_queue_open_(L);

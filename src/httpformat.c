@@ -27,6 +27,11 @@ is_tchar(unsigned char c) {
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+static int
+hexdigit(int d) {
+    return "0123456789abcdef"[d & 15];
+}
+
 /* core.http_check_header(name, value, what) -> name, value (as string):
  * raises naming `what` when the name is not a token or either holds a
  * CR, LF, NUL or another control character (HTAB allowed in values). */
@@ -52,11 +57,11 @@ check_header(lua_State *L) {
         if (c == '\r' || c == '\n' || c == '\0')
             return luaL_error(L, "%s: header name contains CR, LF or NUL",
                               what);
-        if (!is_tchar(c))
+        if (!is_tchar(c)) /* lua_pushfstring has no %x */
             return luaL_error(L,
-                              "%s: invalid character 0x%02x in header "
+                              "%s: invalid character 0x%c%c in header "
                               "name",
-                              what, c);
+                              what, hexdigit(c >> 4), hexdigit(c & 15));
     }
     for (size_t i = 0; i < vlen; i++) {
         unsigned char c = (unsigned char)value[i];
@@ -67,9 +72,9 @@ check_header(lua_State *L) {
                               what, name);
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return luaL_error(L,
-                              "%s: invalid character 0x%02x in the value of "
+                              "%s: invalid character 0x%c%c in the value of "
                               "header '%s'",
-                              what, c, name);
+                              what, hexdigit(c >> 4), hexdigit(c & 15), name);
     }
     lua_settop(L, 2);
     return 2;

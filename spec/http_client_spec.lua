@@ -512,3 +512,451 @@ print(seen[1] == seen[2], seen[3] == seen[4], seen[1] ~= seen[3])
         assert.are.equal(1, count)
     end))
 end)
+
+describe("malformed and cut responses", function()
+    it("raises HTTPError on a malformed status line", async(function() -- covers H9
+        for _, bytes in ipairs({"HTTX/1.1 200 OK\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n",
+            "garbage\r\n\r\n", "HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"}) do
+            local s = answering(bytes)
+            local e = http_error(lasio.http.get, s.url)
+            assert.matches("malformed HTTP response", msg(e))
+            assert.is_string(e.code)
+            s.close()
+        end
+    end))
+
+    it("raises HTTPError EOF on a body shorter than its Content-Length", async(function() -- covers H9
+        local s = raw_server(function(r, w)
+            read_head(r)
+            w:write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
+        end)
+        local res = lasio.http.get(s.url)
+        local e = http_error(res.body, res)
+        assert.are.equal("EOF", e.code)
+        assert.matches("connection closed before the body was complete", msg(e))
+        -- streamed: the part that came, then the error
+        res = lasio.http.get(s.url)
+        local r = res:reader()
+        assert.are.equal("12345", r:read())
+        assert.are.equal("EOF", http_error(r.read, r).code)
+        assert.matches("already read or the response closed",
+            msg(helper.raises(res.body, res)))
+        s.close()
+    end))
+
+    it("raises HTTPError EOF on a truncated chunked body", async(function() -- covers H9
+        for _, cut in ipairs({"5\r\nhel", "5\r\nhello\r\n", "5\r\nhello\r\n0\r\n",
+            "5\r\nhello"}) do
+            local s = raw_server(function(r, w)
+                read_head(r)
+                w:write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" .. cut)
+            end)
+            local res = lasio.http.get(s.url)
+            local e = http_error(res.body, res)
+            assert.are.equal("EOF", e.code, cut)
+            s.close()
+        end
+    end))
+
+    it("raises HTTPError on an invalid chunk size", async(function() -- covers H9
+        local s = answering("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .. "zz\r\nhello\r\n0\r\n\r\n")
+        local res = lasio.http.get(s.url)
+        local e = http_error(res.body, res)
+        assert.are.equal("HPE_INVALID_CHUNK_SIZE", e.code)
+        -- the connection is dropped, not pooled
+        local e2 = http_error(lasio.http.get(s.url).body, lasio.http.get(s.url))
+        assert.are.equal("HPE_INVALID_CHUNK_SIZE", e2.code)
+        assert.is_true(s.conns >= 2)
+        s.close()
+    end))
+
+    it("never takes bytes after the message as its body or as the next answer", async(function() -- covers H9
+        local fake = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+        local s = raw_server(function(r, w, n)
+            while read_head(r) do
+                if n == 1 then
+                    w:write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" .. fake)
+                elseif n == 2 then
+                    -- the extra bytes come a moment after the answer
+                    w:write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nlater")
+                    w:drain()
+                    lasio.sleep(0.02)
+                    w:write(fake)
+                else
+                    w:write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+                end
+            end
+        end)
+        local res = lasio.http.get(s.url)
+        assert.are.equal("hello", res:body())
+        assert.are.equal(5, res.content_length)
+        res = lasio.http.get(s.url)
+        assert.are.equal("later", res:body())
+        lasio.sleep(0.05)
+        assert.are.equal("fresh", lasio.http.get(s.url):body())
+        assert.are.equal("fresh", lasio.http.get(s.url):body())
+        assert.are.equal(3, s.conns)
+        -- a streamed read stops at the end of the message too
+        s.close()
+        s = raw_server(function(r, w)
+            read_head(r)
+            w:write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .. "3\r\nabc\r\n0\r\n\r\n" .. fake)
+            r:read()
+        end)
+        local rd = lasio.http.get(s.url):reader()
+        assert.are.equal("abc", rd:read())
+        assert.is_nil(rd:read())
+        s.close()
+    end))
+end)
+
+describe("timeouts", function()
+    it("raises TimeoutError in time when the server never answers", async(function() -- covers H9
+        local s = raw_server(function(r) read_head(r); r:read() end)
+        local t0 = lasio.get_running_loop():time()
+        local e = timeout_error(lasio.http.get, s.url, {timeout = 0.2})
+        local took = lasio.get_running_loop():time() - t0
+        assert.matches("lasio.http.request: timed out waiting for the response", msg(e))
+        assert.is_true(took >= 0.19 and took < 0.2 + helper.t(1), took)
+        -- a head that never ends is the same
+        s.close()
+        s = raw_server(function(r, w)
+            read_head(r)
+            w:write("HTTP/1.1 200 OK\r\nX-Slow: ")
+            r:read()
+        end)
+        e = timeout_error(lasio.http.get, s.url, {timeout = 0.2})
+        assert.matches("timed out waiting for the response", msg(e))
+        s.close()
+    end))
+
+    it("bounds the body reads too: the timeout covers the whole exchange", async(function() -- covers H9
+        local s = raw_server(function(r, w)
+            read_head(r)
+            w:write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+            r:read()
+        end)
+        local loop = lasio.get_running_loop()
+        local t0 = loop:time()
+        local res = lasio.http.get(s.url, {timeout = 0.3})
+        assert.are.equal(200, res.status)
+        local e = timeout_error(res.body, res)
+        local took = loop:time() - t0
+        assert.matches("timed out reading the response body", msg(e))
+        assert.is_true(took >= 0.29 and took < 0.3 + helper.t(1), took)
+        -- streamed
+        res = lasio.http.get(s.url, {timeout = 0.3})
+        local r = res:reader()
+        assert.are.equal("abc", r:read())
+        timeout_error(r.read, r)
+        -- the timed-out connections were dropped
+        assert.is_true(helper.wait_until(function() return s.conns == 2 end))
+        s.close()
+    end))
+
+    it("bounds the upload to a server that does not read", async(function()
+        local s = raw_server(function(r) lasio.sleep(helper.t(5)) end)
+        local big = string.rep("x", 16 * 1024 * 1024)
+        local e = timeout_error(lasio.http.request, "PUT", s.url,
+            {body = function()
+                local b = big
+                big = nil
+                return b
+            end, timeout = 0.2})
+        assert.matches("timed out", msg(e))
+        s.close()
+    end))
+end)
+
+describe("bad requests", function()
+    it("refuses CR, LF or NUL in header names and values before sending anything", async(function() -- covers H9
+        local s = answering("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        for _, h in ipairs({{["X-A"] = "v\r\nInjected: 1"}, {["X-A"] = "v\nx"},
+            {["X-A"] = "a\0b"}, {["X\r\nB"] = "v"}, {["X\0B"] = "v"}, {["X B"] = "v"}}) do
+            local e = helper.raises(lasio.http.get, s.url, {headers = h})
+            assert.matches("lasio.http.request: .*header", msg(e))
+        end
+        local e = helper.raises(lasio.http.get, s.url, {headers = {["X-A"] = "v\r\nI: 1"}})
+        assert.matches("value of header 'X%-A' contains CR, LF or NUL", msg(e))
+        e = helper.raises(lasio.http.get, s.url, {headers = {["X\nB"] = "v"}})
+        assert.matches("header name contains CR, LF or NUL", msg(e))
+        e = helper.raises(lasio.http.get, s.url, {headers = {["X B"] = "v"}})
+        assert.matches("invalid character 0x20 in header name", msg(e))
+        e = helper.raises(lasio.http.get, s.url, {headers = {["X-A"] = "a\1b"}})
+        assert.matches("invalid character 0x01 in the value of header 'X%-A'", msg(e))
+        lasio.sleep(0.05)
+        assert.are.equal(0, s.conns)
+        s.close()
+    end))
+
+    it("refuses bad URLs, naming the problem", async(function()
+        local cases = {
+            {42, "url must be a string, not a number"},
+            {"ftp://example.test/", "unsupported URL 'ftp://example.test/'"},
+            {"example.test/path", "unsupported URL"},
+            {"http://", "no host in URL"},
+            {"http:///path", "no host in URL"},
+            {"http://host:0/", "bad port in URL"},
+            {"http://host:65536/", "bad port in URL"},
+            {"http://host:http/", "bad port in URL"},
+            {"http://[::1/", "no host in URL"},
+            {"http://host/a b", "has spaces or control characters"},
+            {"http://host/a\nb", "has spaces or control characters"},
+            {"ws://host/", "use lasio.http.websocket for ws URLs"},
+        }
+        for _, c in ipairs(cases) do
+            local e = helper.raises(lasio.http.get, c[1])
+            assert.matches("lasio.http.request: ", msg(e), nil, true)
+            assert.matches(c[2], msg(e), nil, true)
+        end
+    end))
+
+    it("refuses bad methods and options, naming the problem", async(function()
+        local url = "http://127.0.0.1:1/"
+        local cases = {
+            {{"GET /", url}, "method must be a token string"},
+            {{nil, url}, "method must be a token string"},
+            {{"GET", url, "opts"}, "opts must be a table, not a string"},
+            {{"GET", url, {bogus = 1}}, "unknown option 'bogus'"},
+            {{"GET", url, {timeout = -1}}, "timeout must be a number >= 0"},
+            {{"GET", url, {timeout = "1"}}, "timeout must be a number >= 0"},
+            {{"GET", url, {body = 42}}, "body must be a string or a function"},
+            {{"GET", url, {headers = "X: y"}}, "headers must be a table"},
+            {{"GET", url, {headers = {[1] = "x"}}}, "header name must be a string"},
+            {{"GET", url, {headers = {X = {}}}}, "must be a string or a number"},
+            {{"GET", url, {headers = {["Transfer-Encoding"] = "gzip"}}},
+                "Transfer-Encoding is the client's"},
+            {{"GET", url, {headers = {["Content-Length"] = "ten"}}},
+                "Content-Length must be a number >= 0"},
+            {{"POST", url, {body = "abc", headers = {["Content-Length"] = 5}}},
+                "Content-Length says 5 but the body has 3 bytes"},
+            {{"GET", url, {ssl = "yes"}}, "ssl must be true or a lasio.ssl_context"},
+            {{"GET", "https://127.0.0.1:1/", {ssl = false}}, "an https URL needs TLS"},
+            {{"GET", url, {follow_redirects = 1}}, "follow_redirects must be a boolean"},
+            {{"GET", url, {max_redirects = -1}}, "max_redirects must be an integer >= 0"},
+            {{"GET", url, {max_redirects = 1.5}}, "max_redirects must be an integer >= 0"},
+        }
+        for _, c in ipairs(cases) do
+            local e = helper.raises(lasio.http.request, table.unpack(c[1], 1, 3))
+            assert.matches("lasio.http.request: ", msg(e), nil, true)
+            assert.matches(c[2], msg(e), nil, true)
+        end
+    end))
+
+    it("raises OSError when the connection is refused", async(function()
+        local e = helper.raises(lasio.http.get, "http://127.0.0.1:" .. closed_port() .. "/")
+        assert.is_true(lasio.OSError:is(e))
+        assert.are.equal("ECONNREFUSED", e.code)
+    end))
+end)
+
+describe("redirects", function()
+    -- /a -> 301 /b -> 302 c?x=1 -> 307 absolute /d -> 308 ../e -> 200
+    local function redirecting()
+        local log = {}
+        local srv, url
+        srv, url = serve(function(req, res)
+            log[#log + 1] = req.method .. " " .. req.path .. (req.query ~= ""
+                and "?" .. req.query or "") .. " " .. req:body()
+            local to = ({["/a"] = {301, "/b"}, ["/b"] = {302, "c?x=1"},
+                ["/c"] = {307, url .. "/d/"}, ["/d/"] = {308, "../e"},
+                ["/loop"] = {302, "/loop"}, ["/form"] = {303, "/result"},
+                ["/tmp"] = {307, "/keep"}, ["/far"] = {302, "//127.0.0.1:"
+                    .. srv:sockets()[1].port .. "/e"}})[req.path]
+            if to then
+                res:set_status(to[1])
+                res:set_header("Location", to[2])
+                res:finish("moved")
+            else
+                res:finish(req.method .. " " .. req.path .. " "
+                    .. (req.headers["content-type"] or "-") .. " "
+                    .. (req.headers["content-length"] or "-"))
+            end
+        end)
+        return srv, url, log
+    end
+
+    it("are not followed by default", async(function()
+        local srv <close>, url = redirecting()
+        local res = lasio.http.get(url .. "/a")
+        assert.are.equal(301, res.status)
+        assert.are.equal("/b", res.headers.location)
+        assert.are.equal("moved", res:body())
+    end))
+
+    it("follows 301, 302, 307 and 308, relative and absolute", async(function()
+        local srv <close>, url, log = redirecting()
+        local res = lasio.http.get(url .. "/a", {follow_redirects = true})
+        assert.are.equal(200, res.status)
+        assert.are.equal(url .. "/e", res.url)
+        assert.are.equal("GET /e - -", res:body())
+        assert.are.same({"GET /a ", "GET /b ", "GET /c?x=1 ", "GET /d/ ",
+            "GET /e "}, log)
+        -- a scheme-relative Location
+        res = lasio.http.get(url .. "/far", {follow_redirects = true})
+        assert.are.equal("GET /e - -", res:body())
+    end))
+
+    it("turns a POST into a GET without its body on 303", async(function()
+        local srv <close>, url, log = redirecting()
+        local res = lasio.http.request("POST", url .. "/form", {body = "data",
+            follow_redirects = true, headers = {["Content-Type"] = "text/plain"}})
+        assert.are.equal("GET /result - -", res:body())
+        assert.are.same({"POST /form data", "GET /result "}, log)
+    end))
+
+    it("keeps the method and the body on 307", async(function()
+        local srv <close>, url, log = redirecting()
+        local res = lasio.http.request("POST", url .. "/tmp", {body = "data",
+            follow_redirects = true, headers = {["Content-Type"] = "text/plain"}})
+        assert.are.equal("POST /keep text/plain 4", res:body())
+        assert.are.same({"POST /tmp data", "POST /keep data"}, log)
+        -- a body function cannot be sent again
+        local e = http_error(lasio.http.request, "POST", url .. "/tmp", {
+            follow_redirects = true, body = function() return nil end})
+        assert.matches("cannot follow a 307 redirect", msg(e))
+    end))
+
+    it("raises HTTPError after max_redirects", async(function()
+        local srv <close>, url, log = redirecting()
+        local e = http_error(lasio.http.get, url .. "/loop",
+            {follow_redirects = true, max_redirects = 3})
+        assert.matches("too many redirects (more than 3)", msg(e), nil, true)
+        assert.are.equal(4, #log)
+        e = http_error(lasio.http.get, url .. "/loop", {follow_redirects = true})
+        assert.matches("more than 5", msg(e), nil, true)
+        assert.are.equal(10, #log)
+    end))
+end)
+
+-- A CA, a server certificate it signed (localhost, 127.0.0.1) and a
+-- self-signed one, made by the openssl command once for the file.
+local certs
+local function make_certs()
+    if certs then return certs end
+    local dir = net.tmpdir()
+    local cmd = ([[
+cd %s && {
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=lasio test CA" &&
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" &&
+printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" > ext.cnf &&
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf &&
+openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
+} >/dev/null 2>&1]]):format(helper.shell_quote(dir))
+    assert(os.execute(cmd), "openssl could not make the certificates")
+    certs = {dir = dir, ca = dir .. "/ca.pem", cert = dir .. "/server.pem",
+        key = dir .. "/server.key", self = dir .. "/self.pem",
+        selfkey = dir .. "/self.key"}
+    return certs
+end
+
+describe("HTTPS", function()
+    teardown(function()
+        if certs then net.rmdir(certs.dir) end
+        certs = nil
+    end)
+
+    local function https_server(certfile, keyfile)
+        local c = make_certs()
+        local ports = {}
+        local srv = lasio.http.serve(function(req, res)
+            ports[#ports + 1] = peer_port(req)
+            res:finish("secure " .. req.path)
+        end, "127.0.0.1", 0, {ssl = lasio.ssl_context{server = true,
+            certfile = certfile or c.cert, keyfile = keyfile or c.key}})
+        return srv, srv:sockets()[1].port, ports
+    end
+
+    it("verifies the server by default", async(function()
+        local srv <close>, port = https_server()
+        local e = helper.raises(lasio.http.get, "https://localhost:" .. port .. "/")
+        assert.is_true(lasio.OSError:is(e))
+        assert.are.equal("SSL_CERTIFICATE_VERIFY_FAILED", e.code)
+        assert.matches("certificate verify failed", msg(e))
+        local c = make_certs()
+        local self <close> = https_server(c.self, c.selfkey)
+        e = helper.raises(lasio.http.get, "https://localhost:"
+            .. self:sockets()[1].port .. "/", {ssl = true})
+        assert.matches("self%-signed certificate", msg(e))
+    end))
+
+    it("talks to a server its CA signed, and pools the connection", async(function()
+        local srv <close>, port, ports = https_server()
+        local ctx = lasio.ssl_context{cafile = make_certs().ca}
+        for _, host in ipairs({"localhost", "127.0.0.1", "localhost"}) do
+            local res = lasio.http.get("https://" .. host .. ":" .. port .. "/s",
+                {ssl = ctx})
+            assert.are.equal(200, res.status)
+            assert.are.equal("secure /s", res:body())
+        end
+        assert.are.equal(3, #ports)
+        assert.are.equal(ports[1], ports[3])
+        assert.are_not.equal(ports[1], ports[2]) -- another host, another pool entry
+        -- the name must match the certificate
+        local e = helper.raises(lasio.http.get, "https://127.0.0.2:" .. port .. "/",
+            {ssl = ctx})
+        assert.is_true(lasio.OSError:is(e))
+    end))
+end)
+
+describe("interoperability", function()
+    teardown(function()
+        if certs then net.rmdir(certs.dir) end
+        certs = nil
+    end)
+
+    it("fetches a file from openssl s_server -WWW (HTTP/1.0, to the end)", async(function()
+        local c = make_certs()
+        local f = assert(io.open(c.dir .. "/page.txt", "w"))
+        f:write(string.rep("openssl served this\n", 500))
+        f:close()
+        local p = lasio.create_subprocess_exec("openssl", {"s_server", "-accept",
+            "127.0.0.1:0", "-naccept", "1", "-WWW", "-cert", c.cert, "-key", c.key,
+            }, {stdout = lasio.PIPE, stderr = lasio.DEVNULL, cwd = c.dir})
+        local port
+        for line in p.stdout:lines() do
+            port = line:match("^ACCEPT .*:(%d+)$")
+            if port then break end
+        end
+        assert.is_string(port, "openssl s_server did not start")
+        local res = lasio.http.get("https://localhost:" .. port .. "/page.txt",
+            {ssl = lasio.ssl_context{cafile = c.ca}, timeout = helper.t(10)})
+        assert.are.equal(200, res.status)
+        assert.are.equal("1.0", res.version)
+        assert.is_false(res.keep_alive)
+        assert.are.equal(string.rep("openssl served this\n", 500), res:body())
+        assert.are.equal(0, p:wait(helper.t(10)))
+    end))
+end)
+
+describe("examples/http_fetch.lua", function()
+    it("fetches its demo pages concurrently, one with a timeout", async(function()
+        local p = lasio.create_subprocess_exec(helper.lasio_bin, {"examples/http_fetch.lua"},
+            {stdout = lasio.PIPE, stderr = lasio.PIPE, cwd = helper.root})
+        local out, err = p:communicate(nil, helper.t(30))
+        assert.are.equal(0, p.returncode, err)
+        local lines = {}
+        for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+        assert.are.equal(5, #lines, out)
+        assert.matches("^200      13 bytes  http://127%.0%.0%.1:%d+/$", lines[1])
+        assert.matches("^200  100000 bytes  http://127%.0%.0%.1:%d+/big$", lines[2])
+        assert.matches("^200      13 bytes  http://127%.0%.0%.1:%d+/moved$", lines[3])
+        assert.matches("^404      13 bytes  http://127%.0%.0%.1:%d+/missing$", lines[4])
+        assert.matches("^timeout after 0%.5 s  http://127%.0%.0%.1:%d+/slow$", lines[5])
+    end))
+
+    it("fetches the URLs it is given, and reports errors per URL", async(function()
+        local srv <close>, url = serve(function(_, res) res:finish("given") end)
+        local dead = "http://127.0.0.1:" .. closed_port() .. "/"
+        local p = lasio.create_subprocess_exec(helper.lasio_bin, {"examples/http_fetch.lua",
+            "-t", "5", url .. "/one", dead, "nope://x"},
+            {stdout = lasio.PIPE, stderr = lasio.PIPE, cwd = helper.root})
+        local out, err = p:communicate(nil, helper.t(30))
+        assert.are.equal(0, p.returncode, err)
+        assert.matches("^200       5 bytes  " .. url:gsub("%p", "%%%0") .. "/one\n"
+            .. "error connect: Connection refused  " .. dead:gsub("%p", "%%%0") .. "\n"
+            .. "error .*unsupported URL 'nope://x'.*  nope://x\n$", out)
+    end))
+end)

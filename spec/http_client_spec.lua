@@ -894,11 +894,52 @@ describe("HTTPS", function()
         assert.are.equal(3, #ports)
         assert.are.equal(ports[1], ports[3])
         assert.are_not.equal(ports[1], ports[2]) -- another host, another pool entry
+        -- a connection verified under one context is not reused under another
+        local other = lasio.ssl_context{cafile = make_certs().ca}
+        assert.are.equal("secure /o", lasio.http.get("https://localhost:" .. port
+            .. "/o", {ssl = other}):body())
+        assert.are.equal(4, #ports)
+        assert.are_not.equal(ports[1], ports[4])
+        assert.are_not.equal(ports[2], ports[4])
         -- the name must match the certificate
         local e = helper.raises(lasio.http.get, "https://127.0.0.2:" .. port .. "/",
             {ssl = ctx})
         assert.is_true(lasio.OSError:is(e))
     end))
+end)
+
+describe("HTTPS with the default context", function()
+    teardown(function()
+        if certs then net.rmdir(certs.dir) end
+        certs = nil
+    end)
+
+    it("verifies against the system's CA store and pools its connections", function()
+        -- OpenSSL's default verify paths follow SSL_CERT_FILE: the test CA
+        -- stands in for the system's store in a child process
+        local c = make_certs()
+        local code = [[
+local lasio = require "lasio"
+lasio.run(function()
+    local ports = {}
+    local srv = lasio.http.serve(function(req, res)
+        ports[#ports + 1] = req:get_extra_info("peername").port
+        res:finish("ok")
+    end, "127.0.0.1", 0, {ssl = lasio.ssl_context{server = true,
+        certfile = arg[1], keyfile = arg[2]}})
+    local url = "https://localhost:" .. srv:sockets()[1].port .. "/"
+    local a = lasio.http.get(url):body()
+    local b = lasio.http.get(url, {ssl = true}):body()
+    print(a, b, #ports, ports[1] == ports[2])
+    srv:close()
+end)
+]]
+        local out, err, status = helper.run_child(code, {interp = "lua5.4",
+            env = "SSL_CERT_FILE=" .. helper.shell_quote(c.ca),
+            args = helper.shell_quote(c.cert) .. " " .. helper.shell_quote(c.key)})
+        assert.are.equal(0, status, err)
+        assert.are.equal("ok\tok\t2\ttrue\n", out)
+    end)
 end)
 
 describe("interoperability", function()

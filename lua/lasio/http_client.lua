@@ -180,12 +180,34 @@ function M.close_idle()
     end
 end
 
+-- The client context of ssl = nil or true: one, made on first use, so
+-- that its connections can be pooled together.
+local default_ssl
+
 local function ssl_context_for(scheme, opts)
     if scheme ~= "https" and scheme ~= "wss" then return nil end
     if opts.ssl == nil or opts.ssl == true then
-        return lasio.ssl_context()
+        default_ssl = default_ssl or lasio.ssl_context()
+        return default_ssl
     end
     return opts.ssl
+end
+
+-- A connection verified under one context is not handed to a request
+-- that asked for another: the pool key names the context.
+local ssl_ids = setmetatable({}, {__mode = "k"})
+local last_ssl_id = 0
+
+local function pool_key(scheme, host, port, ctx)
+    local key = origin(scheme, host, port)
+    if not ctx then return key end
+    local id = ssl_ids[ctx]
+    if not id then
+        last_ssl_id = last_ssl_id + 1
+        id = last_ssl_id
+        ssl_ids[ctx] = id
+    end
+    return key .. " ssl#" .. id
 end
 
 local function timed_out(what, doing)
@@ -205,7 +227,7 @@ local function connect(scheme, host, port, opts, deadline, what)
         error(reader, 0)
     end
     return {reader = reader, writer = writer,
-        key = origin(scheme, host, port),
+        key = pool_key(scheme, host, port, ctx),
         parser = http_parser("response", {raw = true, max_line = 8192,
             max_field = 65536, max_head = 262144, max_headers = 1000})}
 end
@@ -482,7 +504,7 @@ local function request_once(req, opts)
     req.target, req.headers, req.length, req.body = target, headers, length,
         opts.body
     local deadline = opts.timeout and now() + opts.timeout or nil
-    local key = origin(scheme, host, port)
+    local key = pool_key(scheme, host, port, ssl_context_for(scheme, opts))
     local c = take_idle(key)
     local reused = c ~= nil
     for attempt = 1, 2 do

@@ -212,7 +212,12 @@ on_headers_complete(llhttp_t *ll) {
         if (n != 1 || header_is(p, "transfer-encoding", "chunked") != 1)
             return refuse(p, 400, "unsupported transfer coding");
     }
-    if (p->skip_body)
+    /* RFC 9112 6.3: answers to HEAD, 1xx, 204 and 304 end with their
+     * head, whatever Content-Length or Transfer-Encoding say (llhttp
+     * leaves that to the caller when such a header is present) */
+    if (p->skip_body || (ll->type == HTTP_RESPONSE &&
+                         (ll->status_code / 100 == 1 ||
+                          ll->status_code == 204 || ll->status_code == 304)))
         ll->flags |= F_SKIPBODY;
     return HPE_PAUSED; /* the caller looks at the head first */
 }

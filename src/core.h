@@ -127,6 +127,24 @@ LASIO_HIDDEN void lasio_iolink_add_(struct lasio_loop *loop,
 LASIO_HIDDEN void lasio_iolink_remove_(struct lasio_loop *loop,
                                        struct lasio_iolink *link);
 
+/* A per-state context found without a registry lookup: a host that owns
+ * its states (the lasio command) makes its allocator's ud start with this
+ * struct and sets lasio_ctx_allocf_ to that allocator before the first
+ * state is created. States on any other allocator (stock lua5.4, embedding
+ * hosts, worker states) have none, and the registry stays the record; the
+ * context only mirrors it. */
+struct lasio_statectx {
+    struct lasio_loop *running; /* the registry's running loop, or NULL */
+};
+LASIO_HIDDEN extern lua_Alloc lasio_ctx_allocf_;
+/* The context of L's state, or NULL. [-0, +0, -] */
+static inline struct lasio_statectx *
+lasio_statectx_(lua_State *L) {
+    void *ud;
+    lua_Alloc f = lua_getallocf(L, &ud);
+    return f && f == lasio_ctx_allocf_ ? (struct lasio_statectx *)ud : NULL;
+}
+
 LASIO_HIDDEN struct lasio_loop *lasio_checkloop_(lua_State *L, int idx);
 /* The running loop, else the state's current loop (created on first use).
  * [-0, +1, m] pushes the loop userdata and returns it. */
@@ -314,8 +332,9 @@ struct lasio_task {
     unsigned char scheduled; /* step is in the ready queue */
     unsigned char must_cancel;
     unsigned char started;
-    int num_cancels; /* cancelling() */
-    int ref;         /* ref in LOOP_UV_TASKS while pending */
+    unsigned char has_waiter; /* TASK_UV_WAITER is not nil */
+    int num_cancels;          /* cancelling() */
+    int ref;                  /* ref in LOOP_UV_TASKS while pending */
     int id;
     lua_State *co;          /* kept alive by TASK_UV_CORO */
     int heap_pos;           /* index in the timer heap while sleeping */

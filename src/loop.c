@@ -34,8 +34,23 @@ lasio_pushloop_(lua_State *L, struct lasio_loop *loop) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref); /* nil once closed */
 }
 
+lua_Alloc lasio_ctx_allocf_ = NULL;
+
+/* Sets the running loop to the loop userdata (or nil) on top, popped, in
+ * the registry and in the state's context. [-1, +0, -] */
+static void
+set_running(lua_State *L) {
+    struct lasio_statectx *ctx = lasio_statectx_(L);
+    if (ctx)
+        ctx->running = lua_touserdata(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+}
+
 struct lasio_loop *
 lasio_running_loop_(lua_State *L) {
+    struct lasio_statectx *ctx = lasio_statectx_(L);
+    if (ctx)
+        return ctx->running;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
     struct lasio_loop *loop = lua_touserdata(L, -1);
     lua_pop(L, 1);
@@ -58,7 +73,7 @@ lasio_loop_enter_(lua_State *L, struct lasio_loop *loop) {
     if (lasio_running_loop_(L) || loop->closed)
         return 0;
     lasio_pushloop_(L, loop);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+    set_running(L);
     loop->running = 1;
     return 1;
 }
@@ -66,7 +81,7 @@ lasio_loop_enter_(lua_State *L, struct lasio_loop *loop) {
 void
 lasio_loop_leave_(lua_State *L, struct lasio_loop *loop) {
     lua_pushnil(L); /* removing a key never allocates */
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+    set_running(L);
     loop->running = 0;
 }
 
@@ -264,7 +279,7 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     int deadlock = 0;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
     lasio_pushloop_(L, loop);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+    set_running(L);
     loop->L = L;
     loop->running_L = L;
     loop->running = 1;
@@ -285,7 +300,7 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     loop->stopping = 0;
     loop->L = prevL;
     loop->running_L = prevL;
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key); /* restore */
+    set_running(L); /* restore */
     if (deadlock)
         lasio_deadlock_report_(L, loop);
     return deadlock;

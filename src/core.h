@@ -247,15 +247,16 @@ LASIO_HIDDEN int lasio_extra_get_(lua_State *L, int idx, int key);
 LASIO_HIDDEN void lasio_extra_set_(lua_State *L, int idx, int key);
 
 struct lasio_future {
-    unsigned char kind;      /* KIND_FUTURE or KIND_TASK */
-    unsigned char state;     /* enum lasio_fstate */
-    unsigned char log_error; /* error stored and not retrieved yet */
-    unsigned char has_stop;  /* run_until_complete waits on it */
-    unsigned char c_source;  /* made by lasio_future_new: counted in
-                                loop->nsources while pending */
-    int nresults;            /* 1: value stored directly; else a table */
-    int ncallbacks;          /* 0, 1 (stored directly) or more (table) */
-    struct lasio_loop *loop; /* kept alive by FUT_UV_LOOP */
+    unsigned char kind;        /* KIND_FUTURE or KIND_TASK */
+    unsigned char state;       /* enum lasio_fstate */
+    unsigned char log_error;   /* error stored and not retrieved yet */
+    unsigned char has_stop;    /* run_until_complete waits on it */
+    unsigned char c_source;    /* made by lasio_future_new: counted in
+                                  loop->nsources while pending */
+    unsigned char gather_mark; /* seen by the gather starting (gather.c) */
+    int nresults;              /* 1: value stored directly; else a table */
+    int ncallbacks;            /* 0, 1 (stored directly) or more (table) */
+    struct lasio_loop *loop;   /* kept alive by FUT_UV_LOOP */
 };
 
 LASIO_HIDDEN struct lasio_future *lasio_tofuture_(lua_State *L, int idx);
@@ -301,6 +302,8 @@ LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
 /* core.gather_results(list, n): the results table of a finished gather. */
 LASIO_HIDDEN int lasio_gather_results_(lua_State *L);
+/* Sets core.gather_ops (gather.c) in the module table at the top. */
+LASIO_HIDDEN void lasio_gather_open_(lua_State *L);
 /* Function that resolves/stops a loop when a Future completes. */
 LASIO_HIDDEN int lasio_stop_loop_cb_(lua_State *L);
 /* ====== } */

@@ -52,13 +52,6 @@ static struct lasio_queue *
 checkqueue(lua_State *L, int idx) {
     struct lasio_queue *q = lua_touserdata(L, idx);
     if (q && lua_getmetatable(L, idx)) {
-        /* the methods carry their kind's metatable as upvalue 1 (other
-         * callers have none, or a table that is no metatable): one
-         * comparison on the hot path, the token otherwise */
-        if (lua_rawequal(L, -1, lua_upvalueindex(1))) {
-            lua_pop(L, 1);
-            return q;
-        }
         int ok = lua_rawgeti(L, -1, 1) == LUA_TLIGHTUSERDATA &&
                  lua_touserdata(L, -1) == &queue_token;
         lua_pop(L, 2);
@@ -530,9 +523,7 @@ lasio_queue_open_(lua_State *L) {
         if (luaL_newmetatable(L, kinds[k].mt)) {
             lua_pushlightuserdata(L, (void *)&queue_token);
             lua_rawseti(L, -2, 1);
-            luaL_newlibtable(L, queue_methods);
-            lua_pushvalue(L, -2);
-            luaL_setfuncs(L, queue_methods, 1); /* the metatable */
+            luaL_newlib(L, queue_methods);
             lua_pushcclosure(L, queue_index, 1);
             lua_setfield(L, -2, "__index");
             lua_pushcfunction(L, queue_tostring);

@@ -6,7 +6,8 @@
 local core = require "lasio.core"
 
 -- core names for the facade's own use, not part of the module table
-local internal = {coroutine = true, set_interrupt_task = true, gather_results = true}
+local internal = {coroutine = true, set_interrupt_task = true, gather_results = true,
+                  gather_ops = true}
 
 local M = {}
 for k, v in pairs(core) do

@@ -15,8 +15,8 @@ end
 
 -- Starts a fake server and points the running loop's resolver at it
 -- (no hosts file unless given, short timeouts).
-local function setup(handler, records, cfg)
-    local srv = dns.start(handler, records)
+local function setup(handler, records, cfg, tcp_handler)
+    local srv = dns.start(handler, records, tcp_handler)
     cfg = cfg or {}
     cfg.nameservers = cfg.nameservers or { srv.nameserver }
     if cfg.hosts == nil then cfg.hosts = false end
@@ -420,29 +420,120 @@ os.exit(0, true)
 end)
 
 describe("truncated replies", function()
-    -- covers D4: evdns has no TCP retry; the name is resolved again by
-    -- getaddrinfo(3) in a worker thread, which reads /etc/hosts here
-    it("fall back to getaddrinfo in a worker thread", async(function()
-        -- a name of /etc/hosts other than localhost (which lasio answers
-        -- itself): the system resolver finds it there
-        local name, want
-        for line in io.lines("/etc/hosts") do
-            local addr, rest = line:gsub("#.*", ""):match("^%s*(%d+%.%d+%.%d+%.%d+)%s+(.+)$")
-            for n in (rest or ""):gmatch("%S+") do
-                if not name and not n:lower():find("localhost", 1, true) then
-                    name, want = n, addr
-                end
-            end
+    local function truncated(q) return dns.truncated(q) end
+    local function answering(records)
+        return function(q)
+            local list = records[q.name:lower()]
+            if not list then return dns.error(q, 3) end
+            return dns.answer(q, list)
         end
-        if not name then return end -- nothing to resolve on this machine
-        local srv = setup(function(q) return dns.truncated(q) end)
-        -- lasio's own hosts lookup is off (hosts = false): the name
-        -- reaches the fake server, which answers TC
-        local list = lasio.getaddrinfo(name, 9, { family = "inet" })
-        assert.is_true(#srv.queries >= 1)
-        assert.are.equal("inet", list[1].family)
-        assert.are.equal(9, list[1].port)
-        assert.are.equal(want, list[1].addr)
+    end
+
+    -- covers D4: evdns has no TCP retry; lasio asks the same nameserver
+    -- again over TCP, and only the TCP answer carries these addresses
+    it("are asked again over TCP of the same nameserver", async(function()
+        local srv = setup(truncated, nil, nil,
+            answering({ ["big.test"] = { "10.7.0.1", "10.7.0.2", "fd00::7" } }))
+        assert.are.same({ "inet 10.7.0.1 9", "inet 10.7.0.2 9", "inet6 fd00::7 9" },
+            addrs(lasio.getaddrinfo("Big.Test", 9)))
+        assert.are.equal(2, #srv.queries) -- A and AAAA over UDP, both truncated
+        assert.are.equal(2, #srv.tcp_queries)
+        assert.are.same({ "inet 10.7.0.1 9", "inet 10.7.0.2 9" },
+            addrs(lasio.getaddrinfo("big.test", 9, { family = "inet" })))
+        -- a name the TCP side does not know
+        assert.are.equal("EAI_NONAME", gai_error("none.test", 9).code)
+        srv.close()
+    end))
+
+    it("keep the answer of the family that was not truncated", async(function()
+        local srv = setup(function(q)
+            if q.qtype == dns.AAAA then return dns.truncated(q) end
+            return dns.answer(q, { "10.8.0.1" })
+        end, nil, nil, answering({ ["half.test"] = { "10.6.6.6", "fd00::8" } }))
+        assert.are.same({ "inet 10.8.0.1 1", "inet6 fd00::8 1" },
+            addrs(lasio.getaddrinfo("half.test", 1)))
+        assert.are.equal(1, #srv.tcp_queries)
+        assert.are.equal(dns.AAAA, srv.tcp_queries[1].qtype)
+        srv.close()
+    end))
+
+    it("go to the next configured nameserver when one has no TCP",
+        async(function()
+            -- the first server truncates and has no TCP listener (refused)
+            local first = dns.start(truncated)
+            local srv = setup(truncated, nil,
+                { nameservers = { first.nameserver } },
+                answering({ ["two.test"] = { "10.9.0.2" } }))
+            lasio.dns_configure({ nameservers = { first.nameserver, srv.nameserver },
+                hosts = false, timeout = 0.3 })
+            assert.are.same({ "inet 10.9.0.2 1" },
+                addrs(lasio.getaddrinfo("two.test", 1, { family = "inet" })))
+            assert.are.equal(1, #srv.tcp_queries)
+            first.close()
+            srv.close()
+        end))
+
+    -- covers D3: the TCP side never answers
+    it("honour the timeout option when the TCP side is silent", async(function()
+        local srv = setup(truncated, nil, { timeout = 5 }, function() return nil end)
+        local loop = lasio.get_running_loop()
+        local t0 = loop:time()
+        local ok, e = pcall(lasio.getaddrinfo, "mute.test", 1,
+            { family = "inet", timeout = 0.3 })
+        local dt = loop:time() - t0
+        assert.is_false(ok)
+        assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+        assert.are.equal("getaddrinfo: timed out", e.message)
+        assert.is_true(dt >= 0.25 and dt < helper.t(3), dt)
+        -- the connection was made, then closed by the timed-out lookup
+        assert.are.equal(1, srv.tcp_connections)
+        helper.wait_until(function() return srv.tcp_closed == 1 end)
+        srv.close()
+    end))
+
+    -- covers D3
+    it("give a silent TCP nameserver the configured timeout", async(function()
+        local srv = setup(truncated, nil, { timeout = 0.2 }, function() return nil end)
+        local loop = lasio.get_running_loop()
+        local t0 = loop:time()
+        local e = gai_error("mute.test", 1, { family = "inet" })
+        local dt = loop:time() - t0
+        assert.are.equal("EAI_AGAIN", e.code)
+        assert.is_true(dt >= 0.18 and dt < helper.t(3), dt)
+        helper.wait_until(function() return srv.tcp_closed == 1 end)
+        srv.close()
+    end))
+
+    -- covers D3
+    it("can be cancelled while the TCP side is silent", async(function()
+        local srv = setup(truncated, nil, { timeout = 5 }, function() return nil end)
+        local raised = 0
+        local t = lasio.spawn(function()
+            local ok, e = pcall(lasio.getaddrinfo, "mute.test", 1)
+            if not ok and lasio.CancelledError:is(e) then raised = raised + 1 end
+            error(e, 0)
+        end)
+        helper.wait_until(function() return #srv.tcp_queries >= 2 end)
+        t:cancel()
+        assert.has_error(function() t:await() end)
+        assert.is_true(t:cancelled())
+        assert.are.equal(1, raised)
+        -- the socket was released
+        helper.wait_until(function() return srv.tcp_closed == 1 end)
+        srv.close()
+    end))
+
+    -- covers D1, D2 over TCP
+    it("refuse a TCP reply with a wrong ID or a malformed body", async(function()
+        local srv = setup(truncated, nil, nil, function(q)
+            return dns.answer(q, { "10.6.6.6" }, { id = (q.id + 1) % 65536 })
+        end)
+        assert.are.equal("EAI_AGAIN", gai_error("id.test", 1, { family = "inet" }).code)
+        srv.close()
+        srv = setup(truncated, nil, nil, function(q)
+            return dns.malformed(q, "rdlength_past_end")
+        end)
+        assert.are.equal("EAI_AGAIN", gai_error("bad.test", 1, { family = "inet" }).code)
         srv.close()
     end))
 end)

@@ -17,14 +17,13 @@
 #include <event2/event.h>
 
 #include "net.h"
-#include "sys.h" /* the worker threads, for the TCP fallback */
 
 #define LASIO_RESOLVER_MT "lasio.Resolver"
 #define LASIO_QBOX_MT "lasio.DNSQuery"
-#define MAXADDR 32          /* addresses kept per family */
 #define HOSTS_MAX (4 << 20) /* largest hosts file read */
 #define HOSTS_PATH "/etc/hosts"
 #define RESOLV_PATH "/etc/resolv.conf"
+#define EVDNS_TIMEOUT 5.0 /* evdns's default seconds per try */
 
 static const char resolver_key = 0; /* the resolver, in LOOP_UV_ANCHORS */
 
@@ -43,6 +42,7 @@ struct lasio_resolver {
     struct lasio_loop *loop;
     struct evdns_base *dns;
     struct dns_query *queries;
+    double try_timeout; /* seconds per nameserver (the TCP retry) */
     unsigned char linked;
 };
 
@@ -66,11 +66,9 @@ struct dns_query {
     struct lasio_task *task;
     struct qbox *box;
     int pending;
-    int err4, err6, errptr; /* DNS_ERR_* of each answer, -1 before it */
-    int n4, n6;
-    unsigned char a4[MAXADDR][4];
-    unsigned char a6[MAXADDR][16];
-    char *ptr; /* PTR answer (malloc) */
+    struct lasio_dnsanswer ans;
+    int errptr; /* DNS_ERR_* of the PTR answer, -1 before it */
+    char *ptr;  /* PTR answer (malloc) */
 };
 
 /* {====== Errors ====== */
@@ -191,20 +189,22 @@ static void
 cb_a(int result, char type, int count, int ttl, void *addresses, void *arg) {
     struct dns_query *q = arg;
     (void)ttl;
+    struct lasio_dnsanswer *a = &q->ans;
     if (result == DNS_ERR_NONE && type == DNS_IPv4_A)
-        for (int i = 0; i < count && q->n4 < MAXADDR; i++)
-            memcpy(q->a4[q->n4++], (unsigned char *)addresses + 4 * i, 4);
-    answered(q, &q->err4, result);
+        for (int i = 0; i < count && a->n4 < LASIO_DNS_MAXADDR; i++)
+            memcpy(a->a4[a->n4++], (unsigned char *)addresses + 4 * i, 4);
+    answered(q, &a->err4, result);
 }
 
 static void
 cb_aaaa(int result, char type, int count, int ttl, void *addresses, void *arg) {
     struct dns_query *q = arg;
     (void)ttl;
+    struct lasio_dnsanswer *a = &q->ans;
     if (result == DNS_ERR_NONE && type == DNS_IPv6_AAAA)
-        for (int i = 0; i < count && q->n6 < MAXADDR; i++)
-            memcpy(q->a6[q->n6++], (unsigned char *)addresses + 16 * i, 16);
-    answered(q, &q->err6, result);
+        for (int i = 0; i < count && a->n6 < LASIO_DNS_MAXADDR; i++)
+            memcpy(a->a6[a->n6++], (unsigned char *)addresses + 16 * i, 16);
+    answered(q, &a->err6, result);
 }
 
 static void
@@ -361,6 +361,7 @@ push_resolver(lua_State *L, struct lasio_loop *loop, int defaults) {
         lua_newuserdatauv(L, sizeof(struct lasio_resolver), RES_NUV);
     memset(r, 0, sizeof *r);
     r->loop = loop;
+    r->try_timeout = EVDNS_TIMEOUT;
     luaL_setmetatable(L, LASIO_RESOLVER_MT);
     int ridx = lua_gettop(L);
     load_hosts(L, ridx, defaults ? HOSTS_PATH : NULL);
@@ -423,7 +424,7 @@ new_query(lua_State *L, struct lasio_resolver *r) {
         luaL_error(L, "not enough memory");
     q->res = r;
     q->loop = r->loop;
-    q->err4 = q->err6 = q->errptr = -1;
+    q->ans.err4 = q->ans.err6 = q->errptr = -1;
     q->next = r->queries;
     if (r->queries)
         r->queries->prev = q;
@@ -533,80 +534,104 @@ static const char *const gai_opts[] = {"family", "type", "timeout", NULL};
 
 static int gai_k(lua_State *L, int status, lua_KContext ctx);
 
-/* {====== Truncated replies ======
- * evdns 2.1 has no TCP retry for a reply with the TC bit: the name is
- * resolved again by getaddrinfo(3) in a worker thread (issue 8's pool),
- * which does. */
-
-struct gai_job {
-    struct lasio_job head; /* first */
-    char *host;
-    int family, port, dgram;
-    int err; /* EAI_* or 0 */
-    struct addrinfo *res;
-};
-
-static void
-gai_run(struct lasio_job *job, struct lasio_worker *w) {
-    struct gai_job *j = (struct gai_job *)job;
-    struct addrinfo hints;
-    (void)w;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = j->family;
-    hints.ai_socktype = j->dgram ? SOCK_DGRAM : SOCK_STREAM;
-    j->err = getaddrinfo(j->host, NULL, &hints, &j->res);
-}
-
+/* Returns the address list of an answer, or raises its error. */
 static int
-gai_deliver(lua_State *L, struct lasio_job *job, int pin) {
-    struct gai_job *j = (struct gai_job *)job;
-    (void)pin;
-    if (j->err) {
-        lua_pushnil(L); /* no traceback: made in C */
-        push_gaierror(L, "getaddrinfo", j->err, j->host);
-        return -1;
-    }
-    lua_newtable(L);
+gai_result(lua_State *L, const struct lasio_dnsanswer *a) {
+    int port = (int)lua_tointeger(L, GA_PORTNUM);
+    lua_createtable(L, a->n4 + a->n6, 0);
     int lidx = lua_gettop(L);
-    for (struct addrinfo *a = j->res; a; a = a->ai_next) {
-        if (a->ai_family == AF_INET)
-            add_result(L, lidx, AF_INET,
-                       &((struct sockaddr_in *)a->ai_addr)->sin_addr, j->port);
-        else if (a->ai_family == AF_INET6)
-            add_result(L, lidx, AF_INET6,
-                       &((struct sockaddr_in6 *)a->ai_addr)->sin6_addr,
-                       j->port);
-    }
-    return 1;
+    for (int i = 0; i < a->n4; i++)
+        add_result(L, lidx, AF_INET, a->a4[i], port);
+    for (int i = 0; i < a->n6; i++)
+        add_result(L, lidx, AF_INET6, a->a6[i], port);
+    if (lua_rawlen(L, lidx) > 0)
+        return 1;
+    /* no address: a name that does not exist wins over the rest */
+    int err4 = a->err4, err6 = a->err6;
+    int eai = err4 == DNS_ERR_NOTEXIST || err6 == DNS_ERR_NOTEXIST ? EAI_NONAME
+              : err4 > 0 && err4 != DNS_ERR_NODATA ? eai_of(err4)
+              : err6 > 0 && err6 != DNS_ERR_NODATA ? eai_of(err6)
+                                                   : EAI_NODATA;
+    return raise_gaierror(L, "getaddrinfo", eai, lua_tostring(L, GA_HOST));
 }
 
-static void
-gai_free(struct lasio_job *job) {
-    struct gai_job *j = (struct gai_job *)job;
-    if (j->res)
-        freeaddrinfo(j->res);
-    free(j->host);
-    free(j);
-}
+/* {====== Truncated replies ======
+ * evdns 2.1 has no TCP retry for a reply with the TC bit: the families
+ * whose reply was truncated are asked again over TCP (dnstcp.c), of the
+ * same nameservers, within the getaddrinfo deadline; each server gets
+ * the resolver's per-try timeout. The lookup replaces the query in
+ * GA_BOX. */
 
-static const struct lasio_jobtype gai_type = {gai_run, gai_deliver, gai_free};
+static int gai_tcp_k(lua_State *L, int status, lua_KContext ctx);
 
-/* Resolves the name at GA_HOST in a worker thread. */
+/* Steps the TCP lookup in GA_BOX; waits, or returns its result. */
 static int
-gai_fallback(lua_State *L) {
-    struct lasio_job **box = lasio_pool_box_(L);
-    struct gai_job *j = calloc(1, sizeof *j);
-    if (!j)
-        return luaL_error(L, "not enough memory");
-    j->head.type = &gai_type;
-    *box = &j->head;
-    j->host = strdup(lua_tostring(L, GA_HOST));
-    if (!j->host)
-        return luaL_error(L, "not enough memory");
-    j->family = (int)lua_tointeger(L, GA_FAMILY);
-    j->port = (int)lua_tointeger(L, GA_PORTNUM);
-    j->dgram = (int)lua_tointeger(L, GA_DGRAM);
-    return lasio_pool_submit_(L, box, 0, "getaddrinfo");
+gai_tcp_step(lua_State *L, struct lasio_dnstcp *d) {
+    if (lasio_dnstcp_step_(d)) {
+        struct lasio_dnsanswer a = d->answer;
+        lasio_dnstcp_release_(d);
+        return gai_result(L, &a);
+    }
+    double deadline = lua_tonumber(L, GA_DEADLINE);
+    if (deadline > 0 && lasio_time_() >= deadline) {
+        lasio_dnstcp_release_(d);
+        return lasio_raise_(L, ERR_TIMEOUT, "getaddrinfo: timed out");
+    }
+    struct lasio_loop *loop;
+    struct lasio_task *t = lasio_check_await_(L, &loop, "getaddrinfo");
+    /* wake at the earlier of the caller's and the server's deadline */
+    if (deadline == 0 || d->try_deadline < deadline)
+        deadline = d->try_deadline;
+    lasio_io_wait_(L, t, GA_BASE, deadline);
+    d->waiter = t;
+    return lasio_io_yield_(L, 0, gai_tcp_k);
+}
+
+static int
+gai_tcp_k(lua_State *L, int status, lua_KContext ctx) {
+    struct lasio_dnstcp *d = lua_touserdata(L, GA_BOX);
+    (void)status, (void)ctx;
+    d->waiter = NULL;
+    if (lasio_io_resumed_(L, lasio_running_loop_(L), GA_BASE)) {
+        lasio_dnstcp_release_(d);
+        return lua_error(L);
+    }
+    if (!d->linked) /* the loop let go of it */
+        return raise_gaierror(L, "getaddrinfo", EAI_AGAIN,
+                              lua_tostring(L, GA_HOST));
+    return gai_tcp_step(L, d);
+}
+
+/* Starts the TCP lookup for the families of q whose reply was truncated,
+ * keeping q's other answers. */
+static int
+gai_tcp_start(lua_State *L, struct dns_query *q, struct lasio_resolver *r) {
+    int tc4 = q->ans.err4 == DNS_ERR_TRUNCATED;
+    int tc6 = q->ans.err6 == DNS_ERR_TRUNCATED;
+    struct lasio_dnstcp *d = lasio_dnstcp_new_(
+        L, q->loop, lua_tostring(L, GA_HOST), tc4, tc6, r->try_timeout);
+    lua_replace(L, GA_BOX); /* the query's box goes: q is orphaned below */
+    struct lasio_dnsanswer *a = &d->answer;
+    if (!tc4) {
+        a->err4 = q->ans.err4;
+        a->n4 = q->ans.n4;
+        memcpy(a->a4, q->ans.a4, sizeof a->a4);
+    }
+    if (!tc6) {
+        a->err6 = q->ans.err6;
+        a->n6 = q->ans.n6;
+        memcpy(a->a6, q->ans.a6, sizeof a->a6);
+    }
+    query_orphan(q);
+    int n = r->dns ? evdns_base_count_nameservers(r->dns) : 0;
+    for (int i = 0; i < n; i++) {
+        union lasio_sockaddr sa;
+        int len = evdns_base_get_nameserver_addr(r->dns, i, &sa.sa, sizeof sa);
+        if (len > 0)
+            lasio_dnstcp_add_server_(d, &sa.sa, (socklen_t)len);
+    }
+    lua_settop(L, GA_BASE);
+    return gai_tcp_step(L, d);
 }
 
 /* ====== } */
@@ -614,28 +639,14 @@ gai_fallback(lua_State *L) {
 /* The answers are in: the address list, or the error. */
 static int
 gai_done(lua_State *L, struct dns_query *q) {
-    int port = (int)lua_tointeger(L, GA_PORTNUM);
-    if (q->err4 == DNS_ERR_TRUNCATED || q->err6 == DNS_ERR_TRUNCATED) {
-        query_orphan(q);
-        lua_settop(L, GA_BASE);
-        return gai_fallback(L);
+    if (q->ans.err4 == DNS_ERR_TRUNCATED || q->ans.err6 == DNS_ERR_TRUNCATED) {
+        struct lasio_resolver *r = q->res;
+        if (r)
+            return gai_tcp_start(L, q, r);
     }
-    lua_createtable(L, q->n4 + q->n6, 0);
-    int lidx = lua_gettop(L);
-    for (int i = 0; i < q->n4; i++)
-        add_result(L, lidx, AF_INET, q->a4[i], port);
-    for (int i = 0; i < q->n6; i++)
-        add_result(L, lidx, AF_INET6, q->a6[i], port);
-    int err4 = q->err4, err6 = q->err6;
+    struct lasio_dnsanswer a = q->ans;
     query_orphan(q); /* answered: frees it */
-    if (lua_rawlen(L, lidx) > 0)
-        return 1;
-    /* no address: a name that does not exist wins over the rest */
-    int eai = err4 == DNS_ERR_NOTEXIST || err6 == DNS_ERR_NOTEXIST ? EAI_NONAME
-              : err4 > 0 && err4 != DNS_ERR_NODATA ? eai_of(err4)
-              : err6 > 0 && err6 != DNS_ERR_NODATA ? eai_of(err6)
-                                                   : EAI_NODATA;
-    return raise_gaierror(L, "getaddrinfo", eai, lua_tostring(L, GA_HOST));
+    return gai_result(L, &a);
 }
 
 /* Waits (again) for the answers of the query in the box. */
@@ -1059,6 +1070,7 @@ lasio_dns_configure(lua_State *L) {
     evdns_base_set_option(dns, "randomize-case:", randcase ? "1" : "0");
     struct evdns_base *old = r->dns;
     r->dns = dns;
+    r->try_timeout = timeout > 0 ? timeout : EVDNS_TIMEOUT;
     if (old) /* its queries fail through their callbacks */
         evdns_base_free(old, 1);
     return 0;

@@ -419,6 +419,44 @@ os.exit(0, true)
     end)
 end)
 
+describe("evdns's log lines", function()
+    -- a spoofed reply makes evdns warn ("Address mismatch"), a silent
+    -- server makes it log the failed nameserver, a bad address warns
+    local code = [[
+package.path = "spec/?.lua;" .. package.path
+local lasio = require "lasio"
+local dns = require "fake_dns"
+lasio.get_running_loop():set_debug(arg[1] == "debug")
+local other = lasio.open_datagram({ local_addr = { "127.0.0.2", 0 } })
+local srv = dns.start(function(q, data, from)
+    other:send(dns.answer(q, { "10.6.6.6" }), { from.addr, from.port })
+end)
+lasio.dns_configure({ nameservers = { srv.nameserver }, hosts = false,
+    timeout = 0.1, attempts = 1 })
+local ok, e = pcall(lasio.getaddrinfo, "spoof.test", 1, { family = "inet" })
+pcall(lasio.dns_configure, { nameservers = { "not an address" } })
+io.write(e.code, "\n")
+srv.close()
+other:close()
+]]
+
+    it("go nowhere by default", function()
+        local out, err, status = helper.run_child(code)
+        assert.are.equal(0, status, err)
+        assert.are.equal("EAI_AGAIN\n", out)
+        assert.are.equal("", err)
+    end)
+
+    it("go to stderr in debug mode", function()
+        local out, err, status = helper.run_child(code, { args = "debug" })
+        assert.are.equal(0, status, err)
+        assert.are.equal("EAI_AGAIN\n", out)
+        assert.matches("lasio: evdns warning: Address mismatch", err, 1, true)
+        assert.matches("lasio: evdns warning: Unable to parse nameserver", err, 1, true)
+        assert.matches("has failed", err, 1, true)
+    end)
+end)
+
 describe("truncated replies", function()
     local function truncated(q) return dns.truncated(q) end
     local function answering(records)

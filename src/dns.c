@@ -220,6 +220,28 @@ cb_ptr(int result, char type, int count, int ttl, void *addresses, void *arg) {
 
 /* {====== The resolver ====== */
 
+/* evdns's log lines ("Nameserver ... has failed", "[warn] Address
+ * mismatch ...") describe conditions the callers already get as errors:
+ * they go to stderr only while the loop running on this thread is in
+ * debug mode, else nowhere. */
+static void
+dns_log(int is_warning, const char *msg) {
+    struct lasio_loop *loop = lasio_thread_loop_();
+    if (!loop || !loop->debug)
+        return;
+    fprintf(stderr, "lasio: evdns%s: %s\n", is_warning ? " warning" : "", msg);
+    fflush(stderr);
+}
+
+/* A new evdns_base on loop (flags: EVDNS_BASE_*), or NULL. evdns's log
+ * function is process-wide: lasio sets it when it first makes a base, so
+ * a host that never resolves through lasio keeps its own. */
+static struct evdns_base *
+new_base(struct lasio_loop *loop, int flags) {
+    evdns_set_log_fn(dns_log); /* the same pointer each time */
+    return evdns_base_new(loop->base, flags | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+}
+
 /* Lets go of the evdns_base and of every query. Runs no Lua code. With
  * the loop's own event_base, which is freed right after, evdns must not
  * schedule callbacks (they would never run, and leak): requests are
@@ -344,9 +366,8 @@ load_hosts(lua_State *L, int ridx, const char *path) {
     lua_setiuservalue(L, ridx, RES_UV_HOSTS);
 }
 
-/* Pushes the loop's resolver, made on first use: from /etc/resolv.conf
- * and /etc/hosts when `defaults`, else without an evdns_base yet.
- * [-0, +1, m] */
+/* Pushes the loop's resolver, made on first use (with /etc/hosts when
+ * `defaults`), without an evdns_base yet. [-0, +1, m] */
 static struct lasio_resolver *
 push_resolver(lua_State *L, struct lasio_loop *loop, int defaults) {
     lasio_pushloop_(L, loop);
@@ -371,17 +392,11 @@ push_resolver(lua_State *L, struct lasio_loop *loop, int defaults) {
     r->link.release = resolver_release_link;
     lasio_iolink_add_(loop, &r->link);
     r->linked = 1;
-    if (defaults) {
-        r->dns =
-            evdns_base_new(loop->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                           EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        if (!r->dns)
-            luaL_error(L, "cannot create the DNS resolver");
-    }
     return r;
 }
 
-/* The resolver of the running loop, with an evdns_base. [-0, +1, m] */
+/* The resolver of the running loop, with an evdns_base (from
+ * /etc/resolv.conf when it had none). [-0, +1, m] */
 static struct lasio_resolver *
 running_resolver(lua_State *L, const char *what) {
     struct lasio_loop *loop = lasio_running_loop_(L);
@@ -392,9 +407,7 @@ running_resolver(lua_State *L, const char *what) {
                    what);
     struct lasio_resolver *r = push_resolver(L, loop, 1);
     if (!r->dns) {
-        r->dns =
-            evdns_base_new(loop->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                           EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        r->dns = new_base(loop, EVDNS_BASE_INITIALIZE_NAMESERVERS);
         if (!r->dns)
             luaL_error(L, "cannot create the DNS resolver");
     }
@@ -1023,8 +1036,7 @@ lasio_dns_configure(lua_State *L) {
     struct lasio_resolver *r = push_resolver(L, loop, 0); /* 5 */
     load_hosts(L, 5, hosts);
     /* from here on, no Lua allocation until the new base is stored */
-    struct evdns_base *dns =
-        evdns_base_new(loop->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    struct evdns_base *dns = new_base(loop, 0);
     if (!dns)
         return luaL_error(L, "%s: cannot create the DNS resolver", what);
     int flags = DNS_OPTION_MISC | (has_ns ? 0 : DNS_OPTION_NAMESERVERS) |

@@ -42,6 +42,15 @@ lasio_running_loop_(lua_State *L) {
     return loop;
 }
 
+/* The loop running on this thread, for code that has no Lua state at
+ * hand (evdns's log callback). */
+static _Thread_local struct lasio_loop *thread_loop;
+
+struct lasio_loop *
+lasio_thread_loop_(void) {
+    return thread_loop;
+}
+
 struct lasio_loop *
 lasio_current_loop_(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
@@ -60,6 +69,7 @@ lasio_loop_enter_(lua_State *L, struct lasio_loop *loop) {
     lasio_pushloop_(L, loop);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
     loop->running = 1;
+    thread_loop = loop;
     return 1;
 }
 
@@ -68,6 +78,7 @@ lasio_loop_leave_(lua_State *L, struct lasio_loop *loop) {
     lua_pushnil(L); /* removing a key never allocates */
     lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
     loop->running = 0;
+    thread_loop = NULL;
 }
 
 /* {====== Creation and close ====== */
@@ -269,6 +280,8 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     loop->running_L = L;
     loop->running = 1;
     loop->stopping = 0;
+    struct lasio_loop *prev_thread_loop = thread_loop;
+    thread_loop = loop;
     if (loop->rq_count > 0)
         lasio_rq_arm_(loop);
     while (!loop->stopping && !loop->closed) {
@@ -283,6 +296,7 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     }
     loop->running = 0;
     loop->stopping = 0;
+    thread_loop = prev_thread_loop;
     loop->L = prevL;
     loop->running_L = prevL;
     lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key); /* restore */

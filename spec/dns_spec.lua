@@ -376,6 +376,132 @@ describe("resolving in the network calls", function()
         end))
 end)
 
+describe("open_connection by name (happy eyeballs)", function()
+    -- A server on 127.0.0.2 whose accept queue is full: connects to it
+    -- hang (the way the connect-timeout spec of stream_spec blackholes),
+    -- and a working server on 127.0.0.1 at the same port. Returns the
+    -- port and a function that undoes it all.
+    local function blackholed_and_good()
+        local hold = lasio.Future()
+        local busy, good, port
+        for _ = 1, 20 do
+            busy = lasio.start_server(function() hold:await() end, "127.0.0.2", 0,
+                { backlog = 0, max_connections = 1 })
+            port = busy:sockets()[1].port
+            local ok, s = pcall(lasio.start_server, function(r, w) w:write("hi") end,
+                "127.0.0.1", port)
+            if ok then
+                good = s
+                break
+            end
+            busy:close()
+        end
+        assert(good, "no port free on both addresses")
+        local writers = {}
+        while true do -- fill the accept queue until a connect hangs
+            local ok, _, w = pcall(lasio.open_connection, "127.0.0.2", port,
+                { timeout = 0.1 })
+            if not ok then break end
+            writers[#writers + 1] = w
+        end
+        return port, function()
+            hold:set_result()
+            for _, w in ipairs(writers) do w:close() end
+            busy:close()
+            good:close()
+            busy:wait_closed()
+            good:wait_closed()
+        end
+    end
+
+    it("starts the next address after happy_eyeballs_delay; the first to connect wins",
+        async(function()
+            local fds0 = net.fds()
+            local port, undo = blackholed_and_good()
+            local srv = setup(nil, { ["he.test"] = { "127.0.0.2", "127.0.0.1" } })
+            local loop = lasio.get_running_loop()
+            local t0 = loop:time()
+            local r, w = lasio.open_connection("he.test", port, { happy_eyeballs_delay = 0.1 })
+            local dt = loop:time() - t0
+            assert.are.equal("hi", r:readexactly(2))
+            assert.are.equal("127.0.0.1", w:get_extra_info("peername").addr)
+            assert.is_true(dt >= 0.09 and dt < helper.t(2), dt)
+            w:close()
+            w:wait_closed()
+            -- the default delay (250 ms)
+            t0 = loop:time()
+            r, w = lasio.open_connection("he.test", port)
+            dt = loop:time() - t0
+            assert.are.equal("127.0.0.1", w:get_extra_info("peername").addr)
+            assert.is_true(dt >= 0.24 and dt < helper.t(2), dt)
+            w:close()
+            w:wait_closed()
+            -- false: one attempt at a time, so the blackholed one holds
+            -- the whole timeout
+            local ok, e = pcall(lasio.open_connection, "he.test", port,
+                { happy_eyeballs_delay = false, timeout = 0.3 })
+            assert.is_false(ok)
+            assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+            undo()
+            srv.close()
+            -- the losing attempts' sockets were closed
+            assert.is_true(net.fds_back_to(fds0))
+        end))
+
+    it("a timeout with every attempt pending releases them all", async(function()
+        local fds0 = net.fds()
+        local port, undo = blackholed_and_good()
+        -- 127.0.0.2 twice: both attempts hang
+        local srv = setup(nil, { ["hang.test"] = { "127.0.0.2", "127.0.0.2" } })
+        local ok, e = pcall(lasio.open_connection, "hang.test", port,
+            { happy_eyeballs_delay = 0.05, timeout = 0.3 })
+        assert.is_false(ok)
+        assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+        undo()
+        srv.close()
+        assert.is_true(net.fds_back_to(fds0))
+    end))
+
+    it("reports the one error when every attempt failed the same way", async(function()
+        local srv = setup(nil, { ["refused.test"] = { "127.0.0.3", "127.0.0.4" } })
+        local ok, e = pcall(lasio.open_connection, "refused.test", 1)
+        assert.is_false(ok)
+        assert.are.equal("ECONNREFUSED", e.code)
+        assert.are.equal("connect: Connection refused", e.message)
+        srv.close()
+    end))
+
+    it("lists the errors when the attempts failed differently, families interleaved",
+        async(function()
+            -- fe80::1 without a scope cannot be connected to at all
+            local srv = setup(nil,
+                { ["mixed.test"] = { "127.0.0.3", "127.0.0.4", "fe80::1" } })
+            local ok, e = pcall(lasio.open_connection, "mixed.test", 1)
+            assert.is_false(ok)
+            assert.is_true(lasio.OSError:is(e), tostring(e))
+            assert.are.equal(3, #e.errors)
+            assert.are.equal("127.0.0.3", e.errors[1].address.addr)
+            assert.are.equal("fe80::1", e.errors[2].address.addr) -- interleaved
+            assert.are.equal("127.0.0.4", e.errors[3].address.addr)
+            assert.are.equal("ECONNREFUSED", e.errors[1].code)
+            assert.are.equal("connect", e.op)
+            assert.is_nil(e.code)
+            assert.matches("open_connection: all 3 attempts failed: 127.0.0.3 port 1: "
+                .. "connect: Connection refused; fe80::1 port 1: ", e.message, 1, true)
+            srv.close()
+        end))
+
+    it("refuses a bad happy_eyeballs_delay", async(function()
+        for _, v in ipairs({ -1, "x", true }) do
+            local ok, e = pcall(lasio.open_connection, "x.test", 1,
+                { happy_eyeballs_delay = v })
+            assert.is_false(ok)
+            assert.matches("happy_eyeballs_delay must be a number >= 0 or false",
+                tostring(e))
+        end
+    end))
+end)
+
 describe("dns_configure", function()
     it("refuses bad settings", async(function()
         local function msg(cfg)

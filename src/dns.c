@@ -528,24 +528,111 @@ add_string(lua_State *L, int lidx, const char *s, int want, int port) {
 
 /* ====== } */
 
-/* {====== getaddrinfo ====== */
+/* {====== Waiting for a query ======
+ * getaddrinfo and getnameinfo keep the same first slots (arguments, then
+ * Q_BOX and Q_DEADLINE) and wait for their query the same way. */
+
+enum { Q_BOX = 4, Q_DEADLINE = 5 };
+enum { LOOKUP_FORWARD, LOOKUP_REVERSE };
 
 /* Stack of getaddrinfo while it runs: */
 enum {
     GA_HOST = 1,
     GA_PORT,
     GA_OPTS,
-    GA_BOX,      /* the query's box */
-    GA_DEADLINE, /* monotonic deadline or 0 */
-    GA_FAMILY,   /* AF_* wanted */
+    GA_BOX = Q_BOX,           /* the query's box */
+    GA_DEADLINE = Q_DEADLINE, /* monotonic deadline or 0 */
+    GA_FAMILY,                /* AF_* wanted */
     GA_PORTNUM,
     GA_DGRAM, /* 1 for a datagram use */
     GA_BASE = GA_DGRAM
 };
 
-static const char *const gai_opts[] = {"family", "type", "timeout", NULL};
+/* Stack of getnameinfo while it runs: */
+enum {
+    GN_ADDR = 1,
+    GN_PORT,
+    GN_OPTS,
+    GN_BOX = Q_BOX,
+    GN_DEADLINE = Q_DEADLINE,
+    GN_HOST,    /* the numeric address string */
+    GN_SERVICE, /* the service, already known */
+    GN_BASE = GN_SERVICE
+};
 
-static int gai_k(lua_State *L, int status, lua_KContext ctx);
+static int gai_done(lua_State *L, struct dns_query *q);
+static int gni_done(lua_State *L, struct dns_query *q);
+
+static const struct lookup {
+    const char *what;
+    int base; /* the stack's height while waiting */
+    /* returns the results of q, NULL when the resolver let go of it */
+    int (*done)(lua_State *L, struct dns_query *q);
+} lookups[] = {{"getaddrinfo", GA_BASE, gai_done},
+               {"getnameinfo", GN_BASE, gni_done}};
+
+static int lookup_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Waits (again) for the answers of the query in the box. */
+static int
+lookup_wait(lua_State *L, struct dns_query *q, int kind) {
+    const struct lookup *k = &lookups[kind];
+    struct lasio_loop *loop;
+    double deadline = lua_tonumber(L, Q_DEADLINE);
+    if (deadline > 0 && lasio_time_() >= deadline) {
+        query_orphan(q);
+        return lasio_raise_(L, ERR_TIMEOUT, "%s: timed out", k->what);
+    }
+    struct lasio_task *t = lasio_check_await_(L, &loop, k->what);
+    lasio_io_wait_(L, t, k->base, deadline);
+    q->task = t;
+    return lasio_io_yield_(L, kind, lookup_k);
+}
+
+static int
+lookup_k(lua_State *L, int status, lua_KContext ctx) {
+    const struct lookup *k = &lookups[ctx];
+    struct qbox *box = lua_touserdata(L, Q_BOX);
+    struct dns_query *q = box->q;
+    (void)status;
+    if (q)
+        q->task = NULL;
+    if (lasio_io_resumed_(L, lasio_running_loop_(L), k->base)) {
+        if (q)
+            query_orphan(q);
+        return lua_error(L);
+    }
+    if (q && q->pending > 0)
+        return lookup_wait(L, q, (int)ctx);
+    return k->done(L, q);
+}
+
+/* Reads the timeout option of opts and pushes the slots Q_BOX (nil until
+ * a query is made) and Q_DEADLINE. [-0, +2, e] */
+static void
+push_query_slots(lua_State *L, int opts, const char *what) {
+    lasio_optfield_(L, opts, "timeout");
+    double timeout = lasio_io_checktimeout_(L, -1, what);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_pushnumber(L, lasio_io_deadline_(timeout));
+}
+
+/* Makes a query of r, boxed in Q_BOX, and cuts the stack to base.
+ * [-?, +0, m] */
+static struct dns_query *
+start_query(lua_State *L, struct lasio_resolver *r, int base) {
+    struct dns_query *q = new_query(L, r);
+    lua_replace(L, Q_BOX);
+    lua_settop(L, base);
+    return q;
+}
+
+/* ====== } */
+
+/* {====== getaddrinfo ====== */
+
+static const char *const gai_opts[] = {"family", "type", "timeout", NULL};
 
 /* Returns the address list of an answer, or raises its error. */
 static int
@@ -652,6 +739,9 @@ gai_tcp_start(lua_State *L, struct dns_query *q, struct lasio_resolver *r) {
 /* The answers are in: the address list, or the error. */
 static int
 gai_done(lua_State *L, struct dns_query *q) {
+    if (!q) /* the resolver let go of it (the loop closes) */
+        return raise_gaierror(L, "getaddrinfo", EAI_AGAIN,
+                              lua_tostring(L, GA_HOST));
     if (q->ans.err4 == DNS_ERR_TRUNCATED || q->ans.err6 == DNS_ERR_TRUNCATED) {
         struct lasio_resolver *r = q->res;
         if (r)
@@ -660,42 +750,6 @@ gai_done(lua_State *L, struct dns_query *q) {
     struct lasio_dnsanswer a = q->ans;
     query_orphan(q); /* answered: frees it */
     return gai_result(L, &a);
-}
-
-/* Waits (again) for the answers of the query in the box. */
-static int
-gai_wait(lua_State *L, struct dns_query *q) {
-    struct lasio_loop *loop;
-    double deadline = lua_tonumber(L, GA_DEADLINE);
-    if (deadline > 0 && lasio_time_() >= deadline) {
-        query_orphan(q);
-        return lasio_raise_(L, ERR_TIMEOUT, "getaddrinfo: timed out");
-    }
-    struct lasio_task *t = lasio_check_await_(L, &loop, "getaddrinfo");
-    lasio_io_wait_(L, t, GA_BASE, deadline);
-    q->task = t;
-    return lasio_io_yield_(L, 0, gai_k);
-}
-
-static int
-gai_k(lua_State *L, int status, lua_KContext ctx) {
-    struct qbox *box = lua_touserdata(L, GA_BOX);
-    struct dns_query *q = box->q;
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    (void)status, (void)ctx;
-    if (q)
-        q->task = NULL;
-    if (lasio_io_resumed_(L, loop, GA_BASE)) {
-        if (q)
-            query_orphan(q);
-        return lua_error(L);
-    }
-    if (!q) /* the resolver let go of it (the loop closes) */
-        return raise_gaierror(L, "getaddrinfo", EAI_AGAIN,
-                              lua_tostring(L, GA_HOST));
-    if (q->pending > 0)
-        return gai_wait(L, q);
-    return gai_done(L, q);
 }
 
 static int
@@ -742,11 +796,7 @@ lasio_getaddrinfo(lua_State *L) {
     }
     lua_pop(L, 1);
     int port = checkservice(L, GA_PORT, proto, what);
-    lasio_optfield_(L, GA_OPTS, "timeout");
-    double timeout = lasio_io_checktimeout_(L, -1, what);
-    lua_pop(L, 1);
-    lua_pushnil(L); /* GA_BOX, set below when a query is needed */
-    lua_pushnumber(L, lasio_io_deadline_(timeout));
+    push_query_slots(L, GA_OPTS, what);
     lua_pushinteger(L, family);
     lua_pushinteger(L, port);
     lua_pushinteger(L, dgram);
@@ -799,9 +849,7 @@ lasio_getaddrinfo(lua_State *L) {
     lua_settop(L, ridx);
     if (evdns_base_count_nameservers(r->dns) == 0)
         return raise_gaierror(L, what, EAI_FAIL, "no nameserver");
-    struct dns_query *q = new_query(L, r);
-    lua_replace(L, GA_BOX);
-    lua_settop(L, GA_BASE);
+    struct dns_query *q = start_query(L, r, GA_BASE);
     if (family != AF_INET6 && evdns_base_resolve_ipv4(r->dns, host, 0, cb_a, q))
         q->pending++;
     if (family != AF_INET &&
@@ -811,28 +859,15 @@ lasio_getaddrinfo(lua_State *L) {
         query_orphan(q);
         return raise_gaierror(L, what, EAI_MEMORY, host);
     }
-    return gai_wait(L, q);
+    return lookup_wait(L, q, LOOKUP_FORWARD);
 }
 
 /* ====== } */
 
 /* {====== getnameinfo ====== */
 
-enum {
-    GN_ADDR = 1,
-    GN_PORT,
-    GN_OPTS,
-    GN_BOX,
-    GN_DEADLINE,
-    GN_HOST,    /* the numeric address string */
-    GN_SERVICE, /* the service, already known */
-    GN_BASE = GN_SERVICE
-};
-
 static const char *const gni_opts[] = {"numerichost", "numericserv", "namereqd",
                                        "type",        "timeout",     NULL};
-
-static int gni_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Returns host, service: the PTR name, or the numeric address unless
  * namereqd. */
@@ -857,37 +892,6 @@ gni_done(lua_State *L, struct dns_query *q) {
         query_orphan(q);
     lua_pushvalue(L, GN_SERVICE);
     return 2;
-}
-
-static int
-gni_wait(lua_State *L, struct dns_query *q) {
-    struct lasio_loop *loop;
-    double deadline = lua_tonumber(L, GN_DEADLINE);
-    if (deadline > 0 && lasio_time_() >= deadline) {
-        query_orphan(q);
-        return lasio_raise_(L, ERR_TIMEOUT, "getnameinfo: timed out");
-    }
-    struct lasio_task *t = lasio_check_await_(L, &loop, "getnameinfo");
-    lasio_io_wait_(L, t, GN_BASE, deadline);
-    q->task = t;
-    return lasio_io_yield_(L, 0, gni_k);
-}
-
-static int
-gni_k(lua_State *L, int status, lua_KContext ctx) {
-    struct qbox *box = lua_touserdata(L, GN_BOX);
-    struct dns_query *q = box->q;
-    (void)status, (void)ctx;
-    if (q)
-        q->task = NULL;
-    if (lasio_io_resumed_(L, lasio_running_loop_(L), GN_BASE)) {
-        if (q)
-            query_orphan(q);
-        return lua_error(L);
-    }
-    if (q && q->pending > 0)
-        return gni_wait(L, q);
-    return gni_done(L, q);
 }
 
 /* lasio.getnameinfo(addr [, port] [, opts]) -> host, service. addr is a
@@ -922,11 +926,7 @@ lasio_getnameinfo(lua_State *L) {
         proto = "udp";
     lua_pop(L, 1);
     int port = lua_isnil(L, GN_PORT) ? -1 : lasio_checkport_(L, GN_PORT, what);
-    lasio_optfield_(L, GN_OPTS, "timeout");
-    double timeout = lasio_io_checktimeout_(L, -1, what);
-    lua_pop(L, 1);
-    lua_pushnil(L); /* GN_BOX */
-    lua_pushnumber(L, lasio_io_deadline_(timeout));
+    push_query_slots(L, GN_OPTS, what);
     lua_pushstring(L, addr);
     /* the service: a name from /etc/services, else the number */
     struct servent se, *res = NULL;
@@ -954,9 +954,7 @@ lasio_getnameinfo(lua_State *L) {
     lua_settop(L, GN_BASE + 1); /* keeps the resolver on the stack */
     if (evdns_base_count_nameservers(r->dns) == 0)
         return gni_done(L, NULL);
-    struct dns_query *q = new_query(L, r);
-    lua_replace(L, GN_BOX);
-    lua_settop(L, GN_BASE);
+    struct dns_query *q = start_query(L, r, GN_BASE);
     unsigned char b[16];
     inet_pton(family, addr, b);
     struct evdns_request *req =
@@ -970,7 +968,7 @@ lasio_getnameinfo(lua_State *L) {
         return raise_gaierror(L, what, EAI_MEMORY, addr);
     }
     q->pending++;
-    return gni_wait(L, q);
+    return lookup_wait(L, q, LOOKUP_REVERSE);
 }
 
 /* ====== } */

@@ -185,26 +185,31 @@ answered(struct dns_query *q, int *err, int result) {
         lasio_io_wake_cb_(q->loop, q->task);
 }
 
+/* An A (six == 0) or AAAA answer: keeps its addresses. */
+static void
+got_addrs(struct dns_query *q, int result, int type, int count,
+          const unsigned char *addresses, int six) {
+    struct lasio_dnsanswer *a = &q->ans;
+    size_t size = six ? 16 : 4;
+    int *n = six ? &a->n6 : &a->n4;
+    unsigned char *to = six ? a->a6[0] : a->a4[0];
+    if (result == DNS_ERR_NONE && type == (six ? DNS_IPv6_AAAA : DNS_IPv4_A))
+        for (int i = 0; i < count && *n < LASIO_DNS_MAXADDR; i++)
+            memcpy(to + size * (size_t)(*n)++, addresses + size * (size_t)i,
+                   size);
+    answered(q, six ? &a->err6 : &a->err4, result);
+}
+
 static void
 cb_a(int result, char type, int count, int ttl, void *addresses, void *arg) {
-    struct dns_query *q = arg;
     (void)ttl;
-    struct lasio_dnsanswer *a = &q->ans;
-    if (result == DNS_ERR_NONE && type == DNS_IPv4_A)
-        for (int i = 0; i < count && a->n4 < LASIO_DNS_MAXADDR; i++)
-            memcpy(a->a4[a->n4++], (unsigned char *)addresses + 4 * i, 4);
-    answered(q, &a->err4, result);
+    got_addrs(arg, result, type, count, addresses, 0);
 }
 
 static void
 cb_aaaa(int result, char type, int count, int ttl, void *addresses, void *arg) {
-    struct dns_query *q = arg;
     (void)ttl;
-    struct lasio_dnsanswer *a = &q->ans;
-    if (result == DNS_ERR_NONE && type == DNS_IPv6_AAAA)
-        for (int i = 0; i < count && a->n6 < LASIO_DNS_MAXADDR; i++)
-            memcpy(a->a6[a->n6++], (unsigned char *)addresses + 16 * i, 16);
-    answered(q, &a->err6, result);
+    got_addrs(arg, result, type, count, addresses, 1);
 }
 
 static void
@@ -264,10 +269,7 @@ resolver_release(struct lasio_resolver *r) {
         if (own || q->pending == 0)
             query_free(q);
     }
-    if (r->linked) {
-        r->linked = 0;
-        lasio_iolink_remove_(r->loop, &r->link);
-    }
+    lasio_io_unlink_(r->loop, &r->link, &r->linked);
 }
 
 static void

@@ -45,10 +45,7 @@ lasio_dnstcp_release_(struct lasio_dnstcp *d) {
     d->waiter = NULL;
     free(d->in);
     d->in = NULL;
-    if (d->linked) {
-        d->linked = 0;
-        lasio_iolink_remove_(d->loop, &d->link);
-    }
+    lasio_io_unlink_(d->loop, &d->link, &d->linked);
 }
 
 static void

@@ -63,6 +63,13 @@ LASIO_HIDDEN int lasio_io_guard_(struct lasio_loop *loop, lua_CFunction body,
 /* The deadline for a timeout of `seconds` (<0 means none): 0 or a
  * monotonic time. */
 LASIO_HIDDEN double lasio_io_deadline_(double seconds);
+/* Takes link out of the loop's list if *linked (and clears it). */
+LASIO_HIDDEN void lasio_io_unlink_(struct lasio_loop *loop,
+                                   struct lasio_iolink *link,
+                                   unsigned char *linked);
+/* gettimeout's result: nil for none (< 0), else the seconds; returns 1.
+ * [-0, +1, -] */
+LASIO_HIDDEN int lasio_io_pushtimeout_(lua_State *L, double timeout);
 /* Reads a timeout argument at idx: nil (none, -1) or a number >= 0. */
 LASIO_HIDDEN double lasio_io_checktimeout_(lua_State *L, int idx,
                                            const char *what);

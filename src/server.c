@@ -94,10 +94,7 @@ release_listeners(struct lasio_server *sv) {
         free(sv->upath);
         sv->upath = NULL;
     }
-    if (sv->linked) {
-        sv->linked = 0;
-        lasio_iolink_remove_(sv->loop, &sv->link);
-    }
+    lasio_io_unlink_(sv->loop, &sv->link, &sv->linked);
 }
 
 static void

@@ -414,6 +414,12 @@ describe("open_connection by name (happy eyeballs)", function()
         end
     end
 
+    local function open_times_out(...)
+        local ok, e = pcall(lasio.open_connection, ...)
+        assert.is_false(ok)
+        assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+    end
+
     it("starts the next address after happy_eyeballs_delay; the first to connect wins",
         async(function()
             local fds0 = net.fds()
@@ -438,10 +444,7 @@ describe("open_connection by name (happy eyeballs)", function()
             w:wait_closed()
             -- false: one attempt at a time, so the blackholed one holds
             -- the whole timeout
-            local ok, e = pcall(lasio.open_connection, "he.test", port,
-                { happy_eyeballs_delay = false, timeout = 0.3 })
-            assert.is_false(ok)
-            assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+            open_times_out("he.test", port, { happy_eyeballs_delay = false, timeout = 0.3 })
             undo()
             srv.close()
             -- the losing attempts' sockets were closed
@@ -453,10 +456,7 @@ describe("open_connection by name (happy eyeballs)", function()
         local port, undo = blackholed_and_good()
         -- 127.0.0.2 twice: both attempts hang
         local srv = setup(nil, { ["hang.test"] = { "127.0.0.2", "127.0.0.2" } })
-        local ok, e = pcall(lasio.open_connection, "hang.test", port,
-            { happy_eyeballs_delay = 0.05, timeout = 0.3 })
-        assert.is_false(ok)
-        assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+        open_times_out("hang.test", port, { happy_eyeballs_delay = 0.05, timeout = 0.3 })
         undo()
         srv.close()
         assert.is_true(net.fds_back_to(fds0))

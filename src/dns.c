@@ -401,12 +401,7 @@ push_resolver(lua_State *L, struct lasio_loop *loop, int defaults) {
  * /etc/resolv.conf when it had none). [-0, +1, m] */
 static struct lasio_resolver *
 running_resolver(lua_State *L, const char *what) {
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop)
-        luaL_error(L,
-                   "%s: no running loop (use lasio.run or the lasio "
-                   "command)",
-                   what);
+    struct lasio_loop *loop = lasio_io_running_loop_(L, what);
     struct lasio_resolver *r = push_resolver(L, loop, 1);
     if (!r->dns) {
         r->dns = new_base(loop, EVDNS_BASE_INITIALIZE_NAMESERVERS);
@@ -1008,9 +1003,7 @@ lasio_dns_configure(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lasio_checkopts_(L, 1, what, cfg_opts);
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop)
-        return luaL_error(L, "%s: no running loop", what);
+    struct lasio_loop *loop = lasio_io_running_loop_(L, what);
     /* check everything before anything changes */
     int has_ns = strings_opt(L, "nameservers", what); /* 2 */
     int has_search = strings_opt(L, "search", what);  /* 3 */

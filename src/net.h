@@ -63,6 +63,9 @@ LASIO_HIDDEN int lasio_io_guard_(struct lasio_loop *loop, lua_CFunction body,
 /* The deadline for a timeout of `seconds` (<0 means none): 0 or a
  * monotonic time. */
 LASIO_HIDDEN double lasio_io_deadline_(double seconds);
+/* The running loop; raises "what: no running loop" without one. */
+LASIO_HIDDEN struct lasio_loop *lasio_io_running_loop_(lua_State *L,
+                                                       const char *what);
 /* Takes link out of the loop's list if *linked (and clears it). */
 LASIO_HIDDEN void lasio_io_unlink_(struct lasio_loop *loop,
                                    struct lasio_iolink *link,

@@ -402,12 +402,7 @@ od_step(lua_State *L, int which) {
     else if ((a->has[0] && a->sa[0].sa.sa_family != family) ||
              (a->has[1] && a->sa[1].sa.sa_family != family))
         return luaL_error(L, "%s: the addresses do not match the family", what);
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop)
-        return luaL_error(L,
-                          "%s: no running loop (use lasio.run or the "
-                          "lasio command)",
-                          what);
+    struct lasio_loop *loop = lasio_io_running_loop_(L, what);
     /* the endpoint first, closed; then the socket */
     struct lasio_dgram *d =
         lua_newuserdatauv(L, sizeof(struct lasio_dgram), DGRAM_NUV);

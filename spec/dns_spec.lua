@@ -245,6 +245,26 @@ describe("getaddrinfo", function()
             srv.close()
         end))
 
+    -- covers D2: the documented limits of evdns 2.1.12 (docs/API.md); if
+    -- a libevent upgrade closes them, this spec and the docs change
+    it("takes a reply from the nameserver's address and another port, and "
+        .. "a question in other case while randomising", async(function()
+            local other = lasio.open_datagram({ local_addr = { "127.0.0.1", 0 } })
+            local srv = setup(function(q, data, from)
+                other:send(dns.answer(q, { "10.6.6.6" }), { from.addr, from.port })
+            end, nil, { timeout = 0.2, attempts = 1 })
+            assert.are.same({ "inet 10.6.6.6 1" },
+                addrs(lasio.getaddrinfo("port.test", 1, { family = "inet" })))
+            other:close()
+            srv.close()
+            srv = setup(function(q)
+                return dns.answer(q, { "10.6.6.7" }, { question = q.question:lower() })
+            end)
+            assert.are.same({ "inet 10.6.6.7 1" },
+                addrs(lasio.getaddrinfo("CASE.test", 1, { family = "inet" })))
+            srv.close()
+        end))
+
     -- covers D4
     it("refuses empty, NUL-containing and oversized host names", async(function()
         local function msg(h)

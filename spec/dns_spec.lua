@@ -434,6 +434,13 @@ describe("open_connection by name (happy eyeballs)", function()
         end
     end
 
+    -- Resolves name once, so that the resolver's own sockets exist, and
+    -- returns the fd count then.
+    local function resolver_ready(name)
+        lasio.getaddrinfo(name, 1)
+        return net.settle()
+    end
+
     local function open_times_out(...)
         local ok, e = pcall(lasio.open_connection, ...)
         assert.is_false(ok)
@@ -442,9 +449,9 @@ describe("open_connection by name (happy eyeballs)", function()
 
     it("starts the next address after happy_eyeballs_delay; the first to connect wins",
         async(function()
-            local fds0 = net.fds()
-            local port, undo = blackholed_and_good()
             local srv = setup(nil, { ["he.test"] = { "127.0.0.2", "127.0.0.1" } })
+            local fds0 = resolver_ready("he.test")
+            local port, undo = blackholed_and_good()
             local loop = lasio.get_running_loop()
             local t0 = loop:time()
             local r, w = lasio.open_connection("he.test", port, { happy_eyeballs_delay = 0.1 })
@@ -466,21 +473,31 @@ describe("open_connection by name (happy eyeballs)", function()
             -- the whole timeout
             open_times_out("he.test", port, { happy_eyeballs_delay = false, timeout = 0.3 })
             undo()
-            srv.close()
             -- the losing attempts' sockets were closed
             assert.is_true(net.fds_back_to(fds0))
+            srv.close()
         end))
 
-    it("a timeout with every attempt pending releases them all", async(function()
-        local fds0 = net.fds()
-        local port, undo = blackholed_and_good()
-        -- 127.0.0.2 twice: both attempts hang
-        local srv = setup(nil, { ["hang.test"] = { "127.0.0.2", "127.0.0.2" } })
-        open_times_out("hang.test", port, { happy_eyeballs_delay = 0.05, timeout = 0.3 })
-        undo()
-        srv.close()
-        assert.is_true(net.fds_back_to(fds0))
-    end))
+    it("a timeout or a cancellation with every attempt pending releases them all",
+        async(function()
+            -- 127.0.0.2 twice: both attempts hang
+            local srv = setup(nil, { ["hang.test"] = { "127.0.0.2", "127.0.0.2" } })
+            local fds0 = resolver_ready("hang.test")
+            local port, undo = blackholed_and_good()
+            local fds1 = net.fds()
+            open_times_out("hang.test", port, { happy_eyeballs_delay = 0.05, timeout = 0.3 })
+            assert.is_true(net.fds_back_to(fds1))
+            local t = lasio.spawn(lasio.open_connection, "hang.test", port,
+                { happy_eyeballs_delay = 0.01 })
+            assert.is_true(helper.wait_until(function() return net.fds() >= fds1 + 2 end))
+            t:cancel()
+            assert.has_error(function() t:await() end)
+            assert.is_true(t:cancelled())
+            assert.is_true(net.fds_back_to(fds1))
+            undo()
+            assert.is_true(net.fds_back_to(fds0))
+            srv.close()
+        end))
 
     it("reports the one error when every attempt failed the same way", async(function()
         local srv = setup(nil, { ["refused.test"] = { "127.0.0.3", "127.0.0.4" } })

@@ -256,7 +256,8 @@ LASIO_HIDDEN extern const luaL_Reg lasio_writer_methods_[];
 LASIO_HIDDEN int lasio_writer_close_(lua_State *L);
 /* ====== } */
 
-/* {====== Connections and servers (connect.c, server.c) ====== */
+/* {====== Connections, servers, datagrams, DNS (connect.c, server.c,
+ * udp.c, dns.c) ====== */
 LASIO_HIDDEN int luaopen_lasio_connect_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_server_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_udp_(lua_State *L);
@@ -271,6 +272,8 @@ LASIO_HIDDEN int lasio_push_resolve_(lua_State *L, int hostidx, int port,
  * when there is none. [-0, +0, m] */
 LASIO_HIDDEN int lasio_addrlist_get_(lua_State *L, int idx, lua_Integer i,
                                      union lasio_sockaddr *sa, socklen_t *len);
+/* The server a connection came from lost one connection. */
+LASIO_HIDDEN void lasio_server_conn_done_(lua_State *L, int serveridx);
 /* The addresses of a lookup, and how each family's question ended
  * (DNS_ERR_* of evdns, -1 before an answer). */
 #define LASIO_DNS_MAXADDR 32 /* addresses kept per family */
@@ -330,11 +333,6 @@ LASIO_HIDDEN int lasio_dnstcp_add_server_(struct lasio_dnstcp *d,
 LASIO_HIDDEN int lasio_dnstcp_step_(struct lasio_dnstcp *d);
 /* Closes the socket and frees what the lookup holds. Idempotent. */
 LASIO_HIDDEN void lasio_dnstcp_release_(struct lasio_dnstcp *d);
-/* ====== } */
-
-/* {====== Connections, continued ====== */
-/* The server a connection came from lost one connection. */
-LASIO_HIDDEN void lasio_server_conn_done_(lua_State *L, int serveridx);
 /* ====== } */
 
 #endif

@@ -15,7 +15,7 @@ option(LASIO_MODULE_ONLY "Install only the Lua module (LuaRocks)" OFF)
 
 add_library(lasio_static STATIC $<TARGET_OBJECTS:lasio_objects>)
 target_include_directories(lasio_static PUBLIC src ${LUA_INCLUDE_DIRS})
-target_link_libraries(lasio_static PUBLIC PkgConfig::LIBEVENT
+target_link_libraries(lasio_static PUBLIC PkgConfig::LIBEVENT resolv
     Threads::Threads)
 set_target_properties(lasio_static PROPERTIES OUTPUT_NAME lasio)
 lasio_target_options(lasio_static)
@@ -24,7 +24,7 @@ lasio_target_options(lasio_static)
 # links the one Lua it uses (as Lua C modules do).
 add_library(lasio_shared SHARED $<TARGET_OBJECTS:lasio_objects>)
 target_include_directories(lasio_shared PRIVATE ${LUA_INCLUDE_DIRS})
-target_link_libraries(lasio_shared PRIVATE PkgConfig::LIBEVENT
+target_link_libraries(lasio_shared PRIVATE PkgConfig::LIBEVENT resolv
     Threads::Threads)
 set_target_properties(lasio_shared PROPERTIES OUTPUT_NAME lasio
     VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}

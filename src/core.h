@@ -149,6 +149,9 @@ LASIO_HIDDEN struct lasio_loop *lasio_checkloop_(lua_State *L, int idx);
 /* The running loop, else the state's current loop (created on first use).
  * [-0, +1, m] pushes the loop userdata and returns it. */
 LASIO_HIDDEN struct lasio_loop *lasio_get_loop_(lua_State *L);
+/* The loop running on this thread (inside run or a host's poll), or
+ * NULL; for callbacks without a Lua state. */
+LASIO_HIDDEN struct lasio_loop *lasio_thread_loop_(void);
 /* The running loop or NULL. [-0, +0, -] */
 LASIO_HIDDEN struct lasio_loop *lasio_running_loop_(lua_State *L);
 /* The running loop, else the state's current loop; NULL when neither is

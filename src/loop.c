@@ -57,6 +57,15 @@ lasio_running_loop_(lua_State *L) {
     return loop;
 }
 
+/* The loop running on this thread, for code that has no Lua state at
+ * hand (evdns's log callback). */
+static _Thread_local struct lasio_loop *thread_loop;
+
+struct lasio_loop *
+lasio_thread_loop_(void) {
+    return thread_loop;
+}
+
 struct lasio_loop *
 lasio_current_loop_(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
@@ -75,6 +84,7 @@ lasio_loop_enter_(lua_State *L, struct lasio_loop *loop) {
     lasio_pushloop_(L, loop);
     set_running(L);
     loop->running = 1;
+    thread_loop = loop;
     return 1;
 }
 
@@ -83,6 +93,7 @@ lasio_loop_leave_(lua_State *L, struct lasio_loop *loop) {
     lua_pushnil(L); /* removing a key never allocates */
     set_running(L);
     loop->running = 0;
+    thread_loop = NULL;
 }
 
 /* {====== Creation and close ====== */
@@ -284,6 +295,8 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     loop->running_L = L;
     loop->running = 1;
     loop->stopping = 0;
+    struct lasio_loop *prev_thread_loop = thread_loop;
+    thread_loop = loop;
     if (loop->rq_count > 0)
         lasio_rq_arm_(loop);
     while (!loop->stopping && !loop->closed) {
@@ -298,6 +311,7 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     }
     loop->running = 0;
     loop->stopping = 0;
+    thread_loop = prev_thread_loop;
     loop->L = prevL;
     loop->running_L = prevL;
     set_running(L); /* restore */

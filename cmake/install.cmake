@@ -16,7 +16,7 @@ option(LASIO_MODULE_ONLY "Install only the Lua module (LuaRocks)" OFF)
 add_library(lasio_static STATIC $<TARGET_OBJECTS:lasio_objects>
     $<TARGET_OBJECTS:lasio_llhttp>)
 target_include_directories(lasio_static PUBLIC src ${LUA_INCLUDE_DIRS})
-target_link_libraries(lasio_static PUBLIC PkgConfig::LIBEVENT
+target_link_libraries(lasio_static PUBLIC PkgConfig::LIBEVENT resolv
     Threads::Threads)
 set_target_properties(lasio_static PROPERTIES OUTPUT_NAME lasio)
 lasio_target_options(lasio_static)
@@ -26,7 +26,7 @@ lasio_target_options(lasio_static)
 add_library(lasio_shared SHARED $<TARGET_OBJECTS:lasio_objects>
     $<TARGET_OBJECTS:lasio_llhttp>)
 target_include_directories(lasio_shared PRIVATE ${LUA_INCLUDE_DIRS})
-target_link_libraries(lasio_shared PRIVATE PkgConfig::LIBEVENT
+target_link_libraries(lasio_shared PRIVATE PkgConfig::LIBEVENT resolv
     Threads::Threads)
 set_target_properties(lasio_shared PROPERTIES OUTPUT_NAME lasio
     VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}

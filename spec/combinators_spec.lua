@@ -145,6 +145,25 @@ describe("lasio.gather", function()
                 assert.are.same({ 1, 2 }, r)
             end))
 
+        it("a pending Future given twice, then gathered again and by two gathers at once",
+            async(function()
+                -- the C side marks children to find duplicates: the marks
+                -- must be gone once a gather has started
+                local f = lasio.Future()
+                local first = lasio.spawn(function() return lasio.gather(f, f) end)
+                local second = lasio.spawn(function() return lasio.gather({ f, f }) end)
+                lasio.sleep(0)
+                f:set_result("x")
+                assert.are.same({ "x", "x" }, { first:await() })
+                assert.are.same({ n = 2, "x", "x" }, second:await())
+                assert.are.same({ "x" }, { lasio.gather(f) })
+                local g = lasio.Future()
+                local third = lasio.spawn(function() return lasio.gather(g, f, g) end)
+                lasio.sleep(0)
+                g:set_result("y")
+                assert.are.same({ "y", "x", "y" }, { third:await() })
+            end))
+
         it("already finished children give their results without suspending", async(function()
             local a, b = futures(2)
             a:set_result(1)

@@ -15,8 +15,8 @@ end
 
 -- Starts a fake server and points the running loop's resolver at it
 -- (no hosts file unless given, short timeouts).
-local function setup(handler, records, cfg)
-    local srv = dns.start(handler, records)
+local function setup(handler, records, cfg, tcp_handler)
+    local srv = dns.start(handler, records, tcp_handler)
     cfg = cfg or {}
     cfg.nameservers = cfg.nameservers or { srv.nameserver }
     if cfg.hosts == nil then cfg.hosts = false end
@@ -245,6 +245,26 @@ describe("getaddrinfo", function()
             srv.close()
         end))
 
+    -- covers D2: the documented limits of evdns 2.1.12 (docs/API.md); if
+    -- a libevent upgrade closes them, this spec and the docs change
+    it("takes a reply from the nameserver's address and another port, and "
+        .. "a question in other case while randomising", async(function()
+            local other = lasio.open_datagram({ local_addr = { "127.0.0.1", 0 } })
+            local srv = setup(function(q, data, from)
+                other:send(dns.answer(q, { "10.6.6.6" }), { from.addr, from.port })
+            end, nil, { timeout = 0.2, attempts = 1 })
+            assert.are.same({ "inet 10.6.6.6 1" },
+                addrs(lasio.getaddrinfo("port.test", 1, { family = "inet" })))
+            other:close()
+            srv.close()
+            srv = setup(function(q)
+                return dns.answer(q, { "10.6.6.7" }, { question = q.question:lower() })
+            end)
+            assert.are.same({ "inet 10.6.6.7 1" },
+                addrs(lasio.getaddrinfo("CASE.test", 1, { family = "inet" })))
+            srv.close()
+        end))
+
     -- covers D4
     it("refuses empty, NUL-containing and oversized host names", async(function()
         local function msg(h)
@@ -376,6 +396,149 @@ describe("resolving in the network calls", function()
         end))
 end)
 
+describe("open_connection by name (happy eyeballs)", function()
+    -- A server on 127.0.0.2 whose accept queue is full: connects to it
+    -- hang (the way the connect-timeout spec of stream_spec blackholes),
+    -- and a working server on 127.0.0.1 at the same port. Returns the
+    -- port and a function that undoes it all.
+    local function blackholed_and_good()
+        local hold = lasio.Future()
+        local busy, good, port
+        for _ = 1, 20 do
+            busy = lasio.start_server(function() hold:await() end, "127.0.0.2", 0,
+                { backlog = 0, max_connections = 1 })
+            port = busy:sockets()[1].port
+            local ok, s = pcall(lasio.start_server, function(r, w) w:write("hi") end,
+                "127.0.0.1", port)
+            if ok then
+                good = s
+                break
+            end
+            busy:close()
+        end
+        assert(good, "no port free on both addresses")
+        local writers = {}
+        while true do -- fill the accept queue until a connect hangs
+            local ok, _, w = pcall(lasio.open_connection, "127.0.0.2", port,
+                { timeout = 0.1 })
+            if not ok then break end
+            writers[#writers + 1] = w
+        end
+        return port, function()
+            hold:set_result()
+            for _, w in ipairs(writers) do w:close() end
+            busy:close()
+            good:close()
+            busy:wait_closed()
+            good:wait_closed()
+        end
+    end
+
+    -- Resolves name once, so that the resolver's own sockets exist, and
+    -- returns the fd count then.
+    local function resolver_ready(name)
+        lasio.getaddrinfo(name, 1)
+        return net.settle()
+    end
+
+    local function open_times_out(...)
+        local ok, e = pcall(lasio.open_connection, ...)
+        assert.is_false(ok)
+        assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+    end
+
+    it("starts the next address after happy_eyeballs_delay; the first to connect wins",
+        async(function()
+            local srv = setup(nil, { ["he.test"] = { "127.0.0.2", "127.0.0.1" } })
+            local fds0 = resolver_ready("he.test")
+            local port, undo = blackholed_and_good()
+            local loop = lasio.get_running_loop()
+            local t0 = loop:time()
+            local r, w = lasio.open_connection("he.test", port, { happy_eyeballs_delay = 0.1 })
+            local dt = loop:time() - t0
+            assert.are.equal("hi", r:readexactly(2))
+            assert.are.equal("127.0.0.1", w:get_extra_info("peername").addr)
+            assert.is_true(dt >= 0.09 and dt < helper.t(2), dt)
+            w:close()
+            w:wait_closed()
+            -- the default delay (250 ms)
+            t0 = loop:time()
+            r, w = lasio.open_connection("he.test", port)
+            dt = loop:time() - t0
+            assert.are.equal("127.0.0.1", w:get_extra_info("peername").addr)
+            assert.is_true(dt >= 0.24 and dt < helper.t(2), dt)
+            w:close()
+            w:wait_closed()
+            -- false: one attempt at a time, so the blackholed one holds
+            -- the whole timeout
+            open_times_out("he.test", port, { happy_eyeballs_delay = false, timeout = 0.3 })
+            undo()
+            -- the losing attempts' sockets were closed
+            assert.is_true(net.fds_back_to(fds0))
+            srv.close()
+        end))
+
+    it("a timeout or a cancellation with every attempt pending releases them all",
+        async(function()
+            -- 127.0.0.2 twice: both attempts hang
+            local srv = setup(nil, { ["hang.test"] = { "127.0.0.2", "127.0.0.2" } })
+            local fds0 = resolver_ready("hang.test")
+            local port, undo = blackholed_and_good()
+            local fds1 = net.fds()
+            open_times_out("hang.test", port, { happy_eyeballs_delay = 0.05, timeout = 0.3 })
+            assert.is_true(net.fds_back_to(fds1))
+            local t = lasio.spawn(lasio.open_connection, "hang.test", port,
+                { happy_eyeballs_delay = 0.01 })
+            assert.is_true(helper.wait_until(function() return net.fds() >= fds1 + 2 end))
+            t:cancel()
+            assert.has_error(function() t:await() end)
+            assert.is_true(t:cancelled())
+            assert.is_true(net.fds_back_to(fds1))
+            undo()
+            assert.is_true(net.fds_back_to(fds0))
+            srv.close()
+        end))
+
+    it("reports the one error when every attempt failed the same way", async(function()
+        local srv = setup(nil, { ["refused.test"] = { "127.0.0.3", "127.0.0.4" } })
+        local ok, e = pcall(lasio.open_connection, "refused.test", 1)
+        assert.is_false(ok)
+        assert.are.equal("ECONNREFUSED", e.code)
+        assert.are.equal("connect: Connection refused", e.message)
+        srv.close()
+    end))
+
+    it("lists the errors when the attempts failed differently, families interleaved",
+        async(function()
+            -- fe80::1 without a scope cannot be connected to at all
+            local srv = setup(nil,
+                { ["mixed.test"] = { "127.0.0.3", "127.0.0.4", "fe80::1" } })
+            local ok, e = pcall(lasio.open_connection, "mixed.test", 1)
+            assert.is_false(ok)
+            assert.is_true(lasio.OSError:is(e), tostring(e))
+            assert.are.equal(3, #e.errors)
+            assert.are.equal("127.0.0.3", e.errors[1].address.addr)
+            assert.are.equal("fe80::1", e.errors[2].address.addr) -- interleaved
+            assert.are.equal("127.0.0.4", e.errors[3].address.addr)
+            assert.are.equal("ECONNREFUSED", e.errors[1].code)
+            assert.are.equal("connect", e.op)
+            assert.is_nil(e.code)
+            assert.matches("open_connection: all 3 attempts failed: 127.0.0.3 port 1: "
+                .. "connect: Connection refused; fe80::1 port 1: ", e.message, 1, true)
+            srv.close()
+        end))
+
+    it("refuses a bad happy_eyeballs_delay", async(function()
+        for _, v in ipairs({ -1, "x", true }) do
+            local ok, e = pcall(lasio.open_connection, "x.test", 1,
+                { happy_eyeballs_delay = v })
+            assert.is_false(ok)
+            assert.matches("happy_eyeballs_delay must be a number >= 0 or false",
+                tostring(e))
+        end
+    end))
+end)
+
 describe("dns_configure", function()
     it("refuses bad settings", async(function()
         local function msg(cfg)
@@ -419,30 +582,159 @@ os.exit(0, true)
     end)
 end)
 
+describe("evdns's log lines", function()
+    -- a spoofed reply makes evdns warn ("Address mismatch"), a silent
+    -- server makes it log the failed nameserver, a bad address warns
+    local code = [[
+package.path = "spec/?.lua;" .. package.path
+local lasio = require "lasio"
+local dns = require "fake_dns"
+lasio.get_running_loop():set_debug(arg[1] == "debug")
+local other = lasio.open_datagram({ local_addr = { "127.0.0.2", 0 } })
+local srv = dns.start(function(q, data, from)
+    other:send(dns.answer(q, { "10.6.6.6" }), { from.addr, from.port })
+end)
+lasio.dns_configure({ nameservers = { srv.nameserver }, hosts = false,
+    timeout = 0.1, attempts = 1 })
+local ok, e = pcall(lasio.getaddrinfo, "spoof.test", 1, { family = "inet" })
+pcall(lasio.dns_configure, { nameservers = { "not an address" } })
+io.write(e.code, "\n")
+srv.close()
+other:close()
+]]
+
+    it("go nowhere by default", function()
+        local out, err, status = helper.run_child(code)
+        assert.are.equal(0, status, err)
+        assert.are.equal("EAI_AGAIN\n", out)
+        assert.are.equal("", err)
+    end)
+
+    it("go to stderr in debug mode", function()
+        local out, err, status = helper.run_child(code, { args = "debug" })
+        assert.are.equal(0, status, err)
+        assert.are.equal("EAI_AGAIN\n", out)
+        assert.matches("lasio: evdns warning: Address mismatch", err, 1, true)
+        assert.matches("lasio: evdns warning: Unable to parse nameserver", err, 1, true)
+        assert.matches("has failed", err, 1, true)
+    end)
+end)
+
 describe("truncated replies", function()
-    -- covers D4: evdns has no TCP retry; the name is resolved again by
-    -- getaddrinfo(3) in a worker thread, which reads /etc/hosts here
-    it("fall back to getaddrinfo in a worker thread", async(function()
-        -- a name of /etc/hosts other than localhost (which lasio answers
-        -- itself): the system resolver finds it there
-        local name, want
-        for line in io.lines("/etc/hosts") do
-            local addr, rest = line:gsub("#.*", ""):match("^%s*(%d+%.%d+%.%d+%.%d+)%s+(.+)$")
-            for n in (rest or ""):gmatch("%S+") do
-                if not name and not n:lower():find("localhost", 1, true) then
-                    name, want = n, addr
-                end
-            end
+    local function truncated(q) return dns.truncated(q) end
+    local function answering(records)
+        return function(q)
+            local list = records[q.name:lower()]
+            if not list then return dns.error(q, 3) end
+            return dns.answer(q, list)
         end
-        if not name then return end -- nothing to resolve on this machine
-        local srv = setup(function(q) return dns.truncated(q) end)
-        -- lasio's own hosts lookup is off (hosts = false): the name
-        -- reaches the fake server, which answers TC
-        local list = lasio.getaddrinfo(name, 9, { family = "inet" })
-        assert.is_true(#srv.queries >= 1)
-        assert.are.equal("inet", list[1].family)
-        assert.are.equal(9, list[1].port)
-        assert.are.equal(want, list[1].addr)
+    end
+
+    -- covers D4: evdns has no TCP retry; lasio asks the same nameserver
+    -- again over TCP, and only the TCP answer carries these addresses
+    it("are asked again over TCP of the same nameserver", async(function()
+        local srv = setup(truncated, nil, nil,
+            answering({ ["big.test"] = { "10.7.0.1", "10.7.0.2", "fd00::7" } }))
+        assert.are.same({ "inet 10.7.0.1 9", "inet 10.7.0.2 9", "inet6 fd00::7 9" },
+            addrs(lasio.getaddrinfo("Big.Test", 9)))
+        assert.are.equal(2, #srv.queries) -- A and AAAA over UDP, both truncated
+        assert.are.equal(2, #srv.tcp_queries)
+        assert.are.same({ "inet 10.7.0.1 9", "inet 10.7.0.2 9" },
+            addrs(lasio.getaddrinfo("big.test", 9, { family = "inet" })))
+        -- a name the TCP side does not know
+        assert.are.equal("EAI_NONAME", gai_error("none.test", 9).code)
+        srv.close()
+    end))
+
+    it("keep the answer of the family that was not truncated", async(function()
+        local srv = setup(function(q)
+            if q.qtype == dns.AAAA then return dns.truncated(q) end
+            return dns.answer(q, { "10.8.0.1" })
+        end, nil, nil, answering({ ["half.test"] = { "10.6.6.6", "fd00::8" } }))
+        assert.are.same({ "inet 10.8.0.1 1", "inet6 fd00::8 1" },
+            addrs(lasio.getaddrinfo("half.test", 1)))
+        assert.are.equal(1, #srv.tcp_queries)
+        assert.are.equal(dns.AAAA, srv.tcp_queries[1].qtype)
+        srv.close()
+    end))
+
+    it("go to the next configured nameserver when one has no TCP",
+        async(function()
+            -- the first server truncates and has no TCP listener (refused)
+            local first = dns.start(truncated)
+            local srv = setup(truncated, nil,
+                { nameservers = { first.nameserver } },
+                answering({ ["two.test"] = { "10.9.0.2" } }))
+            lasio.dns_configure({ nameservers = { first.nameserver, srv.nameserver },
+                hosts = false, timeout = 0.3 })
+            assert.are.same({ "inet 10.9.0.2 1" },
+                addrs(lasio.getaddrinfo("two.test", 1, { family = "inet" })))
+            assert.are.equal(1, #srv.tcp_queries)
+            first.close()
+            srv.close()
+        end))
+
+    -- covers D3: the TCP side never answers
+    it("honour the timeout option when the TCP side is silent", async(function()
+        local srv = setup(truncated, nil, { timeout = 5 }, function() return nil end)
+        local loop = lasio.get_running_loop()
+        local t0 = loop:time()
+        local ok, e = pcall(lasio.getaddrinfo, "mute.test", 1,
+            { family = "inet", timeout = 0.3 })
+        local dt = loop:time() - t0
+        assert.is_false(ok)
+        assert.is_true(lasio.TimeoutError:is(e), tostring(e))
+        assert.are.equal("getaddrinfo: timed out", e.message)
+        assert.is_true(dt >= 0.25 and dt < helper.t(3), dt)
+        -- the connection was made, then closed by the timed-out lookup
+        assert.are.equal(1, srv.tcp_connections)
+        helper.wait_until(function() return srv.tcp_closed == 1 end)
+        srv.close()
+    end))
+
+    -- covers D3
+    it("give a silent TCP nameserver the configured timeout", async(function()
+        local srv = setup(truncated, nil, { timeout = 0.2 }, function() return nil end)
+        local loop = lasio.get_running_loop()
+        local t0 = loop:time()
+        local e = gai_error("mute.test", 1, { family = "inet" })
+        local dt = loop:time() - t0
+        assert.are.equal("EAI_AGAIN", e.code)
+        assert.is_true(dt >= 0.18 and dt < helper.t(3), dt)
+        helper.wait_until(function() return srv.tcp_closed == 1 end)
+        srv.close()
+    end))
+
+    -- covers D3
+    it("can be cancelled while the TCP side is silent", async(function()
+        local srv = setup(truncated, nil, { timeout = 5 }, function() return nil end)
+        local raised = 0
+        local t = lasio.spawn(function()
+            local ok, e = pcall(lasio.getaddrinfo, "mute.test", 1)
+            if not ok and lasio.CancelledError:is(e) then raised = raised + 1 end
+            error(e, 0)
+        end)
+        helper.wait_until(function() return #srv.tcp_queries >= 2 end)
+        t:cancel()
+        assert.has_error(function() t:await() end)
+        assert.is_true(t:cancelled())
+        assert.are.equal(1, raised)
+        -- the socket was released
+        helper.wait_until(function() return srv.tcp_closed == 1 end)
+        srv.close()
+    end))
+
+    -- covers D1, D2 over TCP
+    it("refuse a TCP reply with a wrong ID or a malformed body", async(function()
+        local srv = setup(truncated, nil, nil, function(q)
+            return dns.answer(q, { "10.6.6.6" }, { id = (q.id + 1) % 65536 })
+        end)
+        assert.are.equal("EAI_AGAIN", gai_error("id.test", 1, { family = "inet" }).code)
+        srv.close()
+        srv = setup(truncated, nil, nil, function(q)
+            return dns.malformed(q, "rdlength_past_end")
+        end)
+        assert.are.equal("EAI_AGAIN", gai_error("bad.test", 1, { family = "inet" }).code)
         srv.close()
     end))
 end)

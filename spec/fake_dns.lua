@@ -137,15 +137,54 @@ function M.malformed(q, kind)
     error("unknown malformation " .. kind)
 end
 
+-- Serves DNS over TCP (RFC 7766: each message after a 2-byte length)
+-- on srv's port: tcp_handler(q, srv) returns a reply, or nil to stay
+-- silent (the connection is held until the client goes). Counts the
+-- connections in srv.tcp_connections and the ones the client closed in
+-- srv.tcp_closed.
+local function serve_tcp(srv, tcp_handler)
+    local server = lasio.start_server(function(r, w)
+        srv.tcp_connections = srv.tcp_connections + 1
+        while true do
+            local ok, data = pcall(function()
+                return r:readexactly(string.unpack(">I2", r:readexactly(2)))
+            end)
+            if not ok then break end
+            local q = M.parse(data)
+            srv.tcp_queries[#srv.tcp_queries + 1] = q
+            local reply = tcp_handler(q, srv)
+            if reply then w:write(u16(#reply) .. reply) end
+        end
+        srv.tcp_closed = srv.tcp_closed + 1
+        w:close()
+    end, "127.0.0.1", srv.port)
+    return server
+end
+
 -- Starts the server on 127.0.0.1 (port 0). handler(q, data, from, srv)
 -- returns a reply string, a list of them, or nil (silence); the default
 -- answers names from `records` ({["name"] = {"1.2.3.4", "::1"}}) and
--- NXDOMAIN otherwise. Returns the server: fields port, nameserver
--- ("127.0.0.1:PORT"), queries (every parsed query), and close().
-function M.start(handler, records)
-    local ep = lasio.open_datagram({ local_addr = { "127.0.0.1", 0 } })
-    local srv = { queries = {}, ep = ep }
-    srv.port = ep:get_extra_info("sockname").port
+-- NXDOMAIN otherwise. With tcp_handler (see serve_tcp), the same port
+-- also serves TCP. Returns the server: fields port, nameserver
+-- ("127.0.0.1:PORT"), queries (every parsed UDP query), tcp_queries, and
+-- close().
+function M.start(handler, records, tcp_handler)
+    local srv = { queries = {}, tcp_queries = {}, tcp_connections = 0, tcp_closed = 0 }
+    local ep, tcp
+    for _ = 1, 20 do -- a UDP port whose TCP twin is free too
+        ep = lasio.open_datagram({ local_addr = { "127.0.0.1", 0 } })
+        srv.port = ep:get_extra_info("sockname").port
+        if not tcp_handler then break end
+        local ok, server = pcall(serve_tcp, srv, tcp_handler)
+        if ok then
+            tcp = server
+            break
+        end
+        ep:close()
+        ep = nil
+    end
+    assert(ep, "no free port for both UDP and TCP")
+    srv.ep = ep
     srv.nameserver = "127.0.0.1:" .. srv.port
     handler = handler or function(q)
         local addrs = records and records[q.name:lower()]
@@ -169,6 +208,7 @@ function M.start(handler, records)
     function srv.close()
         srv.task:cancel()
         ep:close()
+        if tcp then tcp:close() end
     end
     -- Sends a packet to addr from this server's socket.
     function srv.send(data, addr) ep:send(data, { addr.addr, addr.port }) end

@@ -5,7 +5,8 @@
  * one first-touch fault per 4 KiB, and no block carries a malloc header
  * (Lua passes the old size on every free and realloc). Large blocks go to
  * malloc. One allocator per lua_State; not thread-safe, as Lua states are
- * not. The sanitizer build uses plain malloc so ASan sees every block.
+ * not. The sanitizer build uses plain malloc so ASan sees every block. In
+ * both, the allocator's ud starts with the state's lasio context (core.h).
  * SPDX-License-Identifier: MIT
  */
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/mman.h>
 
 #include "alloc.h"
+#include "core.h"
 
 #define GRAIN 16      /* block sizes are multiples of this */
 #define MAX_SMALL 512 /* larger blocks go to malloc */
@@ -28,11 +30,25 @@ struct chunk {
 };
 
 struct lasio_alloc {
+    struct lasio_statectx ctx;        /* first: the state's context */
     struct freeblock *free[NCLASSES]; /* per size class */
     char *bump, *end;                 /* the unused part of the chunk */
     struct chunk *chunks;             /* every mapped chunk */
 };
 
+#ifdef LASIO_SANITIZED
+/* plain malloc, so the sanitizers see every block; ud is still the
+ * struct lasio_alloc that holds the state's context */
+void *
+lasio_alloc_fn_(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud, (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, nsize);
+}
+#else
 static size_t
 class_of(size_t size) {
     return (size + GRAIN - 1) / GRAIN - 1;
@@ -125,6 +141,7 @@ lasio_alloc_fn_(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     return n;
 }
+#endif
 
 struct lasio_alloc *
 lasio_alloc_new_(void) {

@@ -21,8 +21,8 @@ void lasio_alloc_free_(struct lasio_alloc *a);
 /*
  * A new lua_State for the command, like luaL_newstate (panic handler,
  * warnings off until "@on") but on the size-class allocator; the
- * sanitizer build keeps malloc. *a receives the allocator to free after
- * lua_close (NULL with malloc). NULL when out of memory.
+ * sanitizer build keeps malloc behind it. *a receives the allocator to
+ * free after lua_close. NULL when out of memory.
  */
 lua_State *lasio_cli_newstate_(struct lasio_alloc **a);
 

@@ -1,7 +1,8 @@
 /*
  * clistate.c: the lua_State of the lasio command: luaL_newstate's panic
  * handler and warning functions (lauxlib.c's, which it keeps static), on
- * the size-class allocator of alloc.c in normal builds.
+ * the allocator of alloc.c (size classes in normal builds, malloc in the
+ * sanitizer build), whose ud carries the state's lasio context.
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
@@ -10,8 +11,8 @@
 #include <lauxlib.h>
 
 #include "alloc.h"
+#include "core.h"
 
-#ifndef LASIO_SANITIZED /* the sanitizer build keeps luaL_newstate's */
 static int
 panic(lua_State *L) {
     const char *msg = lua_tostring(L, -1);
@@ -63,17 +64,14 @@ warn_on(void *ud, const char *message, int tocont) {
     fputs("Lua warning: ", stderr);
     warn_cont(ud, message, tocont);
 }
-#endif
 
 lua_State *
 lasio_cli_newstate_(struct lasio_alloc **a) {
-    *a = NULL;
-#ifdef LASIO_SANITIZED
-    return luaL_newstate(); /* malloc: the sanitizers see every block */
-#else
     *a = lasio_alloc_new_();
     if (!*a)
         return NULL;
+    /* the allocator's ud holds the state's context (core.h) */
+    lasio_ctx_allocf_ = lasio_alloc_fn_;
     lua_State *L = lua_newstate(lasio_alloc_fn_, *a);
     if (!L) {
         lasio_alloc_free_(*a);
@@ -83,5 +81,4 @@ lasio_cli_newstate_(struct lasio_alloc **a) {
     lua_atpanic(L, panic);
     lua_setwarnf(L, warn_off, L);
     return L;
-#endif
 }

@@ -127,10 +127,31 @@ LASIO_HIDDEN void lasio_iolink_add_(struct lasio_loop *loop,
 LASIO_HIDDEN void lasio_iolink_remove_(struct lasio_loop *loop,
                                        struct lasio_iolink *link);
 
+/* A per-state context found without a registry lookup: a host that owns
+ * its states (the lasio command) makes its allocator's ud start with this
+ * struct and sets lasio_ctx_allocf_ to that allocator before the first
+ * state is created. States on any other allocator (stock lua5.4, embedding
+ * hosts, worker states) have none, and the registry stays the record; the
+ * context only mirrors it. */
+struct lasio_statectx {
+    struct lasio_loop *running; /* the registry's running loop, or NULL */
+};
+LASIO_HIDDEN extern lua_Alloc lasio_ctx_allocf_;
+/* The context of L's state, or NULL. [-0, +0, -] */
+static inline struct lasio_statectx *
+lasio_statectx_(lua_State *L) {
+    void *ud;
+    lua_Alloc f = lua_getallocf(L, &ud);
+    return f && f == lasio_ctx_allocf_ ? (struct lasio_statectx *)ud : NULL;
+}
+
 LASIO_HIDDEN struct lasio_loop *lasio_checkloop_(lua_State *L, int idx);
 /* The running loop, else the state's current loop (created on first use).
  * [-0, +1, m] pushes the loop userdata and returns it. */
 LASIO_HIDDEN struct lasio_loop *lasio_get_loop_(lua_State *L);
+/* The loop running on this thread (inside run or a host's poll), or
+ * NULL; for callbacks without a Lua state. */
+LASIO_HIDDEN struct lasio_loop *lasio_thread_loop_(void);
 /* The running loop or NULL. [-0, +0, -] */
 LASIO_HIDDEN struct lasio_loop *lasio_running_loop_(lua_State *L);
 /* The running loop, else the state's current loop; NULL when neither is
@@ -229,15 +250,16 @@ LASIO_HIDDEN int lasio_extra_get_(lua_State *L, int idx, int key);
 LASIO_HIDDEN void lasio_extra_set_(lua_State *L, int idx, int key);
 
 struct lasio_future {
-    unsigned char kind;      /* KIND_FUTURE or KIND_TASK */
-    unsigned char state;     /* enum lasio_fstate */
-    unsigned char log_error; /* error stored and not retrieved yet */
-    unsigned char has_stop;  /* run_until_complete waits on it */
-    unsigned char c_source;  /* made by lasio_future_new: counted in
-                                loop->nsources while pending */
-    int nresults;            /* 1: value stored directly; else a table */
-    int ncallbacks;          /* 0, 1 (stored directly) or more (table) */
-    struct lasio_loop *loop; /* kept alive by FUT_UV_LOOP */
+    unsigned char kind;        /* KIND_FUTURE or KIND_TASK */
+    unsigned char state;       /* enum lasio_fstate */
+    unsigned char log_error;   /* error stored and not retrieved yet */
+    unsigned char has_stop;    /* run_until_complete waits on it */
+    unsigned char c_source;    /* made by lasio_future_new: counted in
+                                  loop->nsources while pending */
+    unsigned char gather_mark; /* seen by the gather starting (gather.c) */
+    int nresults;              /* 1: value stored directly; else a table */
+    int ncallbacks;            /* 0, 1 (stored directly) or more (table) */
+    struct lasio_loop *loop;   /* kept alive by FUT_UV_LOOP */
 };
 
 LASIO_HIDDEN struct lasio_future *lasio_tofuture_(lua_State *L, int idx);
@@ -283,6 +305,8 @@ LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
 /* core.gather_results(list, n): the results table of a finished gather. */
 LASIO_HIDDEN int lasio_gather_results_(lua_State *L);
+/* Sets core.gather_ops (gather.c) in the module table at the top. */
+LASIO_HIDDEN void lasio_gather_open_(lua_State *L);
 /* Function that resolves/stops a loop when a Future completes. */
 LASIO_HIDDEN int lasio_stop_loop_cb_(lua_State *L);
 /* ====== } */
@@ -314,8 +338,9 @@ struct lasio_task {
     unsigned char scheduled; /* step is in the ready queue */
     unsigned char must_cancel;
     unsigned char started;
-    int num_cancels; /* cancelling() */
-    int ref;         /* ref in LOOP_UV_TASKS while pending */
+    unsigned char has_waiter; /* TASK_UV_WAITER is not nil */
+    int num_cancels;          /* cancelling() */
+    int ref;                  /* ref in LOOP_UV_TASKS while pending */
     int id;
     lua_State *co;          /* kept alive by TASK_UV_CORO */
     int heap_pos;           /* index in the timer heap while sleeping */

@@ -17,14 +17,13 @@
 #include <event2/event.h>
 
 #include "net.h"
-#include "sys.h" /* the worker threads, for the TCP fallback */
 
 #define LASIO_RESOLVER_MT "lasio.Resolver"
 #define LASIO_QBOX_MT "lasio.DNSQuery"
-#define MAXADDR 32          /* addresses kept per family */
 #define HOSTS_MAX (4 << 20) /* largest hosts file read */
 #define HOSTS_PATH "/etc/hosts"
 #define RESOLV_PATH "/etc/resolv.conf"
+#define EVDNS_TIMEOUT 5.0 /* evdns's default seconds per try */
 
 static const char resolver_key = 0; /* the resolver, in LOOP_UV_ANCHORS */
 
@@ -43,6 +42,7 @@ struct lasio_resolver {
     struct lasio_loop *loop;
     struct evdns_base *dns;
     struct dns_query *queries;
+    double try_timeout; /* seconds per nameserver (the TCP retry) */
     unsigned char linked;
 };
 
@@ -66,11 +66,9 @@ struct dns_query {
     struct lasio_task *task;
     struct qbox *box;
     int pending;
-    int err4, err6, errptr; /* DNS_ERR_* of each answer, -1 before it */
-    int n4, n6;
-    unsigned char a4[MAXADDR][4];
-    unsigned char a6[MAXADDR][16];
-    char *ptr; /* PTR answer (malloc) */
+    struct lasio_dnsanswer ans;
+    int errptr; /* DNS_ERR_* of the PTR answer, -1 before it */
+    char *ptr;  /* PTR answer (malloc) */
 };
 
 /* {====== Errors ====== */
@@ -187,24 +185,31 @@ answered(struct dns_query *q, int *err, int result) {
         lasio_io_wake_cb_(q->loop, q->task);
 }
 
+/* An A (six == 0) or AAAA answer: keeps its addresses. */
+static void
+got_addrs(struct dns_query *q, int result, int type, int count,
+          const unsigned char *addresses, int six) {
+    struct lasio_dnsanswer *a = &q->ans;
+    size_t size = six ? 16 : 4;
+    int *n = six ? &a->n6 : &a->n4;
+    unsigned char *to = six ? a->a6[0] : a->a4[0];
+    if (result == DNS_ERR_NONE && type == (six ? DNS_IPv6_AAAA : DNS_IPv4_A))
+        for (int i = 0; i < count && *n < LASIO_DNS_MAXADDR; i++)
+            memcpy(to + size * (size_t)(*n)++, addresses + size * (size_t)i,
+                   size);
+    answered(q, six ? &a->err6 : &a->err4, result);
+}
+
 static void
 cb_a(int result, char type, int count, int ttl, void *addresses, void *arg) {
-    struct dns_query *q = arg;
     (void)ttl;
-    if (result == DNS_ERR_NONE && type == DNS_IPv4_A)
-        for (int i = 0; i < count && q->n4 < MAXADDR; i++)
-            memcpy(q->a4[q->n4++], (unsigned char *)addresses + 4 * i, 4);
-    answered(q, &q->err4, result);
+    got_addrs(arg, result, type, count, addresses, 0);
 }
 
 static void
 cb_aaaa(int result, char type, int count, int ttl, void *addresses, void *arg) {
-    struct dns_query *q = arg;
     (void)ttl;
-    if (result == DNS_ERR_NONE && type == DNS_IPv6_AAAA)
-        for (int i = 0; i < count && q->n6 < MAXADDR; i++)
-            memcpy(q->a6[q->n6++], (unsigned char *)addresses + 16 * i, 16);
-    answered(q, &q->err6, result);
+    got_addrs(arg, result, type, count, addresses, 1);
 }
 
 static void
@@ -219,6 +224,28 @@ cb_ptr(int result, char type, int count, int ttl, void *addresses, void *arg) {
 /* ====== } */
 
 /* {====== The resolver ====== */
+
+/* evdns's log lines ("Nameserver ... has failed", "[warn] Address
+ * mismatch ...") describe conditions the callers already get as errors:
+ * they go to stderr only while the loop running on this thread is in
+ * debug mode, else nowhere. */
+static void
+dns_log(int is_warning, const char *msg) {
+    struct lasio_loop *loop = lasio_thread_loop_();
+    if (!loop || !loop->debug)
+        return;
+    fprintf(stderr, "lasio: evdns%s: %s\n", is_warning ? " warning" : "", msg);
+    fflush(stderr);
+}
+
+/* A new evdns_base on loop (flags: EVDNS_BASE_*), or NULL. evdns's log
+ * function is process-wide: lasio sets it when it first makes a base, so
+ * a host that never resolves through lasio keeps its own. */
+static struct evdns_base *
+new_base(struct lasio_loop *loop, int flags) {
+    evdns_set_log_fn(dns_log); /* the same pointer each time */
+    return evdns_base_new(loop->base, flags | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+}
 
 /* Lets go of the evdns_base and of every query. Runs no Lua code. With
  * the loop's own event_base, which is freed right after, evdns must not
@@ -242,10 +269,7 @@ resolver_release(struct lasio_resolver *r) {
         if (own || q->pending == 0)
             query_free(q);
     }
-    if (r->linked) {
-        r->linked = 0;
-        lasio_iolink_remove_(r->loop, &r->link);
-    }
+    lasio_io_unlink_(r->loop, &r->link, &r->linked);
 }
 
 static void
@@ -344,9 +368,8 @@ load_hosts(lua_State *L, int ridx, const char *path) {
     lua_setiuservalue(L, ridx, RES_UV_HOSTS);
 }
 
-/* Pushes the loop's resolver, made on first use: from /etc/resolv.conf
- * and /etc/hosts when `defaults`, else without an evdns_base yet.
- * [-0, +1, m] */
+/* Pushes the loop's resolver, made on first use (with /etc/hosts when
+ * `defaults`), without an evdns_base yet. [-0, +1, m] */
 static struct lasio_resolver *
 push_resolver(lua_State *L, struct lasio_loop *loop, int defaults) {
     lasio_pushloop_(L, loop);
@@ -361,6 +384,7 @@ push_resolver(lua_State *L, struct lasio_loop *loop, int defaults) {
         lua_newuserdatauv(L, sizeof(struct lasio_resolver), RES_NUV);
     memset(r, 0, sizeof *r);
     r->loop = loop;
+    r->try_timeout = EVDNS_TIMEOUT;
     luaL_setmetatable(L, LASIO_RESOLVER_MT);
     int ridx = lua_gettop(L);
     load_hosts(L, ridx, defaults ? HOSTS_PATH : NULL);
@@ -370,30 +394,17 @@ push_resolver(lua_State *L, struct lasio_loop *loop, int defaults) {
     r->link.release = resolver_release_link;
     lasio_iolink_add_(loop, &r->link);
     r->linked = 1;
-    if (defaults) {
-        r->dns =
-            evdns_base_new(loop->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                           EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        if (!r->dns)
-            luaL_error(L, "cannot create the DNS resolver");
-    }
     return r;
 }
 
-/* The resolver of the running loop, with an evdns_base. [-0, +1, m] */
+/* The resolver of the running loop, with an evdns_base (from
+ * /etc/resolv.conf when it had none). [-0, +1, m] */
 static struct lasio_resolver *
 running_resolver(lua_State *L, const char *what) {
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop)
-        luaL_error(L,
-                   "%s: no running loop (use lasio.run or the lasio "
-                   "command)",
-                   what);
+    struct lasio_loop *loop = lasio_io_running_loop_(L, what);
     struct lasio_resolver *r = push_resolver(L, loop, 1);
     if (!r->dns) {
-        r->dns =
-            evdns_base_new(loop->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                           EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        r->dns = new_base(loop, EVDNS_BASE_INITIALIZE_NAMESERVERS);
         if (!r->dns)
             luaL_error(L, "cannot create the DNS resolver");
     }
@@ -423,7 +434,7 @@ new_query(lua_State *L, struct lasio_resolver *r) {
         luaL_error(L, "not enough memory");
     q->res = r;
     q->loop = r->loop;
-    q->err4 = q->err6 = q->errptr = -1;
+    q->ans.err4 = q->ans.err6 = q->errptr = -1;
     q->next = r->queries;
     if (r->queries)
         r->queries->prev = q;
@@ -514,123 +525,126 @@ add_string(lua_State *L, int lidx, const char *s, int want, int port) {
 
 /* ====== } */
 
-/* {====== getaddrinfo ====== */
+/* {====== Waiting for a query ======
+ * getaddrinfo and getnameinfo keep the same first slots (arguments, then
+ * Q_BOX and Q_DEADLINE) and wait for their query the same way. */
+
+enum { Q_BOX = 4, Q_DEADLINE = 5 };
+enum { LOOKUP_FORWARD, LOOKUP_REVERSE };
 
 /* Stack of getaddrinfo while it runs: */
 enum {
     GA_HOST = 1,
     GA_PORT,
     GA_OPTS,
-    GA_BOX,      /* the query's box */
-    GA_DEADLINE, /* monotonic deadline or 0 */
-    GA_FAMILY,   /* AF_* wanted */
+    GA_BOX = Q_BOX,           /* the query's box */
+    GA_DEADLINE = Q_DEADLINE, /* monotonic deadline or 0 */
+    GA_FAMILY,                /* AF_* wanted */
     GA_PORTNUM,
     GA_DGRAM, /* 1 for a datagram use */
     GA_BASE = GA_DGRAM
 };
 
-static const char *const gai_opts[] = {"family", "type", "timeout", NULL};
-
-static int gai_k(lua_State *L, int status, lua_KContext ctx);
-
-/* {====== Truncated replies ======
- * evdns 2.1 has no TCP retry for a reply with the TC bit: the name is
- * resolved again by getaddrinfo(3) in a worker thread (issue 8's pool),
- * which does. */
-
-struct gai_job {
-    struct lasio_job head; /* first */
-    char *host;
-    int family, port, dgram;
-    int err; /* EAI_* or 0 */
-    struct addrinfo *res;
+/* Stack of getnameinfo while it runs: */
+enum {
+    GN_ADDR = 1,
+    GN_PORT,
+    GN_OPTS,
+    GN_BOX = Q_BOX,
+    GN_DEADLINE = Q_DEADLINE,
+    GN_HOST,    /* the numeric address string */
+    GN_SERVICE, /* the service, already known */
+    GN_BASE = GN_SERVICE
 };
 
-static void
-gai_run(struct lasio_job *job, struct lasio_worker *w) {
-    struct gai_job *j = (struct gai_job *)job;
-    struct addrinfo hints;
-    (void)w;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = j->family;
-    hints.ai_socktype = j->dgram ? SOCK_DGRAM : SOCK_STREAM;
-    j->err = getaddrinfo(j->host, NULL, &hints, &j->res);
+static int gai_done(lua_State *L, struct dns_query *q);
+static int gni_done(lua_State *L, struct dns_query *q);
+
+static const struct lookup {
+    const char *what;
+    int base; /* the stack's height while waiting */
+    /* returns the results of q, NULL when the resolver let go of it */
+    int (*done)(lua_State *L, struct dns_query *q);
+} lookups[] = {{"getaddrinfo", GA_BASE, gai_done},
+               {"getnameinfo", GN_BASE, gni_done}};
+
+static int lookup_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Waits (again) for the answers of the query in the box. */
+static int
+lookup_wait(lua_State *L, struct dns_query *q, int kind) {
+    const struct lookup *k = &lookups[kind];
+    struct lasio_loop *loop;
+    double deadline = lua_tonumber(L, Q_DEADLINE);
+    if (deadline > 0 && lasio_time_() >= deadline) {
+        query_orphan(q);
+        return lasio_raise_(L, ERR_TIMEOUT, "%s: timed out", k->what);
+    }
+    struct lasio_task *t = lasio_check_await_(L, &loop, k->what);
+    lasio_io_wait_(L, t, k->base, deadline);
+    q->task = t;
+    return lasio_io_yield_(L, kind, lookup_k);
 }
 
 static int
-gai_deliver(lua_State *L, struct lasio_job *job, int pin) {
-    struct gai_job *j = (struct gai_job *)job;
-    (void)pin;
-    if (j->err) {
-        lua_pushnil(L); /* no traceback: made in C */
-        push_gaierror(L, "getaddrinfo", j->err, j->host);
-        return -1;
+lookup_k(lua_State *L, int status, lua_KContext ctx) {
+    const struct lookup *k = &lookups[ctx];
+    struct qbox *box = lua_touserdata(L, Q_BOX);
+    struct dns_query *q = box->q;
+    (void)status;
+    if (q)
+        q->task = NULL;
+    if (lasio_io_resumed_(L, lasio_running_loop_(L), k->base)) {
+        if (q)
+            query_orphan(q);
+        return lua_error(L);
     }
-    lua_newtable(L);
-    int lidx = lua_gettop(L);
-    for (struct addrinfo *a = j->res; a; a = a->ai_next) {
-        if (a->ai_family == AF_INET)
-            add_result(L, lidx, AF_INET,
-                       &((struct sockaddr_in *)a->ai_addr)->sin_addr, j->port);
-        else if (a->ai_family == AF_INET6)
-            add_result(L, lidx, AF_INET6,
-                       &((struct sockaddr_in6 *)a->ai_addr)->sin6_addr,
-                       j->port);
-    }
-    return 1;
+    if (q && q->pending > 0)
+        return lookup_wait(L, q, (int)ctx);
+    return k->done(L, q);
 }
 
+/* Reads the timeout option of opts and pushes the slots Q_BOX (nil until
+ * a query is made) and Q_DEADLINE. [-0, +2, e] */
 static void
-gai_free(struct lasio_job *job) {
-    struct gai_job *j = (struct gai_job *)job;
-    if (j->res)
-        freeaddrinfo(j->res);
-    free(j->host);
-    free(j);
+push_query_slots(lua_State *L, int opts, const char *what) {
+    lasio_optfield_(L, opts, "timeout");
+    double timeout = lasio_io_checktimeout_(L, -1, what);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_pushnumber(L, lasio_io_deadline_(timeout));
 }
 
-static const struct lasio_jobtype gai_type = {gai_run, gai_deliver, gai_free};
-
-/* Resolves the name at GA_HOST in a worker thread. */
-static int
-gai_fallback(lua_State *L) {
-    struct lasio_job **box = lasio_pool_box_(L);
-    struct gai_job *j = calloc(1, sizeof *j);
-    if (!j)
-        return luaL_error(L, "not enough memory");
-    j->head.type = &gai_type;
-    *box = &j->head;
-    j->host = strdup(lua_tostring(L, GA_HOST));
-    if (!j->host)
-        return luaL_error(L, "not enough memory");
-    j->family = (int)lua_tointeger(L, GA_FAMILY);
-    j->port = (int)lua_tointeger(L, GA_PORTNUM);
-    j->dgram = (int)lua_tointeger(L, GA_DGRAM);
-    return lasio_pool_submit_(L, box, 0, "getaddrinfo");
+/* Makes a query of r, boxed in Q_BOX, and cuts the stack to base.
+ * [-?, +0, m] */
+static struct dns_query *
+start_query(lua_State *L, struct lasio_resolver *r, int base) {
+    struct dns_query *q = new_query(L, r);
+    lua_replace(L, Q_BOX);
+    lua_settop(L, base);
+    return q;
 }
 
 /* ====== } */
 
-/* The answers are in: the address list, or the error. */
+/* {====== getaddrinfo ====== */
+
+static const char *const gai_opts[] = {"family", "type", "timeout", NULL};
+
+/* Returns the address list of an answer, or raises its error. */
 static int
-gai_done(lua_State *L, struct dns_query *q) {
+gai_result(lua_State *L, const struct lasio_dnsanswer *a) {
     int port = (int)lua_tointeger(L, GA_PORTNUM);
-    if (q->err4 == DNS_ERR_TRUNCATED || q->err6 == DNS_ERR_TRUNCATED) {
-        query_orphan(q);
-        lua_settop(L, GA_BASE);
-        return gai_fallback(L);
-    }
-    lua_createtable(L, q->n4 + q->n6, 0);
+    lua_createtable(L, a->n4 + a->n6, 0);
     int lidx = lua_gettop(L);
-    for (int i = 0; i < q->n4; i++)
-        add_result(L, lidx, AF_INET, q->a4[i], port);
-    for (int i = 0; i < q->n6; i++)
-        add_result(L, lidx, AF_INET6, q->a6[i], port);
-    int err4 = q->err4, err6 = q->err6;
-    query_orphan(q); /* answered: frees it */
+    for (int i = 0; i < a->n4; i++)
+        add_result(L, lidx, AF_INET, a->a4[i], port);
+    for (int i = 0; i < a->n6; i++)
+        add_result(L, lidx, AF_INET6, a->a6[i], port);
     if (lua_rawlen(L, lidx) > 0)
         return 1;
     /* no address: a name that does not exist wins over the rest */
+    int err4 = a->err4, err6 = a->err6;
     int eai = err4 == DNS_ERR_NOTEXIST || err6 == DNS_ERR_NOTEXIST ? EAI_NONAME
               : err4 > 0 && err4 != DNS_ERR_NODATA ? eai_of(err4)
               : err6 > 0 && err6 != DNS_ERR_NODATA ? eai_of(err6)
@@ -638,40 +652,101 @@ gai_done(lua_State *L, struct dns_query *q) {
     return raise_gaierror(L, "getaddrinfo", eai, lua_tostring(L, GA_HOST));
 }
 
-/* Waits (again) for the answers of the query in the box. */
+/* {====== Truncated replies ======
+ * evdns 2.1 has no TCP retry for a reply with the TC bit: the families
+ * whose reply was truncated are asked again over TCP (dnstcp.c), of the
+ * same nameservers, within the getaddrinfo deadline; each server gets
+ * the resolver's per-try timeout. The lookup replaces the query in
+ * GA_BOX. */
+
+static int gai_tcp_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Steps the TCP lookup in GA_BOX; waits, or returns its result. */
 static int
-gai_wait(lua_State *L, struct dns_query *q) {
-    struct lasio_loop *loop;
+gai_tcp_step(lua_State *L, struct lasio_dnstcp *d) {
+    if (lasio_dnstcp_step_(d)) {
+        struct lasio_dnsanswer a = d->answer;
+        lasio_dnstcp_release_(d);
+        return gai_result(L, &a);
+    }
     double deadline = lua_tonumber(L, GA_DEADLINE);
     if (deadline > 0 && lasio_time_() >= deadline) {
-        query_orphan(q);
+        lasio_dnstcp_release_(d);
         return lasio_raise_(L, ERR_TIMEOUT, "getaddrinfo: timed out");
     }
+    struct lasio_loop *loop;
     struct lasio_task *t = lasio_check_await_(L, &loop, "getaddrinfo");
+    /* wake at the earlier of the caller's and the server's deadline */
+    if (deadline == 0 || d->try_deadline < deadline)
+        deadline = d->try_deadline;
     lasio_io_wait_(L, t, GA_BASE, deadline);
-    q->task = t;
-    return lasio_io_yield_(L, 0, gai_k);
+    d->waiter = t;
+    return lasio_io_yield_(L, 0, gai_tcp_k);
 }
 
 static int
-gai_k(lua_State *L, int status, lua_KContext ctx) {
-    struct qbox *box = lua_touserdata(L, GA_BOX);
-    struct dns_query *q = box->q;
-    struct lasio_loop *loop = lasio_running_loop_(L);
+gai_tcp_k(lua_State *L, int status, lua_KContext ctx) {
+    struct lasio_dnstcp *d = lua_touserdata(L, GA_BOX);
     (void)status, (void)ctx;
-    if (q)
-        q->task = NULL;
-    if (lasio_io_resumed_(L, loop, GA_BASE)) {
-        if (q)
-            query_orphan(q);
+    d->waiter = NULL;
+    if (lasio_io_resumed_(L, lasio_running_loop_(L), GA_BASE)) {
+        lasio_dnstcp_release_(d);
         return lua_error(L);
     }
+    if (!d->linked) /* the loop let go of it */
+        return raise_gaierror(L, "getaddrinfo", EAI_AGAIN,
+                              lua_tostring(L, GA_HOST));
+    return gai_tcp_step(L, d);
+}
+
+/* Starts the TCP lookup for the families of q whose reply was truncated,
+ * keeping q's other answers. */
+static int
+gai_tcp_start(lua_State *L, struct dns_query *q, struct lasio_resolver *r) {
+    int tc4 = q->ans.err4 == DNS_ERR_TRUNCATED;
+    int tc6 = q->ans.err6 == DNS_ERR_TRUNCATED;
+    struct lasio_dnstcp *d = lasio_dnstcp_new_(
+        L, q->loop, lua_tostring(L, GA_HOST), tc4, tc6, r->try_timeout);
+    lua_replace(L, GA_BOX); /* the query's box goes: q is orphaned below */
+    struct lasio_dnsanswer *a = &d->answer;
+    if (!tc4) {
+        a->err4 = q->ans.err4;
+        a->n4 = q->ans.n4;
+        memcpy(a->a4, q->ans.a4, sizeof a->a4);
+    }
+    if (!tc6) {
+        a->err6 = q->ans.err6;
+        a->n6 = q->ans.n6;
+        memcpy(a->a6, q->ans.a6, sizeof a->a6);
+    }
+    query_orphan(q);
+    int n = r->dns ? evdns_base_count_nameservers(r->dns) : 0;
+    for (int i = 0; i < n; i++) {
+        union lasio_sockaddr sa;
+        int len = evdns_base_get_nameserver_addr(r->dns, i, &sa.sa, sizeof sa);
+        if (len > 0)
+            lasio_dnstcp_add_server_(d, &sa.sa, (socklen_t)len);
+    }
+    lua_settop(L, GA_BASE);
+    return gai_tcp_step(L, d);
+}
+
+/* ====== } */
+
+/* The answers are in: the address list, or the error. */
+static int
+gai_done(lua_State *L, struct dns_query *q) {
     if (!q) /* the resolver let go of it (the loop closes) */
         return raise_gaierror(L, "getaddrinfo", EAI_AGAIN,
                               lua_tostring(L, GA_HOST));
-    if (q->pending > 0)
-        return gai_wait(L, q);
-    return gai_done(L, q);
+    if (q->ans.err4 == DNS_ERR_TRUNCATED || q->ans.err6 == DNS_ERR_TRUNCATED) {
+        struct lasio_resolver *r = q->res;
+        if (r)
+            return gai_tcp_start(L, q, r);
+    }
+    struct lasio_dnsanswer a = q->ans;
+    query_orphan(q); /* answered: frees it */
+    return gai_result(L, &a);
 }
 
 static int
@@ -718,11 +793,7 @@ lasio_getaddrinfo(lua_State *L) {
     }
     lua_pop(L, 1);
     int port = checkservice(L, GA_PORT, proto, what);
-    lasio_optfield_(L, GA_OPTS, "timeout");
-    double timeout = lasio_io_checktimeout_(L, -1, what);
-    lua_pop(L, 1);
-    lua_pushnil(L); /* GA_BOX, set below when a query is needed */
-    lua_pushnumber(L, lasio_io_deadline_(timeout));
+    push_query_slots(L, GA_OPTS, what);
     lua_pushinteger(L, family);
     lua_pushinteger(L, port);
     lua_pushinteger(L, dgram);
@@ -775,9 +846,7 @@ lasio_getaddrinfo(lua_State *L) {
     lua_settop(L, ridx);
     if (evdns_base_count_nameservers(r->dns) == 0)
         return raise_gaierror(L, what, EAI_FAIL, "no nameserver");
-    struct dns_query *q = new_query(L, r);
-    lua_replace(L, GA_BOX);
-    lua_settop(L, GA_BASE);
+    struct dns_query *q = start_query(L, r, GA_BASE);
     if (family != AF_INET6 && evdns_base_resolve_ipv4(r->dns, host, 0, cb_a, q))
         q->pending++;
     if (family != AF_INET &&
@@ -787,28 +856,15 @@ lasio_getaddrinfo(lua_State *L) {
         query_orphan(q);
         return raise_gaierror(L, what, EAI_MEMORY, host);
     }
-    return gai_wait(L, q);
+    return lookup_wait(L, q, LOOKUP_FORWARD);
 }
 
 /* ====== } */
 
 /* {====== getnameinfo ====== */
 
-enum {
-    GN_ADDR = 1,
-    GN_PORT,
-    GN_OPTS,
-    GN_BOX,
-    GN_DEADLINE,
-    GN_HOST,    /* the numeric address string */
-    GN_SERVICE, /* the service, already known */
-    GN_BASE = GN_SERVICE
-};
-
 static const char *const gni_opts[] = {"numerichost", "numericserv", "namereqd",
                                        "type",        "timeout",     NULL};
-
-static int gni_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Returns host, service: the PTR name, or the numeric address unless
  * namereqd. */
@@ -833,37 +889,6 @@ gni_done(lua_State *L, struct dns_query *q) {
         query_orphan(q);
     lua_pushvalue(L, GN_SERVICE);
     return 2;
-}
-
-static int
-gni_wait(lua_State *L, struct dns_query *q) {
-    struct lasio_loop *loop;
-    double deadline = lua_tonumber(L, GN_DEADLINE);
-    if (deadline > 0 && lasio_time_() >= deadline) {
-        query_orphan(q);
-        return lasio_raise_(L, ERR_TIMEOUT, "getnameinfo: timed out");
-    }
-    struct lasio_task *t = lasio_check_await_(L, &loop, "getnameinfo");
-    lasio_io_wait_(L, t, GN_BASE, deadline);
-    q->task = t;
-    return lasio_io_yield_(L, 0, gni_k);
-}
-
-static int
-gni_k(lua_State *L, int status, lua_KContext ctx) {
-    struct qbox *box = lua_touserdata(L, GN_BOX);
-    struct dns_query *q = box->q;
-    (void)status, (void)ctx;
-    if (q)
-        q->task = NULL;
-    if (lasio_io_resumed_(L, lasio_running_loop_(L), GN_BASE)) {
-        if (q)
-            query_orphan(q);
-        return lua_error(L);
-    }
-    if (q && q->pending > 0)
-        return gni_wait(L, q);
-    return gni_done(L, q);
 }
 
 /* lasio.getnameinfo(addr [, port] [, opts]) -> host, service. addr is a
@@ -898,11 +923,7 @@ lasio_getnameinfo(lua_State *L) {
         proto = "udp";
     lua_pop(L, 1);
     int port = lua_isnil(L, GN_PORT) ? -1 : lasio_checkport_(L, GN_PORT, what);
-    lasio_optfield_(L, GN_OPTS, "timeout");
-    double timeout = lasio_io_checktimeout_(L, -1, what);
-    lua_pop(L, 1);
-    lua_pushnil(L); /* GN_BOX */
-    lua_pushnumber(L, lasio_io_deadline_(timeout));
+    push_query_slots(L, GN_OPTS, what);
     lua_pushstring(L, addr);
     /* the service: a name from /etc/services, else the number */
     struct servent se, *res = NULL;
@@ -930,9 +951,7 @@ lasio_getnameinfo(lua_State *L) {
     lua_settop(L, GN_BASE + 1); /* keeps the resolver on the stack */
     if (evdns_base_count_nameservers(r->dns) == 0)
         return gni_done(L, NULL);
-    struct dns_query *q = new_query(L, r);
-    lua_replace(L, GN_BOX);
-    lua_settop(L, GN_BASE);
+    struct dns_query *q = start_query(L, r, GN_BASE);
     unsigned char b[16];
     inet_pton(family, addr, b);
     struct evdns_request *req =
@@ -946,7 +965,7 @@ lasio_getnameinfo(lua_State *L) {
         return raise_gaierror(L, what, EAI_MEMORY, addr);
     }
     q->pending++;
-    return gni_wait(L, q);
+    return lookup_wait(L, q, LOOKUP_REVERSE);
 }
 
 /* ====== } */
@@ -984,9 +1003,7 @@ lasio_dns_configure(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lasio_checkopts_(L, 1, what, cfg_opts);
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop)
-        return luaL_error(L, "%s: no running loop", what);
+    struct lasio_loop *loop = lasio_io_running_loop_(L, what);
     /* check everything before anything changes */
     int has_ns = strings_opt(L, "nameservers", what); /* 2 */
     int has_search = strings_opt(L, "search", what);  /* 3 */
@@ -1012,8 +1029,7 @@ lasio_dns_configure(lua_State *L) {
     struct lasio_resolver *r = push_resolver(L, loop, 0); /* 5 */
     load_hosts(L, 5, hosts);
     /* from here on, no Lua allocation until the new base is stored */
-    struct evdns_base *dns =
-        evdns_base_new(loop->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    struct evdns_base *dns = new_base(loop, 0);
     if (!dns)
         return luaL_error(L, "%s: cannot create the DNS resolver", what);
     int flags = DNS_OPTION_MISC | (has_ns ? 0 : DNS_OPTION_NAMESERVERS) |
@@ -1059,6 +1075,7 @@ lasio_dns_configure(lua_State *L) {
     evdns_base_set_option(dns, "randomize-case:", randcase ? "1" : "0");
     struct evdns_base *old = r->dns;
     r->dns = dns;
+    r->try_timeout = timeout > 0 ? timeout : EVDNS_TIMEOUT;
     if (old) /* its queries fail through their callbacks */
         evdns_base_free(old, 1);
     return 0;

@@ -38,6 +38,7 @@ lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
     f->log_error = 0;
     f->has_stop = 0;
     f->c_source = 0;
+    f->gather_mark = 0;
     f->nresults = 0;
     f->ncallbacks = 0;
     f->loop = loop;
@@ -520,8 +521,9 @@ lasio_gather_results_(lua_State *L) {
         lua_rawgeti(L, 1, i);
         struct lasio_future *f = lasio_tofuture_(L, 4);
         if (!f || f->state == FUT_PENDING)
-            return luaL_error(L, "gather_results: item %d is not a done "
-                                 "Future",
+            return luaL_error(L,
+                              "gather_results: item %d is not a done "
+                              "Future",
                               (int)i);
         if (f->state == FUT_CANCELLED) {
             lasio_future_push_cancelled_error_(L, 4);

@@ -108,6 +108,35 @@ lasio_io_guard_(struct lasio_loop *loop, lua_CFunction body, void *ud) {
     return r;
 }
 
+struct lasio_loop *
+lasio_io_running_loop_(lua_State *L, const char *what) {
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (!loop)
+        luaL_error(L,
+                   "%s: no running loop (use lasio.run or the lasio "
+                   "command)",
+                   what);
+    return loop;
+}
+
+void
+lasio_io_unlink_(struct lasio_loop *loop, struct lasio_iolink *link,
+                 unsigned char *linked) {
+    if (*linked) {
+        *linked = 0;
+        lasio_iolink_remove_(loop, link);
+    }
+}
+
+int
+lasio_io_pushtimeout_(lua_State *L, double timeout) {
+    if (timeout < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, timeout);
+    return 1;
+}
+
 double
 lasio_io_deadline_(double seconds) {
     if (seconds < 0 || isinf(seconds))

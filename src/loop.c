@@ -34,12 +34,36 @@ lasio_pushloop_(lua_State *L, struct lasio_loop *loop) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref); /* nil once closed */
 }
 
+lua_Alloc lasio_ctx_allocf_ = NULL;
+
+/* Sets the running loop to the loop userdata (or nil) on top, popped, in
+ * the registry and in the state's context. [-1, +0, -] */
+static void
+set_running(lua_State *L) {
+    struct lasio_statectx *ctx = lasio_statectx_(L);
+    if (ctx)
+        ctx->running = lua_touserdata(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+}
+
 struct lasio_loop *
 lasio_running_loop_(lua_State *L) {
+    struct lasio_statectx *ctx = lasio_statectx_(L);
+    if (ctx)
+        return ctx->running;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
     struct lasio_loop *loop = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return loop;
+}
+
+/* The loop running on this thread, for code that has no Lua state at
+ * hand (evdns's log callback). */
+static _Thread_local struct lasio_loop *thread_loop;
+
+struct lasio_loop *
+lasio_thread_loop_(void) {
+    return thread_loop;
 }
 
 struct lasio_loop *
@@ -58,16 +82,18 @@ lasio_loop_enter_(lua_State *L, struct lasio_loop *loop) {
     if (lasio_running_loop_(L) || loop->closed)
         return 0;
     lasio_pushloop_(L, loop);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+    set_running(L);
     loop->running = 1;
+    thread_loop = loop;
     return 1;
 }
 
 void
 lasio_loop_leave_(lua_State *L, struct lasio_loop *loop) {
     lua_pushnil(L); /* removing a key never allocates */
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+    set_running(L);
     loop->running = 0;
+    thread_loop = NULL;
 }
 
 /* {====== Creation and close ====== */
@@ -264,11 +290,13 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     int deadlock = 0;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
     lasio_pushloop_(L, loop);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key);
+    set_running(L);
     loop->L = L;
     loop->running_L = L;
     loop->running = 1;
     loop->stopping = 0;
+    struct lasio_loop *prev_thread_loop = thread_loop;
+    thread_loop = loop;
     if (loop->rq_count > 0)
         lasio_rq_arm_(loop);
     while (!loop->stopping && !loop->closed) {
@@ -283,9 +311,10 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     }
     loop->running = 0;
     loop->stopping = 0;
+    thread_loop = prev_thread_loop;
     loop->L = prevL;
     loop->running_L = prevL;
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &running_key); /* restore */
+    set_running(L); /* restore */
     if (deadlock)
         lasio_deadlock_report_(L, loop);
     return deadlock;

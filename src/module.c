@@ -146,6 +146,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_errors_export_(L);
     lasio_waitq_open_(L);
     lasio_queue_open_(L);
+    lasio_gather_open_(L);
     lasio_coro_push_(L);
     lua_setfield(L, -2, "coroutine");
     lua_pushliteral(L, LASIO_VERSION);

@@ -63,6 +63,16 @@ LASIO_HIDDEN int lasio_io_guard_(struct lasio_loop *loop, lua_CFunction body,
 /* The deadline for a timeout of `seconds` (<0 means none): 0 or a
  * monotonic time. */
 LASIO_HIDDEN double lasio_io_deadline_(double seconds);
+/* The running loop; raises "what: no running loop" without one. */
+LASIO_HIDDEN struct lasio_loop *lasio_io_running_loop_(lua_State *L,
+                                                       const char *what);
+/* Takes link out of the loop's list if *linked (and clears it). */
+LASIO_HIDDEN void lasio_io_unlink_(struct lasio_loop *loop,
+                                   struct lasio_iolink *link,
+                                   unsigned char *linked);
+/* gettimeout's result: nil for none (< 0), else the seconds; returns 1.
+ * [-0, +1, -] */
+LASIO_HIDDEN int lasio_io_pushtimeout_(lua_State *L, double timeout);
 /* Reads a timeout argument at idx: nil (none, -1) or a number >= 0. */
 LASIO_HIDDEN double lasio_io_checktimeout_(lua_State *L, int idx,
                                            const char *what);
@@ -265,7 +275,8 @@ LASIO_HIDDEN extern const luaL_Reg lasio_writer_methods_[];
 LASIO_HIDDEN int lasio_writer_close_(lua_State *L);
 /* ====== } */
 
-/* {====== Connections and servers (connect.c, server.c) ====== */
+/* {====== Connections, servers, datagrams, DNS (connect.c, server.c,
+ * udp.c, dns.c) ====== */
 LASIO_HIDDEN int luaopen_lasio_connect_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_server_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_udp_(lua_State *L);
@@ -285,6 +296,65 @@ LASIO_HIDDEN int lasio_addrlist_get_(lua_State *L, int idx, lua_Integer i,
                                      union lasio_sockaddr *sa, socklen_t *len);
 /* The server a connection came from lost one connection. */
 LASIO_HIDDEN void lasio_server_conn_done_(lua_State *L, int serveridx);
+/* The addresses of a lookup, and how each family's question ended
+ * (DNS_ERR_* of evdns, -1 before an answer). */
+#define LASIO_DNS_MAXADDR 32 /* addresses kept per family */
+struct lasio_dnsanswer {
+    int err4, err6;
+    int n4, n6;
+    unsigned char a4[LASIO_DNS_MAXADDR][4];
+    unsigned char a6[LASIO_DNS_MAXADDR][16];
+};
+/* ====== } */
+
+/* {====== TCP retry of truncated DNS replies (dnstcp.c) ======
+ * Asks the nameservers in turn over TCP, each within try_timeout, for
+ * the A and/or AAAA records of a name. The lookup owns its socket and
+ * event; while a task waits, it is recorded in `waiter`, which the
+ * continuation forgets. */
+#define LASIO_DNSTCP_MAXNS 8
+struct lasio_dnstcp_q {
+    unsigned short id;
+    int qtype; /* ns_t_a or ns_t_aaaa */
+    int done;
+};
+struct lasio_dnstcp {
+    struct lasio_iolink link;
+    struct lasio_loop *loop;
+    struct lasio_task *waiter;
+    struct event *ev; /* the one event the current step waits for */
+    int fd, state, ready;
+    int ns_next, nns;
+    union lasio_sockaddr ns[LASIO_DNSTCP_MAXNS];
+    socklen_t nslen[LASIO_DNSTCP_MAXNS];
+    double try_timeout, try_deadline;
+    int fail; /* DNS_ERR_* for questions no server answered */
+    int nq;
+    struct lasio_dnstcp_q q[2];
+    unsigned char out[2 * (2 + 512)];
+    size_t outlen, outoff;
+    unsigned char *in; /* 2-byte length and the largest message */
+    size_t inlen;
+    struct lasio_dnsanswer answer;
+    char name[256];
+    unsigned char linked;
+};
+/* Pushes a new lookup of name (want4: A, want6: AAAA) on loop; its
+ * answer starts empty (the caller may fill in what it already has).
+ * [-0, +1, m] */
+LASIO_HIDDEN struct lasio_dnstcp *
+lasio_dnstcp_new_(lua_State *L, struct lasio_loop *loop, const char *name,
+                  int want4, int want6, double try_timeout);
+/* Adds a nameserver to ask; -1 when there are too many. */
+LASIO_HIDDEN int lasio_dnstcp_add_server_(struct lasio_dnstcp *d,
+                                          const struct sockaddr *sa,
+                                          socklen_t len);
+/* Goes on as far as it can without waiting: returns 1 when every question
+ * has its outcome in d->answer, 0 when it waits for its socket or for
+ * try_deadline. Runs no Lua code. */
+LASIO_HIDDEN int lasio_dnstcp_step_(struct lasio_dnstcp *d);
+/* Closes the socket and frees what the lookup holds. Idempotent. */
+LASIO_HIDDEN void lasio_dnstcp_release_(struct lasio_dnstcp *d);
 /* ====== } */
 
 #endif

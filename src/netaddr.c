@@ -59,25 +59,20 @@ lasio_pushaddr_(lua_State *L, const struct sockaddr *sa, socklen_t len) {
     char buf[INET6_ADDRSTRLEN];
     lua_createtable(L, 0, 3);
     switch (sa->sa_family) {
-    case AF_INET: {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
-        lua_pushliteral(L, "inet");
-        lua_setfield(L, -2, "family");
-        lua_pushstring(L, buf);
-        lua_setfield(L, -2, "addr");
-        lua_pushinteger(L, ntohs(in->sin_port));
-        lua_setfield(L, -2, "port");
-        break;
-    }
+    case AF_INET:
     case AF_INET6: {
+        int six = sa->sa_family == AF_INET6;
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
-        lua_pushliteral(L, "inet6");
+        inet_ntop(sa->sa_family,
+                  six ? (const void *)&in6->sin6_addr
+                      : (const void *)&in->sin_addr,
+                  buf, sizeof buf);
+        lua_pushstring(L, six ? "inet6" : "inet");
         lua_setfield(L, -2, "family");
         lua_pushstring(L, buf);
         lua_setfield(L, -2, "addr");
-        lua_pushinteger(L, ntohs(in6->sin6_port));
+        lua_pushinteger(L, ntohs(six ? in6->sin6_port : in->sin_port));
         lua_setfield(L, -2, "port");
         break;
     }

@@ -177,7 +177,7 @@ pipe_event(evutil_socket_t fd, short what, void *arg) {
             release(p);
         }
     }
-    lasio_sys_guard_(p->loop, event_body, p);
+    lasio_io_guard_(p->loop, event_body, p);
 }
 
 /* Adds the event if it is not. Returns -1 on failure. */

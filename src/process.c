@@ -147,7 +147,7 @@ exit_event(evutil_socket_t fd, short what, void *arg) {
         p->counted = 0;
         lasio_sys_uncount_(p->loop);
     }
-    lasio_sys_guard_(p->loop, exited_body, p);
+    lasio_io_guard_(p->loop, exited_body, p);
 }
 
 /* ====== } */

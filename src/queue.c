@@ -440,21 +440,31 @@ queue_tostring(lua_State *L) {
     return 1;
 }
 
-/* q.maxsize reads the C field, and q._getters / q._putters count the
- * waiting tasks (asyncio's tests look at these); other keys are methods. */
+/* Every queue has a metatable of its own, which is also its __index: a
+ * copy of its kind's template (the methods and metamethods) plus the queue
+ * under self_key. So q:put(x) finds "put" with one table lookup, where an
+ * __index function would cost a metamethod call on every hand-off. The
+ * fields computed when read (q.maxsize; q._getters and q._putters count
+ * the waiting tasks, asyncio's tests look at these) miss that table and
+ * reach queue_field, the __index of the one metatable all those tables
+ * share. */
+static const char self_key = 0;
+/* Room in a queue's metatable for __name, __tostring, __gc, __index, the
+ * queue and the ten methods (a hint: a wrong one only costs a rehash). */
+#define QUEUE_MT_RECORDS 15
+
+/* __index of a queue's metatable: 1 is that metatable, 2 the key. */
 static int
-queue_index(lua_State *L) {
-    /* methods first: q:put(x) looks up "put" on every call */
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-        return 1;
-    struct lasio_queue *q = checkqueue(L, 1);
+queue_field(lua_State *L) {
+    lua_rawgetp(L, 1, &self_key);
+    struct lasio_queue *q = lua_touserdata(L, -1);
     const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : 0;
-    if (key && strcmp(key, "maxsize") == 0) {
+    if (q && key && strcmp(key, "maxsize") == 0) {
         push_maxsize(L, q);
         return 1;
     }
-    if (key && (strcmp(key, "_getters") == 0 || strcmp(key, "_putters") == 0)) {
+    if (q && key &&
+        (strcmp(key, "_getters") == 0 || strcmp(key, "_putters") == 0)) {
         lua_pushinteger(L, key[1] == 'g' ? q->getters.n : q->putters.n);
         return 1;
     }
@@ -496,9 +506,30 @@ queue_new(lua_State *L) {
     lasio_waitq_init_(&q->getters);
     lasio_waitq_init_(&q->putters);
     lasio_waitq_init_(&q->joiners);
-    luaL_setmetatable(L, kinds[kind].mt);
+    int qidx = lua_gettop(L);
     lua_createtable(L, q->cap, 0);
-    lua_setiuservalue(L, -2, QUEUE_UV_ITEMS);
+    lua_setiuservalue(L, qidx, QUEUE_UV_ITEMS);
+    /* its own metatable (see self_key): the template's entries, itself as
+     * __index, the queue, and the shared fields metatable */
+    lua_createtable(L, 1, QUEUE_MT_RECORDS);
+    int mt = qidx + 1;
+    lua_pushvalue(L, lua_upvalueindex(2));
+    int template = mt + 1;
+    lua_pushnil(L);
+    while (lua_next(L, template)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, mt);
+    }
+    lua_pop(L, 1);
+    lua_pushliteral(L, "__index");
+    lua_pushvalue(L, mt);
+    lua_rawset(L, mt);
+    lua_pushvalue(L, qidx);
+    lua_rawsetp(L, mt, &self_key);
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_setmetatable(L, mt);
+    lua_setmetatable(L, qidx);
     return 1;
 }
 
@@ -519,21 +550,27 @@ static const char *const constructors[Q_NKINDS] = {"Queue", "LifoQueue",
 
 void
 lasio_queue_open_(lua_State *L) {
+    lua_createtable(L, 0, 1); /* the metatable of the queues' metatables */
+    lua_pushcfunction(L, queue_field);
+    lua_setfield(L, -2, "__index");
+    int fields = lua_gettop(L);
     for (int k = 0; k < Q_NKINDS; k++) {
+        /* the kind's template: [1] the token, __name, the metamethods but
+         * __index, the methods */
         if (luaL_newmetatable(L, kinds[k].mt)) {
             lua_pushlightuserdata(L, (void *)&queue_token);
             lua_rawseti(L, -2, 1);
-            luaL_newlib(L, queue_methods);
-            lua_pushcclosure(L, queue_index, 1);
-            lua_setfield(L, -2, "__index");
+            luaL_setfuncs(L, queue_methods, 0);
             lua_pushcfunction(L, queue_tostring);
             lua_setfield(L, -2, "__tostring");
             lua_pushcfunction(L, queue_gc);
             lua_setfield(L, -2, "__gc");
         }
-        lua_pop(L, 1);
         lua_pushinteger(L, k);
-        lua_pushcclosure(L, queue_new, 1);
-        lua_setfield(L, -2, constructors[k]); /* into the module table */
+        lua_insert(L, -2);
+        lua_pushvalue(L, fields);
+        lua_pushcclosure(L, queue_new, 3);
+        lua_setfield(L, fields - 1, constructors[k]); /* the module table */
     }
+    lua_pop(L, 1);
 }

@@ -342,19 +342,14 @@ reader_at_eof(lua_State *L) {
 
 static int
 reader_settimeout(lua_State *L) {
-    struct lasio_stream *s = lasio_checkreader_(L, 1);
-    s->timeout = lasio_io_checktimeout_(L, 2, "settimeout");
+    lasio_checkreader_(L, 1)->timeout =
+        lasio_io_checktimeout_(L, 2, "settimeout");
     return 0;
 }
 
 static int
 reader_gettimeout(lua_State *L) {
-    struct lasio_stream *s = lasio_checkreader_(L, 1);
-    if (s->timeout < 0)
-        lua_pushnil(L);
-    else
-        lua_pushnumber(L, s->timeout);
-    return 1;
+    return lasio_io_pushtimeout_(L, lasio_checkreader_(L, 1)->timeout);
 }
 
 /* reader:get_limit(): the buffer limit of readuntil / readline. */

@@ -94,10 +94,7 @@ release_listeners(struct lasio_server *sv) {
         free(sv->upath);
         sv->upath = NULL;
     }
-    if (sv->linked) {
-        sv->linked = 0;
-        lasio_iolink_remove_(sv->loop, &sv->link);
-    }
+    lasio_io_unlink_(sv->loop, &sv->link, &sv->linked);
 }
 
 static void
@@ -644,17 +641,6 @@ begin_serving(lua_State *L, int idx, struct lasio_server *sv) {
     set_listening(sv);
 }
 
-static struct lasio_loop *
-server_loop(lua_State *L, const char *what) {
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop)
-        luaL_error(L,
-                   "%s: no running loop (use lasio.run or the lasio "
-                   "command)",
-                   what);
-    return loop;
-}
-
 /* Stack of start_server while it runs: 1 cb, 2 host(s), 3 port, 4 opts,
  * then: */
 enum {
@@ -731,7 +717,7 @@ lasio_start_server(lua_State *L) {
     int port = lasio_checkport_(L, 3, what);
     lua_settop(L, 4);
     lasio_checkopts_(L, 4, what, tcp_opts);
-    struct lasio_loop *loop = server_loop(L, what);
+    struct lasio_loop *loop = lasio_io_running_loop_(L, what);
     struct listen_args args;
     args.port = port;
     args.backlog =
@@ -786,7 +772,7 @@ lasio_start_unix_server(lua_State *L) {
     const char *path = luaL_checklstring(L, 2, &plen);
     lua_settop(L, 3);
     lasio_checkopts_(L, 3, what, unix_opts);
-    struct lasio_loop *loop = server_loop(L, what);
+    struct lasio_loop *loop = lasio_io_running_loop_(L, what);
     int backlog =
         (int)lasio_optinteger_(L, 3, "backlog", DEFAULT_BACKLOG, 0, what);
     union lasio_sockaddr sa;

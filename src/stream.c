@@ -223,10 +223,7 @@ lasio_stream_release_(struct lasio_stream *s) {
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
-    if (s->linked) {
-        s->linked = 0;
-        lasio_iolink_remove_(s->loop, &s->link);
-    }
+    lasio_io_unlink_(s->loop, &s->link, &s->linked);
     lasio_buf_free_(&s->in);
     lasio_buf_free_(&s->out);
     s->released = 1;

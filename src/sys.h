@@ -34,11 +34,7 @@ LASIO_HIDDEN void lasio_sys_oserror_(lua_State *L, const char *op, int err,
 /* Raises lasio_sys_oserror_(...). */
 LASIO_HIDDEN int lasio_sys_raise_(lua_State *L, const char *op, int err,
                                   const char *detail);
-/* Runs body(L) on loop->L in protected mode with the light userdata ud as
- * its only argument (for libevent callbacks: no error may cross libevent's
- * frames). Returns 0, or -1 after printing the error to stderr. */
-LASIO_HIDDEN int lasio_sys_guard_(struct lasio_loop *loop, lua_CFunction body,
-                                  void *ud);
+/* Protected calls from libevent callbacks: lasio_io_guard_ (net.h). */
 /* Pins the value at idx in the loop's anchors (*pin: the ref, LUA_NOREF
  * when not pinned); unpin releases it exactly once. [-0, +0, m] */
 LASIO_HIDDEN void lasio_sys_pin_(lua_State *L, struct lasio_loop *loop, int idx,

@@ -1,8 +1,7 @@
 /*
  * sysutil.c: small helpers shared by the operating-system layer (sys.h):
- * OSErrors built from errno values, protected calls from libevent
- * callbacks with an object of their own, and the wait of a task on one of
- * our I/O objects (suspend, wake, resume) without a Future.
+ * OSErrors with a file name (on netaddr.c's), pins in the loop's anchors,
+ * and the count of a task's wait on one of our I/O objects.
  * Owns nothing. Invariant: a task suspended here is counted once in
  * loop->nsources and uncounted by its own continuation.
  * SPDX-License-Identifier: MIT
@@ -11,61 +10,26 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net.h" /* OSErrors of netaddr.c */
 #include "sys.h"
 
 void
 lasio_sys_oserror_(lua_State *L, const char *op, int err, const char *detail) {
-    const char *code = strerrorname_np(err);
-    if (detail)
-        lua_pushfstring(L, "%s: %s: %s", op, detail, strerror(err));
-    else
-        lua_pushfstring(L, "%s: %s", op, strerror(err));
-    lasio_newerror_(L, ERR_OSERROR, lua_tostring(L, -1), 1);
-    lua_remove(L, -2);
-    lua_pushstring(L, code ? code : "EUNKNOWN");
-    lua_setfield(L, -2, "code");
-    lua_pushinteger(L, err);
-    lua_setfield(L, -2, "errno");
-    lua_pushstring(L, op);
-    lua_setfield(L, -2, "op");
-    if (detail) {
-        lua_pushstring(L, detail);
-        lua_setfield(L, -2, "filename");
+    if (!detail) {
+        lasio_oserror_push_(L, op, err);
+        return;
     }
+    lua_pushfstring(L, "%s: %s", detail, strerror(err));
+    lasio_oserror_pushmsg_(L, op, err, lua_tostring(L, -1));
+    lua_remove(L, -2);
+    lua_pushstring(L, detail);
+    lua_setfield(L, -2, "filename");
 }
 
 int
 lasio_sys_raise_(lua_State *L, const char *op, int err, const char *detail) {
     lasio_sys_oserror_(L, op, err, detail);
     return lua_error(L);
-}
-
-/* [-0, +0, -] runs the body with (ud) as its argument */
-static int
-guard_body(lua_State *L) {
-    lua_CFunction body = (lua_CFunction)(void (*)(void))lua_touserdata(L, 1);
-    lua_remove(L, 1);
-    return body(L);
-}
-
-int
-lasio_sys_guard_(struct lasio_loop *loop, lua_CFunction body, void *ud) {
-    lua_State *L = loop->L;
-    int top = lua_gettop(L), rc = 0;
-    if (!lua_checkstack(L, 4))
-        return -1;
-    lua_pushcfunction(L, guard_body);
-    lua_pushlightuserdata(L, (void *)(void (*)(void))body);
-    lua_pushlightuserdata(L, ud);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        fprintf(stderr, "lasio: error inside the event loop: %s\n",
-                lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                               : "(not a string)");
-        fflush(stderr);
-        rc = -1;
-    }
-    lua_settop(L, top);
-    return rc;
 }
 
 void

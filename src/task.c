@@ -77,6 +77,7 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->scheduled = 0;
     t->must_cancel = 0;
     t->started = 0;
+    t->has_waiter = 0;
     t->num_cancels = 0;
     t->ref = LUA_NOREF;
     t->co = NULL;
@@ -134,8 +135,11 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
         t->ref = LUA_NOREF;
         loop->ntasks--;
     }
-    lua_pushnil(L);
-    lua_setiuservalue(L, idx, TASK_UV_WAITER);
+    if (t->has_waiter) {
+        t->has_waiter = 0;
+        lua_pushnil(L);
+        lua_setiuservalue(L, idx, TASK_UV_WAITER);
+    }
 }
 
 /* The body ended with the error at the top (popped): a CancelledError
@@ -219,8 +223,11 @@ lasio_task_step_(lua_State *L, int idx) {
         t->started = 1;
         nargs = lua_gettop(co) - 1;
     }
-    lua_pushnil(L);
-    lua_setiuservalue(L, idx, TASK_UV_WAITER);
+    if (t->has_waiter) { /* the awaited Future is done with */
+        t->has_waiter = 0;
+        lua_pushnil(L);
+        lua_setiuservalue(L, idx, TASK_UV_WAITER);
+    }
     struct lasio_task *prev = loop->current;
     loop->current = t;
     loop->running_L = co;
@@ -369,6 +376,7 @@ lasio_await_(lua_State *L, int idx, const char *what) {
     pushtask(L, t);
     lua_pushvalue(L, idx);
     lua_setiuservalue(L, -2, TASK_UV_WAITER);
+    t->has_waiter = 1;
     lasio_future_add_callback_(L, idx, f, -1);
     lua_pop(L, 1);
     t->waiting = WAIT_FUTURE;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "net.h" /* lasio_io_guard_ */
 #include "sys.h"
 
 #define MAX_WORKERS 4
@@ -297,7 +298,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     ssize_t r = read(fd, &n, sizeof n);
     (void)r;
-    lasio_sys_guard_(pool->loop, deliver_body, pool);
+    lasio_io_guard_(pool->loop, deliver_body, pool);
 }
 
 /* ====== } */

@@ -48,10 +48,7 @@ release(struct lasio_dgram *d) {
     if (d->fd >= 0)
         close(d->fd);
     d->fd = -1;
-    if (d->linked) {
-        d->linked = 0;
-        lasio_iolink_remove_(d->loop, &d->link);
-    }
+    lasio_io_unlink_(d->loop, &d->link, &d->linked);
     free(d->buf);
     d->buf = NULL;
     d->closed = 1;
@@ -109,15 +106,47 @@ closed_error(lua_State *L, const char *op) {
     return lua_error(L);
 }
 
-/* Checks the deadline; raises TimeoutError when it passed. */
-static void
-check_deadline(lua_State *L, const char *op) {
+static int recv_try(lua_State *L, struct lasio_dgram *d);
+static int send_try(lua_State *L, struct lasio_dgram *d);
+static int io_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Suspends the task until the socket is readable (recv) or writable
+ * (send), or the deadline at 4 passes (then raises TimeoutError). */
+static int
+wait_io(lua_State *L, struct lasio_dgram *d, int sending) {
+    const char *op = sending ? "send" : "recv";
     double deadline = lua_tonumber(L, 4);
     if (deadline > 0 && lasio_time_() >= deadline)
-        lasio_raise_(L, ERR_TIMEOUT, "%s: timed out", op);
+        return lasio_raise_(L, ERR_TIMEOUT, "%s: timed out", op);
+    struct lasio_loop *loop;
+    struct lasio_task *t = lasio_check_await_(L, &loop, op);
+    if (loop != d->loop)
+        return luaL_error(L, "%s: the endpoint belongs to another loop", op);
+    if (sending && d->writer)
+        return luaL_error(L, "send: another task is already waiting to send "
+                             "on this endpoint");
+    lasio_io_wait_(L, t, BASE, deadline);
+    if (event_add(sending ? d->wev : d->rev, NULL) != 0) {
+        lasio_io_unwait_(t);
+        return luaL_error(L, "%s: cannot watch the socket", op);
+    }
+    *(sending ? &d->writer : &d->reader) = t;
+    return lasio_io_yield_(L, sending, io_k);
 }
 
-static int recv_k(lua_State *L, int status, lua_KContext ctx);
+/* After the wait: forgets the task and tries again. */
+static int
+io_k(lua_State *L, int status, lua_KContext ctx) {
+    struct lasio_dgram *d = lua_touserdata(L, 1);
+    struct event *ev = ctx ? d->wev : d->rev;
+    (void)status;
+    *(ctx ? &d->writer : &d->reader) = NULL;
+    if (ev)
+        event_del(ev);
+    if (lasio_io_resumed_(L, d->loop, BASE))
+        return lua_error(L);
+    return ctx ? send_try(L, d) : recv_try(L, d);
+}
 
 static int
 recv_try(lua_State *L, struct lasio_dgram *d) {
@@ -147,30 +176,7 @@ recv_try(lua_State *L, struct lasio_dgram *d) {
             return lasio_oserror_raise_(L, "recv", errno);
         break;
     }
-    check_deadline(L, "recv");
-    struct lasio_loop *loop;
-    struct lasio_task *t = lasio_check_await_(L, &loop, "recv");
-    if (loop != d->loop)
-        return luaL_error(L, "recv: the endpoint belongs to another loop");
-    lasio_io_wait_(L, t, BASE, lua_tonumber(L, 4));
-    if (event_add(d->rev, NULL) != 0) {
-        lasio_io_unwait_(t);
-        return luaL_error(L, "recv: cannot watch the socket");
-    }
-    d->reader = t;
-    return lasio_io_yield_(L, 0, recv_k);
-}
-
-static int
-recv_k(lua_State *L, int status, lua_KContext ctx) {
-    struct lasio_dgram *d = lua_touserdata(L, 1);
-    (void)status, (void)ctx;
-    d->reader = NULL;
-    if (d->rev)
-        event_del(d->rev);
-    if (lasio_io_resumed_(L, d->loop, BASE))
-        return lua_error(L);
-    return recv_try(L, d);
+    return wait_io(L, d, 0);
 }
 
 /* endpoint:recv() -> data, addr */
@@ -184,8 +190,6 @@ dgram_recv(lua_State *L) {
     lua_pushnumber(L, lasio_io_deadline_(d->timeout));
     return recv_try(L, d);
 }
-
-static int send_k(lua_State *L, int status, lua_KContext ctx);
 
 /* The destination is in the userdata at 3 (nil: connected). */
 static int
@@ -209,33 +213,7 @@ send_try(lua_State *L, struct lasio_dgram *d) {
             return lasio_oserror_raise_(L, "send", errno);
         break;
     }
-    check_deadline(L, "send");
-    struct lasio_loop *loop;
-    struct lasio_task *t = lasio_check_await_(L, &loop, "send");
-    if (loop != d->loop)
-        return luaL_error(L, "send: the endpoint belongs to another loop");
-    if (d->writer)
-        return luaL_error(L, "send: another task is already waiting to send "
-                             "on this endpoint");
-    lasio_io_wait_(L, t, BASE, lua_tonumber(L, 4));
-    if (event_add(d->wev, NULL) != 0) {
-        lasio_io_unwait_(t);
-        return luaL_error(L, "send: cannot watch the socket");
-    }
-    d->writer = t;
-    return lasio_io_yield_(L, 0, send_k);
-}
-
-static int
-send_k(lua_State *L, int status, lua_KContext ctx) {
-    struct lasio_dgram *d = lua_touserdata(L, 1);
-    (void)status, (void)ctx;
-    d->writer = NULL;
-    if (d->wev)
-        event_del(d->wev);
-    if (lasio_io_resumed_(L, d->loop, BASE))
-        return lua_error(L);
-    return send_try(L, d);
+    return wait_io(L, d, 1);
 }
 
 /* endpoint:send(data [, {host, port}]): returns once the kernel took the
@@ -297,12 +275,7 @@ dgram_settimeout(lua_State *L) {
 
 static int
 dgram_gettimeout(lua_State *L) {
-    struct lasio_dgram *d = checkdgram(L, 1);
-    if (d->timeout < 0)
-        lua_pushnil(L);
-    else
-        lua_pushnumber(L, d->timeout);
-    return 1;
+    return lasio_io_pushtimeout_(L, checkdgram(L, 1)->timeout);
 }
 
 static int
@@ -429,12 +402,7 @@ od_step(lua_State *L, int which) {
     else if ((a->has[0] && a->sa[0].sa.sa_family != family) ||
              (a->has[1] && a->sa[1].sa.sa_family != family))
         return luaL_error(L, "%s: the addresses do not match the family", what);
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop)
-        return luaL_error(L,
-                          "%s: no running loop (use lasio.run or the "
-                          "lasio command)",
-                          what);
+    struct lasio_loop *loop = lasio_io_running_loop_(L, what);
     /* the endpoint first, closed; then the socket */
     struct lasio_dgram *d =
         lua_newuserdatauv(L, sizeof(struct lasio_dgram), DGRAM_NUV);

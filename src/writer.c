@@ -280,19 +280,14 @@ writer_abort(lua_State *L) {
 
 static int
 writer_settimeout(lua_State *L) {
-    struct lasio_stream *s = lasio_checkwriter_(L, 1);
-    s->timeout = lasio_io_checktimeout_(L, 2, "settimeout");
+    lasio_checkwriter_(L, 1)->timeout =
+        lasio_io_checktimeout_(L, 2, "settimeout");
     return 0;
 }
 
 static int
 writer_gettimeout(lua_State *L) {
-    struct lasio_stream *s = lasio_checkwriter_(L, 1);
-    if (s->timeout < 0)
-        lua_pushnil(L);
-    else
-        lua_pushnumber(L, s->timeout);
-    return 1;
+    return lasio_io_pushtimeout_(L, lasio_checkwriter_(L, 1)->timeout);
 }
 
 /* writer:set_write_buffer_limits([high [, low]]), as asyncio's transport:

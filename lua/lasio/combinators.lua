@@ -132,58 +132,33 @@ end
 -- (all have finished), the CancelledError is raised at once, so a
 -- successful cancel() is never dropped (bpo-26923).
 
-local function gather_wait(loop, children, uniq, spawned, n, return_exceptions)
-    local nfuts, nfinished = #uniq, 0
-    local decisive      -- first child that failed or was cancelled
-    local closed = false -- gather returned or raised
-    local wake           -- the Future the calling task waits on
+-- The per-child work (checks, starting functions, counting the children
+-- in a C done callback, marking late errors retrieved) is core.gather_ops
+-- (gather.c); this loop runs once per wake-up of the gathering task.
+local gops = core.gather_ops
 
-    local function on_done(fut)
-        nfinished = nfinished + 1
-        if closed or decisive then
-            -- the outcome is known: mark the error retrieved (asyncio)
-            if not fut:cancelled() then fut:exception() end
-            return
-        end
-        if not return_exceptions and (fut:cancelled() or failed(fut)) then
-            decisive = fut
-        elseif nfinished < nfuts then
-            return
-        end
-        if wake and not wake:done() then wake:set_result() end
-    end
-
-    for _, f in ipairs(uniq) do
-        if f:done() then on_done(f) else f:add_done_callback(on_done) end
-    end
-
+local function gather_wait(loop, g, n)
     local cancel_err
-    while not decisive and nfinished < nfuts do
-        if wake == nil or wake:done() then wake = loop:create_future() end
+    while gops.pending(g) do
+        local wake = gops.waiter(g, loop)
         local ok, e = pcall(wake.await, wake)
         if not ok then
             local woken = wake:done() and not wake:cancelled()
             if woken or not CancelledError:is(e) then
                 -- a cancel that came after the outcome was known, or an
-                -- await that could not happen (misuse)
-                closed = true
-                if not CancelledError:is(e) then
-                    for _, t in ipairs(spawned) do t:cancel() end
-                end
+                -- await that could not happen (misuse): the tasks gather
+                -- started are cancelled in the second case
+                gops.close(g, not CancelledError:is(e))
                 error(e, 0)
             end
-            local passed_on = false
-            for _, f in ipairs(uniq) do
-                if not f:done() and f:cancel(e.message) then passed_on = true end
-            end
-            if not passed_on then
-                closed = true
+            if not gops.cancel(g, e.message) then
+                gops.close(g)
                 error(e, 0)
             end
             cancel_err = e
         end
     end
-    closed = true
+    local decisive, children = gops.close(g)
 
     if decisive then
         decisive:result() -- raises its error, or its CancelledError
@@ -217,13 +192,24 @@ function M.gather(...)
     if rex ~= nil and type(rex) ~= "boolean" then
         misuse(1, what, "return_exceptions must be a boolean, got %s", type(rex))
     end
-    local _, loop = check_items(what, list, n)
+    local task = current_task()
+    if task == nil then
+        misuse(1, what, "not inside a task (use lasio.run or the lasio command)")
+    end
+    local loop = task:get_loop()
     if n == 0 then
         if table_form then return { n = 0 } end
         return
     end
-    local children, uniq, spawned = start_all(loop, list, n)
-    local res = gather_wait(loop, children, uniq, spawned, n, rex)
+    local g, bad, why = gops.start(loop, list, n, rex)
+    if not g then
+        if why == "loop" then
+            misuse(1, what, "item %d belongs to another loop", bad)
+        end
+        misuse(1, what, "item %d is not awaitable (a Future, Task or "
+            .. "function), got %s", bad, type(list[bad]))
+    end
+    local res = gather_wait(loop, g, n)
     if table_form then return res end
     return unpack(res, 1, n)
 end

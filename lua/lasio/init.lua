@@ -7,8 +7,9 @@ local core = require "lasio.core"
 
 -- core names for the facade's own use, not part of the module table
 local internal = {coroutine = true, set_interrupt_task = true, gather_results = true,
-    http_parser = true, http_trace = true, http_send = true, http_send_chunk = true,
-    http_check_header = true, http_headers_mt = true, websocket = true}
+    gather_ops = true, http_parser = true, http_trace = true, http_send = true,
+    http_send_chunk = true, http_check_header = true, http_headers_mt = true,
+    websocket = true}
 
 local M = {}
 for k, v in pairs(core) do

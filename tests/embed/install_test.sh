@@ -80,7 +80,7 @@ LD_LIBRARY_PATH="$libdir" ldd "$tmp/host" | grep -q "liblasio.so.0 => $prefix" |
 cc $cflags -o "$tmp/host_static" "$src/examples/embed/host.c" \
     $(pkg-config --cflags lasio) "$libdir/liblasio.a" \
     $(pkg-config --libs $(pkg-config --print-requires lasio | cut -d' ' -f1)) \
-    -lpthread -lm ||
+    -lpthread -lresolv -lm ||
     fail "cannot build the example (static)"
 out=$(cd "$tmp" && ./host_static sensors.lua)
 [ "$out" = "$expected" ] || fail "example (static) printed: $out"

@@ -354,8 +354,11 @@ local function run_handler(srv, conn, req, res)
     if not ok then
         local client = rawequal(err, conn.client_error)
         res._keep = false
-        if CancelledError:is(err) and conn.gone then
-            -- the client went away: nothing to answer
+        if CancelledError:is(err) then
+            -- the client went away, or the loop is shutting down: nothing
+            -- to answer, nothing to report (asyncio reports no
+            -- cancellation either)
+            conn.abort = true
         elseif not res.headers_sent then
             res.headers_sent, res.finished = true, true
             if HTTPError:is(err) and err.status then

@@ -160,7 +160,7 @@ describe("subprocess failures (P2)", function()
         assert.are.equal("ENOENT", err.code)
         assert.are.equal("chdir", err.op)
         assert.are.equal(kids, #children())
-        assert.are.equal(before, fdcount())
+        assert.is_true(fdcount() <= before) -- none left open (others may close)
     end))
 
     -- covers P2
@@ -495,7 +495,7 @@ describe("many children", function()
         local settled = helper.wait_until(function()
             collectgarbage()
             collectgarbage()
-            return fdcount() == before
+            return fdcount() <= before
         end, 2)
         assert.is_true(settled, ("fds before %d, after %d"):format(before, fdcount()))
     end))

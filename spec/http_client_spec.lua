@@ -835,33 +835,9 @@ describe("redirects", function()
     end))
 end)
 
--- A CA, a server certificate it signed (localhost, 127.0.0.1) and a
--- self-signed one, made by the openssl command once for the file.
-local certs
-local function make_certs()
-    if certs then return certs end
-    local dir = net.tmpdir()
-    local cmd = ([[
-cd %s && {
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=lasio test CA" &&
-openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" &&
-printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" > ext.cnf &&
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf &&
-openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.pem -days 2 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
-} >/dev/null 2>&1]]):format(helper.shell_quote(dir))
-    assert(os.execute(cmd), "openssl could not make the certificates")
-    certs = {dir = dir, ca = dir .. "/ca.pem", cert = dir .. "/server.pem",
-        key = dir .. "/server.key", self = dir .. "/self.pem",
-        selfkey = dir .. "/self.key"}
-    return certs
-end
+local make_certs = require("certs").make
 
 describe("HTTPS", function()
-    teardown(function()
-        if certs then net.rmdir(certs.dir) end
-        certs = nil
-    end)
-
     local function https_server(certfile, keyfile)
         local c = make_certs()
         local ports = {}
@@ -913,11 +889,6 @@ describe("HTTPS", function()
 end)
 
 describe("HTTPS with the default context", function()
-    teardown(function()
-        if certs then net.rmdir(certs.dir) end
-        certs = nil
-    end)
-
     it("verifies against the system's CA store and pools its connections", function()
         -- OpenSSL's default verify paths follow SSL_CERT_FILE: the test CA
         -- stands in for the system's store in a child process
@@ -947,11 +918,6 @@ end)
 end)
 
 describe("interoperability", function()
-    teardown(function()
-        if certs then net.rmdir(certs.dir) end
-        certs = nil
-    end)
-
     it("fetches a file from openssl s_server -WWW (HTTP/1.0, to the end)", async(function()
         local c = make_certs()
         local f = assert(io.open(c.dir .. "/page.txt", "w"))

@@ -320,16 +320,25 @@ Response.__close = Response.close
 local known = {headers = true, body = true, timeout = true, ssl = true,
     follow_redirects = true, max_redirects = true}
 
-local function check_opts(opts, what)
+-- opts (nil or a table) with keys of `known` only; level: the caller's
+-- caller, for error().
+local function check_keys(opts, known_keys, what, level)
     if opts == nil then return {} end
     if type(opts) ~= "table" then
-        error(what .. ": opts must be a table, not a " .. type(opts), 3)
+        error(what .. ": opts must be a table, not a " .. type(opts),
+            level + 1)
     end
     for k in pairs(opts) do
-        if not known[k] then
-            error(what .. ": unknown option '" .. tostring(k) .. "'", 3)
+        if not known_keys[k] then
+            error(what .. ": unknown option '" .. tostring(k) .. "'",
+                level + 1)
         end
     end
+    return opts
+end
+
+local function check_opts(opts, what)
+    opts = check_keys(opts, known, what, 3)
     local t = opts.timeout
     if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
         error(what .. ": timeout must be a number >= 0, not "
@@ -627,15 +636,7 @@ local ws_known = {headers = true, timeout = true, ssl = true,
 -- lasio.http.websocket(url [, opts]) -> WebSocket
 function M.websocket(url, opts)
     local what = "lasio.http.websocket"
-    opts = opts or {}
-    if type(opts) ~= "table" then
-        error(what .. ": opts must be a table", 2)
-    end
-    for k in pairs(opts) do
-        if not ws_known[k] then
-            error(what .. ": unknown option '" .. tostring(k) .. "'", 2)
-        end
-    end
+    opts = check_keys(opts, ws_known, what, 2)
     local scheme, host, port, target = parse_url(url, what, 2)
     if scheme == "http" then scheme = "ws" end
     if scheme == "https" then scheme = "wss" end

@@ -83,6 +83,19 @@ describe("lasio command", function()
         assert.are.equal(0, status)
     end)
 
+    -- The facade is compiled in as bytecode with its debug information
+    -- (src/facade_dump.c): names, lines and tracebacks as from the source.
+    it("keeps the facade's sources and lines in errors and tracebacks", function()
+        local out, err, status = script([[
+            local info = debug.getinfo(lasio.wait_for, "S")
+            print(info.source, info.what, info.linedefined > 0)
+            local ok, tb = xpcall(lasio.wait_for, debug.traceback, 1, 1)
+            print(ok, tb:match("lasio/timeouts%.lua:%d+:") ~= nil)
+        ]])
+        assert.are.equal("@lasio/timeouts.lua\tLua\ttrue\nfalse\ttrue\n", out, err)
+        assert.are.equal(0, status)
+    end)
+
     describe("options", function()
         it("-e runs a statement", function()
             local out, _, status = lasio("-e " .. q("print(6 * 7)"))

@@ -505,6 +505,26 @@ echo $st $(( (t1 - t0) / 1000000 ))
                 assert.are.equal(0, status)
             end)
 
+        -- libedit is loaded by the REPL on a terminal only (src/edit_dl.c):
+        -- not by scripts, not for piped input; on a pseudo-terminal (made
+        -- by util-linux's `script`) lines are edited with it.
+        it("loads libedit on a terminal only", function()
+            local probe = "print('edit', io.open('/proc/self/maps')" ..
+                ":read('a'):find('libedit', 1, true) ~= nil)"
+            local out, err, status = lasio("-e " .. q(probe))
+            assert.are.equal("edit\tfalse\n", out, err)
+            assert.are.equal(0, status)
+            out, err, status = lasio("-i", {pipe = probe .. "\n"})
+            assert.matches("\nedit\tfalse\n", unprompt(out))
+            assert.are.equal("", err)
+            assert.are.equal(0, status)
+            out, err, status = sh(string.format(
+                "(sleep 0.3; echo %s; sleep 0.3; echo 'os.exit(0)'; sleep 0.3)" ..
+                " | script -qec %s /dev/null", q(probe), q(q(bin) .. " -i")))
+            assert.matches("edit\ttrue\r?\n", out, 1, err)
+            assert.are.equal("", err)
+        end)
+
         -- Feeds the REPL through a pipe with `feed` (shell commands that
         -- echo lines and sleep) while `signals` (shell commands using $pid)
         -- run; returns stdout, stderr, status.

@@ -12,3 +12,4 @@ bin=${1:-build/lasio}
 "$bin" bench/timers.lua "${TIMERS_N:-200000}"
 "$bin" bench/timers.lua "${TIMERS_PRECISION_N:-1000}"
 "$bin" bench/idle.lua "${IDLE_N:-100000}"
+bench/startup.sh "$bin"

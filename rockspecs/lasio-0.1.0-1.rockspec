@@ -1,8 +1,9 @@
 -- LuaRocks: builds the C module lasio.core with CMake and installs it with
 -- the Lua files (lasio, lasio.*) into the rocks tree. `luarocks make
 -- rockspecs/lasio-0.1.0-1.rockspec` from a checkout. Needs cmake,
--- pkg-config and the development files of Lua 5.4, libevent 2.1 and
--- libedit (the configure step also describes the lasio command).
+-- pkg-config and the development files of Lua 5.4, libevent 2.1, OpenSSL
+-- (headers only: libssl is loaded on first use) and libedit (the configure
+-- step also describes the lasio command).
 -- SPDX-License-Identifier: MIT
 rockspec_format = "3.0"
 package = "lasio"
@@ -25,6 +26,7 @@ dependencies = {
 }
 external_dependencies = {
     LIBEVENT = { header = "event2/event.h", library = "event_core" },
+    OPENSSL = { header = "openssl/ssl.h" },
     LIBEDIT = { header = "histedit.h" },
 }
 build = {

@@ -83,6 +83,19 @@ describe("lasio command", function()
         assert.are.equal(0, status)
     end)
 
+    -- The facade is compiled in as bytecode with its debug information
+    -- (src/facade_dump.c): names, lines and tracebacks as from the source.
+    it("keeps the facade's sources and lines in errors and tracebacks", function()
+        local out, err, status = script([[
+            local info = debug.getinfo(lasio.wait_for, "S")
+            print(info.source, info.what, info.linedefined > 0)
+            local ok, tb = xpcall(lasio.wait_for, debug.traceback, 1, 1)
+            print(ok, tb:match("lasio/timeouts%.lua:%d+:") ~= nil)
+        ]])
+        assert.are.equal("@lasio/timeouts.lua\tLua\ttrue\nfalse\ttrue\n", out, err)
+        assert.are.equal(0, status)
+    end)
+
     describe("options", function()
         it("-e runs a statement", function()
             local out, _, status = lasio("-e " .. q("print(6 * 7)"))
@@ -491,6 +504,26 @@ echo $st $(( (t1 - t0) / 1000000 ))
                 -- the end of input cancelled the ticker: the process ended
                 assert.are.equal(0, status)
             end)
+
+        -- libedit is loaded by the REPL on a terminal only (src/edit_dl.c):
+        -- not by scripts, not for piped input; on a pseudo-terminal (made
+        -- by util-linux's `script`) lines are edited with it.
+        it("loads libedit on a terminal only", function()
+            local probe = "print('edit', io.open('/proc/self/maps')" ..
+                ":read('a'):find('libedit', 1, true) ~= nil)"
+            local out, err, status = lasio("-e " .. q(probe))
+            assert.are.equal("edit\tfalse\n", out, err)
+            assert.are.equal(0, status)
+            out, err, status = lasio("-i", {pipe = probe .. "\n"})
+            assert.matches("\nedit\tfalse\n", unprompt(out))
+            assert.are.equal("", err)
+            assert.are.equal(0, status)
+            out, err, status = sh(string.format(
+                "(sleep 0.3; echo %s; sleep 0.3; echo 'os.exit(0)'; sleep 0.3)" ..
+                " | script -qec %s /dev/null", q(probe), q(q(bin) .. " -i")))
+            assert.matches("edit\ttrue\r?\n", out, 1, err)
+            assert.are.equal("", err)
+        end)
 
         -- Feeds the REPL through a pipe with `feed` (shell commands that
         -- echo lines and sleep) while `signals` (shell commands using $pid)

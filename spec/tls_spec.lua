@@ -290,4 +290,44 @@ describe("TLS", function()
             msg(lasio.open_connection, "127.0.0.1", 1, { server_hostname = "x" }))
         assert.matches("lasio.SSLContext<server verify=false>", tostring(server_ctx()))
     end))
+
+    -- Startup: OpenSSL is not mapped until the first context (tls_dl.c),
+    -- in the command and in stock lua5.4 loading the module; a TLS round
+    -- trip then works in that same process.
+    for _, interp in ipairs(helper.interps) do
+        it("loads OpenSSL on the first ssl_context, not before (" .. interp .. ")",
+            function()
+                local c = make_certs()
+                local out, err, status = helper.run_child(([[
+local lasio = require "lasio"
+local function mapped(name)
+    local f = assert(io.open("/proc/self/maps"))
+    local maps = f:read("a")
+    f:close()
+    return maps:find(name, 1, true) ~= nil
+end
+print("before", mapped("libssl"), mapped("libcrypto"))
+local sctx = lasio.ssl_context({ server = true, certfile = %q, keyfile = %q })
+print("after", mapped("libssl"), mapped("libcrypto"))
+lasio.run(function()
+    local server = lasio.start_server(function(r, w)
+        w:write(r:readline() .. "\n")
+        w:close()
+    end, "127.0.0.1", 0, { ssl = sctx })
+    local port = server:sockets()[1].port
+    local r, w = lasio.open_connection("127.0.0.1", port, {
+        ssl = lasio.ssl_context({ cafile = %q }),
+        server_hostname = "localhost" })
+    w:write("hello\n")
+    io.write("echo\t", r:readline())
+    w:close()
+    server:close()
+end)
+]]):format(c.cert, c.key, c.ca), { interp = interp })
+                assert.are.equal("", err)
+                assert.is_true(status == 0 or status == true)
+                assert.are.equal(
+                    "before\tfalse\tfalse\nafter\ttrue\ttrue\necho\thello\n", out)
+            end)
+    end
 end)

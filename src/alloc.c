@@ -1,8 +1,9 @@
 /*
  * alloc.c: the Lua allocator of the lasio command. Small blocks come from
- * size classes carved out of 2 MiB chunks mapped with MADV_HUGEPAGE, so a
- * script that creates many tasks takes a few huge-page faults instead of
- * one first-touch fault per 4 KiB, and no block carries a malloc header
+ * size classes carved out of 2 MiB chunks mapped with MADV_HUGEPAGE (all
+ * but the first), so a script that creates many tasks takes a few
+ * huge-page faults instead of one first-touch fault per 4 KiB, a short
+ * script does not zero a whole huge page, and no block carries a malloc header
  * (Lua passes the old size on every free and realloc). Large blocks go to
  * malloc. One allocator per lua_State; not thread-safe, as Lua states are
  * not. The sanitizer build uses plain malloc so ASan sees every block. In
@@ -62,7 +63,12 @@ new_chunk(struct lasio_alloc *a) {
     if (p == MAP_FAILED)
         return 0;
 #ifdef MADV_HUGEPAGE
-    madvise(p, CHUNK_SIZE, MADV_HUGEPAGE); /* a hint: fine if refused */
+    /* A hint (fine if refused), from the second chunk on: a huge page is
+     * zeroed whole on its first touch (2 MiB, ~0.1 ms on this machine
+     * kind), while a short script touches a few hundred KiB of its first
+     * chunk, which 4 KiB pages serve for less (bench/README.md, startup). */
+    if (a->chunks)
+        madvise(p, CHUNK_SIZE, MADV_HUGEPAGE);
 #endif
     struct chunk *c = p;
     c->next = a->chunks;

@@ -24,12 +24,13 @@
 
 #define PROGNAME "lasio"
 
-/* One compiled-in facade module, from build/facade.c (cmake/embed.cmake). */
+/* One compiled-in facade module as bytecode of this binary's Lua, from
+ * build/facade_bc.c (src/facade_dump.c). */
 struct lasio_embedded_ {
     const char *mod, *chunkname, *src;
     size_t len;
 };
-extern const struct lasio_embedded_ lasio_facade_[];
+extern const struct lasio_embedded_ lasio_facade_bc_[];
 
 /* The command line, shared by main() and pmain() (no C globals). */
 struct cli {
@@ -219,7 +220,7 @@ flush_stdout(int status) {
 static int
 facade_loader(lua_State *L) {
     const struct lasio_embedded_ *e = lua_touserdata(L, lua_upvalueindex(1));
-    if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "t") != LUA_OK)
+    if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "b") != LUA_OK)
         return luaL_error(L, "error loading module '%s' from '%s':\n\t%s",
                           e->mod, e->chunkname + 1, lua_tostring(L, -1));
     lua_pushstring(L, e->mod);
@@ -232,7 +233,7 @@ void
 lasio_cli_preload_facade_(lua_State *L) {
     const struct lasio_embedded_ *e;
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-    for (e = lasio_facade_; e->mod != NULL; e++) {
+    for (e = lasio_facade_bc_; e->mod != NULL; e++) {
         /* the entries are static: a light userdata is enough */
         lua_pushlightuserdata(L, (void *)e);
         lua_pushcclosure(L, facade_loader, 1);

@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <editline/readline.h>
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "edit_dl.h" /* libedit, loaded on the first terminal */
 #include "lasio.h"
 #include "repl.h"
 
@@ -321,6 +321,13 @@ newinput(lua_State *L) {
     in->L = lua_tothread(L, -1);
     lua_pop(L, 1);
     in->tty = isatty(0);
+    if (in->tty) {
+        const char *why = lasio_edit_load_();
+        if (why) { /* read lines as from a pipe, as lua.c without readline */
+            fprintf(stderr, "lasio: no line editing: %s\n", why);
+            in->tty = 0;
+        }
+    }
     if (base == NULL)
         luaL_error(L, "REPL: lasio has no event loop");
     if (pollable_stdin()) {

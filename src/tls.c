@@ -1,8 +1,9 @@
 /*
  * tls.c: TLS with OpenSSL (API.md section 9): ssl_context, the ssl option
  * of streams and servers, start_tls; verification on by default. OpenSSL
- * initialises on the first context. A TLS stream owns its SSL and a BIO
- * method of its own that serves bytes read before TLS started, then the fd.
+ * is loaded (tls_dl.c) and initialises on the first context. A TLS stream
+ * owns its SSL and a BIO method of its own that serves bytes read before
+ * TLS started, then the fd.
  * SPDX-License-Identifier: MIT
  */
 #include <arpa/inet.h>
@@ -13,11 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "tls.h"
+#include "tls_dl.h" /* OpenSSL, loaded by the first context */
 
 static const char default_ctx_key = 0; /* registry: the default client ctx */
 
@@ -143,6 +142,9 @@ lasio_ssl_context(lua_State *L) {
     }
     luaL_pushresult(&b);
     int alpnidx = lua_gettop(L);
+    const char *unavailable = lasio_tls_load_();
+    if (unavailable)
+        return luaL_error(L, "%s: %s", what, unavailable);
     /* the userdata first, then OpenSSL's objects */
     struct lasio_sslctx *c = lua_newuserdatauv(L, sizeof *c, 0);
     memset(c, 0, sizeof *c);

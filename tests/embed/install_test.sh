@@ -60,6 +60,17 @@ for f in $flags; do
     case $f in -I*) [ -f "${f#-I}/lasio.h" ] && found=yes ;; esac
 done
 [ -n "$found" ] || fail "no -I with lasio.h in: $flags"
+# OpenSSL is loaded on first use (src/tls_dl.c): neither lasio.pc nor the
+# installed objects ask for it
+case $(pkg-config --print-requires --print-requires-private lasio) in
+*ssl*) fail "lasio.pc requires OpenSSL" ;;
+esac
+for f in "$libdir/liblasio.so" "$libdir/lua/5.4/lasio/core.so" \
+    "$prefix/bin/lasio"; do
+    if readelf -d "$f" | grep NEEDED | grep -q -e libssl -e libcrypto; then
+        fail "$f links OpenSSL"
+    fi
+done
 expected="kitchen: 13.5
 garage: 29.5
 attic: 22.5

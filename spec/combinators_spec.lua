@@ -198,6 +198,35 @@ describe("lasio.gather", function()
             assert.are.equal("late RuntimeError", e:exception())
         end))
 
+        it("a child task ending after the gather raised: its gather callback, queued while nothing else holds the gather, runs safely", async(function()
+            -- the gather's done callback is a C entry of the ready queue
+            -- pointing at the gather and the child: both must stay alive
+            -- until it ran, though the gathering task is gone
+            local release = lasio.Future()
+            local b = lasio.spawn(function()
+                release:await()
+                error("late", 0)
+            end)
+            local t = lasio.spawn(lasio.gather, function() error("boom", 0) end, b)
+            assert.are.equal("boom", raises(t.await, t))
+            t = nil
+            local collected = false
+            local seen = helper.capture_exceptions(function()
+                release:set_result()
+                -- runs after b's last step and before the gather's entry
+                lasio.get_running_loop():call_soon(function()
+                    collectgarbage()
+                    collectgarbage()
+                    collected = true
+                end)
+                settle()
+            end)
+            assert.is_true(collected)
+            -- the gather's callback ran: b's error counts as retrieved
+            assert.are.equal(0, never_retrieved(seen, "late"))
+            assert.are.equal("late", raises(b.await, b))
+        end))
+
         it("the first error in completion order wins, not in input order", async(function()
             local r = table.pack(pcall(lasio.gather,
                 function() lasio.sleep(0.02) error("slow", 0) end,

@@ -296,6 +296,30 @@ print("count", r)
             t:await()
             assert.is_false(has(lasio.all_tasks(), t))
         end))
+
+        it("all_tasks leaves out a done task whose gather callback is still queued", async(function()
+            local function has(list, x)
+                for _, v in ipairs(list) do if v == x then return true end end
+                return false
+            end
+            local child = lasio.spawn(function() lasio.sleep(0) return 1 end)
+            local gathering = lasio.spawn(lasio.gather, child)
+            local seen
+            local observer = lasio.spawn(function()
+                lasio.sleep(0)
+                -- child ended one step ago; the gather has not heard yet
+                seen = { child_done = child:done(), gathered = gathering:done(),
+                         all = lasio.all_tasks() }
+            end)
+            observer:await()
+            assert.is_true(seen.child_done)
+            assert.is_false(seen.gathered)
+            assert.is_false(has(seen.all, child))
+            assert.is_true(has(seen.all, gathering))
+            assert.is_true(has(seen.all, observer))
+            assert.are.equal(1, gathering:await())
+            assert.is_false(has(lasio.all_tasks(), gathering))
+        end))
     end)
 
     describe("cancellation", function()

@@ -43,7 +43,23 @@ LASIO_HIDDEN int lasio_newmetatable_(lua_State *L, const char *tname,
                                      const void *token);
 
 /* The first byte of every object that can sit in the ready queue. */
-enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE };
+enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE, KIND_CCB };
+
+struct lasio_future;
+/* A done callback in C: a userdata that starts with this struct is stored
+ * in a Future's callback list like a function, and its completion runs
+ * `run` straight from the ready queue, with no lua_pcall and no Lua ring
+ * slots (readyq.c). The object must keep alive every Future it is
+ * registered on (the queue entry holds only a pointer to the Future while
+ * the object itself is anchored). `run` gets the object at ccbidx, the
+ * done Future at fidx; an error it raises is reported as an "Exception in
+ * callback", as a function's would be. */
+struct lasio_ccb {
+    unsigned char kind; /* KIND_CCB */
+    int queued;         /* entries of the ready queue pointing at it */
+    int ref;            /* its anchor slot while queued, or LUA_NOREF */
+    void (*run)(lua_State *L, int ccbidx, int fidx, struct lasio_future *f);
+};
 
 enum lasio_fstate { FUT_PENDING, FUT_FINISHED, FUT_CANCELLED };
 
@@ -51,7 +67,8 @@ enum lasio_fstate { FUT_PENDING, FUT_FINISHED, FUT_CANCELLED };
 
 /* User values of the loop userdata. */
 enum {
-    LOOP_UV_TASKS = 1, /* pending tasks, luaL_ref'd: the loop's strong refs */
+    LOOP_UV_TASKS = 1, /* anchor slots (readyq.c): pending tasks, and the
+                          objects C entries of the ready queue point at */
     LOOP_UV_ANCHORS,   /* objects libevent holds raw pointers to */
     LOOP_UV_HANDLER,   /* exception handler function or nil */
     LOOP_UV_STOPWAIT,  /* Future a task's run_forever() waits on, or nil */
@@ -95,15 +112,23 @@ struct lasio_loop {
                      coroutine that may die while the loop keeps it */
     struct lasio_task *current; /* task being stepped, or NULL */
     int wake_fd[2]; /* pipe written by the signal hub and lasio_pin_post */
-    /* ready queue (readyq.c): the C ring holds the order (Task pointers,
-     * or NULL for the next entry of the Lua ring, registry ref lq_ref) */
-    void **rq;
+    /* ready queue (readyq.c): the C ring holds the order (Task steps,
+     * C callbacks, or a mark for the next entry of the Lua ring, registry
+     * ref lq_ref) */
+    struct lasio_rq_entry *rq;
     int rq_head, rq_count, rq_cap;
+    /* anchor slots of LOOP_UV_TASKS (readyq.c): slots 1..slot_top exist,
+     * free ones hold false and are listed in slot_free (capacity
+     * slot_cap >= slot_top, so freeing never allocates) */
+    int *slot_free;
+    int slot_nfree, slot_top, slot_cap;
+    unsigned char rq_in_ccb; /* a C callback runs (its errors are its) */
     int lq_head, lq_count, lq_cap, lq_ref;
     int self_ref; /* registry ref to the loop userdata while open */
     /* registry refs to the metatables the hot paths set: no lookup by
      * name (string hashing) per object */
     int mt_task_ref, mt_future_ref, mt_handle_ref, mt_timer_ref;
+    int tasks_ref;    /* registry ref to LOOP_UV_TASKS while open */
     int ntasks;       /* pending tasks */
     int next_task_id; /* for default names Task-N */
     long nsources;    /* things besides timers that can wake a task
@@ -204,6 +229,29 @@ LASIO_HIDDEN void lasio_signals_dispatch_(lua_State *L, struct lasio_loop *loop,
  * FIFO of entries drained in batches by loop->drain_ev. An entry is a Task
  * (step it), a Handle (run it unless cancelled) or a function followed by
  * its one argument (a done callback). */
+/* An entry of the C ring: a Task step (obj, NULL), a C callback (obj the
+ * done Future, ccb) or the next entry of the Lua ring (NULL, NULL). */
+struct lasio_rq_entry {
+    void *obj;
+    struct lasio_ccb *ccb;
+};
+/* Queues the C callback at ccbidx for the done Future at fidx: both get an
+ * anchor slot while queued. Room must have been made with
+ * lasio_rq_reserve_ and lasio_slot_reserve_(L, loop, 2). [-0, +0, -] */
+LASIO_HIDDEN void lasio_rq_push_ccb_(lua_State *L, struct lasio_loop *loop,
+                                     int ccbidx, int fidx);
+/* Anchor slots in the loop's tasks table (at tidx): take stores the value
+ * at vidx and returns its slot (raises only when no slot was reserved);
+ * release empties a slot; reserve makes k slots free, so the next k takes
+ * cannot fail. [-0, +0, m] */
+LASIO_HIDDEN int lasio_slot_take_(lua_State *L, struct lasio_loop *loop,
+                                  int tidx, int vidx);
+LASIO_HIDDEN void lasio_slot_release_(lua_State *L, struct lasio_loop *loop,
+                                      int tidx, int slot);
+LASIO_HIDDEN void lasio_slot_reserve_(lua_State *L, struct lasio_loop *loop,
+                                      int tidx, int k);
+/* Pushes the loop's tasks table (its anchor slots). [-0, +1, -] */
+LASIO_HIDDEN void lasio_pushtasks_(lua_State *L, struct lasio_loop *loop);
 /* Pushes the value at idx as one entry. [-0, +0, m] */
 LASIO_HIDDEN void lasio_rq_push_(lua_State *L, struct lasio_loop *loop,
                                  int idx);
@@ -259,7 +307,10 @@ struct lasio_future {
     unsigned char gather_mark; /* seen by the gather starting (gather.c) */
     int nresults;              /* 1: value stored directly; else a table */
     int ncallbacks;            /* 0, 1 (stored directly) or more (table) */
-    struct lasio_loop *loop;   /* kept alive by FUT_UV_LOOP */
+    int ref;    /* anchor slot (LOOP_UV_TASKS): while a Task is pending,
+                   and while C callback entries point at it, or LUA_NOREF */
+    int queued; /* C callback entries of the ready queue pointing at it */
+    struct lasio_loop *loop; /* kept alive by FUT_UV_LOOP */
 };
 
 LASIO_HIDDEN struct lasio_future *lasio_tofuture_(lua_State *L, int idx);
@@ -339,8 +390,8 @@ struct lasio_task {
     unsigned char must_cancel;
     unsigned char started;
     unsigned char has_waiter; /* TASK_UV_WAITER is not nil */
+    unsigned char counted;    /* counted in loop->ntasks (pending) */
     int num_cancels;          /* cancelling() */
-    int ref;                  /* ref in LOOP_UV_TASKS while pending */
     int id;
     lua_State *co;          /* kept alive by TASK_UV_CORO */
     int heap_pos;           /* index in the timer heap while sleeping */
@@ -525,6 +576,12 @@ LASIO_HIDDEN int lasio_msgh_(lua_State *L);
  * errors to the loop's exception handler. [-(nargs), +0, -] */
 LASIO_HIDDEN void lasio_protected_call_(lua_State *L, struct lasio_loop *loop,
                                         int nargs, int handleidx);
+/* Reports the error on top (popped), raised by a callback under
+ * lasio_msgh_, as an "Exception in callback" (handle at handleidx, or 0).
+ * [-1, +0, m] */
+LASIO_HIDDEN void lasio_report_callback_error_(lua_State *L,
+                                               struct lasio_loop *loop,
+                                               int handleidx);
 /* ====== } */
 
 /* {====== Signal hub (sighub.c) ====== */

@@ -76,7 +76,7 @@ lasio_msgh_(lua_State *L) {
     if (loop && loop->current && loop->current->co == L) {
         lasio_pushloop_(L, loop);
         lua_getiuservalue(L, -1, LOOP_UV_TASKS);
-        lua_rawgeti(L, -1, loop->current->ref);
+        lua_rawgeti(L, -1, loop->current->fut.ref);
         lua_pushvalue(L, -4);
         lasio_extra_set_(L, -2, EXTRA_TRACEBACK);
         lua_pop(L, 3);
@@ -136,6 +136,14 @@ lasio_protected_call_(lua_State *L, struct lasio_loop *loop, int nargs,
         return;
     }
     /* stack: msgh, error */
+    lasio_report_callback_error_(L, loop, handleidx);
+    lua_pop(L, 1);
+}
+
+void
+lasio_report_callback_error_(lua_State *L, struct lasio_loop *loop,
+                             int handleidx) {
+    handleidx = handleidx ? lua_absindex(L, handleidx) : 0;
     lua_createtable(L, 0, 4);
     lua_insert(L, -2);
     lua_setfield(L, -2, "exception");
@@ -148,7 +156,6 @@ lasio_protected_call_(lua_State *L, struct lasio_loop *loop, int nargs,
     lua_rawgetp(L, LUA_REGISTRYINDEX, &last_traceback_key);
     lua_setfield(L, -2, "traceback");
     lasio_call_exception_handler_(L, loop);
-    lua_pop(L, 1);
 }
 
 /* Pushes the loop's set of futures with unretrieved errors, or nothing

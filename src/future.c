@@ -41,6 +41,8 @@ lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
     f->gather_mark = 0;
     f->nresults = 0;
     f->ncallbacks = 0;
+    f->ref = LUA_NOREF;
+    f->queued = 0;
     f->loop = loop;
     lasio_pushloop_(L, loop);
     lua_setiuservalue(L, idx, FUT_UV_LOOP);
@@ -91,6 +93,24 @@ lasio_extra_set_(lua_State *L, int idx, int key) {
 
 /* {====== Completion ====== */
 
+/* Whether the callback list at idx (n entries) holds a C callback. */
+static int
+has_ccb(lua_State *L, int idx, int n) {
+    idx = lua_absindex(L, idx);
+    int found = 0;
+    for (int i = 1; i <= n && !found; i++) {
+        if (n == 1)
+            lua_pushvalue(L, idx);
+        else
+            lua_rawgeti(L, idx, i);
+        unsigned char *kind =
+            lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+        found = kind && *kind == KIND_CCB;
+        lua_pop(L, 1);
+    }
+    return found;
+}
+
 /* Schedules every done callback of the Future at idx and forgets them
  * (asyncio copies the list: callbacks removed or added during dispatch
  * affect nothing already scheduled). [-0, +0, m] */
@@ -107,6 +127,12 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
     /* room for every entry first: no callback is lost to a memory error */
     lasio_rq_reserve_(L, f->loop, 2 * n);
     lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
+    if (!f->loop->closed && f->loop->slot_nfree < 2 * n &&
+        has_ccb(L, -1, n)) { /* and their anchor slots */
+        lasio_pushtasks_(L, f->loop);
+        lasio_slot_reserve_(L, f->loop, -1, 2 * n);
+        lua_pop(L, 1);
+    }
     lua_pushnil(L);
     lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
     f->ncallbacks = 0;
@@ -116,10 +142,13 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
             lua_pushvalue(L, list);
         else
             lua_rawgeti(L, list, i);
-        /* only Tasks and functions are ever stored as callbacks */
+        /* only Tasks, C callbacks and functions are ever stored as
+         * callbacks */
         struct lasio_task *t =
             lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
-        if (t) {
+        if (t && t->fut.kind == KIND_CCB) {
+            lasio_rq_push_ccb_(L, f->loop, -1, idx);
+        } else if (t) {
             /* the wake-up of a task awaiting this Future */
             if (t->waiting == WAIT_FUTURE && !t->fut.state) {
                 t->waiting = WAIT_NONE;
@@ -221,7 +250,18 @@ lasio_future_add_callback_(lua_State *L, int idx, struct lasio_future *f,
     idx = lua_absindex(L, idx);
     cbidx = lua_absindex(L, cbidx);
     if (f->state != FUT_PENDING) {
-        if (lasio_totask_(L, cbidx)) {
+        unsigned char *kind = lua_type(L, cbidx) == LUA_TUSERDATA
+                                  ? lua_touserdata(L, cbidx)
+                                  : NULL;
+        if (kind && *kind == KIND_CCB) {
+            if (f->loop->closed)
+                return; /* the queue takes nothing any more */
+            lasio_rq_reserve_(L, f->loop, 1);
+            lasio_pushtasks_(L, f->loop);
+            lasio_slot_reserve_(L, f->loop, -1, 2);
+            lua_pop(L, 1);
+            lasio_rq_push_ccb_(L, f->loop, cbidx, idx);
+        } else if (lasio_totask_(L, cbidx)) {
             struct lasio_task *t = lasio_totask_(L, cbidx);
             t->waiting = WAIT_NONE;
             t->scheduled = 1;

@@ -11,8 +11,11 @@
 
 #define LASIO_GATHER_MT "lasio.Gather"
 
-/* The state of one gather; the Lua side lives in its user values. */
+/* The state of one gather; the Lua side lives in its user values. It is
+ * the C done callback registered on every child (core.h, struct
+ * lasio_ccb): the children stay alive through GATHER_UV_UNIQ. */
 struct gather {
+    struct lasio_ccb ccb;  /* first */
     int nfuts;             /* distinct children */
     int nfinished;         /* children whose done callback ran */
     unsigned char rex;     /* return_exceptions */
@@ -81,16 +84,12 @@ child_done(lua_State *L, int gidx, struct gather *g, int fidx,
     lua_pop(L, 1);
 }
 
-/* The done callback registered on every child: upvalue 1 is the gather,
- * argument 1 the child. */
-static int
-gather_on_done(lua_State *L) {
-    int gidx = lua_upvalueindex(1);
-    struct gather *g = lua_touserdata(L, gidx);
-    struct lasio_future *f = lasio_tofuture_(L, 1);
-    if (f && f->state != FUT_PENDING)
-        child_done(L, gidx, g, 1, f);
-    return 0;
+/* The done callback of every child: the gather at gidx, the child at
+ * fidx. */
+static void
+gather_on_done(lua_State *L, int gidx, int fidx, struct lasio_future *f) {
+    if (f->state != FUT_PENDING)
+        child_done(L, gidx, lua_touserdata(L, gidx), fidx, f);
 }
 
 /* start(loop, list, n, rex) -> gather | nil, i, "type" | nil, i, "loop"
@@ -124,6 +123,10 @@ gather_start(lua_State *L) {
         lua_pop(L, 1);
     }
     struct gather *g = lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
+    g->ccb.kind = KIND_CCB;
+    g->ccb.queued = 0;
+    g->ccb.ref = LUA_NOREF;
+    g->ccb.run = gather_on_done;
     g->nfuts = g->nfinished = 0;
     g->rex = (unsigned char)rex;
     g->closed = g->decided = 0;
@@ -174,9 +177,7 @@ gather_start(lua_State *L) {
     g->nfuts = nu;
     lua_pushvalue(L, uniq);
     lua_setiuservalue(L, gidx, GATHER_UV_UNIQ);
-    lua_pushvalue(L, gidx);
-    lua_pushcclosure(L, gather_on_done, 1);
-    int cb = lua_gettop(L);
+    int cb = gidx;
     for (int i = 1; i <= nu; i++) {
         lua_rawgeti(L, uniq, i);
         struct lasio_future *f = lua_touserdata(L, -1);

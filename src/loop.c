@@ -109,10 +109,13 @@ newloop(lua_State *L, struct event_base *base) {
     loop->self_ref = loop->lq_ref = LUA_NOREF;
     loop->mt_task_ref = loop->mt_future_ref = LUA_NOREF;
     loop->mt_handle_ref = loop->mt_timer_ref = LUA_NOREF;
+    loop->tasks_ref = LUA_NOREF;
     loop->slow_callback_duration = 0.1;
     luaL_setmetatable(L, LASIO_LOOP_MT);
     int idx = lua_gettop(L);
     lua_newtable(L);
+    lua_pushvalue(L, -1);
+    loop->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_setiuservalue(L, idx, LOOP_UV_TASKS);
     lua_newtable(L);
     lua_setiuservalue(L, idx, LOOP_UV_ANCHORS);
@@ -206,8 +209,8 @@ release(lua_State *L, struct lasio_loop *loop) {
     loop->base = NULL;
     lasio_rq_free_(L, loop);
     int *refs[] = {&loop->mt_task_ref, &loop->mt_future_ref,
-                   &loop->mt_handle_ref, &loop->mt_timer_ref};
-    for (int i = 0; i < 4; i++) {
+                   &loop->mt_handle_ref, &loop->mt_timer_ref, &loop->tasks_ref};
+    for (int i = 0; i < 5; i++) {
         luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
         *refs[i] = LUA_NOREF;
     }

@@ -58,7 +58,7 @@ lasio_current_task(lua_State *L) {
     }
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
-    lua_rawgeti(L, -1, loop->current->ref);
+    lua_rawgeti(L, -1, loop->current->fut.ref);
     return 1;
 }
 

@@ -1,9 +1,16 @@
 /*
  * readyq.c: the loop's FIFO ready queue and its drain. The order lives in
- * a C ring of pointers: a Task pointer (the hot path: a task step needs no
- * Lua table access, the task being kept alive by the loop's tasks table
- * while it is pending) or NULL, meaning "the next entry of the Lua ring",
- * which holds Handles and (function, argument) pairs so the GC sees them.
+ * a C ring of entries: a Task step (the hot path: no Lua ring access, the
+ * task being kept alive by its anchor slot while it is pending), a C done
+ * callback (struct lasio_ccb) with the Future it runs for, both held by
+ * anchor slots while queued, or a mark meaning "the next entry of the Lua
+ * ring", which holds Handles and (function, argument) pairs so the GC sees
+ * them. A C callback runs without a lua_pcall of its own: the drain runs
+ * its batch under one, and an error escaping while a C callback runs is
+ * reported as that callback's, as lua_pcall would have.
+ * The anchor slots are the integer keys of the loop's tasks table, handed
+ * out from a C free list (no luaL_ref); a free slot holds false rather
+ * than nil, so it stays a key and filling it never allocates.
  * The drain runs from an event made active with event_active, or armed
  * with a zero timeout once a batch used its budget, so libevent polls
  * timers and I/O between batches without a system call per task switch.
@@ -28,6 +35,63 @@ pushring(lua_State *L, struct lasio_loop *loop) {
 }
 
 void
+lasio_pushtasks_(lua_State *L, struct lasio_loop *loop) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
+}
+
+/* Makes the free list able to hold slot_top + 1 slots. */
+static void
+ensure_slot_cap(lua_State *L, struct lasio_loop *loop) {
+    if (loop->slot_top + 1 <= loop->slot_cap)
+        return;
+    int cap = loop->slot_cap ? 2 * loop->slot_cap : 64;
+    int *n = realloc(loop->slot_free, (size_t)cap * sizeof *n);
+    if (!n)
+        luaL_error(L, "not enough memory");
+    loop->slot_free = n;
+    loop->slot_cap = cap;
+}
+
+void
+lasio_slot_reserve_(lua_State *L, struct lasio_loop *loop, int tidx, int k) {
+    tidx = lua_absindex(L, tidx);
+    while (loop->slot_nfree < k) {
+        int top = loop->slot_top + 1;
+        ensure_slot_cap(L, loop);
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, tidx, top); /* may raise: nothing changed yet */
+        loop->slot_top = top;
+        loop->slot_free[loop->slot_nfree++] = top;
+    }
+}
+
+int
+lasio_slot_take_(lua_State *L, struct lasio_loop *loop, int tidx, int vidx) {
+    tidx = lua_absindex(L, tidx);
+    vidx = lua_absindex(L, vidx);
+    if (loop->slot_nfree == 0) { /* a new slot, straight away */
+        int top = loop->slot_top + 1;
+        ensure_slot_cap(L, loop);
+        lua_pushvalue(L, vidx);
+        lua_rawseti(L, tidx, top); /* may raise: nothing changed yet */
+        loop->slot_top = top;
+        return top;
+    }
+    int slot = loop->slot_free[--loop->slot_nfree];
+    lua_pushvalue(L, vidx);
+    lua_rawseti(L, tidx, slot); /* an existing key: no allocation */
+    return slot;
+}
+
+void
+lasio_slot_release_(lua_State *L, struct lasio_loop *loop, int tidx, int slot) {
+    tidx = lua_absindex(L, tidx);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, tidx, slot);
+    loop->slot_free[loop->slot_nfree++] = slot;
+}
+
+void
 lasio_rq_init_(lua_State *L, struct lasio_loop *loop) {
     loop->rq = malloc(RQ_INITIAL_CAP * sizeof *loop->rq);
     if (!loop->rq)
@@ -45,6 +109,11 @@ lasio_rq_free_(lua_State *L, struct lasio_loop *loop) {
     free(loop->rq);
     loop->rq = NULL;
     loop->rq_count = loop->lq_count = 0;
+    /* the tasks table stays (its slots are read no more); the free list
+     * goes, and no slot is handed out after the close */
+    free(loop->slot_free);
+    loop->slot_free = NULL;
+    loop->slot_nfree = loop->slot_top = loop->slot_cap = 0;
     if (loop->lq_ref != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, loop->lq_ref);
         loop->lq_ref = LUA_NOREF;
@@ -59,7 +128,7 @@ ensure_c_room(lua_State *L, struct lasio_loop *loop, int k) {
     int cap = loop->rq_cap, newcap = cap;
     while (loop->rq_count + k > newcap)
         newcap *= 2;
-    void **n = malloc((size_t)newcap * sizeof *n);
+    struct lasio_rq_entry *n = malloc((size_t)newcap * sizeof *n);
     if (!n)
         luaL_error(L, "not enough memory");
     for (int i = 0; i < loop->rq_count; i++)
@@ -110,10 +179,13 @@ lasio_rq_arm_(struct lasio_loop *loop) {
     event_active(loop->drain_ev, EV_TIMEOUT, 0);
 }
 
-/* Appends p to the C ring (room was made). */
+/* Appends an entry to the C ring (room was made). */
 static void
-c_put(struct lasio_loop *loop, void *p) {
-    loop->rq[(loop->rq_head + loop->rq_count) & (loop->rq_cap - 1)] = p;
+c_put(struct lasio_loop *loop, void *obj, struct lasio_ccb *ccb) {
+    struct lasio_rq_entry *e =
+        &loop->rq[(loop->rq_head + loop->rq_count) & (loop->rq_cap - 1)];
+    e->obj = obj;
+    e->ccb = ccb;
     loop->rq_count++;
 }
 
@@ -134,7 +206,7 @@ lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
     if (loop->closed)
         return;
     ensure_c_room(L, loop, 1);
-    c_put(loop, t);
+    c_put(loop, t, NULL);
     lasio_rq_arm_(loop);
 }
 
@@ -150,7 +222,7 @@ lasio_rq_push_(lua_State *L, struct lasio_loop *loop, int idx) {
     }
     ensure_c_room(L, loop, 1);
     ensure_lua_room(L, loop, 1);
-    c_put(loop, NULL);
+    c_put(loop, NULL, NULL);
     lua_put(L, loop, idx);
     lasio_rq_arm_(loop);
 }
@@ -163,9 +235,33 @@ lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop, int fidx, int aidx) {
         return;
     ensure_c_room(L, loop, 1);
     ensure_lua_room(L, loop, 2);
-    c_put(loop, NULL);
+    c_put(loop, NULL, NULL);
     lua_put(L, loop, fidx);
     lua_put(L, loop, aidx);
+    lasio_rq_arm_(loop);
+}
+
+void
+lasio_rq_push_ccb_(lua_State *L, struct lasio_loop *loop, int ccbidx,
+                   int fidx) {
+    ccbidx = lua_absindex(L, ccbidx);
+    fidx = lua_absindex(L, fidx);
+    if (loop->closed)
+        return;
+    struct lasio_ccb *ccb = lua_touserdata(L, ccbidx);
+    struct lasio_future *f = lua_touserdata(L, fidx);
+    ensure_c_room(L, loop, 1);
+    if (f->ref == LUA_NOREF || ccb->queued == 0) {
+        lasio_pushtasks_(L, loop);
+        if (f->ref == LUA_NOREF)
+            f->ref = lasio_slot_take_(L, loop, -1, fidx);
+        if (ccb->queued == 0)
+            ccb->ref = lasio_slot_take_(L, loop, -1, ccbidx);
+        lua_pop(L, 1);
+    }
+    f->queued++;
+    ccb->queued++;
+    c_put(loop, f, ccb);
     lasio_rq_arm_(loop);
 }
 
@@ -182,15 +278,41 @@ lua_take(lua_State *L, struct lasio_loop *loop) {
     loop->lq_count--;
 }
 
+/* The Future f of a C callback entry that ran: its anchor slot goes with
+ * the last such entry, unless it is a Task still pending. */
+static void
+unanchor_future(lua_State *L, struct lasio_loop *loop, int tasks,
+                struct lasio_future *f) {
+    if (--f->queued > 0 || f->ref == LUA_NOREF)
+        return;
+    if (f->kind == KIND_TASK && ((struct lasio_task *)f)->counted)
+        return;
+    lasio_slot_release_(L, loop, tasks, f->ref);
+    f->ref = LUA_NOREF;
+}
+
 /* Pops the oldest entry: pushes the Task, Handle or function (then its
- * argument too, and returns 2). [-0, +(1|2), -] */
+ * argument too, and returns 2), or for a C callback the callback object
+ * and its Future (returns 3). [-0, +(1|2), -] */
 static int
 take(lua_State *L, struct lasio_loop *loop, int tasks) {
-    struct lasio_task *t = loop->rq[loop->rq_head];
+    struct lasio_rq_entry e = loop->rq[loop->rq_head];
     loop->rq_head = (loop->rq_head + 1) & (loop->rq_cap - 1);
     loop->rq_count--;
-    if (t) {
-        lua_rawgeti(L, tasks, t->ref);
+    if (e.ccb) {
+        struct lasio_future *f = e.obj;
+        lua_rawgeti(L, tasks, e.ccb->ref);
+        lua_rawgeti(L, tasks, f->ref);
+        /* on the stack now: the slots can go before the callback runs */
+        if (--e.ccb->queued == 0) {
+            lasio_slot_release_(L, loop, tasks, e.ccb->ref);
+            e.ccb->ref = LUA_NOREF;
+        }
+        unanchor_future(L, loop, tasks, f);
+        return 3;
+    }
+    if (e.obj) {
+        lua_rawgeti(L, tasks, ((struct lasio_task *)e.obj)->fut.ref);
         return 1;
     }
     lua_take(L, loop);
@@ -201,8 +323,23 @@ take(lua_State *L, struct lasio_loop *loop, int tasks) {
 }
 
 /* Runs the entry of n values at the top of L (popped). */
-static void
+/* Runs the C callback entry at the top (its object, the Future): out of
+ * line, so run_entry stays small enough to be inlined in the drain. */
+static __attribute__((noinline)) void
+run_ccb(lua_State *L, struct lasio_loop *loop) {
+    struct lasio_ccb *ccb = lua_touserdata(L, -2);
+    loop->rq_in_ccb = 1;
+    ccb->run(L, lua_gettop(L) - 1, lua_gettop(L), lua_touserdata(L, -1));
+    loop->rq_in_ccb = 0;
+    lua_pop(L, 2);
+}
+
+static inline void
 run_entry(lua_State *L, struct lasio_loop *loop, int n) {
+    if (n == 3) { /* a C done callback */
+        run_ccb(L, loop);
+        return;
+    }
     if (n == 2) { /* a done callback: fn, argument */
         lasio_protected_call_(L, loop, 1, 0);
         return;
@@ -229,16 +366,26 @@ report_slow(lua_State *L, struct lasio_loop *loop, int idx, double took) {
     lasio_call_exception_handler_(L, loop);
 }
 
-/* Runs a batch of entries: until the queue is empty, the loop stops, or
- * the batch budget is used. Called through lasio_guarded_. */
+/* A drain: the batch budget, kept across the restarts after an error of
+ * a C callback. */
+struct drain {
+    struct lasio_loop *loop;
+    int steps;
+    double start;
+    int done;
+};
+
+/* Runs entries until the queue is empty, the loop stops, or the batch
+ * budget is used (then sets d->done). Called under lua_pcall. */
 static int
-drain_body(lua_State *L) {
-    struct lasio_loop *loop = lua_touserdata(L, 1);
+drain_batch(lua_State *L) {
+    struct drain *d = lua_touserdata(L, 1);
+    struct lasio_loop *loop = d->loop;
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
     int tasks = lua_gettop(L), top = tasks;
-    double start = 0;
-    for (int steps = 1; loop->rq_count > 0 && !loop->stopping; steps++) {
+    while (loop->rq_count > 0 && !loop->stopping) {
+        int steps = ++d->steps;
         int n = take(L, loop, tasks);
         if (loop->debug) {
             double t0 = lasio_time_();
@@ -254,13 +401,38 @@ drain_body(lua_State *L) {
         lua_settop(L, top);
         if (steps % RQ_CLOCK_EVERY == 0) {
             double now = lasio_time_();
-            if (start == 0)
-                start = now;
-            else if (now - start >= RQ_BATCH_SECONDS)
+            if (d->start == 0)
+                d->start = now;
+            else if (now - d->start >= RQ_BATCH_SECONDS)
                 break;
         }
         if (steps >= RQ_BATCH_STEPS)
             break;
+    }
+    d->done = 1;
+    return 0;
+}
+
+/* Runs a batch of entries. An error escaping while a C callback runs is
+ * reported as that callback's (lasio_protected_call_ does the same for a
+ * function) and the batch goes on; any other error escapes, as before.
+ * Called through lasio_guarded_. */
+static int
+drain_body(lua_State *L) {
+    struct drain d = {lua_touserdata(L, 1), 0, 0, 0};
+    int base = lua_gettop(L);
+    while (!d.done) {
+        lua_pushcfunction(L, lasio_msgh_);
+        lua_pushcfunction(L, drain_batch);
+        lua_pushlightuserdata(L, &d);
+        d.loop->rq_in_ccb = 0;
+        if (lua_pcall(L, 1, 0, base + 1) != LUA_OK) {
+            if (!d.loop->rq_in_ccb)
+                return lua_error(L);
+            d.loop->rq_in_ccb = 0;
+            lasio_report_callback_error_(L, d.loop, 0);
+        }
+        lua_settop(L, base);
     }
     return 0;
 }

@@ -231,7 +231,7 @@ conn_k(lua_State *L, int status, lua_KContext ctx) {
     lua_setfield(L, -2, "exception");
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
-    lua_rawgeti(L, -1, loop->current->ref);
+    lua_rawgeti(L, -1, loop->current->fut.ref);
     lua_setfield(L, -4, "task");
     lua_pop(L, 2);
     if (lua_istable(L, -2))

@@ -23,20 +23,12 @@ checktask(lua_State *L, int idx) {
     return lasio_checkobj_(L, idx, &lasio_task_token_, LASIO_TASK_MT);
 }
 
-/* Pushes the tasks table of loop. [-0, +1, -] */
-static void
-pushtasks(lua_State *L, struct lasio_loop *loop) {
-    lasio_pushloop_(L, loop);
-    lua_getiuservalue(L, -1, LOOP_UV_TASKS);
-    lua_remove(L, -2);
-}
-
 /* Pushes the task userdata of a pending task from its C pointer: the
  * loop's tasks table holds every pending task. [-0, +1, -] */
 static void
 pushtask(lua_State *L, struct lasio_task *t) {
-    pushtasks(L, t->fut.loop);
-    lua_rawgeti(L, -1, t->ref);
+    lasio_pushtasks_(L, t->fut.loop);
+    lua_rawgeti(L, -1, t->fut.ref);
     lua_remove(L, -2);
 }
 
@@ -79,7 +71,7 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->started = 0;
     t->has_waiter = 0;
     t->num_cancels = 0;
-    t->ref = LUA_NOREF;
+    t->counted = 0;
     t->co = NULL;
     t->heap_pos = -1;
     t->wq_woken = 0;
@@ -108,11 +100,11 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
         lasio_extra_set_(L, tidx, EXTRA_SITE);
     }
     lasio_rq_reserve_(L, loop, 1); /* the push below cannot fail then */
-    pushtasks(L, loop);
-    lua_pushvalue(L, tidx);
-    t->ref = luaL_ref(L, -2);
+    lasio_pushtasks_(L, loop);
+    t->fut.ref = lasio_slot_take_(L, loop, -1, tidx);
     lua_pop(L, 1);
     t->id = ++loop->next_task_id;
+    t->counted = 1;
     loop->ntasks++;
     t->scheduled = 1;
     lasio_rq_push_(L, loop, tidx);
@@ -128,12 +120,17 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
         lasio_theap_remove_(loop, &t->heap_pos);
     lasio_waitq_unlink_(t);
     t->waiting = WAIT_NONE;
-    if (t->ref != LUA_NOREF) {
-        pushtasks(L, loop);
-        luaL_unref(L, -1, t->ref);
-        lua_pop(L, 1);
-        t->ref = LUA_NOREF;
+    if (t->counted) {
+        t->counted = 0;
         loop->ntasks--;
+        /* C callback entries just queued for it keep the slot until they
+         * ran (readyq.c) */
+        if (t->fut.queued == 0 && t->fut.ref != LUA_NOREF && !loop->closed) {
+            lasio_pushtasks_(L, loop);
+            lasio_slot_release_(L, loop, -1, t->fut.ref);
+            lua_pop(L, 1);
+            t->fut.ref = LUA_NOREF;
+        }
     }
     if (t->has_waiter) {
         t->has_waiter = 0;

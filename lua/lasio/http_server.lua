@@ -390,7 +390,14 @@ end
 local function await_handler(conn, t)
     local parser, reader = conn.parser, conn.reader
     while not conn.done do
-        if parser:wait_hangup(reader) and not conn.done then
+        local ok, gone = pcall(parser.wait_hangup, parser, reader)
+        if not ok then
+            -- the connection's task was cancelled (abort_clients, the
+            -- loop's end): the handler goes with it
+            t:cancel()
+            error(gone, 0)
+        end
+        if gone and not conn.done then
             conn.gone = true
             t:cancel("client disconnected")
             lasio.wait({t})
@@ -427,7 +434,8 @@ end
 
 local function serve_connection(srv, reader, writer)
     local conn = {server = srv, reader = reader, writer = writer,
-        parser = http_parser("request", srv.parser_opts)}
+        parser = http_parser("request", srv.parser_opts),
+        task = lasio.current_task()}
     srv.conns[conn] = true
     writer:settimeout(srv.send_timeout)
     local parser = conn.parser

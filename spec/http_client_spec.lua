@@ -971,3 +971,32 @@ describe("examples/http_fetch.lua", function()
             .. "error .*unsupported URL 'nope://x'.*  nope://x\n$", out)
     end))
 end)
+
+describe("max_body", function()
+    it("bounds a response body, whole or streamed", async(function()
+        local srv, base = serve(function(req, res)
+            if req.path == "/chunked" then
+                for _ = 1, 10 do res:write(("c"):rep(10)) end
+                return
+            end
+            res:finish(("x"):rep(100))
+        end)
+        assert.are.equal(100, #lasio.http.get(base .. "/", {max_body = 100}):body())
+        local res = lasio.http.get(base .. "/", {max_body = 99})
+        local e = http_error(res.body, res)
+        assert.matches("body too large", msg(e))
+        assert.are.equal("LIMIT", e.code)
+        res = lasio.http.get(base .. "/chunked", {max_body = 50})
+        local r, got = res:reader(), 0
+        e = http_error(function()
+            for chunk in r:chunks() do got = got + #chunk end
+        end)
+        assert.matches("body too large", msg(e))
+        assert.is_true(got <= 50)
+        -- the limit is per request: the next one on the pool has its own
+        assert.are.equal(100, #lasio.http.get(base .. "/chunked"):body())
+        e = helper.raises(lasio.http.get, base .. "/", {max_body = -1})
+        assert.matches("max_body must be an integer >= 0", msg(e))
+        srv:close()
+    end))
+end)

@@ -468,6 +468,16 @@ describe("HTTP bad input (RELIABILITY H1-H7)", function()
             .. "\r\n0\r\n\r\n", {until_text = "\r\n\r\n20"})
         assert.matches("\r\n\r\n20$", out)
         srv2:close()
+        -- the override is the request's own: the next one has the default
+        local srv3, port3 = H.serve(function(req, res)
+            if req.path == "/big" then req:set_max_body(100) end
+            res:finish(tostring(#req:body()))
+        end, {max_body = 10})
+        local chunked = "POST /%s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+            .. "chunked\r\n\r\n14\r\n" .. ("x"):rep(20) .. "\r\n0\r\n\r\n"
+        out = H.raw(port3, chunked:format("big") .. chunked:format("small"))
+        assert.are.same({200, 413}, H.statuses(out))
+        srv3:close()
     end))
 end)
 

@@ -318,7 +318,7 @@ Response.__close = Response.close
 -- {====== Requests ======
 
 local known = {headers = true, body = true, timeout = true, ssl = true,
-    follow_redirects = true, max_redirects = true}
+    follow_redirects = true, max_redirects = true, max_body = true}
 
 -- opts (nil or a table) with keys of `known` only; level: the caller's
 -- caller, for error().
@@ -367,6 +367,11 @@ local function check_opts(opts, what)
     local m = opts.max_redirects
     if m ~= nil and (math.type(m) ~= "integer" or m < 0) then
         error(what .. ": max_redirects must be an integer >= 0, not "
+            .. tostring(m), 3)
+    end
+    m = opts.max_body
+    if m ~= nil and (math.type(m) ~= "integer" or m < 0) then
+        error(what .. ": max_body must be an integer >= 0, not "
             .. tostring(m), 3)
     end
     return opts
@@ -472,6 +477,8 @@ local function exchange(c, req, deadline, progress)
     end
     c.writer:drain()
     c.parser:skip_body(req.method == "HEAD")
+    -- a response body over max_body fails its read (HTTPError, "LIMIT")
+    c.parser:set_max_body(req.max_body or -1)
     left = deadline and math.max(deadline - now(), 0) or nil
     while true do
         local head, why = c.parser:read_head(c.reader, left, left)
@@ -512,6 +519,7 @@ local function request_once(req, opts)
         what)
     req.target, req.headers, req.length, req.body = target, headers, length,
         opts.body
+    req.max_body = opts.max_body
     local deadline = opts.timeout and now() + opts.timeout or nil
     local key = pool_key(scheme, host, port, ssl_context_for(scheme, opts))
     local c = take_idle(key)

@@ -286,6 +286,7 @@ function Request:set_max_body(n)
         error("req:set_max_body: n must be an integer", 2)
     end
     self._conn.parser:set_max_body(n)
+    self._conn.max_body_set = true -- the next request has the default
 end
 
 function Request:get_extra_info(name, default)
@@ -482,6 +483,10 @@ local function serve_connection(srv, reader, writer)
             end
             if not res._keep or conn.abort or conn.gone then return end
             if not skip_body(conn, req) then return end
+            if conn.max_body_set then
+                parser:set_max_body(srv.max_body)
+                conn.max_body_set = false
+            end
         end
     end)
     srv.conns[conn] = nil

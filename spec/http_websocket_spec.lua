@@ -111,3 +111,43 @@ describe("WebSocket over HTTP", function()
             srv:wait_closed()
         end))
 end)
+
+describe("WebSocket subprotocols", function()
+    it("the server picks the first of its protocols the client offered",
+        async(function()
+            local server_sock
+            local srv, port = H.serve(function(req, res)
+                server_sock = req:upgrade_websocket({protocols = {"v2", "v1"}})
+                server_sock:recv()
+            end)
+            local url = "ws://127.0.0.1:" .. port .. "/"
+            local ws = lasio.http.websocket(url, {protocols = {"v1", "v2"}})
+            assert.are.equal("v2", ws.protocol)
+            assert.is_true(helper.wait_until(function() return server_sock ~= nil end))
+            assert.are.equal("v2", server_sock.protocol)
+            ws:close()
+            -- nothing in common: no protocol, the connection still opens
+            local ws2 = lasio.http.websocket(url, {protocols = {"v9"}})
+            assert.is_nil(ws2.protocol)
+            ws2:close()
+            srv:close()
+        end))
+
+    it("the client refuses a protocol it did not offer", async(function()
+        local accept = require("lasio.websocket").accept_key
+        local server = lasio.start_server(function(r, w)
+            local head = r:readuntil("\r\n\r\n")
+            local key = head:match("[Ss]ec%-[Ww]eb[Ss]ocket%-[Kk]ey: ([^\r]+)")
+            w:write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                .. "Connection: Upgrade\r\nSec-WebSocket-Accept: " .. accept(key)
+                .. "\r\nSec-WebSocket-Protocol: evil\r\n\r\n")
+            pcall(r.read, r)
+        end, "127.0.0.1", 0)
+        local e = helper.raises(lasio.http.websocket,
+            "ws://127.0.0.1:" .. server:sockets()[1].port .. "/",
+            {protocols = {"good"}})
+        assert.is_true(lasio.HTTPError:is(e), tostring(e))
+        assert.matches("subprotocol 'evil', which was not offered", tostring(e))
+        server:close()
+    end))
+end)

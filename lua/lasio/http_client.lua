@@ -674,10 +674,25 @@ function M.websocket(url, opts)
         err.status = head.status
         error(err, 2)
     end
+    -- the server may pick one of the offered subprotocols, nothing else
+    local chosen = head.headers["sec-websocket-protocol"]
+    if chosen then
+        local offered = false
+        for _, p in ipairs(opts.protocols or {}) do
+            offered = offered or p == chosen
+        end
+        if not offered then
+            c.writer:abort()
+            error(HTTPError(what .. ": the server chose the subprotocol '"
+                .. chosen .. "', which was not offered"), 2)
+        end
+    end
     c.writer:settimeout(nil)
-    return ws.wrap(c.reader, c.writer, {client = true,
+    local sock = ws.wrap(c.reader, c.writer, {client = true,
         max_message = opts.max_message, close_timeout = opts.close_timeout,
         ping_interval = opts.ping_interval})
+    sock.protocol = chosen
+    return sock
 end
 
 -- ====== }

@@ -315,6 +315,31 @@ function Request:upgrade_websocket(opts)
     local conn = self._conn
     local h = {"Upgrade", "websocket", "Connection", "Upgrade",
         "Sec-WebSocket-Accept", accept}
+    local o, protocols = {client = false}, nil
+    for k, v in pairs(opts or {}) do
+        if k == "protocols" then protocols = v else o[k] = v end
+    end
+    -- subprotocol: the first of ours that the client offered (RFC 6455
+    -- 4.2.2); none when there is no common one
+    local chosen
+    if protocols ~= nil then
+        if type(protocols) ~= "table" then
+            error("req:upgrade_websocket: protocols must be a list of "
+                .. "strings", 2)
+        end
+        local offered = {}
+        local header = rawget(self.headers, "sec-websocket-protocol") or ""
+        for p in header:gmatch("[^,%s]+") do offered[p] = true end
+        for _, p in ipairs(protocols) do
+            if offered[p] then
+                chosen = p
+                break
+            end
+        end
+        if chosen then
+            h[#h + 1], h[#h + 2] = "Sec-WebSocket-Protocol", chosen
+        end
+    end
     local extra = res._headers
     if extra then
         for i = 1, #extra do h[#h + 1] = extra[i] end
@@ -322,9 +347,9 @@ function Request:upgrade_websocket(opts)
     http_send(conn.writer, 101, h, nil, false, false, nil)
     res.headers_sent, res.finished, res._keep = true, true, false
     conn.upgraded = true
-    local o = {client = false}
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return ws.wrap(conn.reader, conn.writer, o)
+    local sock = ws.wrap(conn.reader, conn.writer, o)
+    sock.protocol = chosen
+    return sock
 end
 
 -- ====== }

@@ -100,18 +100,32 @@ local function special(res, lname, value)
     end
 end
 
+-- Lower-case spellings of header names: handlers set the same few names
+-- on every response, so they are lowered once, not once per request.
+local lowered, nlowered = {}, 0
+local function lower(name)
+    local l = lowered[name]
+    if l then return l end
+    if nlowered >= 1024 then -- names made up per request: start afresh
+        lowered, nlowered = {}, 0
+    end
+    l = name:lower()
+    lowered[name], nlowered = l, nlowered + 1
+    return l
+end
+
 -- Headers are kept in one list {name, value, ...}: a response has few,
 -- and a search is cheaper than a second table per request.
 local function find_header(h, lname)
     for i = 1, #h, 2 do
-        if h[i]:lower() == lname then return i end
+        if lower(h[i]) == lname then return i end
     end
 end
 
 function Response:set_header(name, value)
     check_unsent(self, "set_header")
     name, value = check_header(name, value, "res:set_header")
-    local lname = name:lower()
+    local lname = lower(name)
     if special(self, lname, value) then return end
     local h = self._headers
     if not h then
@@ -130,7 +144,7 @@ end
 function Response:add_header(name, value)
     check_unsent(self, "add_header")
     name, value = check_header(name, value, "res:add_header")
-    if special(self, name:lower(), value) then return end
+    if special(self, lower(name), value) then return end
     local h = self._headers
     if not h then
         self._headers = {name, value}
@@ -141,7 +155,7 @@ end
 
 function Response:get_header(name)
     local h = self._headers
-    local i = h and find_header(h, name:lower())
+    local i = h and find_header(h, lower(name))
     return i and h[i + 1]
 end
 

@@ -184,8 +184,11 @@ local function send_head(res, length, body)
     if req.method == "HEAD" then body = nil end
     res.headers_sent = true
     res._chunked = chunked
-    client_io(conn, http_send, conn.writer, res.status, h, length, chunked,
-        not keep, body)
+    -- no client_io here: http_send buffers what the socket does not take
+    -- and records a lost connection for the next drain instead of
+    -- raising; it raises only on a stream closed under the handler (the
+    -- server's shutdown), which is then reported like any handler error
+    http_send(conn.writer, res.status, h, length, chunked, not keep, body)
 end
 
 -- res:write(chunk): streams part of the body (chunked when no
@@ -394,7 +397,7 @@ local function run_handler(srv, conn, req, res)
     if not ok then
         local client = rawequal(err, conn.client_error)
         res._keep = false
-        if CancelledError:is(err) then
+        if CancelledError:is(err) or conn.gone then
             -- the client went away, or the loop is shutting down: nothing
             -- to answer, nothing to report (asyncio reports no
             -- cancellation either)

@@ -20,7 +20,6 @@
  */
 #include <ctype.h>
 #include <stdarg.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,14 +332,14 @@ finish_at_eof(lua_State *L, struct httpparser *p, const char *what) {
 /* The read side ended with an error, or the stream was closed: raises. */
 static void
 check_stream(lua_State *L, struct lasio_stream *s, const char *op) {
-    if (s->closing || s->released || s->rerr) {
-        if (lasio_stream_readerror_(L, s, op))
-            lua_error(L);
-        if (s->closing || s->released) {
-            lasio_oserror_pushmsg_(L, op, EBADF, "the stream is closed");
-            lua_error(L);
-        }
-    }
+    if (lasio_stream_readerror_(L, s, op))
+        lua_error(L);
+}
+
+/* Has the peer gone (EOF, an error) or the stream been closed? */
+static int
+stream_ended(const struct lasio_stream *s) {
+    return s->eof || s->rerr || s->closing || s->released;
 }
 
 /* ====== } */
@@ -472,8 +471,7 @@ push_head(lua_State *L, struct httpparser *p) {
  * head_timeout bounds the whole head from its first byte (L2: a slow
  * client cannot keep a connection by trickling bytes): HTTPError 408. */
 
-static int head_wait(lua_State *L, struct httpparser *p,
-                     struct lasio_stream *s);
+static int head_wait(lua_State *L, struct lasio_stream *s);
 
 /* Returns 1 with the results pushed, or 0 to wait. */
 static int
@@ -529,12 +527,11 @@ head_k(lua_State *L, int status, lua_KContext ctx) {
         return raise_http(L, p, 408, "TIMEOUT",
                           "timed out waiting for the request head", 0);
     }
-    return head_wait(L, p, s);
+    return head_wait(L, s);
 }
 
 static int
-head_wait(lua_State *L, struct httpparser *p, struct lasio_stream *s) {
-    (void)p;
+head_wait(lua_State *L, struct lasio_stream *s) {
     return lasio_reader_wait_(L, s, BASE, "read_head", 0, head_k);
 }
 
@@ -579,7 +576,7 @@ parser_read_head(lua_State *L) {
     if (head_try(L, p, s))
         return lua_gettop(L) - BASE;
     s->rdeadline = p->started ? p->head_deadline : lasio_io_deadline_(idle);
-    return head_wait(L, p, s);
+    return head_wait(L, s);
 }
 
 /* ====== } */
@@ -688,7 +685,7 @@ hangup_k(lua_State *L, int status, lua_KContext ctx) {
     s->hangup = NULL;
     if (lasio_io_resumed_(L, s->loop, BASE))
         return lua_error(L);
-    lua_pushboolean(L, s->eof || s->rerr || s->closing || s->released);
+    lua_pushboolean(L, stream_ended(s));
     return 1;
 }
 
@@ -697,7 +694,7 @@ parser_wait_hangup(lua_State *L) {
     checkparser(L, 1);
     struct lasio_stream *s = lasio_checkreader_(L, 2);
     lua_settop(L, BASE);
-    if (s->eof || s->rerr || s->closing || s->released) {
+    if (stream_ended(s)) {
         lua_pushboolean(L, 1);
         return 1;
     }

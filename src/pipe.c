@@ -57,10 +57,7 @@ checkwriter(lua_State *L, int idx) {
 /* Lets go of the event and the fd; runs no Lua code (loop close too). */
 static void
 release(struct lasio_pipe *p) {
-    if (p->linked) {
-        lasio_iolink_remove_(p->loop, &p->link);
-        p->linked = 0;
-    }
+    lasio_io_unlink_(p->loop, &p->link, &p->linked);
     if (p->ev) {
         event_free(p->ev);
         p->ev = NULL;

@@ -65,10 +65,7 @@ checkprocess(lua_State *L, int idx) {
  * runs no Lua code (loop close, lua_close). */
 static void
 release(struct lasio_process *p) {
-    if (p->linked) {
-        lasio_iolink_remove_(p->loop, &p->link);
-        p->linked = 0;
-    }
+    lasio_io_unlink_(p->loop, &p->link, &p->linked);
     if (p->ev) {
         event_free(p->ev);
         p->ev = NULL;

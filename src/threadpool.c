@@ -163,10 +163,7 @@ pool_release(struct lasio_pool *pool) {
     if (pool->released)
         return;
     pool->released = 1;
-    if (pool->linked) {
-        lasio_iolink_remove_(pool->loop, &pool->link);
-        pool->linked = 0;
-    }
+    lasio_io_unlink_(pool->loop, &pool->link, &pool->linked);
     pthread_mutex_lock(&pool->lock);
     pool->shutdown = 1;
     for (int i = 0; i < pool->nworkers; i++) {

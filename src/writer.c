@@ -89,8 +89,7 @@ writer_write(lua_State *L) {
     size_t n;
     luaL_checktype(L, 2, LUA_TSTRING);
     const char *p = lua_tolstring(L, 2, &n);
-    check_writable(L, s, "write");
-    send_or_buffer(L, s, p, n);
+    lasio_stream_send_(L, s, p, n, "write");
     return 0;
 }
 

@@ -166,7 +166,9 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
 void
 lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n) {
     idx = lua_absindex(L, idx);
-    if (n == 1) {
+    if (n <= 1) { /* no table for none or one value */
+        if (n == 0)
+            lua_pushnil(L);
         lua_setiuservalue(L, idx, FUT_UV_RESULT);
     } else {
         lua_createtable(L, n, 0);

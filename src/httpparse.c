@@ -75,9 +75,13 @@ struct httpparser {
     double head_timeout;  /* seconds, < 0: none */
 };
 
+/* The parser metatable's type token (errors.c: a check without a
+ * registry lookup by name, on every call of the request path). */
+static const char parser_token = 0;
+
 static struct httpparser *
 checkparser(lua_State *L, int idx) {
-    return luaL_checkudata(L, idx, PARSER_MT);
+    return lasio_checkobj_(L, idx, &parser_token, PARSER_MT);
 }
 
 /* {====== llhttp callbacks ====== */
@@ -942,7 +946,7 @@ luaopen_lasio_http_(lua_State *L) {
                                        {"skip_body", parser_skip_body},
                                        {"state", parser_state},
                                        {NULL, NULL}};
-    luaL_newmetatable(L, PARSER_MT);
+    lasio_newmetatable_(L, PARSER_MT, &parser_token);
     lua_pushcfunction(L, parser_gc);
     lua_setfield(L, -2, "__gc");
     lua_createtable(L, 0, 1); /* upvalue 1: the headers' metatable */

@@ -427,6 +427,28 @@ describe("websocket framing", function()
         close_both(p)
     end))
 
+    it("stops reading while a ping flood's pongs are not read", async(function()
+        -- a peer that sends pings and never reads: the pongs must not pile
+        -- up in the server's buffer; it stops reading instead, so TCP
+        -- pushes back on the peer
+        local p = server_end()
+        p.sw:set_write_buffer_limits(4096)
+        local batch = cframe(9, string.rep("x", 125)):rep(512)
+        local most, sent, stalled = 0, 0, false
+        while sent < 256 * 1024 * 1024 do
+            p.cw:write(batch)
+            sent = sent + #batch
+            stalled = not pcall(lasio.wait_for, function() p.cw:drain() end, helper.t(0.5))
+            most = math.max(most, p.sw:get_write_buffer_size())
+            if stalled then break end
+        end
+        assert.is_true(stalled, "the flood was never pushed back")
+        assert.is_true(most <= 4096 + 127, "pongs piled up: " .. most .. " bytes")
+        p.cw:abort() -- the peer goes away (a close would wait to send its pings)
+        recv_fails(p.ws, 1006)
+        p.done()
+    end))
+
     it("chooses the kind of a message and checks send's arguments", async(function()
         local p = server_end()
         p.ws:send("plain")

@@ -251,7 +251,13 @@ local function read_loop(self)
     while true do
         local fin, op, payload = read_frame(self, max - size)
         if op == OP_PING then
-            if not self._sent_close then send_frame(self, OP_PONG, payload) end
+            if not self._sent_close then
+                send_frame(self, OP_PONG, payload)
+                -- a peer that pings and does not read its pongs: stop
+                -- reading until it does (TCP pushes back), rather than
+                -- let the pongs pile up in our buffer
+                self._w:drain()
+            end
         elseif op == OP_PONG then
             on_pong(self, payload)
         elseif op == OP_CLOSE then

@@ -614,6 +614,42 @@ describe("HTTP limits in time (RELIABILITY L2-L5)", function()
             srv:close()
         end))
 
+    it("L4: a client that pipelines and never reads is pushed back",
+        async(function()
+            -- covers L4: responses that finish whole (no res:write) must
+            -- not pile up either; the server stops reading requests
+            local body = ("x"):rep(4096)
+            local handled = 0
+            local srv, port = H.serve(function(req, res)
+                handled = handled + 1
+                res:finish(body)
+            end, {keepalive_requests = 1000000, send_timeout = 0.3})
+            local r, w = lasio.open_connection("127.0.0.1", port)
+            local batch = get():rep(256)
+            local sent, stalled = 0, false
+            while sent < 200000 do
+                w:write(batch)
+                sent = sent + 256
+                stalled = not pcall(lasio.wait_for, function() w:drain() end,
+                    helper.t(0.5))
+                if stalled then break end
+            end
+            assert.is_true(stalled, "the requests were never pushed back")
+            -- the server stopped answering: what it buffered is bounded
+            local seen = handled
+            lasio.sleep(0.1)
+            assert.are.equal(seen, handled)
+            assert.is_true(handled * #body < 64 * 1024 * 1024,
+                handled .. " responses taken")
+            -- and at send_timeout the server cuts the connection
+            local ok, e = pcall(lasio.wait_for, function() w:drain() end,
+                helper.t(5))
+            assert.is_false(ok)
+            assert.is_true(lasio.OSError:is(e), tostring(e))
+            w:abort()
+            srv:close()
+        end))
+
     it("L5: max_connections: one more waits until one closes", async(function()
         -- covers L5
         local srv, port = H.serve(hello, {max_connections = 2})

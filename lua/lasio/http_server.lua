@@ -524,6 +524,13 @@ local function serve_connection(srv, reader, writer)
                 return
             end
             if not res._keep or conn.abort or conn.gone then return end
+            -- a client that pipelines requests and does not read the
+            -- answers: take no more until it reads (L4); one that never
+            -- does is cut at send_timeout
+            if not pcall(writer.drain, writer) then
+                conn.abort = true
+                return
+            end
             if not skip_body(conn, req) then return end
             if conn.max_body_set then
                 parser:set_max_body(srv.max_body)

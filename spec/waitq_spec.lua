@@ -82,6 +82,26 @@ print(lasio.run(function() return pcall(wq.wait, wq, "x") end))
         assert.truthy(out:find("false\tx: bound to a different event loop", 1, true), out)
     end)
 
+    it("closes the state cleanly with tasks waiting on an unclosed loop", function()
+        -- tasks carry no finalizer (only failed ones do): at lua_close the
+        -- loop's finalizer and the queue's both unlink them before any
+        -- memory is freed (the sanitizer build checks the order)
+        local out, err, status = helper.run_script([[
+local lasio = require "lasio"
+local core = require "lasio.core"
+wq = core.WaitQueue()
+loop = lasio.new_event_loop()
+for _ = 1, 3 do loop:create_task(function() wq:wait() end) end
+loop:call_soon(function() loop:stop() end)
+loop:run_forever()
+loop:set_exception_handler(function() end)
+for _ = 1, 4 do collectgarbage() end
+print("waiters", #wq)
+]], {interp = "lua5.4"})
+        assert.are.equal(0, status, err)
+        assert.truthy(out:find("waiters\t3", 1), out)
+    end)
+
     it("leaves no dangling task when collected while a task waits (closed loop)", function()
         local out, err, status = helper.run_script([[
 local lasio = require "lasio"

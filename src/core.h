@@ -305,6 +305,7 @@ struct lasio_future {
     unsigned char c_source;    /* made by lasio_future_new: counted in
                                   loop->nsources while pending */
     unsigned char gather_mark; /* seen by the gather starting (gather.c) */
+    unsigned char finalized;   /* has the metatable twin with __gc */
     int nresults;              /* 1: value stored directly; else a table */
     int ncallbacks;            /* 0, 1 (stored directly) or more (table) */
     int ref;    /* anchor slot (LOOP_UV_TASKS): while a Task is pending,
@@ -352,7 +353,14 @@ LASIO_HIDDEN int lasio_future_cancel_(lua_State *L, int idx,
 LASIO_HIDDEN void lasio_future_push_cancelled_error_(lua_State *L, int idx);
 /* Common methods and metamethods shared with Task. */
 LASIO_HIDDEN void lasio_future_register_(lua_State *L);
-LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L);
+/* Adds the common metamethods to the metatable on top, then registers
+ * its twin with __gc for objects of that kind. [-0, +0, m] */
+LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L, int kind);
+/* Gives f (at idx) the twin metatable with __gc, once: for a Future
+ * holding an error not retrieved yet, or a wake-up source completed by C
+ * code. [-0, +0, -] */
+LASIO_HIDDEN void lasio_future_finalize_(lua_State *L, int idx,
+                                         struct lasio_future *f);
 LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
 /* core.gather_results(list, n): the results table of a finished gather. */
 LASIO_HIDDEN int lasio_gather_results_(lua_State *L);

@@ -279,6 +279,7 @@ new_body(lua_State *L) {
     /* C code will resolve it from an event lasio does not see: while it
      * is pending, a task waiting on it is not stuck */
     f->c_source = 1;
+    lasio_future_finalize_(L, -1, f); /* uncounted if dropped pending */
     loop->nsources++;
     return 1;
 }
@@ -478,6 +479,7 @@ pin_body(lua_State *L) {
     if (f->kind == KIND_FUTURE && f->state == FUT_PENDING && !f->c_source) {
         f->c_source = 1; /* C code may complete it: a wake-up source */
         f->loop->nsources++;
+        lasio_future_finalize_(L, 2, f);
     }
     c->pin = p;
     return 0;

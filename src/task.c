@@ -519,7 +519,7 @@ luaopen_lasio_task_(lua_State *L) {
         lasio_future_register_(L);
         luaL_setfuncs(L, task_methods, 0);
         lua_setfield(L, -2, "__index");
-        lasio_future_metamethods_(L);
+        lasio_future_metamethods_(L, KIND_TASK);
     }
     lua_pop(L, 1);
     return 0;

@@ -431,6 +431,7 @@ describe("websocket framing", function()
         -- a peer that sends pings and never reads: the pongs must not pile
         -- up in the server's buffer; it stops reading instead, so TCP
         -- pushes back on the peer
+        if net.shim then return end -- filling socket buffers a byte at a time
         local p = server_end()
         p.sw:set_write_buffer_limits(4096)
         local batch = cframe(9, string.rep("x", 125)):rep(512)

@@ -1,13 +1,15 @@
 /*
  * alloc.c: the Lua allocator of the lasio command. Small blocks come from
- * size classes carved out of 2 MiB chunks mapped with MADV_HUGEPAGE (all
- * but the first), so a script that creates many tasks takes a few
- * huge-page faults instead of one first-touch fault per 4 KiB, a short
- * script does not zero a whole huge page, and no block carries a malloc header
- * (Lua passes the old size on every free and realloc). Large blocks go to
+ * size classes carved out of 2 MiB chunks, so no block carries a malloc
+ * header (Lua passes the old size on every free and realloc) and a freed
+ * block is reused by the next of its size at once. Large blocks go to
  * malloc. One allocator per lua_State; not thread-safe, as Lua states are
  * not. The sanitizer build uses plain malloc so ASan sees every block. In
  * both, the allocator's ud starts with the state's lasio context (core.h).
+ * The chunks are not madvised for huge pages: on this project's machine
+ * kind (a VM whose kernel reports free 8 MiB blocks to the host), a huge
+ * page often comes from memory the host has taken back, and zeroing it
+ * then costs more than the 4 KiB faults it saves (bench/README.md).
  * SPDX-License-Identifier: MIT
  */
 #include <stdlib.h>
@@ -20,7 +22,7 @@
 #define GRAIN 16      /* block sizes are multiples of this */
 #define MAX_SMALL 512 /* larger blocks go to malloc */
 #define NCLASSES (MAX_SMALL / GRAIN)
-#define CHUNK_SIZE (2u << 20) /* one huge page */
+#define CHUNK_SIZE (2u << 20) /* mapped at a time */
 
 struct freeblock {
     struct freeblock *next;
@@ -62,14 +64,6 @@ new_chunk(struct lasio_alloc *a) {
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return 0;
-#ifdef MADV_HUGEPAGE
-    /* A hint (fine if refused), from the second chunk on: a huge page is
-     * zeroed whole on its first touch (2 MiB, ~0.1 ms on this machine
-     * kind), while a short script touches a few hundred KiB of its first
-     * chunk, which 4 KiB pages serve for less (bench/README.md, startup). */
-    if (a->chunks)
-        madvise(p, CHUNK_SIZE, MADV_HUGEPAGE);
-#endif
     struct chunk *c = p;
     c->next = a->chunks;
     a->chunks = c;

@@ -9,6 +9,24 @@ local async = helper.async
 local raises = helper.raises
 
 describe("Future", function()
+    it("isfuture: true for Futures and Tasks, false for anything else",
+        async(function()
+            local fut = lasio.Future()
+            local t = lasio.spawn(function() end)
+            assert.is_true(lasio.isfuture(fut))
+            assert.is_true(lasio.isfuture(t))
+            fut:set_exception("boom") -- a failed one (finalizer twin) too
+            fut:exception()
+            assert.is_true(lasio.isfuture(fut))
+            for _, v in ipairs({1, "x", {}, print, io.stdout,
+                lasio.get_running_loop(), lasio.Event(), coroutine.create(print)}) do
+                assert.is_false(lasio.isfuture(v), tostring(v))
+            end
+            assert.is_false(lasio.isfuture(nil))
+            assert.is_false(lasio.isfuture())
+            t:await()
+        end))
+
     -- covers F1
     describe("state (F1)", function()
         it("a new future is pending and result/exception raise InvalidState",

@@ -101,6 +101,13 @@ lasio_set_interrupt_task(lua_State *L) {
     return 0;
 }
 
+/* lasio.isfuture(v): is v a Future or a Task (asyncio.isfuture)? */
+static int
+lasio_isfuture(lua_State *L) {
+    lua_pushboolean(L, lasio_tofuture_(L, 1) != NULL);
+    return 1;
+}
+
 static int
 lasio_time(lua_State *L) {
     lua_pushnumber(L, lasio_time_());
@@ -115,6 +122,7 @@ static const luaL_Reg core_funcs[] = {
     {"current_task", lasio_current_task},
     {"all_tasks", lasio_all_tasks},
     {"Future", lasio_new_future},
+    {"isfuture", lasio_isfuture},
     {"set_interrupt_task", lasio_set_interrupt_task},
     {"time", lasio_time},
     {"gather_results", lasio_gather_results_},

@@ -16,12 +16,7 @@ local M = {}
 -- {====== Argument checks (shared by the functions below) ======
 
 -- Is v a lasio Future or Task?
-local function is_future(v)
-    if type(v) ~= "userdata" then return false end
-    local mt = getmetatable(v)
-    local name = type(mt) == "table" and rawget(mt, "__name")
-    return name == "lasio.Future" or name == "lasio.Task"
-end
+local is_future = core.isfuture
 
 -- Did the done, not cancelled future fail? (exception() returns no value
 -- on success and the error, which may be nil, on failure.)

@@ -16,12 +16,7 @@ local function misuse(depth, what, fmt, ...)
     error(what .. ": " .. fmt:format(...), depth + 2)
 end
 
-local function is_future(v)
-    if type(v) ~= "userdata" then return false end
-    local mt = getmetatable(v)
-    local name = type(mt) == "table" and rawget(mt, "__name")
-    return name == "lasio.Future" or name == "lasio.Task"
-end
+local is_future = core.isfuture
 
 -- Checks a delay or deadline argument: nil or a number that is not NaN.
 local function check_time(depth, what, name, v)

@@ -240,6 +240,75 @@ print("count", r)
             assert.are.equal(t:get_coro(), co)
         end))
 
+        -- A finished task's coroutine runs later tasks unless user code
+        -- saw it (coroutine.running at task level, get_coro).
+        local function coroutine_of(t) -- through the debug library, which
+            -- does not count as seeing it
+            for i = 1, 16 do
+                local v = debug.getuservalue(t, i)
+                if type(v) == "thread" then return v end
+            end
+        end
+
+        it("a finished task's coroutine that nobody saw runs the next task",
+            async(function()
+                local a = lasio.spawn(function() return 1 end)
+                local co = coroutine_of(a)
+                assert.are.equal(1, a:await())
+                assert.is_nil(a:get_coro()) -- given away
+                local b = lasio.spawn(function() return coroutine.running() end)
+                assert.are.equal(co, b:await())
+            end))
+
+        it("never reuses a coroutine seen through coroutine.running",
+            async(function()
+                local seen
+                local a = lasio.spawn(function() seen = coroutine.running() end)
+                a:await()
+                for _ = 1, 10 do
+                    local t = lasio.spawn(function() return coroutine.running() end)
+                    assert.are_not.equal(seen, t:await())
+                end
+                assert.are.equal("dead", coroutine.status(seen))
+                assert.are.equal(seen, a:get_coro())
+            end))
+
+        it("never reuses a coroutine seen through get_coro", async(function()
+            local a = lasio.spawn(function() lasio.sleep(0) end)
+            local seen = a:get_coro()
+            a:await()
+            for _ = 1, 10 do
+                local t = lasio.spawn(function() return coroutine.running() end)
+                assert.are_not.equal(seen, t:await())
+            end
+            assert.are.equal("dead", coroutine.status(seen))
+            assert.are.equal(seen, a:get_coro())
+        end))
+
+        it("a reused coroutine does not keep the hook of its last task",
+            async(function()
+                local hits = 0
+                local a = lasio.spawn(function()
+                    debug.sethook(function() hits = hits + 1 end, "", 1)
+                    local x = 0
+                    for i = 1, 10 do x = x + i end
+                    debug.sethook()
+                    debug.sethook(function() hits = hits + 1 end, "", 1)
+                    return x
+                end)
+                local co = coroutine_of(a)
+                a:await()
+                local before = hits
+                assert.is_true(before > 0)
+                local b = lasio.spawn(function()
+                    local x = 0
+                    for i = 1, 1000 do x = x + i end
+                    return coroutine.running()
+                end)
+                assert.are.equal(co, b:await()) -- the same coroutine
+                assert.are.equal(before, hits) -- without a's hook
+            end))
+
         it("get_stack shows where a suspended task waits", async(function()
             local fut = lasio.Future()
             local function deep_wait_here()

@@ -75,7 +75,8 @@ enum {
     LOOP_UV_UNSEEN,    /* weak-keyed set of futures with unretrieved errors */
     LOOP_UV_MAIN,      /* the main task of the CLI or lasio.run */
     LOOP_UV_INTERRUPT, /* task that SIGINT/SIGTERM cancel, or nil (main) */
-    LOOP_NUV = LOOP_UV_INTERRUPT
+    LOOP_UV_COPOOL,    /* finished tasks' coroutines kept for reuse */
+    LOOP_NUV = LOOP_UV_COPOOL
 };
 
 struct lasio_task;
@@ -129,6 +130,8 @@ struct lasio_loop {
      * name (string hashing) per object */
     int mt_task_ref, mt_future_ref, mt_handle_ref, mt_timer_ref;
     int tasks_ref;    /* registry ref to LOOP_UV_TASKS while open */
+    int copool_ref;   /* registry ref to LOOP_UV_COPOOL while open */
+    int copool_n;     /* coroutines in it (1..copool_n) */
     int ntasks;       /* pending tasks */
     int next_task_id; /* for default names Task-N */
     long nsources;    /* things besides timers that can wake a task
@@ -399,6 +402,8 @@ struct lasio_task {
     unsigned char started;
     unsigned char has_waiter; /* TASK_UV_WAITER is not nil */
     unsigned char counted;    /* counted in loop->ntasks (pending) */
+    unsigned char exposed;    /* user code saw its coroutine (running(),
+                                 get_coro()): never reused then */
     int num_cancels;          /* cancelling() */
     int id;
     lua_State *co;          /* kept alive by TASK_UV_CORO */

@@ -223,6 +223,9 @@ co_isyieldable(lua_State *L) {
 
 static int
 co_running(lua_State *L) {
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (loop && loop->current && loop->current->co == L)
+        loop->current->exposed = 1; /* never reuse it for another task */
     int ismain = lua_pushthread(L);
     lua_pushboolean(L, ismain);
     return 2;

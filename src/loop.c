@@ -109,7 +109,7 @@ newloop(lua_State *L, struct event_base *base) {
     loop->self_ref = loop->lq_ref = LUA_NOREF;
     loop->mt_task_ref = loop->mt_future_ref = LUA_NOREF;
     loop->mt_handle_ref = loop->mt_timer_ref = LUA_NOREF;
-    loop->tasks_ref = LUA_NOREF;
+    loop->tasks_ref = loop->copool_ref = LUA_NOREF;
     loop->slow_callback_duration = 0.1;
     luaL_setmetatable(L, LASIO_LOOP_MT);
     int idx = lua_gettop(L);
@@ -117,6 +117,10 @@ newloop(lua_State *L, struct event_base *base) {
     lua_pushvalue(L, -1);
     loop->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_setiuservalue(L, idx, LOOP_UV_TASKS);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    loop->copool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setiuservalue(L, idx, LOOP_UV_COPOOL);
     lua_newtable(L);
     lua_setiuservalue(L, idx, LOOP_UV_ANCHORS);
     lua_newtable(L);
@@ -208,9 +212,11 @@ release(lua_State *L, struct lasio_loop *loop) {
         event_base_free(loop->base);
     loop->base = NULL;
     lasio_rq_free_(L, loop);
-    int *refs[] = {&loop->mt_task_ref, &loop->mt_future_ref,
-                   &loop->mt_handle_ref, &loop->mt_timer_ref, &loop->tasks_ref};
-    for (int i = 0; i < 5; i++) {
+    int *refs[] = {&loop->mt_task_ref,   &loop->mt_future_ref,
+                   &loop->mt_handle_ref, &loop->mt_timer_ref,
+                   &loop->tasks_ref,     &loop->copool_ref};
+    loop->copool_n = 0;
+    for (int i = 0; i < 6; i++) {
         luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
         *refs[i] = LUA_NOREF;
     }
@@ -231,6 +237,9 @@ release_pending(lua_State *L, int idx, struct lasio_loop *loop) {
     lua_pop(L, 1);
     lasio_theap_free_(loop);
     loop->nsources = 0;
+    lua_pushnil(L); /* the coroutines kept for reuse can go */
+    lua_setiuservalue(L, idx, LOOP_UV_COPOOL);
+    loop->copool_n = 0;
 }
 
 void

@@ -82,7 +82,21 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     lua_setmetatable(L, -2);
     int tidx = lua_gettop(L);
     lasio_future_init_(L, tidx, &t->fut, loop);
-    lua_State *co = lua_newthread(L);
+    t->exposed = 0;
+    lua_State *co;
+    if (loop->copool_n > 0) { /* a finished task's coroutine */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, loop->copool_ref);
+        lua_rawgeti(L, -1, loop->copool_n);
+        lua_pushnil(L);
+        lua_rawseti(L, -3, loop->copool_n--);
+        lua_remove(L, -2);
+        co = lua_tothread(L, -1);
+        /* as lua_newthread: the hook of the thread that spawns */
+        lua_sethook(co, lua_gethook(L), lua_gethookmask(L),
+                    lua_gethookcount(L));
+    } else {
+        co = lua_newthread(L);
+    }
     lua_setiuservalue(L, tidx, TASK_UV_CORO);
     t->co = co;
     /* the trampoline, fn, the arguments, and room for its message handler */
@@ -184,6 +198,27 @@ task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres) {
     task_retire(L, idx, t);
 }
 
+#define COPOOL_MAX 256 /* coroutines kept for reuse, per loop */
+
+/* The task at idx returned: its coroutine, empty and with no function
+ * running, can run the next task (as a new thread would) unless user
+ * code has seen it. The task lets go of it. */
+static void
+recycle_coroutine(lua_State *L, int idx, struct lasio_task *t) {
+    struct lasio_loop *loop = t->fut.loop;
+    lua_State *co = t->co;
+    if (t->exposed || loop->copool_n >= COPOOL_MAX || loop->closed ||
+        lua_status(co) != LUA_OK || lua_gettop(co) != 0)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->copool_ref);
+    lua_getiuservalue(L, idx, TASK_UV_CORO);
+    lua_rawseti(L, -2, ++loop->copool_n);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, idx, TASK_UV_CORO);
+    t->co = NULL;
+}
+
 void
 lasio_task_step_(lua_State *L, int idx) {
     struct lasio_task *t = lua_touserdata(L, idx);
@@ -255,6 +290,7 @@ lasio_task_step_(lua_State *L, int idx) {
                 lasio_future_finish_(L, idx, &t->fut, nres - 1);
             else
                 task_ended_with_error(L, idx, t);
+            recycle_coroutine(L, idx, t);
         }
     } else {
         /* an error escaped the trampoline (memory error, error in a
@@ -483,7 +519,7 @@ task_set_name(lua_State *L) {
 
 static int
 task_get_coro(lua_State *L) {
-    checktask(L, 1);
+    checktask(L, 1)->exposed = 1;
     lua_getiuservalue(L, 1, TASK_UV_CORO);
     return 1;
 }

@@ -98,6 +98,21 @@ describe("loop", function()
     end)
 
     describe("call_later / call_at", function()
+        it("passes any number of arguments, nils included", async(function()
+            local loop = lasio.get_running_loop()
+            local args = {}
+            for i = 1, 300 do args[i] = i % 7 ~= 0 and i or nil end
+            local got = lasio.Future()
+            loop:call_later(0, function(...) got:set_result(table.pack(...)) end,
+                table.unpack(args, 1, 300))
+            local p = got:await()
+            assert.are.equal(300, p.n)
+            for i = 1, 300 do assert.are.equal(args[i], p[i]) end
+            local soon = lasio.Future()
+            loop:call_soon(function(...) soon:set_result(select("#", ...)) end)
+            assert.are.equal(0, soon:await())
+        end))
+
         it("call_later returns a TimerHandle whose when() is time()+delay",
             async(function()
                 local loop = lasio.get_running_loop()

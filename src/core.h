@@ -490,9 +490,11 @@ struct lasio_handle {
     unsigned char is_timer;
     int heap_pos; /* index in the timer heap, or -1 */
     int pin;      /* ref in LOOP_UV_ANCHORS while in the heap */
+    int nargs;    /* the callback's arguments, user values after HANDLE_NUV */
     double when;
     struct lasio_loop *loop; /* kept alive by HANDLE_UV_LOOP */
 };
+/* The callback, the loop, then its nargs arguments. */
 enum { HANDLE_UV_CALL = 1, HANDLE_UV_LOOP, HANDLE_NUV = HANDLE_UV_LOOP };
 
 /* Runs the handle at idx (from the ready queue). [-0, +0, -] */

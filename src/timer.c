@@ -5,6 +5,7 @@
  * heap (timerheap.c), pinned in the loop's anchors table meanwhile.
  * SPDX-License-Identifier: MIT
  */
+#include <limits.h>
 #include <math.h>
 #include <event2/event.h>
 
@@ -84,31 +85,16 @@ lasio_handle_timer_due_(lua_State *L, struct lasio_handle *h) {
     lua_pop(L, 2);
 }
 
-/* Packs fn and its arguments (fidx .. top) into HANDLE_UV_CALL: the
- * function alone, or a table {fn, args..., n = count}. */
-static void
-store_call(lua_State *L, int hidx, int fidx) {
-    int top = lua_gettop(L) - 1; /* the handle is on top */
-    int nargs = top - fidx;
-    if (nargs == 0) {
-        lua_pushvalue(L, fidx);
-    } else {
-        lua_createtable(L, nargs + 1, 1);
-        for (int i = 0; i <= nargs; i++) {
-            lua_pushvalue(L, fidx + i);
-            lua_rawseti(L, -2, i + 1);
-        }
-        lua_pushinteger(L, nargs);
-        lua_setfield(L, -2, "n");
-    }
-    lua_setiuservalue(L, hidx, HANDLE_UV_CALL);
-}
-
 static struct lasio_handle *
 newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer) {
+    /* the arguments go into user values of their own: no table per call */
+    int nargs = lua_gettop(L) - fidx;
+    if (nargs > USHRT_MAX - HANDLE_NUV)
+        luaL_error(L, "too many arguments for a callback (%d)", nargs);
     struct lasio_handle *h =
-        lua_newuserdatauv(L, sizeof(struct lasio_handle), HANDLE_NUV);
+        lua_newuserdatauv(L, sizeof(struct lasio_handle), HANDLE_NUV + nargs);
     h->kind = KIND_HANDLE;
+    h->nargs = nargs;
     h->cancelled = 0;
     h->is_timer = (unsigned char)timer;
     h->heap_pos = -1;
@@ -121,7 +107,12 @@ newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer) {
     int hidx = lua_gettop(L);
     lasio_pushloop_(L, loop);
     lua_setiuservalue(L, hidx, HANDLE_UV_LOOP);
-    store_call(L, hidx, fidx);
+    lua_pushvalue(L, fidx);
+    lua_setiuservalue(L, hidx, HANDLE_UV_CALL);
+    for (int i = 1; i <= nargs; i++) {
+        lua_pushvalue(L, fidx + i);
+        lua_setiuservalue(L, hidx, HANDLE_NUV + i);
+    }
     return h;
 }
 
@@ -197,17 +188,11 @@ lasio_handle_run_(lua_State *L, int idx, struct lasio_handle *h) {
     if (h->cancelled)
         return;
     idx = lua_absindex(L, idx);
+    int nargs = h->nargs;
+    luaL_checkstack(L, nargs + 2, NULL);
     lua_getiuservalue(L, idx, HANDLE_UV_CALL);
-    int nargs = 0;
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "n");
-        nargs = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        luaL_checkstack(L, nargs + 2, NULL);
-        for (int i = 1; i <= nargs + 1; i++)
-            lua_rawgeti(L, -i, i);
-        lua_remove(L, -(nargs + 2));
-    }
+    for (int i = 1; i <= nargs; i++)
+        lua_getiuservalue(L, idx, HANDLE_NUV + i);
     lasio_protected_call_(L, h->loop, nargs, idx);
 }
 
@@ -237,10 +222,6 @@ static void
 push_callback_site(lua_State *L, int idx) {
     lua_Debug ar;
     lua_getiuservalue(L, idx, HANDLE_UV_CALL);
-    if (lua_istable(L, -1)) {
-        lua_rawgeti(L, -1, 1);
-        lua_remove(L, -2);
-    }
     if (!lua_isfunction(L, -1)) {
         lua_pop(L, 1);
         lua_pushliteral(L, "callable");

@@ -167,6 +167,22 @@ describe("loop", function()
             assert.is_false(ran)
         end))
 
+        it("a due timer cancelled before its turn never fires, and due timers keep their order",
+            async(function()
+                -- both fall due in one pass; the first cancels the second
+                -- while it waits in the ready queue
+                local loop = lasio.get_running_loop()
+                local log, h2 = {}, nil
+                local when = loop:time() + 0.01
+                loop:call_at(when, function() log[#log + 1] = 1; h2:cancel() end)
+                h2 = loop:call_at(when, function() log[#log + 1] = 2 end)
+                loop:call_at(when, function() log[#log + 1] = 3 end)
+                lasio.sleep(0.05)
+                assert.are.same({1, 3}, log)
+                h2:cancel() -- again, after the fact: nothing happens
+                assert.is_true(h2:cancelled())
+            end))
+
         it("rejects a non-callable", async(function()
             local loop = lasio.get_running_loop()
             assert.is_false(pcall(loop.call_later, loop, 0.01, 42))

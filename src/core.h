@@ -80,6 +80,7 @@ enum {
 };
 
 struct lasio_task;
+struct lasio_handle;
 struct event;
 struct event_base;
 
@@ -273,6 +274,10 @@ LASIO_HIDDEN void lasio_rq_free_(lua_State *L, struct lasio_loop *loop);
 /* Queues a step of the pending task t. [-0, +0, m] */
 LASIO_HIDDEN void lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
                                       struct lasio_task *t);
+/* Queues the run of the due timer h, which keeps its anchor slot until
+ * the entry is taken. [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_push_timer_(lua_State *L, struct lasio_loop *loop,
+                                       struct lasio_handle *h);
 /* ====== } */
 
 /* {====== Future ====== */
@@ -489,7 +494,7 @@ struct lasio_handle {
     unsigned char cancelled;
     unsigned char is_timer;
     int heap_pos; /* index in the timer heap, or -1 */
-    int pin;      /* ref in LOOP_UV_ANCHORS while in the heap */
+    int pin;      /* anchor slot (LOOP_UV_TASKS) while in the heap */
     int nargs;    /* the callback's arguments, user values after HANDLE_NUV */
     double when;
     struct lasio_loop *loop; /* kept alive by HANDLE_UV_LOOP */

@@ -211,6 +211,16 @@ lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
 }
 
 void
+lasio_rq_push_timer_(lua_State *L, struct lasio_loop *loop,
+                     struct lasio_handle *h) {
+    if (loop->closed)
+        return;
+    ensure_c_room(L, loop, 1);
+    c_put(loop, h, NULL);
+    lasio_rq_arm_(loop);
+}
+
+void
 lasio_rq_push_(lua_State *L, struct lasio_loop *loop, int idx) {
     idx = lua_absindex(L, idx);
     if (loop->closed)
@@ -311,8 +321,15 @@ take(lua_State *L, struct lasio_loop *loop, int tasks) {
         unanchor_future(L, loop, tasks, f);
         return 3;
     }
-    if (e.obj) {
+    if (e.obj && *(unsigned char *)e.obj == KIND_TASK) {
         lua_rawgeti(L, tasks, ((struct lasio_task *)e.obj)->fut.ref);
+        return 1;
+    }
+    if (e.obj) { /* a due timer: on the stack now, its slot can go */
+        struct lasio_handle *h = e.obj;
+        lua_rawgeti(L, tasks, h->pin);
+        lasio_slot_release_(L, loop, tasks, h->pin);
+        h->pin = LUA_NOREF;
         return 1;
     }
     lua_take(L, loop);

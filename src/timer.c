@@ -2,7 +2,7 @@
  * timer.c: Handle (loop:call_soon) and TimerHandle (loop:call_later,
  * loop:call_at), and the timer arithmetic that keeps timers from firing
  * early (ARCHITECTURE rule 11). A TimerHandle waits in the loop's timer
- * heap (timerheap.c), pinned in the loop's anchors table meanwhile.
+ * heap (timerheap.c), pinned in an anchor slot of the loop meanwhile.
  * SPDX-License-Identifier: MIT
  */
 #include <limits.h>
@@ -53,36 +53,24 @@ checkhandle(lua_State *L, int idx) {
     return lasio_checkobj_(L, idx, &lasio_handle_token_, "lasio.Handle");
 }
 
-/* Pushes the anchors table of loop. [-0, +1, -] */
-static void
-pushanchors(lua_State *L, struct lasio_loop *loop) {
-    lasio_pushloop_(L, loop);
-    lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
-    lua_remove(L, -2);
-}
-
 /* Takes h out of the timer heap and unpins it. */
 static void
 disarm(lua_State *L, struct lasio_handle *h) {
     if (h->heap_pos < 0 || h->pin == LUA_NOREF)
         return;
     lasio_theap_remove_(h->loop, &h->heap_pos);
-    pushanchors(L, h->loop);
-    luaL_unref(L, -1, h->pin);
-    lua_pop(L, 1);
+    if (!h->loop->closed) { /* else the slots went with the loop */
+        lasio_pushtasks_(L, h->loop);
+        lasio_slot_release_(L, h->loop, -1, h->pin);
+        lua_pop(L, 1);
+    }
     h->pin = LUA_NOREF;
 }
 
 void
 lasio_handle_timer_due_(lua_State *L, struct lasio_handle *h) {
-    /* h is pinned in the anchors table until here */
-    struct lasio_loop *loop = h->loop;
-    pushanchors(L, loop);
-    lua_rawgeti(L, -1, h->pin);
-    lasio_rq_push_(L, loop, -1);
-    luaL_unref(L, -2, h->pin);
-    h->pin = LUA_NOREF;
-    lua_pop(L, 2);
+    /* h stays pinned in its anchor slot until the ready queue takes it */
+    lasio_rq_push_timer_(L, h->loop, h);
 }
 
 static struct lasio_handle *
@@ -141,16 +129,14 @@ schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx) {
     h->when = when;
     if (isinf(when)) /* never fires: not armed, not a wake-up source */
         return 1;
-    pushanchors(L, loop);
-    lua_pushvalue(L, -2);
-    h->pin = luaL_ref(L, -2);
-    lua_pop(L, 1);
+    lasio_pushtasks_(L, loop);
+    h->pin = lasio_slot_take_(L, loop, -1, -2);
     if (lasio_theap_add_(loop, h, &h->heap_pos, when)) {
-        pushanchors(L, loop);
-        luaL_unref(L, -1, h->pin);
+        lasio_slot_release_(L, loop, -1, h->pin);
         h->pin = LUA_NOREF;
         return luaL_error(L, "call_later: not enough memory");
     }
+    lua_pop(L, 1);
     return 1;
 }
 

@@ -258,8 +258,8 @@ LASIO_HIDDEN int luaopen_lasio_stream_(lua_State *L);
  * begin with lasio_reader_woken_, which forgets the task and raises the
  * CancelledError of a cancelled wait. */
 LASIO_HIDDEN int lasio_reader_wait_(lua_State *L, struct lasio_stream *s,
-                                    int base, const char *op,
-                                    lua_KContext ctx, lua_KFunction k);
+                                    int base, const char *op, lua_KContext ctx,
+                                    lua_KFunction k);
 LASIO_HIDDEN void lasio_reader_woken_(lua_State *L, struct lasio_stream *s,
                                       int base);
 /* Has the read deadline passed? (Reading is then updated: the caller

@@ -200,24 +200,27 @@ lua_put(lua_State *L, struct lasio_loop *loop, int idx) {
     loop->lq_count++;
 }
 
-void
-lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
-                    struct lasio_task *t) {
+/* Queues an entry for obj, a Task or a due TimerHandle held by its
+ * anchor slot (take() finds it there). */
+static void
+push_anchored(lua_State *L, struct lasio_loop *loop, void *obj) {
     if (loop->closed)
         return;
     ensure_c_room(L, loop, 1);
-    c_put(loop, t, NULL);
+    c_put(loop, obj, NULL);
     lasio_rq_arm_(loop);
+}
+
+void
+lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
+                    struct lasio_task *t) {
+    push_anchored(L, loop, t);
 }
 
 void
 lasio_rq_push_timer_(lua_State *L, struct lasio_loop *loop,
                      struct lasio_handle *h) {
-    if (loop->closed)
-        return;
-    ensure_c_room(L, loop, 1);
-    c_put(loop, h, NULL);
-    lasio_rq_arm_(loop);
+    push_anchored(L, loop, h);
 }
 
 void

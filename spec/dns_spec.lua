@@ -9,9 +9,7 @@ local net = require "net_helper"
 local dns = require "fake_dns"
 local lasio = require "lasio"
 
-local function async(fn)
-    return helper.async(function() return lasio.wait_for(fn, helper.t(60)) end)
-end
+local async = helper.async_guarded
 
 -- Starts a fake server and points the running loop's resolver at it
 -- (no hosts file unless given, short timeouts).

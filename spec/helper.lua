@@ -35,6 +35,15 @@ function M.async(fn)
     end
 end
 
+-- M.async under a hang guard: the spec fails with a TimeoutError after
+-- 60 s (scaled by M.t) instead of hanging the suite.
+function M.async_guarded(fn)
+    return M.async(function()
+        local lasio = require "lasio"
+        return lasio.wait_for(fn, M.t(60))
+    end)
+end
+
 local function shell_quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end

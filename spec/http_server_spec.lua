@@ -8,9 +8,7 @@ local net = require "net_helper"
 local H = require "http_helper"
 local lasio = require "lasio"
 
-local function async(fn)
-    return helper.async(function() return lasio.wait_for(fn, helper.t(60)) end)
-end
+local async = helper.async_guarded
 
 local function hello(req, res)
     res:set_header("Content-Type", "text/plain")

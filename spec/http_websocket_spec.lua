@@ -7,9 +7,7 @@ local helper = require "helper"
 local H = require "http_helper"
 local lasio = require "lasio"
 
-local function async(fn)
-    return helper.async(function() return lasio.wait_for(fn, helper.t(60)) end)
-end
+local async = helper.async_guarded
 
 local function echo_server(opts)
     return H.serve(function(req, res)

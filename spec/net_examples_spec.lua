@@ -8,9 +8,7 @@ local net = require "net_helper"
 local dns = require "fake_dns"
 local lasio = require "lasio"
 
-local function async(fn)
-    return helper.async(function() return lasio.wait_for(fn, helper.t(60)) end)
-end
+local async = helper.async_guarded
 
 -- Starts examples/<name> under the lasio command with its stdout piped.
 local function start(name, args)

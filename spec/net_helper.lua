@@ -104,6 +104,43 @@ function M.pair(opts)
     }
 end
 
+-- Builds the one-byte / EAGAIN I/O shim (spec/support/ioshim.c) in dir;
+-- returns the LD_PRELOAD value that loads it (after the sanitizer
+-- runtimes in the sanitizer build, which must come first).
+function M.build_io_shim(dir)
+    local q = helper.shell_quote
+    local so = dir .. "/ioshim.so"
+    assert(os.execute(("cc -shared -fPIC -O1 -o %s %s/spec/support/ioshim.c -ldl")
+        :format(q(so), q(helper.root))), "cannot build the I/O shim")
+    if not M.sanitized then return so end
+    local h = io.popen("gcc -print-file-name=libasan.so; gcc -print-file-name=libubsan.so")
+    local pre = h:read("l") .. ":" .. h:read("l") .. ":" .. so
+    h:close()
+    return pre
+end
+
+-- Runs busted on the spec files (a space-separated list) with the extra
+-- environment env ("" for none); returns the counts of TAP successes and
+-- of failures + errors, and the output.
+function M.run_busted(files, env)
+    local q = helper.shell_quote
+    local out = os.tmpname()
+    local interp = helper.mode == "lasio" and helper.lasio_bin or "lua5.4"
+    os.execute(("cd %s && %s timeout -k 5 %d busted --lua=%s -o TAP %s >%s 2>&1")
+        :format(q(helper.root), env, math.ceil(helper.t(240)), q(interp), files,
+            q(out)))
+    local f = assert(io.open(out))
+    local text = f:read("a")
+    f:close()
+    os.remove(out)
+    local ok, bad = 0, 0
+    for line in text:gmatch("[^\n]+") do
+        if line:match("^ok ") then ok = ok + 1 end
+        if line:match("^not ok ") then bad = bad + 1 end
+    end
+    return ok, bad, text
+end
+
 -- Inside a task: an echo server on 127.0.0.1 (port 0); returns it and
 -- its port.
 function M.echo_server(opts)

@@ -8,9 +8,7 @@ local helper = require "helper"
 local net = require "net_helper"
 local lasio = require "lasio"
 -- every async spec runs under a hang guard
-local function async(fn)
-    return helper.async(function() return lasio.wait_for(fn, helper.t(60)) end)
-end
+local async = helper.async_guarded
 
 local DATA = "line1\nline2\nline3\n"
 

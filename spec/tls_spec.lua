@@ -7,9 +7,7 @@ local helper = require "helper"
 local net = require "net_helper"
 local lasio = require "lasio"
 
-local function async(fn)
-    return helper.async(function() return lasio.wait_for(fn, helper.t(60)) end)
-end
+local async = helper.async_guarded
 
 local make_certs = require("certs").make
 

@@ -10,9 +10,7 @@ local net = require "net_helper"
 local lasio = require "lasio"
 local ws = require "lasio.websocket"
 
-local function async(fn)
-    return helper.async(function() return lasio.wait_for(fn, helper.t(60)) end)
-end
+local async = helper.async_guarded
 
 -- {====== Raw frames, built and parsed here independently of the module
 
@@ -925,30 +923,11 @@ end)
 describe("websocket under the one-byte / EAGAIN shim", function()
     it("passes exactly as in a normal run (covers S2)", function()
         if net.shim then return end -- not inside itself
-        local q = helper.shell_quote
         local dir = net.tmpdir()
-        local so = dir .. "/ioshim.so"
-        assert.is_true(os.execute(("cc -shared -fPIC -O1 -o %s %s/spec/support/ioshim.c -ldl")
-            :format(q(so), q(helper.root))))
-        local pre = so
-        if net.sanitized then -- the ASan runtime must come first
-            local h = io.popen("gcc -print-file-name=libasan.so; gcc -print-file-name=libubsan.so")
-            pre = h:read("l") .. ":" .. h:read("l") .. ":" .. so
-            h:close()
-        end
-        local out = dir .. "/out"
-        local interp = helper.mode == "lasio" and helper.lasio_bin or "lua5.4"
-        os.execute(("cd %s && LASIO_IO_SHIM=1 LD_PRELOAD=%s timeout -k 5 %d busted --lua=%s -o TAP spec/websocket_spec.lua >%s 2>&1")
-            :format(q(helper.root), q(pre), math.ceil(helper.t(240)), q(interp), q(out)))
-        local f = assert(io.open(out))
-        local text = f:read("a")
-        f:close()
+        local pre = net.build_io_shim(dir)
+        local ok, bad, text = net.run_busted("spec/websocket_spec.lua",
+            "LASIO_IO_SHIM=1 LD_PRELOAD=" .. helper.shell_quote(pre))
         net.rmdir(dir)
-        local ok, bad = 0, 0
-        for line in text:gmatch("[^\n]+") do
-            if line:match("^ok ") then ok = ok + 1 end
-            if line:match("^not ok ") then bad = bad + 1 end
-        end
         assert.are.equal(0, bad, text)
         assert.is_true(ok > 60, text)
     end)

@@ -509,8 +509,6 @@ LASIO_HIDDEN int lasio_call_soon_(lua_State *L);
 LASIO_HIDDEN int lasio_call_later_(lua_State *L);
 LASIO_HIDDEN int lasio_call_at_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_timer_(lua_State *L);
-/* The TimerHandle h is due: queue it. [-0, +0, m] */
-LASIO_HIDDEN void lasio_handle_timer_due_(lua_State *L, struct lasio_handle *h);
 /* {====== Timer heap (timerheap.c) ====== */
 /* Adds owner (whose heap index lives at *posp) due at `when`. Returns -1
  * when out of memory (nothing changed). */

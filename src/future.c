@@ -94,16 +94,23 @@ lasio_extra_set_(lua_State *L, int idx, int key) {
 
 /* {====== Completion ====== */
 
+/* Pushes callback i of the list at idx holding n: one callback is stored
+ * as itself, more in a table. [-0, +1, -] */
+static void
+push_callback(lua_State *L, int idx, int n, int i) {
+    if (n == 1)
+        lua_pushvalue(L, idx);
+    else
+        lua_rawgeti(L, idx, i);
+}
+
 /* Whether the callback list at idx (n entries) holds a C callback. */
 static int
 has_ccb(lua_State *L, int idx, int n) {
     idx = lua_absindex(L, idx);
     int found = 0;
     for (int i = 1; i <= n && !found; i++) {
-        if (n == 1)
-            lua_pushvalue(L, idx);
-        else
-            lua_rawgeti(L, idx, i);
+        push_callback(L, idx, n, i);
         unsigned char *kind =
             lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
         found = kind && *kind == KIND_CCB;
@@ -139,10 +146,7 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
     f->ncallbacks = 0;
     int list = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
-        if (n == 1)
-            lua_pushvalue(L, list);
-        else
-            lua_rawgeti(L, list, i);
+        push_callback(L, list, n, i);
         /* only Tasks, C callbacks and functions are ever stored as
          * callbacks */
         struct lasio_task *t =

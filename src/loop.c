@@ -215,7 +215,6 @@ release(lua_State *L, struct lasio_loop *loop) {
     int *refs[] = {&loop->mt_task_ref,   &loop->mt_future_ref,
                    &loop->mt_handle_ref, &loop->mt_timer_ref,
                    &loop->tasks_ref,     &loop->copool_ref};
-    loop->copool_n = 0;
     for (int i = 0; i < 6; i++) {
         luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
         *refs[i] = LUA_NOREF;

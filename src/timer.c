@@ -67,12 +67,6 @@ disarm(lua_State *L, struct lasio_handle *h) {
     h->pin = LUA_NOREF;
 }
 
-void
-lasio_handle_timer_due_(lua_State *L, struct lasio_handle *h) {
-    /* h stays pinned in its anchor slot until the ready queue takes it */
-    lasio_rq_push_timer_(L, h->loop, h);
-}
-
 static struct lasio_handle *
 newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer) {
     /* the arguments go into user values of their own: no table per call */

@@ -129,7 +129,7 @@ fire_body(lua_State *L) {
         if (*(unsigned char *)e.owner == KIND_TASK)
             lasio_task_timer_due_(L, e.owner);
         else
-            lasio_handle_timer_due_(L, e.owner);
+            lasio_rq_push_timer_(L, loop, e.owner); /* pinned until taken */
     }
     return 0;
 }

@@ -4,12 +4,10 @@
  * embedding API of lasio.h is in embed.c and pin.c).
  * SPDX-License-Identifier: MIT
  */
-#include "cli.h"
-#include "core.h"
-#include "net.h"
-#include "tls.h"
-#include "websocket.h"
-#include "sys.h"
+#include "core/core.h"
+#include "net/net.h"
+#include "http/http.h"
+#include "sys/sys.h"
 
 /* The running loop, which new tasks start on (asyncio's create_task). */
 static struct lasio_loop *

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "edit_dl.h"
+#include "cli/edit_dl.h"
 
 static int failures;
 

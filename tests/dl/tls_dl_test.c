@@ -6,7 +6,7 @@
  */
 #define LASIO_TLS_DL_TABLE_ONLY /* the table's fields by name */
 #include "../embed/harness.h"
-#include "tls_dl.h"
+#include "net/tls_dl.h"
 
 int
 main(void) {

@@ -1,0 +1,696 @@
+/*
+ * core.h: the structs and cross-file functions of the runtime core (loop,
+ * ready queue, Future, Task, timers, errors). Internal: not installed.
+ * Every object is a full userdata whose Lua links live in user values
+ * (ARCHITECTURE rule 3); C pointers between objects are borrowed and say
+ * who keeps the target alive.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef lasio_core_h
+#define lasio_core_h
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "lasio.h"
+
+#define LASIO_HIDDEN __attribute__((visibility("hidden")))
+
+#if LUA_VERSION_RELEASE_NUM < 50406
+#define lua_closethread(L, from) lua_resetthread(L)
+#endif
+
+/* Metatable names (luaL_newmetatable sets __name from them). */
+#define LASIO_LOOP_MT "lasio.Loop"
+#define LASIO_FUTURE_MT "lasio.Future"
+#define LASIO_TASK_MT "lasio.Task"
+#define LASIO_HANDLE_MT "lasio.Handle"
+#define LASIO_TIMER_MT "lasio.TimerHandle"
+
+/* Type checks without string lookups: every lasio metatable holds, at
+ * index 1, the address of its type's token (a light userdata), and
+ * lasio_testobj_ compares that. */
+LASIO_HIDDEN extern const char lasio_future_token_, lasio_task_token_,
+    lasio_loop_token_, lasio_handle_token_, lasio_waitq_token_;
+/* The userdata at idx if its metatable carries token, else NULL.
+ * [-0, +0, -] */
+LASIO_HIDDEN void *lasio_testobj_(lua_State *L, int idx, const void *token);
+/* The same, raising a type error naming tname when it does not. */
+LASIO_HIDDEN void *lasio_checkobj_(lua_State *L, int idx, const void *token,
+                                   const char *tname);
+/* luaL_newmetatable that also stores the token. [-0, +1, m] */
+LASIO_HIDDEN int lasio_newmetatable_(lua_State *L, const char *tname,
+                                     const void *token);
+
+/* The first byte of every object that can sit in the ready queue. */
+enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE, KIND_CCB };
+
+struct lasio_future;
+/* A done callback in C: a userdata that starts with this struct is stored
+ * in a Future's callback list like a function, and its completion runs
+ * `run` straight from the ready queue, with no lua_pcall and no Lua ring
+ * slots (readyq.c). The object must keep alive every Future it is
+ * registered on (the queue entry holds only a pointer to the Future while
+ * the object itself is anchored). `run` gets the object at ccbidx, the
+ * done Future at fidx; an error it raises is reported as an "Exception in
+ * callback", as a function's would be. */
+struct lasio_ccb {
+    unsigned char kind; /* KIND_CCB */
+    int queued;         /* entries of the ready queue pointing at it */
+    int ref;            /* its anchor slot while queued, or LUA_NOREF */
+    void (*run)(lua_State *L, int ccbidx, int fidx, struct lasio_future *f);
+};
+
+enum lasio_fstate { FUT_PENDING, FUT_FINISHED, FUT_CANCELLED };
+
+/* {====== Loop ====== */
+
+/* User values of the loop userdata. */
+enum {
+    LOOP_UV_TASKS = 1, /* anchor slots (readyq.c): pending tasks, and the
+                          objects C entries of the ready queue point at */
+    LOOP_UV_ANCHORS,   /* objects libevent holds raw pointers to */
+    LOOP_UV_HANDLER,   /* exception handler function or nil */
+    LOOP_UV_STOPWAIT,  /* Future a task's run_forever() waits on, or nil */
+    LOOP_UV_UNSEEN,    /* weak-keyed set of futures with unretrieved errors */
+    LOOP_UV_MAIN,      /* the main task of the CLI or lasio.run */
+    LOOP_UV_INTERRUPT, /* task that SIGINT/SIGTERM cancel, or nil (main) */
+    LOOP_UV_COPOOL,    /* finished tasks' coroutines kept for reuse */
+    LOOP_NUV = LOOP_UV_COPOOL
+};
+
+struct lasio_task;
+struct lasio_handle;
+struct event;
+struct event_base;
+
+/* An I/O object (socket, server, resolver) holding events of the loop's
+ * event_base: linked into the loop while it holds them, so closing the
+ * loop makes it let go of them before the base is freed. `release` runs no
+ * Lua code and is called at most once, after the link was removed; an
+ * object that closes first removes its link itself. */
+struct lasio_iolink {
+    struct lasio_iolink *prev, *next;
+    void (*release)(struct lasio_iolink *link);
+};
+
+/* An entry of the loop's timer heap (timerheap.c). */
+struct lasio_timer_entry {
+    double when;       /* monotonic deadline */
+    unsigned long seq; /* arrival order, for ties */
+    void *owner;       /* a TimerHandle or a Task (kind byte first) */
+    int *posp;         /* the owner's index field */
+};
+
+struct lasio_loop {
+    struct event_base *base;      /* owned iff own_base */
+    struct event *drain_ev;       /* drains the ready queue; owned */
+    struct event *wake_ev;        /* reads wake_fd[0]: signals and threads */
+    struct event *timer_ev;       /* armed for the earliest timer deadline */
+    struct lasio_timer_entry *th; /* timer heap; owned (malloc) */
+    int th_n, th_cap;
+    unsigned long th_seq;
+    lua_State *L; /* the main thread, or the thread inside run_*: never a
+                     coroutine that may die while the loop keeps it */
+    struct lasio_task *current; /* task being stepped, or NULL */
+    int wake_fd[2]; /* pipe written by the signal hub and lasio_pin_post */
+    /* ready queue (readyq.c): the C ring holds the order (Task steps,
+     * C callbacks, or a mark for the next entry of the Lua ring, registry
+     * ref lq_ref) */
+    struct lasio_rq_entry *rq;
+    int rq_head, rq_count, rq_cap;
+    /* anchor slots of LOOP_UV_TASKS (readyq.c): slots 1..slot_top exist,
+     * free ones hold false and are listed in slot_free (capacity
+     * slot_cap >= slot_top, so freeing never allocates) */
+    int *slot_free;
+    int slot_nfree, slot_top, slot_cap;
+    unsigned char rq_in_ccb; /* a C callback runs (its errors are its) */
+    int lq_head, lq_count, lq_cap, lq_ref;
+    int self_ref; /* registry ref to the loop userdata while open */
+    /* registry refs to the metatables the hot paths set: no lookup by
+     * name (string hashing) per object */
+    int mt_task_ref, mt_future_ref, mt_handle_ref, mt_timer_ref;
+    int tasks_ref;    /* registry ref to LOOP_UV_TASKS while open */
+    int copool_ref;   /* registry ref to LOOP_UV_COPOOL while open */
+    int copool_n;     /* coroutines in it (1..copool_n) */
+    int ntasks;       /* pending tasks */
+    int next_task_id; /* for default names Task-N */
+    long nsources;    /* things besides timers that can wake a task
+                         (I/O, children...): none of them, no timer and
+                         an empty queue means deadlock */
+    int unretrieved;  /* never-retrieved errors reported so far */
+    double slow_callback_duration;
+    unsigned char own_base, drain_armed, running, stopping, closed,
+        close_pending, debug, in_drain, user_stoppable, until_no_tasks,
+        interrupt_mode, stop_pending;
+    int exit_signal;               /* default-handled signal received */
+    volatile int pending_signals;  /* bit mask of hub signals to handle */
+    lua_State *volatile running_L; /* thread running Lua now (for hooks) */
+    struct lasio_iolink *iolinks;  /* I/O objects to release at close */
+    struct lasio_tsq *tsq; /* lasio_pin_post's queue (embed/pin.c), or NULL */
+    /* Wake hooks, installed by the layers above: the wake pipe's callback
+     * (sighub.c) calls them and never names those layers. on_signals
+     * handles the signals the hub flagged (sys/signal.c), from the ready
+     * side (from_hook 0) or from the interrupt hook inside running Lua
+     * code (1); on_posted runs the calls other threads queued (pin.c). */
+    void (*on_signals)(lua_State *L, struct lasio_loop *loop, int from_hook);
+    void (*on_posted)(struct lasio_loop *loop);
+};
+
+/* Links / unlinks an I/O object (see struct lasio_iolink). */
+LASIO_HIDDEN void lasio_iolink_add_(struct lasio_loop *loop,
+                                    struct lasio_iolink *link);
+LASIO_HIDDEN void lasio_iolink_remove_(struct lasio_loop *loop,
+                                       struct lasio_iolink *link);
+
+/* A per-state context found without a registry lookup: a host that owns
+ * its states (the lasio command) makes its allocator's ud start with this
+ * struct and sets lasio_ctx_allocf_ to that allocator before the first
+ * state is created. States on any other allocator (stock lua5.4, embedding
+ * hosts, worker states) have none, and the registry stays the record; the
+ * context only mirrors it. */
+struct lasio_statectx {
+    struct lasio_loop *running; /* the registry's running loop, or NULL */
+};
+LASIO_HIDDEN extern lua_Alloc lasio_ctx_allocf_;
+/* The context of L's state, or NULL. [-0, +0, -] */
+static inline struct lasio_statectx *
+lasio_statectx_(lua_State *L) {
+    void *ud;
+    lua_Alloc f = lua_getallocf(L, &ud);
+    return f && f == lasio_ctx_allocf_ ? (struct lasio_statectx *)ud : NULL;
+}
+
+LASIO_HIDDEN struct lasio_loop *lasio_checkloop_(lua_State *L, int idx);
+/* The running loop, else the state's current loop (created on first use).
+ * [-0, +1, m] pushes the loop userdata and returns it. */
+LASIO_HIDDEN struct lasio_loop *lasio_get_loop_(lua_State *L);
+/* The loop running on this thread (inside run or a host's poll), or
+ * NULL; for callbacks without a Lua state. */
+LASIO_HIDDEN struct lasio_loop *lasio_thread_loop_(void);
+/* The running loop or NULL. [-0, +0, -] */
+LASIO_HIDDEN struct lasio_loop *lasio_running_loop_(lua_State *L);
+/* The running loop, else the state's current loop; NULL when neither is
+ * open. Never creates one. [-0, +0, -] */
+LASIO_HIDDEN struct lasio_loop *lasio_current_loop_(lua_State *L);
+/* Makes loop the running loop while a callback of a host's dispatch runs
+ * (lasio_guarded_) or lasio_step polls: returns 1, or 0 when a loop runs
+ * already (nothing changed). lasio_loop_leave_ undoes it. [-0, +0, m] */
+LASIO_HIDDEN int lasio_loop_enter_(lua_State *L, struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_loop_leave_(lua_State *L, struct lasio_loop *loop);
+/* Pushes the userdata of loop. [-0, +1, -] */
+LASIO_HIDDEN void lasio_pushloop_(lua_State *L, struct lasio_loop *loop);
+LASIO_HIDDEN double lasio_time_(void);
+/* Reports a context table at the top through the exception handler;
+ * pops it. [-1, +0, -] (errors in the handler are caught and printed) */
+LASIO_HIDDEN void lasio_call_exception_handler_(lua_State *L,
+                                                struct lasio_loop *loop);
+/* Runs the loop until stopping; returns 0, or 1 on deadlock with the
+ * report text pushed. [-0, +(0|1), e] */
+LASIO_HIDDEN int lasio_loop_run_(lua_State *L, struct lasio_loop *loop);
+/* Pushes a deadlock report listing the pending tasks. [-0, +1, m] */
+LASIO_HIDDEN void lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop);
+LASIO_HIDDEN int luaopen_lasio_loop_(lua_State *L);
+/* Makes the task at mainidx the main task of the loop at loopidx: the run
+ * stops when it is done. [-0, +0, m] */
+LASIO_HIDDEN void lasio_loop_set_main_(lua_State *L, int loopidx, int mainidx);
+/* Cancels every pending task (when `cancel`), then runs until none is
+ * left. Returns 1 on deadlock, with the report pushed. [-0, +(0|1), e] */
+LASIO_HIDDEN int lasio_loop_finish_all_(lua_State *L, int loopidx,
+                                        struct lasio_loop *loop, int cancel);
+/* Creates the state's current loop on base (NULL: its own). [-0, +0, m] */
+LASIO_HIDDEN void lasio_loop_set_current_new_(lua_State *L,
+                                              struct event_base *base);
+/* Closes the loop at idx: reports leftovers (report: a mask of
+ * LASIO_REPORT_*) through the exception handler, then frees its libevent
+ * side. [-0, +0, m] */
+#define LASIO_REPORT_UNRETRIEVED 1
+#define LASIO_REPORT_PENDING 2
+#define LASIO_REPORT_ALL 3
+LASIO_HIDDEN void lasio_loop_close_(lua_State *L, int idx,
+                                    struct lasio_loop *loop, int report);
+
+/* ====== } */
+
+/* {====== Ready queue (readyq.c) ======
+ * FIFO of entries drained in batches by loop->drain_ev. An entry is a Task
+ * (step it), a Handle (run it unless cancelled) or a function followed by
+ * its one argument (a done callback). */
+/* An entry of the C ring: a Task step (obj, NULL), a C callback (obj the
+ * done Future, ccb) or the next entry of the Lua ring (NULL, NULL). */
+struct lasio_rq_entry {
+    void *obj;
+    struct lasio_ccb *ccb;
+};
+/* Queues the C callback at ccbidx for the done Future at fidx: both get an
+ * anchor slot while queued. Room must have been made with
+ * lasio_rq_reserve_ and lasio_slot_reserve_(L, loop, 2). [-0, +0, -] */
+LASIO_HIDDEN void lasio_rq_push_ccb_(lua_State *L, struct lasio_loop *loop,
+                                     int ccbidx, int fidx);
+/* Anchor slots in the loop's tasks table (at tidx): take stores the value
+ * at vidx and returns its slot (raises only when no slot was reserved);
+ * release empties a slot; reserve makes k slots free, so the next k takes
+ * cannot fail. [-0, +0, m] */
+LASIO_HIDDEN int lasio_slot_take_(lua_State *L, struct lasio_loop *loop,
+                                  int tidx, int vidx);
+LASIO_HIDDEN void lasio_slot_release_(lua_State *L, struct lasio_loop *loop,
+                                      int tidx, int slot);
+LASIO_HIDDEN void lasio_slot_reserve_(lua_State *L, struct lasio_loop *loop,
+                                      int tidx, int k);
+/* Pushes the loop's tasks table (its anchor slots). [-0, +1, -] */
+LASIO_HIDDEN void lasio_pushtasks_(lua_State *L, struct lasio_loop *loop);
+/* Pushes the value at idx as one entry. [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_push_(lua_State *L, struct lasio_loop *loop,
+                                 int idx);
+/* Pushes fn (at fidx) and arg (at aidx) as a callback entry. [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop,
+                                      int fidx, int aidx);
+/* Makes room for k more slots, so the next k pushes cannot fail.
+ * [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_reserve_(lua_State *L, struct lasio_loop *loop,
+                                    int k);
+LASIO_HIDDEN void lasio_rq_arm_(struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_rq_drain_cb_(int fd, short what, void *arg);
+LASIO_HIDDEN void lasio_rq_init_(lua_State *L, struct lasio_loop *loop);
+/* Frees the queue (loop close). [-0, +0, -] */
+LASIO_HIDDEN void lasio_rq_free_(lua_State *L, struct lasio_loop *loop);
+/* Queues a step of the pending task t. [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
+                                      struct lasio_task *t);
+/* Queues the run of the due timer h, which keeps its anchor slot until
+ * the entry is taken. [-0, +0, m] */
+LASIO_HIDDEN void lasio_rq_push_timer_(lua_State *L, struct lasio_loop *loop,
+                                       struct lasio_handle *h);
+/* ====== } */
+
+/* {====== Future ====== */
+
+enum {
+    FUT_UV_RESULT = 1, /* value, table of values, error, or cancel msg */
+    FUT_UV_CALLBACKS,  /* nil, one callback, or a sequence of them */
+    FUT_UV_LOOP,       /* the loop userdata: keeps loop alive */
+    FUT_UV_EXTRA,      /* nil, or a table of the rarely used fields below */
+    FUT_NUV = FUT_UV_EXTRA
+};
+
+/* Keys of the FUT_UV_EXTRA table: fields most objects never need, kept out
+ * of the user values so a blocked task stays small. */
+enum {
+    EXTRA_TRACEBACK = 1, /* traceback of the stored error */
+    EXTRA_NAME,          /* task name, or nil: "Task-<id>" */
+    EXTRA_SITE,          /* where the task was created (debug mode) */
+    EXTRA_CANCELMSG      /* message of a pending cancellation */
+};
+/* Pushes extra field key of the object at idx (nil when unset); returns
+ * its type. [-0, +1, -] */
+LASIO_HIDDEN int lasio_extra_get_(lua_State *L, int idx, int key);
+/* Sets extra field key of the object at idx to the value on top (popped).
+ * [-1, +0, m] */
+LASIO_HIDDEN void lasio_extra_set_(lua_State *L, int idx, int key);
+
+struct lasio_future {
+    unsigned char kind;        /* KIND_FUTURE or KIND_TASK */
+    unsigned char state;       /* enum lasio_fstate */
+    unsigned char log_error;   /* error stored and not retrieved yet */
+    unsigned char has_stop;    /* run_until_complete waits on it */
+    unsigned char c_source;    /* made by lasio_future_new: counted in
+                                  loop->nsources while pending */
+    unsigned char gather_mark; /* seen by the gather starting (gather.c) */
+    unsigned char finalized;   /* has the metatable twin with __gc */
+    int nresults;              /* 1: value stored directly; else a table */
+    int ncallbacks;            /* 0, 1 (stored directly) or more (table) */
+    int ref;    /* anchor slot (LOOP_UV_TASKS): while a Task is pending,
+                   and while C callback entries point at it, or LUA_NOREF */
+    int queued; /* C callback entries of the ready queue pointing at it */
+    struct lasio_loop *loop; /* kept alive by FUT_UV_LOOP */
+};
+
+LASIO_HIDDEN struct lasio_future *lasio_tofuture_(lua_State *L, int idx);
+LASIO_HIDDEN struct lasio_future *lasio_checkfuture_(lua_State *L, int idx);
+/* New pending Future of loop. [-0, +1, m] */
+LASIO_HIDDEN struct lasio_future *lasio_future_push_(lua_State *L,
+                                                     struct lasio_loop *loop);
+/* Initialises the Future part of a new Future or Task at idx. */
+LASIO_HIDDEN void lasio_future_init_(lua_State *L, int idx,
+                                     struct lasio_future *f,
+                                     struct lasio_loop *loop);
+/* Completes f (at idx) with n values on top (popped). [-n, +0, m] */
+LASIO_HIDDEN void lasio_future_finish_(lua_State *L, int idx,
+                                       struct lasio_future *f, int n);
+/* Fails f with the error on top (popped), traceback below it or nil.
+ * [-2, +0, m] */
+LASIO_HIDDEN void lasio_future_fail_(lua_State *L, int idx,
+                                     struct lasio_future *f);
+/* Cancels f with the message on top (popped). [-1, +0, m] */
+LASIO_HIDDEN void lasio_future_cancelled_(lua_State *L, int idx,
+                                          struct lasio_future *f);
+/* Pushes f's results and returns their count, or raises its error.
+ * Marks the error retrieved. [-0, +n, e] */
+LASIO_HIDDEN int lasio_future_results_(lua_State *L, int idx,
+                                       struct lasio_future *f);
+/* Adds the value at cbidx (function or Task) as a done callback of the
+ * Future at idx, scheduling it at once if done. [-0, +0, m] */
+LASIO_HIDDEN void lasio_future_add_callback_(lua_State *L, int idx,
+                                             struct lasio_future *f, int cbidx);
+/* Removes every registration of the value at cbidx. Returns the count. */
+LASIO_HIDDEN int lasio_future_remove_callback_(lua_State *L, int idx,
+                                               struct lasio_future *f,
+                                               int cbidx);
+/* Cancels f if pending; returns 1 if it did. [-0, +0, m] msg at msgidx
+ * (0 for none) */
+LASIO_HIDDEN int lasio_future_cancel_(lua_State *L, int idx,
+                                      struct lasio_future *f, int msgidx);
+/* Pushes the CancelledError instance for a cancelled Future. [-0,+1,m] */
+LASIO_HIDDEN void lasio_future_push_cancelled_error_(lua_State *L, int idx);
+/* Common methods and metamethods shared with Task. */
+LASIO_HIDDEN void lasio_future_register_(lua_State *L);
+/* Adds the common metamethods to the metatable on top, then registers
+ * its twin with __gc for objects of that kind. [-0, +0, m] */
+LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L, int kind);
+/* Gives f (at idx) the twin metatable with __gc, once: for a Future
+ * holding an error not retrieved yet, or a wake-up source completed by C
+ * code. [-0, +0, -] */
+LASIO_HIDDEN void lasio_future_finalize_(lua_State *L, int idx,
+                                         struct lasio_future *f);
+LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
+/* core.gather_results(list, n): the results table of a finished gather. */
+LASIO_HIDDEN int lasio_gather_results_(lua_State *L);
+/* Sets core.gather_ops (gather.c) in the module table at the top. */
+LASIO_HIDDEN void lasio_gather_open_(lua_State *L);
+/* Function that resolves/stops a loop when a Future completes. */
+LASIO_HIDDEN int lasio_stop_loop_cb_(lua_State *L);
+/* ====== } */
+
+/* {====== Task ======
+ * The Task invariant (asyncio's): a pending task that is not running is
+ * either scheduled (its step is in the ready queue, waiting == WAIT_NONE)
+ * or waiting on exactly one thing (a Future in TASK_UV_WAITER, or its own
+ * sleep timer) with its step not scheduled. Only the wake-up (future done,
+ * timer fired, cancellation) moves it from the second state to the first.
+ */
+enum lasio_wait {
+    WAIT_NONE,
+    WAIT_FUTURE,
+    WAIT_SLEEP,
+    WAIT_FOREVER,
+    WAIT_QUEUE /* linked in a WaitQueue (waitq.c) */
+};
+
+enum {
+    TASK_UV_CORO = FUT_NUV + 1, /* the coroutine (a Lua thread) */
+    TASK_UV_WAITER,             /* the Future waited on, or nil */
+    TASK_NUV = TASK_UV_WAITER
+};
+
+struct lasio_task {
+    struct lasio_future fut; /* first: a Task is a Future */
+    unsigned char waiting;   /* enum lasio_wait */
+    unsigned char scheduled; /* step is in the ready queue */
+    unsigned char must_cancel;
+    unsigned char started;
+    unsigned char has_waiter; /* TASK_UV_WAITER is not nil */
+    unsigned char counted;    /* counted in loop->ntasks (pending) */
+    unsigned char exposed;    /* user code saw its coroutine (running(),
+                                 get_coro()): never reused then */
+    int num_cancels;          /* cancelling() */
+    int id;
+    lua_State *co;          /* kept alive by TASK_UV_CORO */
+    int heap_pos;           /* index in the timer heap while sleeping */
+    unsigned char wq_woken; /* a WaitQueue woke it; cleared by its wait */
+    struct lasio_waitq *wq; /* the WaitQueue it is linked in, or NULL */
+    struct lasio_task *wq_next, *wq_prev;
+};
+
+LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
+/* Creates a Task running the function at fidx with the nargs values on
+ * top (popped), schedules its first step. [-nargs, +1, m] */
+LASIO_HIDDEN struct lasio_task *
+lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs);
+/* Runs one step of the Task at idx. [-0, +0, -] */
+LASIO_HIDDEN void lasio_task_step_(lua_State *L, int idx);
+/* Requests cancellation; msg at msgidx or 0. Returns 1 if requested. */
+LASIO_HIDDEN int lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t,
+                                    int msgidx);
+/* Pushes the task's name. [-0, +1, m] */
+LASIO_HIDDEN void lasio_task_pushname_(lua_State *L, int idx,
+                                       struct lasio_task *t);
+/* Pushes the traceback of where the task is suspended. [-0, +1, m] */
+LASIO_HIDDEN void lasio_task_pushstack_(lua_State *L, int idx,
+                                        struct lasio_task *t);
+/* The sleep of task t is over: schedule its step. [-0, +0, m] */
+LASIO_HIDDEN void lasio_task_timer_due_(lua_State *L, struct lasio_task *t);
+/* The await primitive: suspends the current task on the Future at idx
+ * (which must be pending) and returns its results when woken.
+ * Raises when not inside a task or not yieldable. `what` names the API
+ * function for error messages. */
+LASIO_HIDDEN int lasio_await_(lua_State *L, int idx, const char *what);
+/* Checks that the caller may suspend: returns the current task or raises
+ * "<what>: not inside a task ..." / "cannot await here". */
+LASIO_HIDDEN struct lasio_task *
+lasio_check_await_(lua_State *L, struct lasio_loop **lp, const char *what);
+/* The light userdata every scheduler yield carries (ARCHITECTURE rule 4).
+ */
+LASIO_HIDDEN extern const char lasio_yield_sentinel_;
+#define LASIO_SENTINEL ((void *)&lasio_yield_sentinel_)
+/* Resumed with this first: raise the value after it at the await. */
+LASIO_HIDDEN extern const char lasio_throw_sentinel_;
+#define LASIO_THROW ((void *)&lasio_throw_sentinel_)
+LASIO_HIDDEN int luaopen_lasio_task_(lua_State *L);
+LASIO_HIDDEN int lasio_sleep_(lua_State *L);
+/* ====== } */
+
+/* {====== WaitQueue (waitq.c) ======
+ * A FIFO of waiting tasks, intrusive through the tasks' wq_* fields; it is
+ * a Lua object of its own (core.WaitQueue) or embedded in one (queue.c).
+ */
+struct lasio_waitq {
+    struct lasio_task *head, *tail;
+    int n;
+    struct lasio_loop *loop; /* bound at the first wait, as asyncio's
+                                primitives are; only ever compared */
+};
+LASIO_HIDDEN void lasio_waitq_init_(struct lasio_waitq *q);
+/* Takes t out of its WaitQueue, if any. */
+LASIO_HIDDEN void lasio_waitq_unlink_(struct lasio_task *t);
+/* Takes every task out of q (its owner is being collected). */
+LASIO_HIDDEN void lasio_waitq_clear_(struct lasio_waitq *q);
+/* Wakes the first waiter of q; returns 0 when there is none. [-0,+0,m] */
+LASIO_HIDDEN int lasio_waitq_wake_(lua_State *L, struct lasio_waitq *q);
+/* Links the current task at the tail of q (raising when not in a task, not
+ * yieldable, or bound to another loop; `what` names the caller). The
+ * caller then yields LASIO_SENTINEL with its continuation. */
+LASIO_HIDDEN void lasio_waitq_link_(lua_State *L, struct lasio_waitq *q,
+                                    const char *what);
+/* In that continuation: 1 if the task was resumed with an error (at
+ * base + 2), 0 if woken; *woken tells whether a wake-up had reached the
+ * task before an error. */
+LASIO_HIDDEN int lasio_waitq_resumed_(lua_State *L, int base, int *woken);
+/* Sets core.WaitQueue in the module table at the top. [-0, +0, m] */
+LASIO_HIDDEN void lasio_waitq_open_(lua_State *L);
+/* Sets Queue, LifoQueue, PriorityQueue in the module table at the top. */
+LASIO_HIDDEN void lasio_queue_open_(lua_State *L);
+/* ====== } */
+
+/* {====== Handles (timer.c) ====== */
+struct lasio_handle {
+    unsigned char kind; /* KIND_HANDLE */
+    unsigned char cancelled;
+    unsigned char is_timer;
+    int heap_pos; /* index in the timer heap, or -1 */
+    int pin;      /* anchor slot (LOOP_UV_TASKS) while in the heap */
+    int nargs;    /* the callback's arguments, user values after HANDLE_NUV */
+    double when;
+    struct lasio_loop *loop; /* kept alive by HANDLE_UV_LOOP */
+};
+/* The callback, the loop, then its nargs arguments. */
+enum { HANDLE_UV_CALL = 1, HANDLE_UV_LOOP, HANDLE_NUV = HANDLE_UV_LOOP };
+
+/* Runs the handle at idx (from the ready queue). [-0, +0, -] */
+LASIO_HIDDEN void lasio_handle_run_(lua_State *L, int idx,
+                                    struct lasio_handle *h);
+LASIO_HIDDEN int lasio_call_soon_(lua_State *L);
+LASIO_HIDDEN int lasio_call_later_(lua_State *L);
+LASIO_HIDDEN int lasio_call_at_(lua_State *L);
+LASIO_HIDDEN int luaopen_lasio_timer_(lua_State *L);
+/* {====== Timer heap (timerheap.c) ====== */
+/* Adds owner (whose heap index lives at *posp) due at `when`. Returns -1
+ * when out of memory (nothing changed). */
+LASIO_HIDDEN int lasio_theap_add_(struct lasio_loop *loop, void *owner,
+                                  int *posp, double when);
+/* Removes the entry whose index is *posp (no-op when not in the heap). */
+LASIO_HIDDEN void lasio_theap_remove_(struct lasio_loop *loop, int *posp);
+LASIO_HIDDEN void lasio_theap_fire_cb_(int fd, short what, void *arg);
+/* Forgets every entry and frees the heap (loop close). */
+LASIO_HIDDEN void lasio_theap_free_(struct lasio_loop *loop);
+/* ====== } */
+/* Arms ev to fire at monotonic time `when`, never before (rule 11).
+ * Returns event_add's result: -1 when libevent ran out of memory. */
+LASIO_HIDDEN int lasio_timer_arm_(struct event *ev, double when);
+/* Seconds still to wait for `when`, or 0 when due. */
+LASIO_HIDDEN double lasio_timer_remaining_(double when);
+/* ====== } */
+
+/* {====== Errors (errors.c) ====== */
+enum lasio_errclass {
+    ERR_BASE,
+    ERR_CANCELLED,
+    ERR_TIMEOUT,
+    ERR_INVALIDSTATE,
+    ERR_ERRORGROUP,
+    ERR_QUEUEEMPTY,
+    ERR_QUEUEFULL,
+    ERR_QUEUESHUTDOWN,
+    ERR_BROKENBARRIER,
+    ERR_INCOMPLETEREAD,
+    ERR_LIMITOVERRUN,
+    ERR_OSERROR,
+    ERR_HTTP,
+    ERR_NCLASSES
+};
+/* Pushes the class table. [-0, +1, m] */
+LASIO_HIDDEN void lasio_pusherrclass_(lua_State *L, int cls);
+/* Pushes a new instance with message msg (may be NULL) and a traceback
+ * from `level`. [-0, +1, m] */
+LASIO_HIDDEN void lasio_newerror_(lua_State *L, int cls, const char *msg,
+                                  int level);
+/* Same, with the message taken from the value at msgidx (nil allowed). */
+LASIO_HIDDEN void lasio_newerror_at_(lua_State *L, int cls, int msgidx);
+/* Is the value at idx an instance of cls (or a subclass)? [-0, +0, -] */
+LASIO_HIDDEN int lasio_iserror_(lua_State *L, int idx, int cls);
+/* Raises a new instance of cls. */
+LASIO_HIDDEN int lasio_raise_(lua_State *L, int cls, const char *fmt, ...);
+LASIO_HIDDEN void lasio_errors_open_(lua_State *L);
+/* Sets every class into the module table at the top. [-0, +0, m] */
+LASIO_HIDDEN void lasio_errors_export_(lua_State *L);
+/* ====== } */
+
+/* {====== Coroutine forwarding (coro.c) ====== */
+/* Pushes a table with the forwarding coroutine functions. [-0,+1,m] */
+LASIO_HIDDEN void lasio_coro_push_(lua_State *L);
+/* ====== } */
+
+/* {====== Diagnostics (diag.c) ====== */
+/* Records the Future at idx as holding an unretrieved error. */
+LASIO_HIDDEN void lasio_diag_track_(lua_State *L, int idx,
+                                    struct lasio_future *f);
+LASIO_HIDDEN void lasio_diag_untrack_(lua_State *L, int idx,
+                                      struct lasio_future *f);
+/* Reports "exception was never retrieved" for the Future at idx. */
+LASIO_HIDDEN void lasio_diag_unretrieved_(lua_State *L, int idx,
+                                          struct lasio_future *f);
+/* At close: reports every tracked unretrieved error and pending task. */
+LASIO_HIDDEN void lasio_diag_close_(lua_State *L, int loopidx,
+                                    struct lasio_loop *loop, int report);
+/* Remembers that the error at idx, stored by the Future at fidx, is being
+ * re-raised by an await, so the awaiting task's traceback can name where
+ * it came from. [-0, +0, m] */
+LASIO_HIDDEN void lasio_diag_rethrow_(lua_State *L, int idx, int fidx);
+/* Runs body(L) with the loop as its argument in protected mode on
+ * loop->L: a libevent callback must never let a Lua error (out of memory)
+ * jump across libevent's frames. An error is printed to stderr. When a
+ * host's own dispatch runs the callback, the loop is the running loop
+ * meanwhile (lasio_loop_enter_). */
+LASIO_HIDDEN void lasio_guarded_(struct lasio_loop *loop, lua_CFunction body);
+/* Message handler for pcall: adds a traceback to the error. */
+LASIO_HIDDEN int lasio_msgh_(lua_State *L);
+/* Runs fn at idx with nargs args (on top) under lasio_msgh_ and reports
+ * errors to the loop's exception handler. [-(nargs), +0, -] */
+LASIO_HIDDEN void lasio_protected_call_(lua_State *L, struct lasio_loop *loop,
+                                        int nargs, int handleidx);
+/* Reports the error on top (popped), raised by a callback under
+ * lasio_msgh_, as an "Exception in callback" (handle at handleidx, or 0).
+ * [-1, +0, m] */
+LASIO_HIDDEN void lasio_report_callback_error_(lua_State *L,
+                                               struct lasio_loop *loop,
+                                               int handleidx);
+/* ====== } */
+
+/* {====== Signal hub (sighub.c) ====== */
+/* Watches sig for the loop: the hub's handler sets the bit in
+ * loop->pending_signals and writes to loop->wake_fd[1]. */
+LASIO_HIDDEN int lasio_sighub_add_(struct lasio_loop *loop, int sig);
+LASIO_HIDDEN void lasio_sighub_remove_all_(struct lasio_loop *loop);
+/* The same for a handler of loop:add_signal_handler (signal.c): no
+ * interrupt hook, no exit on a second SIGINT. Returns -1 when sig cannot
+ * be handled (sigaction refused it). */
+LASIO_HIDDEN int lasio_sighub_add_user_(struct lasio_loop *loop, int sig);
+LASIO_HIDDEN void lasio_sighub_remove_user_(struct lasio_loop *loop, int sig);
+/* Keeps SIGPIPE from killing the process while loop is open, if it was at
+ * its default (ARCHITECTURE rule 12): writes fail with EPIPE instead. */
+LASIO_HIDDEN void lasio_sighub_ignore_sigpipe_(struct lasio_loop *loop);
+/* While loop is open and SIGCHLD is ignored (auto-reaping), sets it to its
+ * default, so the exit statuses of the loop's children are not lost. */
+LASIO_HIDDEN void lasio_sighub_keep_children_(struct lasio_loop *loop);
+/* Opens the loop's wake pipe (written by the hub's handler and by
+ * lasio_pin_post) and its read event, once. Returns 0 or -1. */
+LASIO_HIDDEN int lasio_wake_open_(struct lasio_loop *loop);
+/* ====== } */
+
+/* {====== Waiting for I/O (iowait.c) ======
+ * A task waiting for I/O is in WAIT_FOREVER (no deadline) or WAIT_SLEEP
+ * (its deadline in the loop's timer heap) and counted in loop->nsources;
+ * the I/O object records the task pointer. The object's libevent callback
+ * wakes it with lasio_io_wake_; cancellation and the deadline wake it
+ * through the core. Either way the operation's continuation runs next and
+ * re-checks its condition, so a spurious wake-up is harmless, and it
+ * forgets the task pointer before returning or raising: a recorded task is
+ * always suspended in that operation (and so alive). */
+
+/* Waiting is three steps, so that a task pointer is recorded only once
+ * nothing can fail any more:
+ *   lasio_io_wait_(L, t, base, deadline);  (may raise; cuts the stack to
+ *                                           base values)
+ *   obj->waiter = t;                        (must not fail)
+ *   return lasio_io_yield_(L, ctx, k);
+ * deadline is a monotonic time, or 0 for none. */
+LASIO_HIDDEN void lasio_io_wait_(lua_State *L, struct lasio_task *t, int base,
+                                 double deadline);
+LASIO_HIDDEN int lasio_io_yield_(lua_State *L, lua_KContext ctx,
+                                 lua_KFunction k);
+/* Undoes lasio_io_wait_ when the wait cannot go ahead after all. */
+LASIO_HIDDEN void lasio_io_unwait_(struct lasio_task *t);
+/* In a continuation: uncounts the wait; returns 1 when the task was
+ * cancelled (the CancelledError is then at base + 2). */
+LASIO_HIDDEN int lasio_io_resumed_(lua_State *L, struct lasio_loop *loop,
+                                   int base);
+/* Wakes t if it still waits. [-0, +0, m] */
+LASIO_HIDDEN void lasio_io_wake_(lua_State *L, struct lasio_task *t);
+/* The same from a libevent callback: never raises (a memory error is
+ * printed, and the task's deadline or cancellation still wakes it). */
+LASIO_HIDDEN void lasio_io_wake_cb_(struct lasio_loop *loop,
+                                    struct lasio_task *t);
+/* Runs body(L) in protected mode on loop->L with the light userdata ud as
+ * its argument; returns 0, or -1 after printing the error. */
+LASIO_HIDDEN int lasio_io_guard_(struct lasio_loop *loop, lua_CFunction body,
+                                 void *ud);
+/* The deadline for a timeout of `seconds` (<0 means none): 0 or a
+ * monotonic time. */
+LASIO_HIDDEN double lasio_io_deadline_(double seconds);
+/* The running loop; raises "what: no running loop" without one. */
+LASIO_HIDDEN struct lasio_loop *lasio_io_running_loop_(lua_State *L,
+                                                       const char *what);
+/* Takes link out of the loop's list if *linked (and clears it). */
+LASIO_HIDDEN void lasio_io_unlink_(struct lasio_loop *loop,
+                                   struct lasio_iolink *link,
+                                   unsigned char *linked);
+/* gettimeout's result: nil for none (< 0), else the seconds; returns 1.
+ * [-0, +1, -] */
+LASIO_HIDDEN int lasio_io_pushtimeout_(lua_State *L, double timeout);
+/* Reads a timeout argument at idx: nil (none, -1) or a number >= 0. */
+LASIO_HIDDEN double lasio_io_checktimeout_(lua_State *L, int idx,
+                                           const char *what);
+/* ====== } */
+
+/* {====== OSError (errors.c) ====== */
+/* Pushes an OSError for errno value err, named after the operation:
+ * "op: strerror" with fields code ("ECONNREFUSED"), errno and op.
+ * [-0, +1, m] */
+LASIO_HIDDEN void lasio_oserror_push_(lua_State *L, const char *op, int err);
+/* Same with a message of its own. */
+LASIO_HIDDEN void lasio_oserror_pushmsg_(lua_State *L, const char *op, int err,
+                                         const char *msg);
+/* Raises lasio_oserror_push_(op, err). */
+LASIO_HIDDEN int lasio_oserror_raise_(lua_State *L, const char *op, int err);
+/* ====== } */
+
+#endif

@@ -1,0 +1,564 @@
+/*
+ * task.c: lasio.Task, a Future that runs a function in a coroutine (API.md
+ * section 4), and the await primitive every suspending call goes through.
+ * A task's coroutine starts in a C trampoline that runs the body under
+ * lua_pcallk, so <close> handlers run inside the coroutine and may await
+ * while the task is being cancelled (ARCHITECTURE rule 7). The Task
+ * invariant is stated above struct lasio_task in core.h.
+ * SPDX-License-Identifier: MIT
+ */
+#include <math.h>
+#include "core/core.h"
+
+const char lasio_yield_sentinel_ = 0;
+const char lasio_throw_sentinel_ = 0;
+
+struct lasio_task *
+lasio_totask_(lua_State *L, int idx) {
+    return lasio_testobj_(L, idx, &lasio_task_token_);
+}
+
+static struct lasio_task *
+checktask(lua_State *L, int idx) {
+    return lasio_checkobj_(L, idx, &lasio_task_token_, LASIO_TASK_MT);
+}
+
+/* Pushes the task userdata of a pending task from its C pointer: the
+ * loop's tasks table holds every pending task. [-0, +1, -] */
+static void
+pushtask(lua_State *L, struct lasio_task *t) {
+    lasio_pushtasks_(L, t->fut.loop);
+    lua_rawgeti(L, -1, t->fut.ref);
+    lua_remove(L, -2);
+}
+
+/* {====== The trampoline ====== */
+
+static int
+trampoline_k(lua_State *co, int status, lua_KContext ctx) {
+    (void)ctx;
+    /* stack: msgh, results... or msgh, error */
+    lua_pushboolean(co, status == LUA_OK || status == LUA_YIELD);
+    lua_replace(co, 1);
+    return lua_gettop(co);
+}
+
+/* The body of every task's coroutine: stack fn, args... Returns true,
+ * results... or false, error. */
+static int
+trampoline(lua_State *co) {
+    int nargs = lua_gettop(co) - 1;
+    lua_pushcfunction(co, lasio_msgh_);
+    lua_insert(co, 1);
+    int status = lua_pcallk(co, nargs, LUA_MULTRET, 1, 0, trampoline_k);
+    return trampoline_k(co, status, 0);
+}
+
+/* ====== } */
+
+struct lasio_task *
+lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
+    fidx = lua_absindex(L, fidx);
+    luaL_checkstack(L, 6, NULL);
+    if (loop->closed)
+        luaL_error(L, "cannot create a task: the loop is closed");
+    struct lasio_task *t =
+        lua_newuserdatauv(L, sizeof(struct lasio_task), TASK_NUV);
+    t->fut.kind = KIND_TASK;
+    t->waiting = WAIT_NONE;
+    t->scheduled = 0;
+    t->must_cancel = 0;
+    t->started = 0;
+    t->has_waiter = 0;
+    t->num_cancels = 0;
+    t->counted = 0;
+    t->co = NULL;
+    t->heap_pos = -1;
+    t->wq_woken = 0;
+    t->wq = NULL;
+    t->wq_next = t->wq_prev = NULL;
+    t->id = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_task_ref);
+    lua_setmetatable(L, -2);
+    int tidx = lua_gettop(L);
+    lasio_future_init_(L, tidx, &t->fut, loop);
+    t->exposed = 0;
+    lua_State *co;
+    if (loop->copool_n > 0) { /* a finished task's coroutine */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, loop->copool_ref);
+        lua_rawgeti(L, -1, loop->copool_n);
+        lua_pushnil(L);
+        lua_rawseti(L, -3, loop->copool_n--);
+        lua_remove(L, -2);
+        co = lua_tothread(L, -1);
+        /* as lua_newthread: the hook of the thread that spawns */
+        lua_sethook(co, lua_gethook(L), lua_gethookmask(L),
+                    lua_gethookcount(L));
+    } else {
+        co = lua_newthread(L);
+    }
+    lua_setiuservalue(L, tidx, TASK_UV_CORO);
+    t->co = co;
+    /* the trampoline, fn, the arguments, and room for its message handler */
+    if (!lua_checkstack(co, nargs + 3))
+        luaL_error(L, "too many arguments for a task (%d)", nargs);
+    lua_pushcfunction(co, trampoline);
+    lua_pushvalue(L, fidx);
+    lua_xmove(L, co, 1);
+    /* move the arguments (below the task) into the coroutine */
+    lua_rotate(L, -(nargs + 1), 1);
+    lua_xmove(L, co, nargs);
+    tidx = lua_gettop(L);
+    if (loop->debug) {
+        luaL_traceback(L, L, NULL, 1);
+        lasio_extra_set_(L, tidx, EXTRA_SITE);
+    }
+    lasio_rq_reserve_(L, loop, 1); /* the push below cannot fail then */
+    lasio_pushtasks_(L, loop);
+    t->fut.ref = lasio_slot_take_(L, loop, -1, tidx);
+    lua_pop(L, 1);
+    t->id = ++loop->next_task_id;
+    t->counted = 1;
+    loop->ntasks++;
+    t->scheduled = 1;
+    lasio_rq_push_(L, loop, tidx);
+    return t;
+}
+
+/* The task at idx is done: drop the loop's strong reference. */
+static void
+task_retire(lua_State *L, int idx, struct lasio_task *t) {
+    idx = lua_absindex(L, idx);
+    struct lasio_loop *loop = t->fut.loop;
+    if (t->waiting == WAIT_SLEEP)
+        lasio_theap_remove_(loop, &t->heap_pos);
+    lasio_waitq_unlink_(t);
+    t->waiting = WAIT_NONE;
+    if (t->counted) {
+        t->counted = 0;
+        loop->ntasks--;
+        /* C callback entries just queued for it keep the slot until they
+         * ran (readyq.c) */
+        if (t->fut.queued == 0 && t->fut.ref != LUA_NOREF && !loop->closed) {
+            lasio_pushtasks_(L, loop);
+            lasio_slot_release_(L, loop, -1, t->fut.ref);
+            lua_pop(L, 1);
+            t->fut.ref = LUA_NOREF;
+        }
+    }
+    if (t->has_waiter) {
+        t->has_waiter = 0;
+        lua_pushnil(L);
+        lua_setiuservalue(L, idx, TASK_UV_WAITER);
+    }
+}
+
+/* The body ended with the error at the top (popped): a CancelledError
+ * cancels the task, anything else fails it. [-1, +0, m] */
+static void
+task_ended_with_error(lua_State *L, int idx, struct lasio_task *t) {
+    idx = lua_absindex(L, idx);
+    if (lasio_iserror_(L, -1, ERR_CANCELLED)) {
+        lua_getfield(L, -1, "message");
+        lua_remove(L, -2);
+        lasio_future_cancelled_(L, idx, &t->fut);
+        return;
+    }
+    lasio_extra_get_(L, idx, EXTRA_TRACEBACK);
+    lua_insert(L, -2);
+    lasio_future_fail_(L, idx, &t->fut);
+}
+
+/* Pushes the CancelledError for a pending cancellation. [-0, +1, m] */
+static void
+push_cancel_error(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    lasio_extra_get_(L, idx, EXTRA_CANCELMSG);
+    lasio_newerror_at_(L, ERR_CANCELLED, -1);
+    lua_remove(L, -2);
+    lua_pushnil(L);
+    lasio_extra_set_(L, idx, EXTRA_CANCELMSG);
+}
+
+/* Handles a yield of the task's coroutine with nres values. */
+static void
+task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres) {
+    lua_State *co = t->co;
+    if (nres >= 1 && lua_touserdata(co, -nres) == LASIO_SENTINEL) {
+        lua_pop(co, nres);
+        return;
+    }
+    /* a yield that is not the scheduler's (a coroutine.yield captured
+     * before lasio replaced it): the task cannot go on */
+    lua_pop(co, nres);
+    lua_closethread(co, L);
+    lua_pushliteral(L, "task yielded a value outside of lasio (a plain "
+                       "coroutine.yield at task level)");
+    task_ended_with_error(L, idx, t);
+    task_retire(L, idx, t);
+}
+
+#define COPOOL_MAX 256 /* coroutines kept for reuse, per loop */
+
+/* The task at idx returned: its coroutine, empty and with no function
+ * running, can run the next task (as a new thread would) unless user
+ * code has seen it. The task lets go of it. */
+static void
+recycle_coroutine(lua_State *L, int idx, struct lasio_task *t) {
+    struct lasio_loop *loop = t->fut.loop;
+    lua_State *co = t->co;
+    if (t->exposed || loop->copool_n >= COPOOL_MAX || loop->closed ||
+        lua_status(co) != LUA_OK || lua_gettop(co) != 0)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->copool_ref);
+    lua_getiuservalue(L, idx, TASK_UV_CORO);
+    lua_rawseti(L, -2, ++loop->copool_n);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, idx, TASK_UV_CORO);
+    t->co = NULL;
+}
+
+void
+lasio_task_step_(lua_State *L, int idx) {
+    struct lasio_task *t = lua_touserdata(L, idx);
+    struct lasio_loop *loop = t->fut.loop;
+    int nargs = 0, nres = 0;
+    idx = lua_absindex(L, idx);
+    t->scheduled = 0;
+    if (t->fut.state != FUT_PENDING)
+        return;
+    luaL_checkstack(L, 4, NULL);
+    lua_State *co = t->co;
+    if (t->must_cancel) {
+        t->must_cancel = 0;
+        if (!t->started) { /* cancelled before its first step: the body
+                              never runs */
+            push_cancel_error(L, idx);
+            task_ended_with_error(L, idx, t);
+            task_retire(L, idx, t);
+            return;
+        }
+        lua_pushlightuserdata(L, LASIO_THROW);
+        push_cancel_error(L, idx);
+        nargs = 2;
+    }
+    if (!lua_checkstack(co, nargs + 2)) {
+        lua_pop(L, nargs);
+        lua_pushliteral(L, "task stack overflow");
+        task_ended_with_error(L, idx, t);
+        task_retire(L, idx, t);
+        return;
+    }
+    lua_xmove(L, co, nargs);
+    if (!t->started) {
+        t->started = 1;
+        nargs = lua_gettop(co) - 1;
+    }
+    if (t->has_waiter) { /* the awaited Future is done with */
+        t->has_waiter = 0;
+        lua_pushnil(L);
+        lua_setiuservalue(L, idx, TASK_UV_WAITER);
+    }
+    struct lasio_task *prev = loop->current;
+    loop->current = t;
+    loop->running_L = co;
+    int status = lua_resume(co, L, nargs, &nres);
+    loop->running_L = loop->L;
+    loop->current = prev;
+    if (status == LUA_YIELD) {
+        task_yielded(L, idx, t, nres);
+        return;
+    }
+    if (status == LUA_OK) {
+        /* the trampoline returned true, results... or false, error */
+        int ok = lua_toboolean(co, -nres);
+        if (!lua_checkstack(L, nres + 2)) {
+            lua_settop(co, 0);
+            lua_pushliteral(L, "too many results");
+            task_ended_with_error(L, idx, t);
+        } else {
+            lua_xmove(co, L, nres);
+            lua_remove(L, -nres);
+            if (ok && t->must_cancel) {
+                /* it cancelled itself and returned: asyncio ends it
+                 * cancelled */
+                lua_pop(L, nres - 1);
+                push_cancel_error(L, idx);
+                task_ended_with_error(L, idx, t);
+            } else if (ok)
+                lasio_future_finish_(L, idx, &t->fut, nres - 1);
+            else
+                task_ended_with_error(L, idx, t);
+            recycle_coroutine(L, idx, t);
+        }
+    } else {
+        /* an error escaped the trampoline (memory error, error in a
+         * __close): reset the thread, which leaves the error on top */
+        lua_xmove(co, L, 1);
+        lua_closethread(co, L);
+        task_ended_with_error(L, idx, t);
+    }
+    task_retire(L, idx, t);
+}
+
+int
+lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
+    idx = lua_absindex(L, idx);
+    msgidx = msgidx ? lua_absindex(L, msgidx) : 0;
+    if (t->fut.state != FUT_PENDING)
+        return 0;
+    t->num_cancels++;
+    if (t->waiting == WAIT_FUTURE) {
+        lua_getiuservalue(L, idx, TASK_UV_WAITER);
+        struct lasio_future *w = lasio_tofuture_(L, -1);
+        int cancelled = 0;
+        if (w && w->kind == KIND_TASK)
+            cancelled =
+                lasio_task_cancel_(L, -1, (struct lasio_task *)w, msgidx);
+        else if (w)
+            cancelled = lasio_future_cancel_(L, -1, w, msgidx);
+        lua_pop(L, 1);
+        if (cancelled)
+            return 1; /* the wake-up raises CancelledError at the await */
+    }
+    t->must_cancel = 1;
+    if (msgidx)
+        lua_pushvalue(L, msgidx);
+    else
+        lua_pushnil(L);
+    lasio_extra_set_(L, idx, EXTRA_CANCELMSG);
+    if (t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER ||
+        t->waiting == WAIT_QUEUE) {
+        if (t->waiting == WAIT_SLEEP)
+            lasio_theap_remove_(t->fut.loop, &t->heap_pos);
+        lasio_waitq_unlink_(t);
+        t->waiting = WAIT_NONE;
+        t->scheduled = 1;
+        lasio_rq_push_(L, t->fut.loop, idx);
+    }
+    return 1;
+}
+
+/* {====== Awaiting ====== */
+
+/* Names the innermost C function that makes the caller non-yieldable. */
+static const char *
+blocking_c_function(lua_State *L) {
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sn", &ar))
+            break;
+        if (ar.what[0] == 'C')
+            return ar.name ? ar.name : "a C function";
+        if (ar.what[0] == 'm')
+            return "the main chunk of a require";
+    }
+    return "a C function";
+}
+
+struct lasio_task *
+lasio_check_await_(lua_State *L, struct lasio_loop **lp, const char *what) {
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (!loop || !loop->current)
+        luaL_error(L,
+                   "%s: not inside a task (use lasio.run or the lasio "
+                   "command)",
+                   what);
+    if (!lua_isyieldable(L))
+        luaL_error(L,
+                   "%s: cannot await here: attempt to yield across a "
+                   "C-call boundary (in %s)",
+                   what, blocking_c_function(L));
+    struct lasio_task *t = loop->current;
+    if (t->must_cancel) { /* the task cancelled itself: raise at once */
+        t->must_cancel = 0;
+        pushtask(L, t);
+        push_cancel_error(L, -1);
+        lua_error(L);
+    }
+    *lp = loop;
+    return t;
+}
+
+/* After a scheduler resume: raise a delivered error, else return the
+ * awaited Future's results. The Future sits at ctx. */
+static int
+await_k(lua_State *L, int status, lua_KContext ctx) {
+    int idx = (int)ctx;
+    (void)status;
+    if (lua_gettop(L) > idx && lua_touserdata(L, idx + 1) == LASIO_THROW) {
+        lua_settop(L, idx + 2);
+        return lua_error(L);
+    }
+    lua_settop(L, idx);
+    return lasio_future_results_(L, idx, lua_touserdata(L, idx));
+}
+
+int
+lasio_await_(lua_State *L, int idx, const char *what) {
+    struct lasio_loop *loop;
+    idx = lua_absindex(L, idx);
+    lua_settop(L, idx);
+    struct lasio_task *t = lasio_check_await_(L, &loop, what);
+    struct lasio_future *f = lua_touserdata(L, idx);
+    if (f == &t->fut)
+        return luaL_error(L, "%s: a task cannot await itself", what);
+    if (f->loop != loop)
+        return luaL_error(L, "%s: the Future belongs to another loop", what);
+    pushtask(L, t);
+    lua_pushvalue(L, idx);
+    lua_setiuservalue(L, -2, TASK_UV_WAITER);
+    t->has_waiter = 1;
+    lasio_future_add_callback_(L, idx, f, -1);
+    lua_pop(L, 1);
+    t->waiting = WAIT_FUTURE;
+    lua_pushlightuserdata(L, LASIO_SENTINEL);
+    return lua_yieldk(L, 1, idx, await_k);
+}
+
+void
+lasio_task_timer_due_(lua_State *L, struct lasio_task *t) {
+    /* t is kept alive by the loop's tasks table while it sleeps */
+    struct lasio_loop *loop = t->fut.loop;
+    t->waiting = WAIT_NONE;
+    t->scheduled = 1;
+    lasio_rq_push_task_(L, loop, t);
+}
+
+/* After a sleep: raise a delivered error or return the extra arguments. */
+static int
+sleep_k(lua_State *L, int status, lua_KContext ctx) {
+    int base = (int)ctx;
+    (void)status;
+    if (lua_gettop(L) > base && lua_touserdata(L, base + 1) == LASIO_THROW) {
+        lua_settop(L, base + 2);
+        return lua_error(L);
+    }
+    lua_settop(L, base);
+    return base - 1;
+}
+
+int
+lasio_sleep_(lua_State *L) {
+    struct lasio_loop *loop;
+    if (lua_type(L, 1) != LUA_TNUMBER)
+        return luaL_error(L, "lasio.sleep: delay must be a number, got %s",
+                          luaL_typename(L, 1));
+    double delay = lua_tonumber(L, 1);
+    if (isnan(delay) || delay < 0)
+        return luaL_error(L, "lasio.sleep: delay must be >= 0, got %f", delay);
+    struct lasio_task *t = lasio_check_await_(L, &loop, "lasio.sleep");
+    int base = lua_gettop(L);
+    if (delay == 0) {
+        t->scheduled = 1;
+        lasio_rq_push_task_(L, loop, t);
+    } else if (isinf(delay)) {
+        t->waiting = WAIT_FOREVER;
+    } else {
+        if (lasio_theap_add_(loop, t, &t->heap_pos, lasio_time_() + delay))
+            return luaL_error(L, "lasio.sleep: not enough memory");
+        t->waiting = WAIT_SLEEP;
+    }
+    lua_pushlightuserdata(L, LASIO_SENTINEL);
+    return lua_yieldk(L, 1, base, sleep_k);
+}
+
+/* ====== } */
+
+/* {====== Lua methods ====== */
+
+void
+lasio_task_pushname_(lua_State *L, int idx, struct lasio_task *t) {
+    idx = lua_absindex(L, idx);
+    if (lasio_extra_get_(L, idx, EXTRA_NAME) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushfstring(L, "Task-%d", t->id);
+    }
+}
+
+void
+lasio_task_pushstack_(lua_State *L, int idx, struct lasio_task *t) {
+    (void)idx;
+    if (t->fut.state != FUT_PENDING || !t->started) {
+        lua_pushliteral(L, "");
+        return;
+    }
+    luaL_traceback(L, t->co, NULL, 0);
+}
+
+static int
+task_cancelling(lua_State *L) {
+    lua_pushinteger(L, checktask(L, 1)->num_cancels);
+    return 1;
+}
+
+static int
+task_uncancel(lua_State *L) {
+    struct lasio_task *t = checktask(L, 1);
+    if (t->num_cancels > 0 && --t->num_cancels == 0)
+        t->must_cancel = 0;
+    lua_pushinteger(L, t->num_cancels);
+    return 1;
+}
+
+static int
+task_get_name(lua_State *L) {
+    lasio_task_pushname_(L, 1, checktask(L, 1));
+    return 1;
+}
+
+static int
+task_set_name(lua_State *L) {
+    checktask(L, 1);
+    luaL_checkany(L, 2);
+    luaL_tolstring(L, 2, NULL);
+    lasio_extra_set_(L, 1, EXTRA_NAME);
+    return 0;
+}
+
+static int
+task_get_coro(lua_State *L) {
+    checktask(L, 1)->exposed = 1;
+    lua_getiuservalue(L, 1, TASK_UV_CORO);
+    return 1;
+}
+
+static int
+task_get_stack(lua_State *L) {
+    lasio_task_pushstack_(L, 1, checktask(L, 1));
+    return 1;
+}
+
+static int
+task_not_allowed(lua_State *L) {
+    checktask(L, 1);
+    return lasio_raise_(L, ERR_INVALIDSTATE,
+                        "Task does not support set_result() or "
+                        "set_exception()");
+}
+
+static const luaL_Reg task_methods[] = {{"cancelling", task_cancelling},
+                                        {"uncancel", task_uncancel},
+                                        {"get_name", task_get_name},
+                                        {"set_name", task_set_name},
+                                        {"get_coro", task_get_coro},
+                                        {"get_stack", task_get_stack},
+                                        {"set_result", task_not_allowed},
+                                        {"set_exception", task_not_allowed},
+                                        {NULL, NULL}};
+
+int
+luaopen_lasio_task_(lua_State *L) {
+    if (lasio_newmetatable_(L, LASIO_TASK_MT, &lasio_task_token_)) {
+        lua_newtable(L);
+        lasio_future_register_(L);
+        luaL_setfuncs(L, task_methods, 0);
+        lua_setfield(L, -2, "__index");
+        lasio_future_metamethods_(L, KIND_TASK);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* ====== } */

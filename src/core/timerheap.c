@@ -1,0 +1,153 @@
+/*
+ * timerheap.c: the loop's own timer heap. Every TimerHandle and every
+ * sleeping task sits in one binary min-heap ordered by (deadline, arrival),
+ * and one libevent timer is armed for the earliest deadline. Due entries
+ * are moved to the ready queue in deadline order (ties in arrival order, as
+ * asyncio does), and never before their deadline on the monotonic clock
+ * (ARCHITECTURE rule 11): one event_add per change of the earliest
+ * deadline, not one per timer.
+ * Invariant: entry i's owner has *entry.posp == i; owners are kept alive by
+ * the loop (pinned handles, pending tasks) while they are in the heap.
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdlib.h>
+#include <event2/event.h>
+
+#include "core/core.h"
+
+static int
+before(const struct lasio_timer_entry *a, const struct lasio_timer_entry *b) {
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void
+place(struct lasio_loop *loop, int i, struct lasio_timer_entry e) {
+    loop->th[i] = e;
+    *e.posp = i;
+}
+
+static void
+sift_up(struct lasio_loop *loop, int i) {
+    struct lasio_timer_entry e = loop->th[i];
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (!before(&e, &loop->th[parent]))
+            break;
+        place(loop, i, loop->th[parent]);
+        i = parent;
+    }
+    place(loop, i, e);
+}
+
+static void
+sift_down(struct lasio_loop *loop, int i) {
+    struct lasio_timer_entry e = loop->th[i];
+    int n = loop->th_n;
+    for (;;) {
+        int child = 2 * i + 1;
+        if (child >= n)
+            break;
+        if (child + 1 < n && before(&loop->th[child + 1], &loop->th[child]))
+            child++;
+        if (!before(&loop->th[child], &e))
+            break;
+        place(loop, i, loop->th[child]);
+        i = child;
+    }
+    place(loop, i, e);
+}
+
+/* Arms the loop's timer event for the earliest deadline. The event is
+ * persistent, so libevent keeps it in its own timer heap once added, and
+ * moving its deadline then never allocates; only its first arming can
+ * fail (-1, out of memory). */
+static int
+rearm(struct lasio_loop *loop) {
+    if (loop->th_n == 0) {
+        event_del(loop->timer_ev);
+        return 0;
+    }
+    return lasio_timer_arm_(loop->timer_ev, loop->th[0].when);
+}
+
+int
+lasio_theap_add_(struct lasio_loop *loop, void *owner, int *posp, double when) {
+    if (loop->th_n == loop->th_cap) {
+        int cap = loop->th_cap ? loop->th_cap * 2 : 64;
+        void *a = realloc(loop->th, (size_t)cap * sizeof *loop->th);
+        if (!a)
+            return -1;
+        loop->th = a;
+        loop->th_cap = cap;
+    }
+    struct lasio_timer_entry e = {when, loop->th_seq++, owner, posp};
+    int i = loop->th_n++;
+    place(loop, i, e);
+    sift_up(loop, i);
+    if (*posp == 0 && rearm(loop) < 0) {
+        /* an entry libevent would never wake: take it out again (E4) */
+        lasio_theap_remove_(loop, posp);
+        return -1;
+    }
+    return 0;
+}
+
+void
+lasio_theap_remove_(struct lasio_loop *loop, int *posp) {
+    int i = *posp;
+    if (i < 0 || i >= loop->th_n)
+        return;
+    *posp = -1;
+    int last = --loop->th_n;
+    if (i != last) {
+        place(loop, i, loop->th[last]);
+        if (i > 0 && before(&loop->th[i], &loop->th[(i - 1) / 2]))
+            sift_up(loop, i);
+        else
+            sift_down(loop, i);
+    }
+    if (i == 0)
+        rearm(loop);
+}
+
+/* Moves the due entries to the ready queue, in deadline order. Room in
+ * the queue is made before an entry leaves the heap, so running out of
+ * memory loses no timer. Called through lasio_guarded_. */
+static int
+fire_body(lua_State *L) {
+    struct lasio_loop *loop = lua_touserdata(L, 1);
+    double now = lasio_time_();
+    while (loop->th_n > 0 && loop->th[0].when <= now && !loop->closed) {
+        lasio_rq_reserve_(L, loop, 1);
+        struct lasio_timer_entry e = loop->th[0];
+        *e.posp = -1;
+        int last = --loop->th_n;
+        if (last > 0) {
+            place(loop, 0, loop->th[last]);
+            sift_down(loop, 0);
+        }
+        if (*(unsigned char *)e.owner == KIND_TASK)
+            lasio_task_timer_due_(L, e.owner);
+        else
+            lasio_rq_push_timer_(L, loop, e.owner); /* pinned until taken */
+    }
+    return 0;
+}
+
+void
+lasio_theap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
+    struct lasio_loop *loop = arg;
+    (void)fd, (void)what;
+    lasio_guarded_(loop, fire_body);
+    if (!loop->closed)
+        rearm(loop); /* what is left; also when woken early */
+}
+
+void
+lasio_theap_free_(struct lasio_loop *loop) {
+    for (int i = 0; i < loop->th_n; i++)
+        *loop->th[i].posp = -1;
+    free(loop->th);
+    loop->th = NULL;
+    loop->th_n = loop->th_cap = 0;
+}

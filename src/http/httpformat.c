@@ -1,0 +1,346 @@
+/*
+ * httpformat.c: writing HTTP/1.1 messages (API.md section 9, HTTP/1.1).
+ * A head and a small body leave in one write, straight from a buffer on
+ * the C stack (ARCHITECTURE.md: a response costs one syscall where it
+ * can). Header names and values are checked when they are set, so no
+ * CR, LF or NUL reaches the wire (RELIABILITY H9: response splitting).
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/http.h"
+
+/* Bodies up to this size are copied behind the head: one write. */
+#define COALESCE_MAX 65536
+
+/* {====== Header checks ====== */
+
+/* RFC 9110 5.6.2: tchar. */
+static int
+is_tchar(unsigned char c) {
+    if (c >= '0' && c <= '9')
+        return 1;
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+        return 1;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Raises "invalid character 0xNN in header name" (or in the value of the
+ * header `name`). */
+static int
+bad_char(lua_State *L, const char *what, unsigned char c, const char *name) {
+    char hex[8];
+    snprintf(hex, sizeof hex, "0x%02x", c);
+    if (name)
+        return luaL_error(L,
+                          "%s: invalid character %s in the value of "
+                          "header '%s'",
+                          what, hex, name);
+    return luaL_error(L, "%s: invalid character %s in header name", what, hex);
+}
+
+/* core.http_check_header(name, value, what) -> name, value (as string):
+ * raises naming `what` when the name is not a token or either holds a
+ * CR, LF, NUL or another control character (HTAB allowed in values). */
+static int
+check_header(lua_State *L) {
+    size_t nlen, vlen;
+    const char *what = luaL_optstring(L, 3, "set_header");
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "%s: header name must be a string, not a %s", what,
+                          luaL_typename(L, 1));
+    int vt = lua_type(L, 2);
+    if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
+        return luaL_error(L,
+                          "%s: value of header '%s' must be a string or "
+                          "a number, not a %s",
+                          what, lua_tostring(L, 1), luaL_typename(L, 2));
+    const char *name = lua_tolstring(L, 1, &nlen);
+    const char *value = lua_tolstring(L, 2, &vlen);
+    if (nlen == 0)
+        return luaL_error(L, "%s: empty header name", what);
+    for (size_t i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '\r' || c == '\n' || c == '\0')
+            return luaL_error(L, "%s: header name contains CR, LF or NUL",
+                              what);
+        if (!is_tchar(c))
+            return bad_char(L, what, c, NULL);
+    }
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == '\r' || c == '\n' || c == '\0')
+            return luaL_error(L,
+                              "%s: value of header '%s' contains CR, LF or "
+                              "NUL",
+                              what, name);
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return bad_char(L, what, c, name);
+    }
+    lua_settop(L, 2);
+    return 2;
+}
+
+/* ====== } */
+
+/* {====== Heads ====== */
+
+/* RFC 9110 section 15 (and 6585, 8297). */
+static const char *
+reason_phrase(int status) {
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 102:
+        return "Processing";
+    case 103:
+        return "Early Hints";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 207:
+        return "Multi-Status";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 418:
+        return "I'm a teapot";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Content";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 451:
+        return "Unavailable For Legal Reasons";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 511:
+        return "Network Authentication Required";
+    default:
+        return "Unknown";
+    }
+}
+
+/* Adds the decimal digits of n >= 0 (snprintf costs ~800 instructions
+ * per call, a good part of a small response). */
+static void
+add_uint(luaL_Buffer *b, unsigned long long n) {
+    char digits[24];
+    int i = (int)sizeof digits;
+    do {
+        digits[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    luaL_addlstring(b, digits + i, sizeof digits - (size_t)i);
+}
+
+/* The Date header, formatted once per second. */
+static void
+add_date(luaL_Buffer *b) {
+    static __thread time_t last;
+    static __thread char date[64];
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        last = now;
+    }
+    luaL_addstring(b, date);
+}
+
+/* core.http_send(writer, line, headers, content_length, chunked, close,
+ * body): writes a message head and, when given, its body.
+ *   line: a status code (a response: status line and Date) or a request
+ *     line without its CRLF;
+ *   headers: a list {name, value, ...} already checked by
+ *     http_check_header;
+ *   content_length: a number for a Content-Length header, or nil;
+ *   chunked: adds Transfer-Encoding: chunked; close: Connection: close;
+ *   body: a string sent after the head (nil: none). */
+static int
+http_send(lua_State *L) {
+    struct lasio_stream *s = lasio_checkwriter_(L, 1);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    size_t blen = 0;
+    const char *body =
+        lua_isnoneornil(L, 7) ? NULL : luaL_checklstring(L, 7, &blen);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        int status = (int)lua_tointeger(L, 2);
+        if (status < 100 || status > 999)
+            return luaL_error(L, "invalid status code %d", status);
+        luaL_addstring(&b, "HTTP/1.1 ");
+        add_uint(&b, (unsigned)status);
+        luaL_addchar(&b, ' ');
+        luaL_addstring(&b, reason_phrase(status));
+        luaL_addlstring(&b, "\r\n", 2);
+        add_date(&b);
+    } else {
+        size_t n;
+        const char *line = luaL_checklstring(L, 2, &n);
+        luaL_addlstring(&b, line, n);
+        luaL_addlstring(&b, "\r\n", 2);
+    }
+    lua_Integer nh = (lua_Integer)lua_rawlen(L, 3);
+    for (lua_Integer i = 1; i + 1 <= nh; i += 2) {
+        size_t n, m;
+        lua_rawgeti(L, 3, i);
+        lua_rawgeti(L, 3, i + 1);
+        const char *name = lua_tolstring(L, -2, &n);
+        const char *value = lua_tolstring(L, -1, &m);
+        if (!name || !value)
+            return luaL_error(L, "http_send: header %I is not a string", i);
+        /* the buffer may sit on the stack: add, then pop */
+        lua_insert(L, -3);
+        lua_insert(L, -3);
+        luaL_addlstring(&b, name, n);
+        luaL_addlstring(&b, ": ", 2);
+        luaL_addlstring(&b, value, m);
+        luaL_addlstring(&b, "\r\n", 2);
+        lua_remove(L, -2);
+        lua_remove(L, -2);
+    }
+    if (!lua_isnoneornil(L, 4)) {
+        lua_Integer length = luaL_checkinteger(L, 4);
+        luaL_argcheck(L, length >= 0, 4, "negative Content-Length");
+        luaL_addstring(&b, "Content-Length: ");
+        add_uint(&b, (unsigned long long)length);
+        luaL_addstring(&b, "\r\n");
+    }
+    if (lua_toboolean(L, 5))
+        luaL_addstring(&b, "Transfer-Encoding: chunked\r\n");
+    if (lua_toboolean(L, 6))
+        luaL_addstring(&b, "Connection: close\r\n");
+    luaL_addlstring(&b, "\r\n", 2);
+    if (body && blen <= COALESCE_MAX) {
+        luaL_addlstring(&b, body, blen);
+        body = NULL;
+    }
+    lasio_stream_send_(L, s, luaL_buffaddr(&b), luaL_bufflen(&b), "write");
+    if (body)
+        lasio_stream_send_(L, s, body, blen, "write");
+    return 0;
+}
+
+/* core.http_send_chunk(writer, data): one chunk of a chunked body; ""
+ * sends the last chunk (and an empty trailer section). */
+static int
+http_send_chunk(lua_State *L) {
+    struct lasio_stream *s = lasio_checkwriter_(L, 1);
+    size_t n;
+    const char *data = luaL_checklstring(L, 2, &n);
+    if (n == 0) {
+        lasio_stream_send_(L, s, "0\r\n\r\n", 5, "write");
+        return 0;
+    }
+    char size[32];
+    int k = snprintf(size, sizeof size, "%zx\r\n", n);
+    if (n <= COALESCE_MAX) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addlstring(&b, size, (size_t)k);
+        luaL_addlstring(&b, data, n);
+        luaL_addlstring(&b, "\r\n", 2);
+        lasio_stream_send_(L, s, luaL_buffaddr(&b), luaL_bufflen(&b), "write");
+        return 0;
+    }
+    lasio_stream_send_(L, s, size, (size_t)k, "write");
+    lasio_stream_send_(L, s, data, n, "write");
+    lasio_stream_send_(L, s, "\r\n", 2, "write");
+    return 0;
+}
+
+/* ====== } */
+
+int
+luaopen_lasio_httpformat_(lua_State *L) {
+    static const luaL_Reg funcs[] = {{"http_check_header", check_header},
+                                     {"http_send", http_send},
+                                     {"http_send_chunk", http_send_chunk},
+                                     {NULL, NULL}};
+    luaL_setfuncs(L, funcs, 0);
+    return 0;
+}

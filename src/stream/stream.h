@@ -1,0 +1,172 @@
+/*
+ * stream.h: the byte stream under StreamReader / StreamWriter (stream.c,
+ * reader.c, writer.c), on core.h. A stream owns its fd, events and
+ * buffers; Reader and Writer are views that keep the stream userdata
+ * alive through a user value. Sockets, TLS and pipes are transports of
+ * the one stream. Internal.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef lasio_stream_h
+#define lasio_stream_h
+
+#include <stddef.h>
+
+#include "core/core.h"
+
+#define LASIO_STREAM_MT "lasio.Stream"
+#define LASIO_READER_MT "lasio.StreamReader"
+#define LASIO_WRITER_MT "lasio.StreamWriter"
+
+/* Defaults (RELIABILITY.md, default limits). */
+#define LASIO_STREAM_LIMIT 65536 /* reader buffer limit (asyncio's) */
+#define LASIO_WRITE_HIGH 65536   /* drain() waits above this ... */
+#define LASIO_WRITE_LOW 16384    /* ... until the buffer is below this */
+
+/* {====== Streams (stream.c, reader.c, writer.c) ====== */
+
+/* A byte buffer: the bytes are data[off .. off+len). */
+struct lasio_buf {
+    char *data;
+    size_t off, len, cap;
+};
+
+/* The I/O of a stream: plain syscalls, or TLS (tls.c). read returns
+ * bytes > 0, 0 at EOF, -1 with errno (EAGAIN when it would block); write
+ * returns bytes written or -1 with errno. */
+struct lasio_stream;
+struct lasio_tls;
+
+/* User values of the stream userdata. */
+enum {
+    STREAM_UV_LOOP = 1, /* the loop userdata: keeps the loop alive */
+    STREAM_UV_EXTRA,    /* table: server, TLS context ... or nil */
+    STREAM_NUV = STREAM_UV_EXTRA
+};
+
+/*
+ * The stream. Invariants:
+ * - fd >= 0 exactly while the stream holds the socket; then rev and wev
+ *   exist and `link` is in the loop's list.
+ * - rev is added iff reading is on: fd open, no EOF or error seen, not
+ *   closing, and either not paused or the waiting reader needs more bytes
+ *   (paused: in.len reached max(2 * limit, 16 KiB), cleared at half).
+ * - wev is added iff output is pending, or a connect (or a TLS step)
+ *   waits for writability.
+ * - reader is the one task suspended in a read or a connect, or NULL;
+ *   ww[0 .. nww) are the tasks suspended in drain or wait_closed. Every
+ *   task recorded there is suspended in that operation, whose
+ *   continuation forgets it, so the pointers never dangle; such a task
+ *   keeps the stream reachable from its stack.
+ * - pin is a ref in LOOP_UV_ANCHORS while close() flushes output.
+ */
+struct lasio_stream {
+    struct lasio_iolink link;
+    struct lasio_loop *loop; /* kept alive by STREAM_UV_LOOP */
+    int fd;
+    struct event *rev, *wev;
+    struct lasio_buf in, out;
+    size_t limit;       /* reader limit (readuntil; pause at 2 * limit) */
+    size_t whigh, wlow; /* write water marks */
+    size_t rneed;       /* wake the reader when in.len >= rneed */
+    double timeout;     /* settimeout: seconds, < 0 for none */
+    struct lasio_task *reader;
+    /* a task waiting for the peer to go away (httpparse.c): woken, like
+     * the reader, at EOF, on an error and at close */
+    struct lasio_task *hangup;
+    struct lasio_task **ww; /* malloc'd */
+    int nww, capww;
+    int rerr, werr;   /* errno that ended reading / writing, or 0 */
+    int pin;          /* anchor ref while flushing at close, or LUA_NOREF */
+    size_t readsize;  /* bytes to ask for in the next read */
+    double rdeadline; /* deadline of the current read, 0 for none */
+    size_t rscan;     /* readuntil: where the next search starts */
+    unsigned char linked, eof, paused, reading, writing, closing, eof_wanted,
+        eof_sent, connecting, is_socket, released, wpaused;
+    struct lasio_tls *tls; /* tls.c state, or NULL */
+};
+
+/* Pushes a new stream userdata on loop in the closed state (fd -1).
+ * [-0, +1, m] */
+LASIO_HIDDEN struct lasio_stream *lasio_stream_new_(lua_State *L,
+                                                    struct lasio_loop *loop);
+/* Gives the stream the non-blocking fd (it owns it from now on, also when
+ * this raises on a memory error: the fd is closed then). Reading starts
+ * unless `connecting`, when writability is awaited instead. */
+LASIO_HIDDEN void lasio_stream_attach_(lua_State *L, struct lasio_stream *s,
+                                       int fd, int is_socket, int connecting);
+/* The connect finished: start reading. */
+LASIO_HIDDEN void lasio_stream_connected_(struct lasio_stream *s);
+/* Pushes a Reader and a Writer for the stream at idx. [-0, +2, m] */
+LASIO_HIDDEN void lasio_stream_pushviews_(lua_State *L, int idx);
+/* Releases fd, events and buffers now (no flush). Runs no Lua code. */
+LASIO_HIDDEN void lasio_stream_release_(struct lasio_stream *s);
+/* Starts or stops reading / writing according to the invariant above. */
+LASIO_HIDDEN void lasio_stream_update_reading_(struct lasio_stream *s);
+LASIO_HIDDEN void lasio_stream_update_writing_(struct lasio_stream *s);
+/* Writes what it can of the output buffer and arms wev for the rest;
+ * on an error sets werr and drops the buffer. Runs no Lua code. */
+LASIO_HIDDEN void lasio_stream_flush_(struct lasio_stream *s);
+/* The write side failed with errno value err: drops buffered output; a
+ * reset ends the read side as well. Runs no Lua code. */
+LASIO_HIDDEN void lasio_stream_write_failed_(struct lasio_stream *s, int err);
+/* Wakes the reader, and every write-side waiter, from Lua. [-0, +0, m] */
+LASIO_HIDDEN void lasio_stream_wake_(lua_State *L, struct lasio_stream *s,
+                                     int reader, int writers);
+/* Makes room for one more write-side waiter (may raise), then records
+ * the running task t (cannot fail) / forgets it. */
+LASIO_HIDDEN void lasio_stream_reserve_ww_(lua_State *L,
+                                           struct lasio_stream *s);
+LASIO_HIDDEN void lasio_stream_add_ww_(struct lasio_stream *s,
+                                       struct lasio_task *t);
+LASIO_HIDDEN void lasio_stream_del_ww_(struct lasio_stream *s,
+                                       struct lasio_task *t);
+/* close(): stops reading, wakes the waiters, flushes what is buffered in
+ * the background (pinning the stream at idx) and releases the socket when
+ * done. Idempotent. [-0, +0, m] */
+LASIO_HIDDEN void lasio_stream_close_(lua_State *L, int idx,
+                                      struct lasio_stream *s);
+/* Releases the socket now, dropping buffered output, and unpins the
+ * stream; wakes the write-side waiters. [-0, +0, m] */
+LASIO_HIDDEN void lasio_stream_abort_(lua_State *L, struct lasio_stream *s);
+/* The stream behind the Reader or Writer at idx. */
+LASIO_HIDDEN struct lasio_stream *lasio_checkreader_(lua_State *L, int idx);
+LASIO_HIDDEN struct lasio_stream *lasio_checkwriter_(lua_State *L, int idx);
+/* Pushes the error a read must raise now (closed, reset), or returns 0
+ * and pushes nothing. [-0, +(0|1), m] */
+LASIO_HIDDEN int lasio_stream_readerror_(lua_State *L, struct lasio_stream *s,
+                                         const char *op);
+/* Syscall layer: plain or TLS; -1 with errno (EAGAIN: would block). */
+LASIO_HIDDEN long lasio_stream_rawread_(struct lasio_stream *s, char *p,
+                                        size_t n);
+LASIO_HIDDEN long lasio_stream_rawwrite_(struct lasio_stream *s, const char *p,
+                                         size_t n);
+/* Buffer helpers: room for n more bytes at the end (-1: no memory). */
+LASIO_HIDDEN int lasio_buf_reserve_(struct lasio_buf *b, size_t n);
+LASIO_HIDDEN void lasio_buf_consume_(struct lasio_buf *b, size_t n);
+LASIO_HIDDEN void lasio_buf_free_(struct lasio_buf *b);
+/* Consumed input: resume reading below the low mark. */
+LASIO_HIDDEN void lasio_stream_consumed_(struct lasio_stream *s);
+LASIO_HIDDEN int luaopen_lasio_stream_(lua_State *L);
+/* Waits as the stream's one reader (s->reader) until s->rneed bytes are
+ * buffered, EOF, an error, close or s->rdeadline; k runs next and must
+ * begin with lasio_reader_woken_, which forgets the task and raises the
+ * CancelledError of a cancelled wait. */
+LASIO_HIDDEN int lasio_reader_wait_(lua_State *L, struct lasio_stream *s,
+                                    int base, const char *op, lua_KContext ctx,
+                                    lua_KFunction k);
+LASIO_HIDDEN void lasio_reader_woken_(lua_State *L, struct lasio_stream *s,
+                                      int base);
+/* Has the read deadline passed? (Reading is then updated: the caller
+ * raises its timeout.) */
+LASIO_HIDDEN int lasio_reader_expired_(struct lasio_stream *s);
+/* Sends n bytes at once, buffering what the socket does not take; raises
+ * when the stream is closed or after write_eof (op names the call). */
+LASIO_HIDDEN void lasio_stream_send_(lua_State *L, struct lasio_stream *s,
+                                     const char *p, size_t n, const char *op);
+/* Method tables of the views (reader.c, writer.c). */
+LASIO_HIDDEN extern const luaL_Reg lasio_reader_methods_[];
+LASIO_HIDDEN extern const luaL_Reg lasio_writer_methods_[];
+LASIO_HIDDEN int lasio_writer_close_(lua_State *L);
+/* ====== } */
+
+#endif

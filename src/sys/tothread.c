@@ -1,0 +1,257 @@
+/*
+ * tothread.c: lasio.to_thread(fn, ...) (API.md section 9). The function is
+ * dumped with lua_dump inside the process (never from user input, so the
+ * command's refusal of binary chunks does not apply to it) and loaded in
+ * a worker's own Lua state; arguments and results are copied (copyval.c).
+ * A job owns its dumped function, arguments and results (malloc). Worker
+ * states load user chunks as text only, as the lasio command does.
+ * Invariant: nothing of the caller's state is touched by a worker.
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lualib.h>
+
+#include "sys/sys.h"
+
+struct lua_job {
+    struct lasio_job head;
+    char *code; /* the dumped function */
+    size_t code_len;
+    char *args; /* copied arguments */
+    size_t args_len;
+    char *out; /* copied results, or {error, traceback} */
+    size_t out_len;
+    int ok;          /* results (1) or an error (0) */
+    const char *oom; /* a static message when even that failed */
+};
+
+/* Worker states: load, loadfile and dofile take text chunks only (what
+ * the lasio command enforces), and require's Lua searcher too. */
+static const char prelude[] =
+    "local load, loadfile, select = load, loadfile, select\n"
+    "_G.load = function(chunk, name, mode, ...)\n"
+    "  if select('#', ...) > 0 then return load(chunk, name, 't', ...) end\n"
+    "  return load(chunk, name, 't')\n"
+    "end\n"
+    "_G.loadfile = function(name, mode, ...)\n"
+    "  if select('#', ...) > 0 then return loadfile(name, 't', ...) end\n"
+    "  return loadfile(name, 't')\n"
+    "end\n"
+    "_G.dofile = function(name)\n"
+    "  local f = assert(loadfile(name, 't'))\n"
+    "  return f()\n"
+    "end\n"
+    "package.searchers[2] = function(name)\n"
+    "  local path, err = package.searchpath(name, package.path)\n"
+    "  if not path then return err end\n"
+    "  local f, e = loadfile(path, 't')\n"
+    "  if not f then\n"
+    "    error(string.format(\"error loading module '%s' from file "
+    "'%s':\\n\\t%s\",\n"
+    "      name, path, e), 2)\n"
+    "  end\n"
+    "  return f, path\n"
+    "end\n";
+
+static int
+worker_init(lua_State *W) {
+    luaL_openlibs(W);
+    if (luaL_loadbufferx(W, prelude, sizeof prelude - 1, "=(lasio worker)",
+                         "t") != LUA_OK)
+        return lua_error(W);
+    lua_call(W, 0, 0);
+    return 0;
+}
+
+/* The message handler in workers: {error, traceback}. */
+static int
+worker_msgh(lua_State *W) {
+    const char *msg = lua_tostring(W, 1);
+    if (!msg)
+        msg = lua_pushfstring(W, "(error object is a %s value)",
+                              luaL_typename(W, 1));
+    luaL_traceback(W, W, msg, 1);
+    lua_createtable(W, 2, 0);
+    lua_pushvalue(W, 1);
+    lua_rawseti(W, -2, 1);
+    lua_insert(W, -2);
+    lua_rawseti(W, -2, 2);
+    return 1;
+}
+
+/* Protected: copies the values 2 .. top into the box at 1. */
+static int
+copy_body(lua_State *W) {
+    lasio_copy_write_(W, lua_touserdata(W, 1), 2, lua_gettop(W) - 1, "error");
+    return 0;
+}
+
+/* In the worker, protected: runs the job and moves the copied outcome
+ * into it. */
+static int
+run_body(lua_State *W) {
+    struct lua_job *j = lua_touserdata(W, 1);
+    lua_settop(W, 0);
+    struct lasio_wbuf *b = lasio_wbuf_new_(W); /* 1 */
+    lua_pushcfunction(W, worker_msgh);         /* 2 */
+    if (luaL_loadbufferx(W, j->code, j->code_len, "=to_thread", "b") != LUA_OK)
+        return lua_error(W);
+    /* the function's only upvalue (checked by the caller) is _ENV */
+    if (lua_getupvalue(W, 3, 1)) {
+        lua_pop(W, 1);
+        lua_pushglobaltable(W);
+        lua_setupvalue(W, 3, 1);
+    }
+    int nargs = lasio_copy_read_(W, j->args, j->args_len);
+    if (lua_pcall(W, nargs, LUA_MULTRET, 2) == LUA_OK) {
+        lasio_copy_write_(W, b, 3, lua_gettop(W) - 2, "result");
+        j->ok = 1;
+    } else {
+        if (lua_istable(W, 3)) { /* error, traceback */
+            lua_rawgeti(W, 3, 1);
+            lua_rawgeti(W, 3, 2);
+        } else { /* the handler itself failed */
+            lua_pushvalue(W, 3);
+            lua_pushnil(W);
+        }
+        lua_pushcfunction(W, copy_body);
+        lua_pushlightuserdata(W, b);
+        lua_pushvalue(W, 4);
+        lua_pushvalue(W, 5);
+        if (lua_pcall(W, 3, 0, 0) != LUA_OK) {
+            /* an error value that cannot be copied: its tostring */
+            b->len = 0;
+            luaL_tolstring(W, 4, NULL);
+            lua_replace(W, 4);
+            lasio_copy_write_(W, b, 4, 2, "error");
+        }
+        j->ok = 0;
+    }
+    j->out = b->p;
+    j->out_len = b->len;
+    b->p = NULL;
+    return 0;
+}
+
+static void
+lua_job_run(struct lasio_job *job, struct lasio_worker *w) {
+    struct lua_job *j = (struct lua_job *)job;
+    lua_State *W = lasio_worker_lua_(w, worker_init);
+    if (!W) {
+        j->oom = "lasio.to_thread: cannot create the worker's Lua state";
+        return;
+    }
+    lua_settop(W, 0);
+    lua_pushcfunction(W, run_body);
+    lua_pushlightuserdata(W, j);
+    if (lua_pcall(W, 1, 0, 0) != LUA_OK) {
+        /* outside the function: loading, copying results, memory */
+        struct lasio_wbuf b = {NULL, 0, 0};
+        size_t len;
+        const char *msg = lua_tolstring(W, -1, &len);
+        if (!msg)
+            msg = "lasio.to_thread: error in the worker", len = strlen(msg);
+        if (lasio_copy_message_(&b, msg, len) < 0) {
+            free(b.p);
+            j->oom = "not enough memory";
+        } else {
+            free(j->out);
+            j->out = b.p;
+            j->out_len = b.len;
+        }
+        j->ok = 0;
+    }
+    lua_settop(W, 0);
+}
+
+static int
+lua_job_deliver(lua_State *L, struct lasio_job *job, int pin) {
+    struct lua_job *j = (struct lua_job *)job;
+    (void)pin;
+    if (j->oom) {
+        lua_pushnil(L);
+        lua_pushstring(L, j->oom);
+        return -1;
+    }
+    int base = lua_gettop(L);
+    int n = lasio_copy_read_(L, j->out, j->out_len);
+    if (j->ok)
+        return n;
+    /* error, traceback -> traceback, error */
+    lua_settop(L, base + 2);
+    lua_insert(L, -2);
+    return -1;
+}
+
+static void
+lua_job_free(struct lasio_job *job) {
+    struct lua_job *j = (struct lua_job *)job;
+    free(j->code);
+    free(j->args);
+    free(j->out);
+    free(j);
+}
+
+static const struct lasio_jobtype lua_job_type = {lua_job_run, lua_job_deliver,
+                                                  lua_job_free};
+
+static int
+dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+    (void)L;
+    return lasio_wbuf_add_(ud, p, sz) < 0;
+}
+
+/* lasio.to_thread(fn, ...) */
+static int
+lasio_to_thread(lua_State *L) {
+    int nargs = lua_gettop(L) - 1;
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (lua_iscfunction(L, 1))
+        return luaL_argerror(L, 1, "a C function cannot run in a thread");
+    for (int i = 1;; i++) {
+        const char *name = lua_getupvalue(L, 1, i);
+        if (!name)
+            break;
+        lua_pop(L, 1);
+        if (strcmp(name, "_ENV") != 0 || i > 1)
+            return luaL_argerror(
+                L, 1,
+                lua_pushfstring(L,
+                                "the function must not use local variables "
+                                "of its caller (upvalue '%s'); pass them as "
+                                "arguments",
+                                *name ? name : "?"));
+    }
+    struct lasio_wbuf *code = lasio_wbuf_new_(L);
+    struct lasio_wbuf *args = lasio_wbuf_new_(L);
+    lasio_copy_write_(L, args, 2, nargs, "argument");
+    lua_pushvalue(L, 1);
+    if (lua_dump(L, dump_writer, code, 0) != 0)
+        return luaL_error(L, "not enough memory");
+    lua_pop(L, 1);
+    struct lasio_job **box = lasio_pool_box_(L);
+    struct lua_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return luaL_error(L, "not enough memory");
+    j->head.type = &lua_job_type;
+    *box = &j->head;
+    /* the job owns both buffers from here */
+    j->code = code->p;
+    j->code_len = code->len;
+    code->p = NULL;
+    j->args = args->p;
+    j->args_len = args->len;
+    args->p = NULL;
+    return lasio_pool_submit_(L, box, 0, "lasio.to_thread");
+}
+
+static const luaL_Reg thread_funcs[] = {{"to_thread", lasio_to_thread},
+                                        {NULL, NULL}};
+
+int
+luaopen_lasio_thread_(lua_State *L) {
+    luaL_setfuncs(L, thread_funcs, 0);
+    return 0;
+}

@@ -38,7 +38,8 @@ int lasio_cli_run_(lua_State *L, int nargs);
  */
 void lasio_cli_preload_facade_(lua_State *L);
 
-/* {====== The size-class allocator (alloc.c) and the command's state (clistate.c) ====== */
+/* {====== The size-class allocator (alloc.c) and the command's state
+ * (clistate.c) ====== */
 
 struct lasio_alloc;
 

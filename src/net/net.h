@@ -16,8 +16,6 @@
 
 #define LASIO_SERVER_MT "lasio.Server"
 
-
-
 /* {====== Addresses and errors (netaddr.c) ====== */
 union lasio_sockaddr {
     struct sockaddr sa;
@@ -58,7 +56,6 @@ LASIO_HIDDEN lua_Integer lasio_optinteger_(lua_State *L, int opts,
 LASIO_HIDDEN void lasio_checkopts_(lua_State *L, int idx, const char *what,
                                    const char *const known[]);
 /* ====== } */
-
 
 /* {====== Connections, servers, datagrams, DNS (connect.c, server.c,
  * udp.c, dns.c) ====== */

@@ -182,7 +182,6 @@ lasio_signal_default_(struct lasio_loop *loop) {
     lasio_sighub_add_(loop, SIGTERM);
 }
 
-
 /* Signals whose handler would run again at once when it returns. */
 static int
 is_fault(int sig) {

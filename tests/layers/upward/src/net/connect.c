@@ -1,0 +1,3 @@
+/* A network file that uses the core: allowed. */
+#include "core/core.h"
+#include "net/net.h"

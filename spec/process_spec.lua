@@ -224,6 +224,33 @@ describe("waiting and communicating", function()
         assert.are.equal(0, p:wait(helper.t(10)))
     end))
 
+    it("wait rejects a bad timeout, naming the method and the value", async(function()
+        local p = lasio.create_subprocess_exec("true")
+        local ok, err = pcall(p.wait, p, "soon")
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("wait: timeout must be a number or nil, got string", 1, true))
+        ok, err = pcall(p.wait, p, -1)
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("wait: timeout must be >= 0, got -1", 1, true))
+        assert.are.equal(0, p:wait())
+    end))
+
+    it("wait and communicate need no global require (the facade brings them)", async(function()
+        local saved = require
+        require = nil -- luacheck: ignore (a script that sandboxes itself)
+        local ok, out, code = pcall(function()
+            local p = lasio.create_subprocess_exec("echo", {"hi"}, {stdout = lasio.PIPE})
+            local data = p:communicate(nil, helper.t(10))
+            local q = lasio.create_subprocess_exec("cat", {}, {stdin = lasio.PIPE})
+            q.stdin:close()
+            return data, q:wait(helper.t(10))
+        end)
+        require = saved -- luacheck: ignore
+        assert.is_true(ok, out)
+        assert.are.equal("hi\n", out)
+        assert.are.equal(0, code)
+    end))
+
     -- covers P4
     it("a child writing 1 MiB to stdout and to stderr at once does not deadlock (P4)", async(function()
         local script = "local s = string.rep('x', 1024) "

@@ -3,13 +3,14 @@
 -- file per concept under lua/lasio/) and installs the forwarding coroutine
 -- functions (API.md section 2).
 -- SPDX-License-Identifier: MIT
+local require = require
 local core = require "lasio.core"
 
 -- core names for the facade's own use, not part of the module table
 local internal = {coroutine = true, set_interrupt_task = true, gather_results = true,
     gather_ops = true, http_parser = true, http_trace = true, http_send = true,
     http_send_chunk = true, http_check_header = true, http_headers_mt = true,
-    websocket = true}
+    websocket = true, process_methods = true}
 
 local M = {}
 for k, v in pairs(core) do
@@ -21,6 +22,14 @@ end
 for name, fn in pairs(core.coroutine) do
     coroutine[name] = fn
 end
+
+-- The Process methods written in Lua (subprocess.lua: wait, communicate)
+-- extend the C object's method table, loaded on first use.
+setmetatable(core.process_methods, {__index = function(methods, name)
+    local method = require("lasio.subprocess")[name]
+    if method ~= nil then rawset(methods, name, method) end
+    return method
+end})
 
 -- The facade modules; each returns a table of names for the module table.
 -- They load on the first use of a name the core does not define, so a

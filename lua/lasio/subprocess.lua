@@ -1,7 +1,8 @@
--- lasio.subprocess: the parts of the Process object (src/process.c) that
--- run helper tasks: proc:communicate([input [, timeout]]) drains stdout
--- and stderr concurrently while it feeds stdin, and proc:wait(timeout).
--- Internal: the C methods require it; its names are not in the lasio table.
+-- lasio.subprocess: the methods of the Process object (src/sys/process.c)
+-- that run helper tasks: proc:communicate([input [, timeout]]) drains
+-- stdout and stderr concurrently while it feeds stdin, and
+-- proc:wait([timeout]). The facade (init.lua) adds them to the object's
+-- method table on first use; its names are not in the lasio table.
 -- SPDX-License-Identifier: MIT
 local lasio = require "lasio"
 
@@ -30,7 +31,18 @@ local function await_until(fut, deadline, what)
     error(a, 0)
 end
 
+-- proc:wait([timeout]) -> returncode; with a timeout, asyncio's
+-- wait_for(proc.wait(), timeout).
 function M.wait(proc, timeout)
+    if timeout ~= nil then
+        if type(timeout) ~= "number" then
+            error(("wait: timeout must be a number or nil, got %s"):format(
+                type(timeout)), 2)
+        elseif timeout ~= timeout or timeout < 0 then
+            error(("wait: timeout must be >= 0, got %f"):format(timeout), 2)
+        end
+    end
+    if timeout == nil or proc.returncode ~= nil then return proc:_wait() end
     local loop = lasio.get_running_loop()
     return await_until(proc:_exit_future(), loop:time() + timeout, "wait")
 end

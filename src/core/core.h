@@ -512,6 +512,8 @@ LASIO_HIDDEN int lasio_call_soon_(lua_State *L);
 LASIO_HIDDEN int lasio_call_later_(lua_State *L);
 LASIO_HIDDEN int lasio_call_at_(lua_State *L);
 LASIO_HIDDEN int luaopen_lasio_timer_(lua_State *L);
+/* ====== } */
+
 /* {====== Timer heap (timerheap.c) ====== */
 /* Adds owner (whose heap index lives at *posp) due at `when`. Returns -1
  * when out of memory (nothing changed). */
@@ -522,12 +524,6 @@ LASIO_HIDDEN void lasio_theap_remove_(struct lasio_loop *loop, int *posp);
 LASIO_HIDDEN void lasio_theap_fire_cb_(int fd, short what, void *arg);
 /* Forgets every entry and frees the heap (loop close). */
 LASIO_HIDDEN void lasio_theap_free_(struct lasio_loop *loop);
-/* ====== } */
-/* Arms ev to fire at monotonic time `when`, never before (rule 11).
- * Returns event_add's result: -1 when libevent ran out of memory. */
-LASIO_HIDDEN int lasio_timer_arm_(struct event *ev, double when);
-/* Seconds still to wait for `when`, or 0 when due. */
-LASIO_HIDDEN double lasio_timer_remaining_(double when);
 /* ====== } */
 
 /* {====== Errors (errors.c) ====== */

@@ -1,40 +1,14 @@
 /*
  * timer.c: Handle (loop:call_soon) and TimerHandle (loop:call_later,
- * loop:call_at), and the timer arithmetic that keeps timers from firing
- * early (ARCHITECTURE rule 11). A TimerHandle waits in the loop's timer
- * heap (timerheap.c), pinned in an anchor slot of the loop meanwhile.
+ * loop:call_at). A TimerHandle waits in the loop's timer heap
+ * (timerheap.c, which also keeps timers from firing early), pinned in an
+ * anchor slot of the loop meanwhile.
  * SPDX-License-Identifier: MIT
  */
 #include <limits.h>
 #include <math.h>
-#include <event2/event.h>
 
 #include "core/core.h"
-
-/* Delays past this are "never" for libevent's timeval arithmetic. */
-#define MAX_DELAY 1e9
-
-double
-lasio_timer_remaining_(double when) {
-    double rem = when - lasio_time_();
-    return rem > 0 ? rem : 0;
-}
-
-int
-lasio_timer_arm_(struct event *ev, double when) {
-    double rem = lasio_timer_remaining_(when);
-    if (rem > MAX_DELAY)
-        rem = MAX_DELAY;
-    struct timeval tv;
-    tv.tv_sec = (time_t)rem;
-    /* round up: a timer may fire late, never early */
-    tv.tv_usec = (suseconds_t)ceil((rem - (double)tv.tv_sec) * 1e6);
-    if (tv.tv_usec >= 1000000) {
-        tv.tv_sec++;
-        tv.tv_usec -= 1000000;
-    }
-    return evtimer_add(ev, &tv);
-}
 
 /* A function, or a value with a __call metamethod. */
 static void

@@ -10,10 +10,39 @@
  * the loop (pinned handles, pending tasks) while they are in the heap.
  * SPDX-License-Identifier: MIT
  */
+#include <math.h>
 #include <stdlib.h>
 #include <event2/event.h>
 
 #include "core/core.h"
+
+/* Delays past this are "never" for libevent's timeval arithmetic. */
+#define MAX_DELAY 1e9
+
+/* Seconds still to wait for `when`, or 0 when due. */
+static double
+remaining(double when) {
+    double rem = when - lasio_time_();
+    return rem > 0 ? rem : 0;
+}
+
+/* Arms ev to fire at monotonic time `when`, never before. Returns
+ * event_add's result: -1 when libevent ran out of memory. */
+static int
+arm(struct event *ev, double when) {
+    double rem = remaining(when);
+    if (rem > MAX_DELAY)
+        rem = MAX_DELAY;
+    struct timeval tv;
+    tv.tv_sec = (time_t)rem;
+    /* round up: a timer may fire late, never early */
+    tv.tv_usec = (suseconds_t)ceil((rem - (double)tv.tv_sec) * 1e6);
+    if (tv.tv_usec >= 1000000) {
+        tv.tv_sec++;
+        tv.tv_usec -= 1000000;
+    }
+    return evtimer_add(ev, &tv);
+}
 
 static int
 before(const struct lasio_timer_entry *a, const struct lasio_timer_entry *b) {
@@ -67,7 +96,7 @@ rearm(struct lasio_loop *loop) {
         event_del(loop->timer_ev);
         return 0;
     }
-    return lasio_timer_arm_(loop->timer_ev, loop->th[0].when);
+    return arm(loop->timer_ev, loop->th[0].when);
 }
 
 int

@@ -73,8 +73,6 @@ LASIO_HIDDEN int lasio_push_resolve_(lua_State *L, int hostidx, int port,
  * when there is none. [-0, +0, m] */
 LASIO_HIDDEN int lasio_addrlist_get_(lua_State *L, int idx, lua_Integer i,
                                      union lasio_sockaddr *sa, socklen_t *len);
-/* The server a connection came from lost one connection. */
-LASIO_HIDDEN void lasio_server_conn_done_(lua_State *L, int serveridx);
 /* The addresses of a lookup, and how each family's question ended
  * (DNS_ERR_* of evdns, -1 before an answer). */
 #define LASIO_DNS_MAXADDR 32 /* addresses kept per family */

@@ -508,29 +508,13 @@ lasio_create_subprocess_shell(lua_State *L) {
 
 /* {====== Methods ====== */
 
-static int
-wait_k(lua_State *L, int status, lua_KContext ctx) {
-    (void)L, (void)status, (void)ctx;
-    return 1;
-}
-
-/* proc:wait([timeout]) -> returncode */
+/* proc:_wait() -> returncode: proc:wait() without a timeout (the facade's
+ * wait, lua/lasio/subprocess.lua, adds the timeout) */
 static int
 process_wait(lua_State *L) {
     struct lasio_process *p = checkprocess(L, 1);
-    double timeout = lasio_io_checktimeout_(L, 2, "wait");
     if (p->pidfd < 0) {
         lua_pushinteger(L, p->returncode);
-        return 1;
-    }
-    if (timeout >= 0) { /* asyncio's wait_for(proc.wait(), timeout) */
-        lua_getglobal(L, "require");
-        lua_pushliteral(L, "lasio.subprocess");
-        lua_call(L, 1, 1);
-        lua_getfield(L, -1, "wait");
-        lua_pushvalue(L, 1);
-        lua_pushvalue(L, 2);
-        lua_callk(L, 2, 1, 0, wait_k);
         return 1;
     }
     lua_settop(L, 1);
@@ -625,28 +609,6 @@ process_kill(lua_State *L) {
 }
 
 static int
-communicate_k(lua_State *L, int status, lua_KContext ctx) {
-    (void)status;
-    return lua_gettop(L) - (int)ctx;
-}
-
-/* proc:communicate([input [, timeout]]) -> stdout_data, stderr_data
- * (lua/lasio/subprocess.lua: it runs helper tasks) */
-static int
-process_communicate(lua_State *L) {
-    checkprocess(L, 1);
-    lua_settop(L, 3);
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "lasio.subprocess");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, "communicate");
-    lua_remove(L, -2);
-    lua_insert(L, 1);
-    lua_callk(L, 3, LUA_MULTRET, 0, communicate_k);
-    return communicate_k(L, LUA_OK, 0);
-}
-
-static int
 process_index(lua_State *L) {
     struct lasio_process *p = checkprocess(L, 1);
     const char *key = lua_tostring(L, 2);
@@ -663,9 +625,9 @@ process_index(lua_State *L) {
         lua_getiuservalue(L, 1, PROC_UV_STDOUT);
     else if (key && strcmp(key, "stderr") == 0)
         lua_getiuservalue(L, 1, PROC_UV_STDERR);
-    else {
+    else { /* not raw: the facade's methods load on first use */
         lua_pushvalue(L, 2);
-        lua_rawget(L, lua_upvalueindex(1));
+        lua_gettable(L, lua_upvalueindex(1));
     }
     return 1;
 }
@@ -682,8 +644,7 @@ process_tostring(lua_State *L) {
 }
 
 static const luaL_Reg process_methods[] = {
-    {"wait", process_wait},
-    {"communicate", process_communicate},
+    {"_wait", process_wait},
     {"send_signal", process_send_signal},
     {"terminate", process_terminate},
     {"kill", process_kill},
@@ -709,7 +670,12 @@ luaopen_lasio_process_(lua_State *L) {
         lua_pushcfunction(L, process_tostring);
         lua_setfield(L, -2, "__tostring");
     }
-    lua_pop(L, 1);
+    /* the method table, for the facade to extend: wait and communicate
+     * run helper tasks and are written in Lua (lua/lasio/subprocess.lua) */
+    lua_getfield(L, -1, "__index");
+    lua_getupvalue(L, -1, 1);
+    lua_setfield(L, -4, "process_methods");
+    lua_pop(L, 2);
     luaL_setfuncs(L, module_funcs, 0);
     lua_pushinteger(L, STDIO_PIPE);
     lua_setfield(L, -2, "PIPE");

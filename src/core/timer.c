@@ -1,7 +1,7 @@
 /*
  * timer.c: Handle (loop:call_soon) and TimerHandle (loop:call_later,
  * loop:call_at), and the timer arithmetic that keeps timers from firing
- * early (ARCHITECTURE rule 11). A TimerHandle waits in the loop's timer
+ * early (INTERNALS.md, rule 11). A TimerHandle waits in the loop's timer
  * heap (timerheap.c), pinned in an anchor slot of the loop meanwhile.
  * SPDX-License-Identifier: MIT
  */

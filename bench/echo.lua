@@ -1,4 +1,4 @@
--- TCP echo server for the peer benchmark (shared/bench/PEERS.md, workload
+-- TCP echo server for the peer benchmark (bench/README.md, workload
 -- "echo"): one task per connection on the streams API, as the asyncio
 -- peer echo_streams.py does. Listens on 127.0.0.1:PORT, PORT = arg[1].
 -- SPDX-License-Identifier: MIT

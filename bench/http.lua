@@ -1,4 +1,4 @@
--- HTTP/1.1 server for the peer benchmark (shared/bench/PEERS.md, workload
+-- HTTP/1.1 server for the peer benchmark (bench/README.md, workload
 -- "http"): GET / answers "hello" through lasio.http.serve, keep-alive.
 -- Listens on 127.0.0.1:PORT, PORT = arg[1].
 -- SPDX-License-Identifier: MIT

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs the project's own workloads alone (no peers needed) and prints their
-# RESULT lines: a quick check after a change. Compare against the peers with
-# ../shared/bench/run-peers.sh (see bench/README.md).
-# Usage: bench/run.sh [lasio binary] ; N sizes as in the peer kit
+# RESULT lines: a quick check after a change. The comparison with peer
+# runtimes uses the peer benchmark kit outside this repository (see
+# bench/README.md). Usage: bench/run.sh [lasio binary]; the N sizes are the
+# kit's defaults.
 # SPDX-License-Identifier: MIT
 set -eu
 cd "$(dirname "$0")/.."

@@ -1,9 +1,9 @@
 -- The floor under the HTTP target (issue 9), in plain Lua 5.4: the Lua
--- objects one request needs under API.md's contract (a request table with
--- its headers table, a response object whose methods the handler calls,
--- and a coroutine for the handler's task), with no parsing, no I/O, no
--- event loop and no scheduler. "nocoro" leaves the coroutine out.
--- Prints the CPU microseconds per request.
+-- objects one request needs under lasio's HTTP API (docs/API.md, Server:
+-- a request table with its headers table, a response object whose methods
+-- the handler calls, and a coroutine for the handler's task), with no
+-- parsing, no I/O, no event loop and no scheduler. "nocoro" leaves the
+-- coroutine out. Prints the CPU microseconds per request.
 -- usage: lua5.4 bench/floors/http.lua [N [nocoro]]   (or under build/lasio)
 -- SPDX-License-Identifier: MIT
 local n = tonumber(arg[1]) or 1000000

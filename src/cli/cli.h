@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <lua.h>
 
-/* Exit statuses of the lasio command (API.md section 1). */
+/* Exit statuses of the lasio command (docs/API.md, The lasio command). */
 #define LASIO_EXIT_OK 0
 #define LASIO_EXIT_ERROR 1
 #define LASIO_EXIT_USAGE 2

@@ -1,9 +1,9 @@
 /*
- * cli_run.c: how the lasio command runs a script (API.md section 1): the
- * script as the main task, the loop kept running until every task is done,
- * the exit status table, the deadlock report, and the default handling of
- * SIGINT and SIGTERM (the first cancels the interrupt target, by default
- * the main task; cli.h; sys/signal.c cancels it).
+ * cli_run.c: how the lasio command runs a script (docs/API.md, The lasio
+ * command): the script as the main task, the loop kept running until every
+ * task is done, the exit status table, the deadlock report, and the default
+ * handling of SIGINT and SIGTERM (the first cancels the interrupt target,
+ * by default the main task; cli.h; sys/signal.c cancels it).
  * SPDX-License-Identifier: MIT
  */
 #include <signal.h>

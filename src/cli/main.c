@@ -22,7 +22,7 @@
 #define PROGNAME "lasio"
 
 /* One compiled-in facade module as bytecode of this binary's Lua, from
- * build/facade_bc.c (src/facade_dump.c). */
+ * build/facade_bc.c (src/cli/facade_dump.c). */
 struct lasio_embedded_ {
     const char *mod, *chunkname, *src;
     size_t len;

@@ -2,7 +2,7 @@
  * core.h: the structs and cross-file functions of the runtime core (loop,
  * ready queue, Future, Task, timers, errors). Internal: not installed.
  * Every object is a full userdata whose Lua links live in user values
- * (ARCHITECTURE rule 3); C pointers between objects are borrowed and say
+ * (INTERNALS.md, rule 3); C pointers between objects are borrowed and say
  * who keeps the target alive.
  * SPDX-License-Identifier: MIT
  */
@@ -448,8 +448,8 @@ LASIO_HIDDEN int lasio_await_(lua_State *L, int idx, const char *what);
  * "<what>: not inside a task ..." / "cannot await here". */
 LASIO_HIDDEN struct lasio_task *
 lasio_check_await_(lua_State *L, struct lasio_loop **lp, const char *what);
-/* The light userdata every scheduler yield carries (ARCHITECTURE rule 4).
- */
+/* The light userdata every scheduler yield carries (INTERNALS.md, rule
+ * 4). */
 LASIO_HIDDEN extern const char lasio_yield_sentinel_;
 #define LASIO_SENTINEL ((void *)&lasio_yield_sentinel_)
 /* Resumed with this first: raise the value after it at the await. */
@@ -525,6 +525,16 @@ LASIO_HIDDEN void lasio_theap_fire_cb_(int fd, short what, void *arg);
 /* Forgets every entry and frees the heap (loop close). */
 LASIO_HIDDEN void lasio_theap_free_(struct lasio_loop *loop);
 /* ====== } */
+<<<<<<< HEAD
+=======
+/* Arms ev to fire at monotonic time `when`, never before (INTERNALS.md,
+ * rule 11).
+ * Returns event_add's result: -1 when libevent ran out of memory. */
+LASIO_HIDDEN int lasio_timer_arm_(struct event *ev, double when);
+/* Seconds still to wait for `when`, or 0 when due. */
+LASIO_HIDDEN double lasio_timer_remaining_(double when);
+/* ====== } */
+>>>>>>> docs
 
 /* {====== Errors (errors.c) ====== */
 enum lasio_errclass {
@@ -612,7 +622,7 @@ LASIO_HIDDEN void lasio_sighub_remove_all_(struct lasio_loop *loop);
 LASIO_HIDDEN int lasio_sighub_add_user_(struct lasio_loop *loop, int sig);
 LASIO_HIDDEN void lasio_sighub_remove_user_(struct lasio_loop *loop, int sig);
 /* Keeps SIGPIPE from killing the process while loop is open, if it was at
- * its default (ARCHITECTURE rule 12): writes fail with EPIPE instead. */
+ * its default (INTERNALS.md, rule 12): writes fail with EPIPE instead. */
 LASIO_HIDDEN void lasio_sighub_ignore_sigpipe_(struct lasio_loop *loop);
 /* While loop is open and SIGCHLD is ignored (auto-reaping), sets it to its
  * default, so the exit statuses of the loop's children are not lost. */

@@ -1,11 +1,11 @@
 /*
- * coro.c: the forwarding coroutine library (API.md section 2). Loading
- * lasio replaces coroutine.resume, wrap, yield, isyieldable, running,
- * status and close with these: when a user coroutine running inside a task
- * awaits, the scheduler's yield (marked by the sentinel) passes through
- * resume up to the task, and the scheduler's resume comes back down.
- * Coroutines being forwarded are kept in a weak-keyed registry set so that
- * status() reports them "normal", as the originals would.
+ * coro.c: the forwarding coroutine library (docs/API.md, Module functions).
+ * Loading lasio replaces coroutine.resume, wrap, yield, isyieldable,
+ * running, status and close with these: when a user coroutine running
+ * inside a task awaits, the scheduler's yield (marked by the sentinel)
+ * passes through resume up to the task, and the scheduler's resume comes
+ * back down. Coroutines being forwarded are kept in a weak-keyed registry
+ * set so that status() reports them "normal", as the originals would.
  * SPDX-License-Identifier: MIT
  */
 #include "core/core.h"

@@ -1,8 +1,8 @@
 /*
- * errors.c: the error classes of API.md section 7 (CancelledError,
+ * errors.c: the error classes of docs/API.md, Errors (CancelledError,
  * TimeoutError, ...). Classes are Lua tables created once per Lua state and
  * kept in the registry under the address of `classes_key`, so a second
- * require "lasio" returns the very same classes (ARCHITECTURE rule 1).
+ * require "lasio" returns the very same classes (INTERNALS.md, rule 1).
  * SPDX-License-Identifier: MIT
  */
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * future.c: lasio.Future, asyncio's Future in C (API.md section 3). A
+ * future.c: lasio.Future, asyncio's Future in C (docs/API.md, Future). A
  * Future holds any number of results or one error, and a list of done
  * callbacks that are always scheduled through the ready queue, never
  * called from inside set_result. A Task (task.c) is a Future too and

@@ -1,6 +1,6 @@
 /*
- * loop.c: the event loop object (API.md section 6): creation on an own or a
- * host's event_base, run_until_complete / run_forever / stop / close
+ * loop.c: the event loop object (docs/API.md, Loop): creation on an own or
+ * a host's event_base, run_until_complete / run_forever / stop / close
  * (including their behaviour inside a task of the running loop), the
  * exception handler and debug mode. The registry maps the loop's address to
  * its userdata while it is open; the running loop and the state's current

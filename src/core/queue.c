@@ -1,11 +1,11 @@
 /*
- * queue.c: lasio.Queue, LifoQueue and PriorityQueue (API.md section 5),
- * asyncio's queues.py of Python 3.13 (task_done/join, shutdown) in C, so a
- * hand-off between two tasks costs no allocation: getters, putters and
- * joiners wait in WaitQueues embedded in the queue. Items live in the
- * queue's user value table: a ring (FIFO), a stack (LIFO) or a binary heap
- * ordered by `<` (priority). nil is an item like any other; the count, not
- * a nil, tells where the items end.
+ * queue.c: lasio.Queue, LifoQueue and PriorityQueue (docs/API.md,
+ * Synchronisation and queues), asyncio's queues.py of Python 3.13
+ * (task_done/join, shutdown) in C, so a hand-off between two tasks costs no
+ * allocation: getters, putters and joiners wait in WaitQueues embedded in
+ * the queue. Items live in the queue's user value table: a ring (FIFO), a
+ * stack (LIFO) or a binary heap ordered by `<` (priority). nil is an item
+ * like any other; the count, not a nil, tells where the items end.
  * Invariant: an item or a free slot is never lost: a waiter woken but
  * leaving with an error passes the wake-up on while what it was woken for
  * is still there.

@@ -1,6 +1,6 @@
 /*
  * sighub.c: the process-wide signal hub, the one C global of lasio
- * (ARCHITECTURE rule 1). Signals are process-wide and libevent 2.1 gives a
+ * (INTERNALS.md, rule 1). Signals are process-wide and libevent 2.1 gives a
  * signal to one event_base only, so the hub installs one sigaction handler
  * per signal and forwards to every loop watching it: it sets the loop's
  * pending bit, writes a byte to the loop's wake pipe and, for the command's

@@ -1,10 +1,11 @@
 /*
- * task.c: lasio.Task, a Future that runs a function in a coroutine (API.md
- * section 4), and the await primitive every suspending call goes through.
- * A task's coroutine starts in a C trampoline that runs the body under
- * lua_pcallk, so <close> handlers run inside the coroutine and may await
- * while the task is being cancelled (ARCHITECTURE rule 7). The Task
- * invariant is stated above struct lasio_task in core.h.
+ * task.c: lasio.Task, a Future that runs a function in a coroutine
+ * (docs/API.md, Task), and the await primitive every suspending call goes
+ * through. A task's coroutine starts in a C trampoline that runs the body
+ * under lua_pcallk, so <close> handlers run inside the coroutine and may
+ * await while the task is being cancelled (INTERNALS.md, rule 7). The Task
+ * invariant (INTERNALS.md, rule 6) is stated above struct lasio_task in
+ * core.h.
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>

@@ -1,8 +1,8 @@
 /*
  * timer.c: Handle (loop:call_soon) and TimerHandle (loop:call_later,
  * loop:call_at). A TimerHandle waits in the loop's timer heap
- * (timerheap.c, which also keeps timers from firing early), pinned in an
- * anchor slot of the loop meanwhile.
+ * (timerheap.c, which also keeps timers from firing early: INTERNALS.md,
+ * rule 11), pinned in an anchor slot of the loop meanwhile.
  * SPDX-License-Identifier: MIT
  */
 #include <limits.h>

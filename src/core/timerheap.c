@@ -4,7 +4,7 @@
  * and one libevent timer is armed for the earliest deadline. Due entries
  * are moved to the ready queue in deadline order (ties in arrival order, as
  * asyncio does), and never before their deadline on the monotonic clock
- * (ARCHITECTURE rule 11): one event_add per change of the earliest
+ * (INTERNALS.md, rule 11): one event_add per change of the earliest
  * deadline, not one per timer.
  * Invariant: entry i's owner has *entry.posp == i; owners are kept alive by
  * the loop (pinned handles, pending tasks) while they are in the heap.

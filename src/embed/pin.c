@@ -1,6 +1,7 @@
 /*
  * pin.c: Futures from C (lasio.h): lasio_future_*, async C functions, pins,
- * and lasio_pin_post's queue (the loop's wake pipe and a mutex; rule 5).
+ * and lasio_pin_post's queue (the loop's wake pipe and a mutex;
+ * INTERNALS.md, rule 5), run by the loop's on_posted hook.
  * Owns the loop's tsq and the pins (malloc'd, refcounted, may outlive L).
  * Invariant: a posted call runs once: with L, or NULL if the loop closed.
  * SPDX-License-Identifier: MIT

@@ -1,5 +1,5 @@
 /*
- * dns.c: lasio.getaddrinfo, getnameinfo, dns_configure (API.md section 9)
+ * dns.c: lasio.getaddrinfo, getnameinfo, dns_configure (docs/API.md, DNS)
  * on evdns, one resolver per loop made on first use. Owns the evdns_base
  * and the queries in flight; a query outlives a cancelled or timed-out
  * asker (orphaned) until evdns calls back for it, or the loop closes.

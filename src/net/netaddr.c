@@ -1,7 +1,7 @@
 /*
  * netaddr.c: what every network file shares: socket addresses as Lua
- * tables ({family=, addr=, port=}, API.md section 9), new non-blocking
- * sockets, and option tables.
+ * tables ({family=, addr=, port=}, docs/API.md, Network I/O), new
+ * non-blocking sockets, and option tables.
  * Owns nothing: every function works on what its caller passes.
  * SPDX-License-Identifier: MIT
  */

@@ -1,5 +1,5 @@
 /*
- * udp.c: lasio.open_datagram and DatagramEndpoint (API.md section 9):
+ * udp.c: lasio.open_datagram and DatagramEndpoint (docs/API.md, UDP):
  * send and recv with addresses, connected or not. Owns its fd, two events
  * and a receive buffer. Invariant: rev / wev are added iff a task waits in
  * recv / send, and that task is recorded in reader / writer.

@@ -1,5 +1,5 @@
 /*
- * fs.c: lasio.fs (API.md section 9): read_file, write_file, open, stat,
+ * fs.c: lasio.fs (docs/API.md, Files): read_file, write_file, open, stat,
  * lstat, listdir, mkdir, remove, rename, and the File object (read, write,
  * lines, seek, close, <close>). Every system call that can block on a
  * disk runs in the loop's worker threads (threadpool.c); seek only moves

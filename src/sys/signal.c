@@ -1,6 +1,8 @@
 /*
- * signal.c: loop:add_signal_handler / loop:remove_signal_handler (API.md
- * section 9) on top of the process-wide hub (sighub.c). A loop's handlers
+ * signal.c: loop:add_signal_handler / loop:remove_signal_handler
+ * (docs/API.md, Signals) on top of the process-wide hub (core/sighub.c),
+ * and the dispatch of the signals the hub flags (the loop's on_signals
+ * hook: a script's handlers, the command's default). A loop's handlers
  * live in a table in its anchors, keyed by signal number; the hub flags
  * the loop and wakes it, and the dispatch schedules each handler as a
  * ready-queue callback, so a handler never runs inside a Lua frame.

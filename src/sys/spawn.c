@@ -1,9 +1,9 @@
 /*
- * spawn.c: starting a child process with a clean slate (API.md section 9,
- * ARCHITECTURE rule 12): clone with CLONE_VM | CLONE_VFORK | CLONE_PIDFD
- * (the pidfd comes with the child, no pidfd_open race), then in the child
- * default signal dispositions, an empty mask, the requested stdio, only
- * fds 0-2 open, and exec. Owns the child's stack while it runs.
+ * spawn.c: starting a child process with a clean slate (docs/API.md,
+ * Subprocesses; INTERNALS.md, rule 12): clone with CLONE_VM | CLONE_VFORK |
+ * CLONE_PIDFD (the pidfd comes with the child, no pidfd_open race), then in
+ * the child default signal dispositions, an empty mask, the requested
+ * stdio, only fds 0-2 open, and exec. Owns the child's stack while it runs.
  * Invariant: the child touches only the lasio_spawn struct and its stack.
  * SPDX-License-Identifier: MIT
  */

@@ -2,8 +2,8 @@
  * threadpool.c: a small pool of worker threads per loop for blocking work
  * (lasio.to_thread, lasio.fs). Jobs are C structs with a type (run in a
  * worker, deliver on the loop, free); results come back through an
- * eventfd and a mutex-protected done list (not evthread: ARCHITECTURE rule
- * 5), and each job completes a Future awaited by the submitting task.
+ * eventfd and a mutex-protected done list (not evthread: INTERNALS.md,
+ * rule 5), and each job completes a Future awaited by the submitting task.
  * The pool is a userdata in the loop's anchors and owns its threads,
  * queues and eventfd. Invariants: a job is in exactly one place (the
  * queue, a worker, the done list) and is freed once, on the loop thread;

@@ -1,10 +1,11 @@
 /*
- * tothread.c: lasio.to_thread(fn, ...) (API.md section 9). The function is
- * dumped with lua_dump inside the process (never from user input, so the
- * command's refusal of binary chunks does not apply to it) and loaded in
- * a worker's own Lua state; arguments and results are copied (copyval.c).
- * A job owns its dumped function, arguments and results (malloc). Worker
- * states load user chunks as text only, as the lasio command does.
+ * tothread.c: lasio.to_thread(fn, ...) (docs/API.md, Worker threads). The
+ * function is dumped with lua_dump inside the process (never from user
+ * input, so the command's refusal of binary chunks does not apply to it)
+ * and loaded in a worker's own Lua state; arguments and results are copied
+ * (copyval.c). A job owns its dumped function, arguments and results
+ * (malloc). Worker states load user chunks as text only, as the lasio
+ * command does.
  * Invariant: nothing of the caller's state is touched by a worker.
  * SPDX-License-Identifier: MIT
  */

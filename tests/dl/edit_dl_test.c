@@ -1,5 +1,5 @@
 /*
- * edit_dl_test.c: the libedit loader of the REPL (src/edit_dl.c): the
+ * edit_dl_test.c: the libedit loader of the REPL (src/cli/edit_dl.c): the
  * error when the library is missing or is not libedit, and a working
  * table from the real one. Run by ctest (edit-dl).
  * SPDX-License-Identifier: MIT

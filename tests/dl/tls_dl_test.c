@@ -1,5 +1,5 @@
 /*
- * tls_dl_test.c: the OpenSSL loader (src/tls_dl.c): the error when the
+ * tls_dl_test.c: the OpenSSL loader (src/net/tls_dl.c): the error when the
  * library is missing or is not OpenSSL, and a working table from the real
  * one. Run by ctest (tls-dl).
  * SPDX-License-Identifier: MIT

@@ -1,8 +1,9 @@
 /*
  * api_test.c: tests of the embedding API (lasio.h) from a C host: running,
  * stepping, a host's own dispatch, Futures and pins from C and from other
- * threads, async C functions, misuse (RELIABILITY E1-E3) and teardown
- * (rule 13). `api_test NAME` runs one test; ctest runs each by name.
+ * threads, async C functions, misuse (E1-E3, docs/RELIABILITY.md) and
+ * teardown (INTERNALS.md, rule 13). `api_test NAME` runs one test; ctest
+ * runs each by name.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -600,7 +601,7 @@ test_handler(void) {
 
 /* ====== } */
 
-/* {====== Teardown (rule 13, G4) ====== */
+/* {====== Teardown (INTERNALS.md, rule 13; G4) ====== */
 
 struct closer {
     lua_State *L;
@@ -723,7 +724,7 @@ test_teardown(void) {
 
 /* ====== } */
 
-/* {====== Timers never early on a host base (rule 11) ====== */
+/* {====== Timers never early on a host base (INTERNALS.md, rule 11) ====== */
 
 static const char early_script[] =
     "local loop = lasio.get_running_loop()\n"

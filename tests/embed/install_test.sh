@@ -60,7 +60,7 @@ for f in $flags; do
     case $f in -I*) [ -f "${f#-I}/lasio.h" ] && found=yes ;; esac
 done
 [ -n "$found" ] || fail "no -I with lasio.h in: $flags"
-# OpenSSL is loaded on first use (src/tls_dl.c): neither lasio.pc nor the
+# OpenSSL is loaded on first use (src/net/tls_dl.c): neither lasio.pc nor the
 # installed objects ask for it
 case $(pkg-config --print-requires --print-requires-private lasio) in
 *ssl*) fail "lasio.pc requires OpenSSL" ;;

@@ -1,8 +1,9 @@
 /*
- * threads_test.c: two Lua states, each with its own loop, pass spec runs
- * in one process, stepped in turn from one thread and run by lasio_run in
- * two threads at once (RELIABILITY E5): timers, tasks and Futures in both;
- * the signal spec in one state at a time, since signals are process-wide.
+ * threads_test.c: two Lua states, each with its own loop, pass spec runs in
+ * one process, stepped in turn from one thread and run by lasio_run in two
+ * threads at once (E5, docs/RELIABILITY.md): timers, tasks and Futures in
+ * both; the signal spec in one state at a time, since signals are
+ * process-wide.
  * Specs run under tests/embed/minispec.lua. Usage: threads_test ROOT BUILD
  * SPDX-License-Identifier: MIT
  */

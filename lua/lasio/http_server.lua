@@ -461,7 +461,7 @@ local function skip_body(conn, req)
     return ok
 end
 
-local function check_request(srv, conn, req)
+local function check_request(srv, req)
     local expect = rawget(req.headers, "expect")
     if expect then
         if expect:lower() ~= "100-continue" then
@@ -488,7 +488,7 @@ local function serve_connection(srv, reader, writer)
             local idle = nreq == 0 and srv.headers_timeout
                 or srv.keepalive_timeout
             conn.busy = false
-            local got, req, why = pcall(parser.read_head, parser, reader,
+            local got, req = pcall(parser.read_head, parser, reader,
                 idle, srv.headers_timeout)
             if not got then
                 if HTTPError:is(req) and not req.silent then
@@ -503,7 +503,7 @@ local function serve_connection(srv, reader, writer)
             req._conn = conn
             req._deadline = t0 + srv.request_timeout
             setmetatable(req, Request)
-            local status, msg = check_request(srv, conn, req)
+            local status, msg = check_request(srv, req)
             if status then
                 answer_error(conn, status, msg)
                 return

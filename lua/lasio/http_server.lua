@@ -11,9 +11,10 @@ local lasio = require "lasio"
 local core = require "lasio.core"
 local body_reader = require "lasio.http_body"
 
-local http_parser, http_send, http_send_chunk = core.http_parser,
-    core.http_send, core.http_send_chunk
-local check_header = core.http_check_header
+local internal = core.internal
+local http_parser, http_send, http_send_chunk = internal.http_parser,
+    internal.http_send, internal.http_send_chunk
+local check_header = internal.http_check_header
 local spawn, now = lasio.spawn, core.time
 local HTTPError, CancelledError = lasio.HTTPError, lasio.CancelledError
 local TimeoutError = lasio.TimeoutError

@@ -5,15 +5,12 @@
 -- SPDX-License-Identifier: MIT
 local core = require "lasio.core"
 
--- core names for the facade's own use, not part of the module table
-local internal = {coroutine = true, set_interrupt_task = true, gather_results = true,
-    gather_ops = true, http_parser = true, http_trace = true, http_send = true,
-    http_send_chunk = true, http_check_header = true, http_headers_mt = true,
-    websocket = true}
-
+-- The top level of the core is public; what the facade alone uses is in
+-- core.internal (src/module.c, "Public and internal names"), and the
+-- coroutine functions are installed below.
 local M = {}
 for k, v in pairs(core) do
-    if not internal[k] then M[k] = v end
+    if k ~= "internal" and k ~= "coroutine" then M[k] = v end
 end
 
 -- Awaits inside a user's coroutine suspend the whole task: the scheduler's

@@ -16,7 +16,7 @@
 local core = require "lasio.core"
 local lasio = require "lasio"
 
-local C = core.websocket
+local C = core.internal.websocket
 local frame, unmask = C.frame, C.mask
 local spack, sunpack, sbyte = string.pack, string.unpack, string.byte
 local concat, utf8len = table.concat, utf8.len

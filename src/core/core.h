@@ -373,9 +373,11 @@ LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L, int kind);
 LASIO_HIDDEN void lasio_future_finalize_(lua_State *L, int idx,
                                          struct lasio_future *f);
 LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
-/* core.gather_results(list, n): the results table of a finished gather. */
+/* core.internal.gather_results(list, n): the results table of a finished
+ * gather. */
 LASIO_HIDDEN int lasio_gather_results_(lua_State *L);
-/* Sets core.gather_ops (gather.c) in the module table at the top. */
+/* Sets gather_ops (gather.c) in the table at the top (core.internal:
+ * module.c). */
 LASIO_HIDDEN void lasio_gather_open_(lua_State *L);
 /* Function that resolves/stops a loop when a Future completes. */
 LASIO_HIDDEN int lasio_stop_loop_cb_(lua_State *L);

@@ -5,7 +5,7 @@
 local lasio = require "lasio"
 local port = assert(tonumber(arg[1]), "usage: lasio bench/http.lua PORT")
 
-local server = lasio.http.serve(function(req, res)
+local server = lasio.http.serve(function(_, res)
     res:set_header("Content-Type", "text/plain")
     res:finish("hello")
 end, "127.0.0.1", port, {backlog = 1024})

@@ -18,7 +18,7 @@ local function reply(res, status, value)
     res:finish(json.encode(value))
 end
 
-local function list(req, res)
+local function list(_, res)
     local out = {}
     for id = 1, next_id - 1 do
         if notes[id] then out[#out + 1] = notes[id] end
@@ -41,12 +41,12 @@ local function add(req, res)
     reply(res, 201, note)
 end
 
-local function show(req, res, id)
+local function show(_, res, id)
     if not notes[id] then return reply(res, 404, {error = "no such note"}) end
     reply(res, 200, notes[id])
 end
 
-local function remove(req, res, id)
+local function remove(_, res, id)
     if not notes[id] then return reply(res, 404, {error = "no such note"}) end
     notes[id] = nil
     res:set_status(204)

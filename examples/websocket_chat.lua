@@ -24,7 +24,7 @@ local function broadcast(text)
     end
 end
 
-local function chat(req, res)
+local function chat(req)
     local name = req.query:match("name=([%w_-]+)") or "anonymous"
     local sock = req:upgrade_websocket()
     members[sock] = name
@@ -39,7 +39,7 @@ local function chat(req, res)
 end
 
 local server = lasio.http.serve(function(req, res)
-    if req.path == "/ws" then return chat(req, res) end
+    if req.path == "/ws" then return chat(req) end
     if req.path == "/" then
         res:set_header("Content-Type", "text/html; charset=utf-8")
         return res:finish(page)

@@ -7,7 +7,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev
-libedit-dev libssl-dev node-llhttp lua-busted openssl ca-certificates curl lua-cjson"
+libedit-dev libssl-dev node-llhttp lua-busted openssl ca-certificates curl lua-cjson
+lua-check"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds lasio and runs the whole test suite with ctest: the busted specs
-# inside the lasio binary and under stock lua5.4, and the examples.
+# inside the lasio binary and under stock lua5.4, the examples, and
+# luacheck over the Lua sources.
 # LASIO_SANITIZE=1 builds with ASan + UBSan into build-san instead.
 # SPDX-License-Identifier: MIT
 set -eu

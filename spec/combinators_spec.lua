@@ -6,7 +6,7 @@ local helper = require "helper"
 local lasio = require "lasio"
 local async = helper.async
 
-local CancelledError, TimeoutError = lasio.CancelledError, lasio.TimeoutError
+local TimeoutError = lasio.TimeoutError
 
 local raises = helper.raises
 
@@ -198,7 +198,8 @@ describe("lasio.gather", function()
             assert.are.equal("late RuntimeError", e:exception())
         end))
 
-        it("a child task ending after the gather raised: its gather callback, queued while nothing else holds the gather, runs safely", async(function()
+        it("a child task ending after the gather raised: its gather callback, "
+            .. "queued while nothing else holds the gather, runs safely", async(function()
             -- the gather's done callback is a C entry of the ready queue
             -- pointing at the gather and the child: both must stay alive
             -- until it ran, though the gathering task is gone
@@ -209,7 +210,8 @@ describe("lasio.gather", function()
             end)
             local t = lasio.spawn(lasio.gather, function() error("boom", 0) end, b)
             assert.are.equal("boom", raises(t.await, t))
-            t = nil
+            -- drops the gathering task for the collection below
+            t = nil -- luacheck: ignore 311
             local collected = false
             local seen = helper.capture_exceptions(function()
                 release:set_result()
@@ -366,7 +368,7 @@ describe("lasio.gather", function()
             local seen = {}
             local function child(i)
                 return function()
-                    local ok, e = pcall(lasio.sleep, 10)
+                    local _, e = pcall(lasio.sleep, 10)
                     seen[i] = e
                     error(e, 0)
                 end
@@ -395,7 +397,7 @@ describe("lasio.gather", function()
                         end
                     end
                     local g = lasio.spawn(function()
-                        local ok, e = pcall(lasio.gather, { child(1), child(2, true) },
+                        local _, e = pcall(lasio.gather, { child(1), child(2, true) },
                             { return_exceptions = rex })
                         log[#log + 1] = "gather raised"
                         error(e, 0)
@@ -458,9 +460,9 @@ describe("lasio.gather", function()
                 local log = {}
                 local release = lasio.Future()
                 local child = lasio.spawn(function()
-                    local ok, e = pcall(lasio.sleep, 10)
+                    local _, e = pcall(lasio.sleep, 10)
                     log[#log + 1] = "first:" .. tostring(e.message)
-                    local ok2, e2 = pcall(release.await, release)
+                    local _, e2 = pcall(release.await, release)
                     log[#log + 1] = "second:" .. tostring(e2.message)
                     error(e2, 0)
                 end)

@@ -254,6 +254,7 @@ loop:close()
 print("closed")
 ]], { interp = LUA })
         assert.are.equal(0, status, err)
+        assert.are.equal("closed\n", out)
         assert.are.equal(1, helper.count(err, "Task was destroyed but it is pending!"), err)
     end)
 
@@ -292,7 +293,7 @@ failing_function_name()
     end)
 
     it("the report uses a name set by the script", function()
-        local out, err, status = helper.run_child([[
+        local _, err, status = helper.run_child([[
 lasio.current_task():set_name("my-main-task")
 error("named-failure")
 ]])
@@ -302,7 +303,7 @@ error("named-failure")
     end)
 
     it("an error object (table with __tostring) is printed readably", function()
-        local out, err, status = helper.run_child([[
+        local _, err, status = helper.run_child([[
 error(lasio.TimeoutError("timed-out-obj"))
 ]])
         assert.are.equal(1, status, err)
@@ -344,6 +345,7 @@ for _ = 1, 3 do collectgarbage() lasio.sleep(0.001) end
 print("main-ok")
 ]])
         assert.are.equal(4, status, err)
+        assert.are.equal("main-ok\n", out)
         assert.are.equal(1, helper.count(err:lower(), "never retrieved"), err)
     end)
 
@@ -353,12 +355,13 @@ local t = lasio.spawn(function() error("retrieved") end)
 print(pcall(t.await, t))
 ]])
         assert.are.equal(0, status, err)
+        assert.matches("^false\t.*retrieved\n$", out)
         assert.are.equal("", err)
     end)
 
     -- the deadlock report
     it("a main task blocked forever: exit 5, deadlock report with name and stack", function()
-        local out, err, status = helper.run_child([[
+        local _, err, status = helper.run_child([[
 lasio.current_task():set_name("main-stuck")
 local function waiting_forever_here()
     lasio.Future():await()
@@ -399,7 +402,7 @@ print("main-done")
     end)
 
     it("a cancelled timer or a cancelled sleeper does not hide a deadlock", function()
-        local out, err, status = helper.run_child([[
+        local _, err, status = helper.run_child([[
 local loop = lasio.get_running_loop()
 loop:call_later(100, print):cancel()
 local sleeper = lasio.spawn(function() lasio.sleep(100) end)

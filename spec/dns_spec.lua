@@ -217,7 +217,7 @@ describe("getaddrinfo", function()
     -- docs/API.md)
     it("a reply from another address is ignored", async(function()
         local other = lasio.open_datagram({ local_addr = { "127.0.0.2", 0 } })
-        local srv = setup(function(q, data, from)
+        local srv = setup(function(q, _, from)
             -- the spoofer answers first, from its own port
             other:send(dns.answer(q, { "10.6.6.6" }), { from.addr, from.port })
             return nil
@@ -248,7 +248,7 @@ describe("getaddrinfo", function()
     it("takes a reply from the nameserver's address and another port, and "
         .. "a question in other case while randomising", async(function()
             local other = lasio.open_datagram({ local_addr = { "127.0.0.1", 0 } })
-            local srv = setup(function(q, data, from)
+            local srv = setup(function(q, _, from)
                 other:send(dns.answer(q, { "10.6.6.6" }), { from.addr, from.port })
             end, nil, { timeout = 0.2, attempts = 1 })
             assert.are.same({ "inet 10.6.6.6 1" },
@@ -326,7 +326,7 @@ end)
 describe("resolving in the network calls", function()
     it("open_connection resolves a name and tries its addresses in turn",
         async(function()
-            local server = lasio.start_server(function(r, w) w:write("hi") end,
+            local server = lasio.start_server(function(_, w) w:write("hi") end,
                 "127.0.0.1", 0)
             local port = server:sockets()[1].port
             -- 127.0.0.3 refuses, 127.0.0.1 answers
@@ -350,7 +350,7 @@ describe("resolving in the network calls", function()
 
     it("start_server and open_datagram resolve names", async(function()
         local srv = setup(nil, { ["here.test"] = { "127.0.0.1" } })
-        local server = lasio.start_server(function(r, w) w:write("ok") end, "here.test", 0)
+        local server = lasio.start_server(function(_, w) w:write("ok") end, "here.test", 0)
         local s = server:sockets()
         assert.are.equal(1, #s)
         assert.are.equal("127.0.0.1", s[1].addr)
@@ -373,7 +373,7 @@ describe("resolving in the network calls", function()
         async(function()
             local srv = setup(function() return nil end, nil, { timeout = 5 })
             local outcome = lasio.Future()
-            local front = lasio.start_server(function(r, w)
+            local front = lasio.start_server(function(r)
                 local look = lasio.spawn(lasio.getaddrinfo, "slow.test", 1)
                 local watch = lasio.spawn(function()
                     pcall(r.read, r, 1)
@@ -383,7 +383,7 @@ describe("resolving in the network calls", function()
                 watch:cancel()
                 outcome:set_result(ok, e)
             end, "127.0.0.1", 0)
-            local r, w = lasio.open_connection("127.0.0.1", front:sockets()[1].port)
+            local _, w = lasio.open_connection("127.0.0.1", front:sockets()[1].port)
             lasio.sleep(0.02)
             w:close()
             local ok, e = outcome:await()
@@ -406,7 +406,7 @@ describe("open_connection by name (happy eyeballs)", function()
             busy = lasio.start_server(function() hold:await() end, "127.0.0.2", 0,
                 { backlog = 0, max_connections = 1 })
             port = busy:sockets()[1].port
-            local ok, s = pcall(lasio.start_server, function(r, w) w:write("hi") end,
+            local ok, s = pcall(lasio.start_server, function(_, w) w:write("hi") end,
                 "127.0.0.1", port)
             if ok then
                 good = s
@@ -463,6 +463,7 @@ describe("open_connection by name (happy eyeballs)", function()
             t0 = loop:time()
             r, w = lasio.open_connection("he.test", port)
             dt = loop:time() - t0
+            assert.are.equal("hi", r:readexactly(2))
             assert.are.equal("127.0.0.1", w:get_extra_info("peername").addr)
             assert.is_true(dt >= 0.24 and dt < helper.t(2), dt)
             w:close()

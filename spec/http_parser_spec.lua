@@ -1,11 +1,11 @@
 -- Specs for the HTTP parser (src/httpparse.c on llhttp): conformance
 -- vectors, valid and invalid, each fed whole, split at every byte offset
 -- and in chunks of every size, must give the same event trace (H8).
--- core.http_trace runs the parser over a list of strings as if they had
--- arrived one by one. Vectors after llhttp's test/request and
+-- core.internal.http_trace runs the parser over a list of strings as if
+-- they had arrived one by one. Vectors after llhttp's test/request and
 -- test/response markdown files and RELIABILITY H2-H6.
 -- SPDX-License-Identifier: MIT
-local core = require "lasio.core"
+local internal = require("lasio.core").internal
 
 local requests = {
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -64,7 +64,7 @@ local responses = {
 }
 
 local function trace(kind, chunks)
-    return core.http_trace(kind, chunks)
+    return internal.http_trace(kind, chunks)
 end
 
 -- The vector cut at offset i: two pieces.
@@ -143,22 +143,23 @@ describe("the HTTP parser", function()
     it("enforces its limits as the bytes come (H7)", function()
         local long = "GET /" .. ("a"):rep(100) .. " HTTP/1.1\r\n\r\n"
         assert.matches("error 414 HPE_USER",
-            core.http_trace("request", pieces(long, 7), {max_line = 50}))
+            internal.http_trace("request", pieces(long, 7), {max_line = 50}))
         local hdr = "GET / HTTP/1.1\r\nX: " .. ("v"):rep(100) .. "\r\n\r\n"
         assert.matches("error 431 HPE_USER",
-            core.http_trace("request", pieces(hdr, 3), {max_field = 50}))
+            internal.http_trace("request", pieces(hdr, 3), {max_field = 50}))
         assert.matches("error 431 HPE_USER",
-            core.http_trace("request", {"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n"},
+            internal.http_trace("request", {"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n"},
                 {max_headers = 1}))
         assert.matches("error 413 HPE_USER",
-            core.http_trace("request", {requests[3]}, {max_body = 10}))
+            internal.http_trace("request", {requests[3]}, {max_body = 10}))
     end)
 
     it("refuses a bad parser kind or option", function()
-        local ok, e = pcall(core.http_parser, "both", {})
+        local ok, e = pcall(internal.http_parser, "both", {})
         assert.is_false(ok)
         assert.matches("invalid option 'both'", tostring(e))
-        ok, e = pcall(core.http_parser, "request", {max_line = -5})
+        ok, e = pcall(internal.http_parser, "request", {max_line = -5})
         assert.is_false(ok)
+        assert.matches("option 'max_line' must be >= 0, got %-5", tostring(e))
     end)
 end)

@@ -10,7 +10,7 @@ local lasio = require "lasio"
 
 local async = helper.async_guarded
 
-local function hello(req, res)
+local function hello(_, res)
     res:set_header("Content-Type", "text/plain")
     res:finish("hello")
 end
@@ -136,7 +136,7 @@ describe("lasio.http.serve", function()
 
     it("streams a response chunked when no Content-Length was set",
         async(function()
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(_, res)
                 res:write("ab")
                 res:write("")
                 res:write("cde")
@@ -150,7 +150,7 @@ describe("lasio.http.serve", function()
 
     it("streams to an HTTP/1.0 client by closing the connection",
         async(function()
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(_, res)
                 res:write("ab")
                 res:finish("c")
             end)
@@ -173,7 +173,7 @@ describe("lasio.http.serve", function()
 
     it("a handler that returns without finishing gets its response finished",
         async(function()
-            local srv, port = H.serve(function(req, res) res:set_status(204) end)
+            local srv, port = H.serve(function(_, res) res:set_status(204) end)
             local out = H.raw(port, get(), {until_text = "\r\n\r\n"})
             assert.are.equal("HTTP/1.1 204 No Content\r\nContent-Length: 0"
                 .. "\r\n\r\n", out)
@@ -197,7 +197,7 @@ describe("lasio.http.serve", function()
 
     it("an error after the head was sent cuts the connection", async(function()
         local seen = helper.capture_exceptions(function()
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(_, res)
                 res:write("partial")
                 error("late")
             end)
@@ -230,7 +230,7 @@ describe("lasio.http.serve", function()
         end))
 
     it("sets and replaces headers; add_header repeats one", async(function()
-        local srv, port = H.serve(function(req, res)
+        local srv, port = H.serve(function(_, res)
             res:set_header("X-A", "1")
             res:set_header("x-a", "2")
             res:add_header("Set-Cookie", "a=1")
@@ -250,7 +250,7 @@ describe("lasio.http.serve", function()
             local errs = {}
             local srv, port = H.serve(function(req, res)
                 res:set_header("Content-Length", "10")
-                local ok, e = pcall(res.finish, res, "short")
+                local _, e = pcall(res.finish, res, "short")
                 errs[#errs + 1] = e
                 if req.path == "/stream" then
                     res:write("12345")
@@ -483,7 +483,7 @@ describe("HTTP response splitting (H9, server side)", function()
     it("set_header refuses CR, LF or NUL in a name or a value", async(function()
         -- covers H9
         local errors = {}
-        local srv, port = H.serve(function(req, res)
+        local srv, port = H.serve(function(_, res)
             for _, pair in ipairs({{"X-A", "a\r\nSet-Cookie: evil"},
                 {"X-A\r\nX-B", "v"}, {"X-A", "a\0b"}, {"X-A", "a\nb"},
                 {"Bad Name", "v"}, {"", "v"}, {"X-A", {}}}) do
@@ -506,7 +506,7 @@ describe("HTTP response splitting (H9, server side)", function()
 
     it("headers cannot change after they were sent", async(function()
         local e
-        local srv, port = H.serve(function(req, res)
+        local srv, port = H.serve(function(_, res)
             res:write("x")
             e = helper.raises(res.set_header, res, "X-Late", "1")
             res:finish()
@@ -546,8 +546,8 @@ describe("HTTP limits in time (RELIABILITY L2-L5)", function()
         async(function()
             -- covers L3
             local seen
-            local srv, port = H.serve(function(req, res)
-                local ok, e = pcall(req.body, req)
+            local srv, port = H.serve(function(req)
+                local _, e = pcall(req.body, req)
                 seen = e
                 error(e, 0)
             end, {body_timeout = 0.3})
@@ -566,11 +566,11 @@ describe("HTTP limits in time (RELIABILITY L2-L5)", function()
             -- covers L3
             local seen
             local srv, port = H.serve(function(req, res)
-                local ok, e = pcall(req.body, req)
+                local _, e = pcall(req.body, req)
                 seen = e
                 res:finish("late")
             end, {body_timeout = 5, request_timeout = 0.5})
-            local r, w = lasio.open_connection("127.0.0.1", port)
+            local _, w = lasio.open_connection("127.0.0.1", port)
             w:write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
             local t0 = lasio.get_running_loop():time()
             for _ = 1, 30 do
@@ -590,7 +590,7 @@ describe("HTTP limits in time (RELIABILITY L2-L5)", function()
             -- covers L4
             local total = net.scale(100 * 1024 * 1024, 4 * 1024 * 1024)
             local failed
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(_, res)
                 local chunk = ("x"):rep(65536)
                 local ok, e = pcall(function()
                     for _ = 1, total // #chunk do res:write(chunk) end
@@ -600,7 +600,7 @@ describe("HTTP limits in time (RELIABILITY L2-L5)", function()
                 if not ok then error(e, 0) end
             end, {send_timeout = 0.3})
             local rss0 = net.status_kb("VmRSS")
-            local r, w = lasio.open_connection("127.0.0.1", port)
+            local _, w = lasio.open_connection("127.0.0.1", port)
             w:write(get())
             assert.is_true(helper.wait_until(function() return failed ~= nil end,
                 10))
@@ -618,11 +618,11 @@ describe("HTTP limits in time (RELIABILITY L2-L5)", function()
             -- not pile up either; the server stops reading requests
             local body = ("x"):rep(4096)
             local handled = 0
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(_, res)
                 handled = handled + 1
                 res:finish(body)
             end, {keepalive_requests = 1000000, send_timeout = 0.3})
-            local r, w = lasio.open_connection("127.0.0.1", port)
+            local _, w = lasio.open_connection("127.0.0.1", port)
             local batch = get():rep(256)
             local sent, stalled = 0, false
             while sent < 200000 do
@@ -711,13 +711,13 @@ describe("HTTP handlers and clients that go away (L6, L7)", function()
     it("L6: a client that disconnects cancels its handler task", async(function()
         -- covers L6
         local started, cancelled = false, false
-        local srv, port = H.serve(function(req, res)
+        local srv, port = H.serve(function()
             started = true
-            local ok, e = pcall(lasio.sleep, 30)
+            local _, e = pcall(lasio.sleep, 30)
             cancelled = helper.is_cancelled(e)
             error(e, 0)
         end)
-        local r, w = lasio.open_connection("127.0.0.1", port)
+        local _, w = lasio.open_connection("127.0.0.1", port)
         w:write(get())
         assert.is_true(helper.wait_until(function() return started end))
         w:close()
@@ -729,19 +729,19 @@ describe("HTTP handlers and clients that go away (L6, L7)", function()
     it("L6: a handler awaiting an upstream read is cancelled and the upstream"
         .. " socket released", async(function()
             -- covers L6
-            local upstream = lasio.start_server(function(r, w) r:read() end,
+            local upstream = lasio.start_server(function(r) r:read() end,
                 "127.0.0.1", 0)
             local uport = upstream:sockets()[1].port
             local uw, done
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function()
                 local ur
                 ur, uw = lasio.open_connection("127.0.0.1", uport)
-                local ok, e = pcall(ur.read, ur)
+                local _, e = pcall(ur.read, ur)
                 uw:close()
                 done = true
                 error(e, 0)
             end)
-            local r, w = lasio.open_connection("127.0.0.1", port)
+            local _, w = lasio.open_connection("127.0.0.1", port)
             w:write(get())
             assert.is_true(helper.wait_until(function() return uw ~= nil end))
             w:close()
@@ -753,7 +753,7 @@ describe("HTTP handlers and clients that go away (L6, L7)", function()
 
     it("close(): idle connections close at once, in-flight requests finish",
         async(function()
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(_, res)
                 lasio.sleep(0.2)
                 res:finish("done")
             end)
@@ -771,7 +771,7 @@ describe("HTTP handlers and clients that go away (L6, L7)", function()
         end))
 
     it("close(): requests past shutdown_timeout are cut", async(function()
-        local srv, port = H.serve(function(req, res)
+        local srv, port = H.serve(function(_, res)
             lasio.sleep(30)
             res:finish("never")
         end, {shutdown_timeout = 0.2})
@@ -919,13 +919,13 @@ end)
 describe("HTTP connection tasks", function()
     it("cancelling a connection's task cancels its handler", async(function()
         local cancelled, conn_task = false, nil
-        local srv, port = H.serve(function(req, res)
+        local srv, port = H.serve(function(req)
             conn_task = req._conn.task
-            local ok, e = pcall(lasio.sleep, 30)
+            local _, e = pcall(lasio.sleep, 30)
             cancelled = helper.is_cancelled(e)
             error(e, 0)
         end)
-        local r, w = lasio.open_connection("127.0.0.1", port)
+        local _, w = lasio.open_connection("127.0.0.1", port)
         w:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert.is_true(helper.wait_until(function() return conn_task ~= nil end))
         assert.are_not.equal(lasio.current_task(), conn_task)

@@ -10,7 +10,7 @@ local lasio = require "lasio"
 local async = helper.async_guarded
 
 local function echo_server(opts)
-    return H.serve(function(req, res)
+    return H.serve(function(req)
         local sock = req:upgrade_websocket(opts)
         while true do
             local msg, kind = sock:recv()
@@ -39,7 +39,7 @@ describe("WebSocket over HTTP", function()
     end))
 
     it("a server that closes gives the client nil, code, reason", async(function()
-        local srv, port = H.serve(function(req, res)
+        local srv, port = H.serve(function(req)
             local sock = req:upgrade_websocket()
             sock:close(4000, "go away")
         end)
@@ -51,7 +51,7 @@ describe("WebSocket over HTTP", function()
     it("a request that is not a WebSocket handshake is refused with 400",
         async(function()
             local err
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(req)
                 local ok, e = pcall(req.upgrade_websocket, req)
                 err = e
                 if not ok then error(e, 0) end
@@ -81,7 +81,7 @@ describe("WebSocket over HTTP", function()
     end))
 
     it("the client refuses a server that does not upgrade", async(function()
-        local srv, port = H.serve(function(req, res) res:finish("plain") end)
+        local srv, port = H.serve(function(_, res) res:finish("plain") end)
         local e = helper.raises(lasio.http.websocket,
             "ws://127.0.0.1:" .. port .. "/")
         assert.is_true(lasio.HTTPError:is(e), tostring(e))
@@ -93,9 +93,9 @@ describe("WebSocket over HTTP", function()
     it("a client that disconnects ends the server's socket and handler",
         async(function()
             local ended
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(req)
                 local sock = req:upgrade_websocket()
-                local ok, a = pcall(sock.recv, sock)
+                pcall(sock.recv, sock)
                 ended = true
             end)
             local r, w = lasio.open_connection("127.0.0.1", port)
@@ -114,7 +114,7 @@ describe("WebSocket subprotocols", function()
     it("the server picks the first of its protocols the client offered",
         async(function()
             local server_sock
-            local srv, port = H.serve(function(req, res)
+            local srv, port = H.serve(function(req)
                 server_sock = req:upgrade_websocket({protocols = {"v2", "v1"}})
                 server_sock:recv()
             end)

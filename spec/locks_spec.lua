@@ -64,12 +64,6 @@ local function spawn_n(n, fn)
     return tasks
 end
 
-local function count(list, v)
-    local n = 0
-    for _, x in ipairs(list) do if x == v then n = n + 1 end end
-    return n
-end
-
 -- Bytes allocated while running fn with the collector stopped.
 local function allocated_kb(fn)
     collectgarbage("collect")
@@ -1357,7 +1351,7 @@ describe("Barrier", function()
         assert.are.equal("lasio.Barrier<filling waiters=0/5>", tostring(barrier))
         local waiters = {}
         local function wait() barrier:wait() end
-        for i = 1, 2 do waiters[#waiters + 1] = lasio.spawn(wait) end
+        for _ = 1, 2 do waiters[#waiters + 1] = lasio.spawn(wait) end
         lasio.sleep(0)
         assert.are.equal("lasio.Barrier<filling waiters=2/5>", tostring(barrier))
         for _ = 1, barrier.parties - barrier.n_waiting do

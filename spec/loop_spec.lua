@@ -90,7 +90,7 @@ describe("loop", function()
         it("works with a callable table", async(function()
             local loop = lasio.get_running_loop()
             local got
-            local obj = setmetatable({}, { __call = function(self, x) got = x end })
+            local obj = setmetatable({}, { __call = function(_, x) got = x end })
             loop:call_soon(obj, "called")
             lasio.sleep(0)
             assert.are.equal("called", got)
@@ -428,6 +428,7 @@ end)
                     assert.is_true(helper.count(err, "\n") >= 2 or #err > 40, err)
                     local out2, err2, status2 = child(code:format("false"), interp)
                     assert.are.equal(0, status2, err2)
+                    assert.truthy(out2:find("ok", 1, true))
                     assert.are.equal("", err2, "reported without debug mode")
                 end)
         end
@@ -630,7 +631,8 @@ print(r, table.concat(log, ","), loop:is_closed())
             assert.truthy(out:find("main-done\tcancelled,cleanup\ttrue", 1, true), out)
         end)
 
-        it("lasio.run: a failing main task still cancels and finishes the others; a leftover that delays its end is awaited",
+        it("lasio.run: a failing main task still cancels and finishes the others; "
+            .. "a leftover that delays its end is awaited",
             function()
                 local out, err, status = child([[
 local lasio = require "lasio"

@@ -107,6 +107,7 @@ openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.
         -- without the CA, the certificate is refused
         out, err, status = run("tls_get.lua", { "localhost", port })
         assert.are.equal(1, status)
+        assert.are.equal("", out)
         assert.matches("certificate verify failed", err)
         server:close()
         net.rmdir(dir)

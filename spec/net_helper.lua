@@ -53,7 +53,6 @@ end
 
 -- Inside a task: waits until the fd count comes back to n (or below).
 function M.fds_back_to(n)
-    local lasio = require "lasio"
     return helper.wait_until(function()
         collectgarbage()
         return M.fds() <= n

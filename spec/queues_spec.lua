@@ -615,9 +615,9 @@ describe("LifoQueue and PriorityQueue", function()
             q:put_nowait(v)
             if i % 7 == 0 then
                 -- interleave removals: the smallest so far comes out
-                local v = q:get_nowait()
+                local got = q:get_nowait()
                 table.sort(items)
-                assert.are.equal(items[1], v)
+                assert.are.equal(items[1], got)
                 table.remove(items, 1)
             end
         end

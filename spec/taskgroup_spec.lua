@@ -6,7 +6,7 @@ local helper = require "helper"
 local lasio = require "lasio"
 local async = helper.async
 
-local CancelledError, ErrorGroup = lasio.CancelledError, lasio.ErrorGroup
+local ErrorGroup = lasio.ErrorGroup
 
 local raises = helper.raises
 
@@ -206,7 +206,7 @@ describe("lasio.taskgroup", function()
                 local e = raises(lasio.taskgroup, function(g)
                     for i = 1, 4 do
                         g:spawn(function()
-                            local ok, c = pcall(lasio.sleep, 10)
+                            local _, c = pcall(lasio.sleep, 10)
                             order[#order + 1] = i
                             error(c, 0)
                         end)
@@ -257,7 +257,7 @@ describe("lasio.taskgroup", function()
             local e = raises(lasio.taskgroup, function(g)
                 g:spawn(crash_after(0.001, ZeroDivision()))
                 g:spawn(function()
-                    local ok, c = pcall(lasio.sleep, 1)
+                    local _, c = pcall(lasio.sleep, 1)
                     spawn_err = select(2, pcall(g.spawn, g, crash_after(0, ZeroDivision())))
                     error(c, 0)
                 end)
@@ -668,7 +668,7 @@ describe("lasio.taskgroup", function()
         it("a timeout inside a child is that child's own business", async(function()
             local a, b = lasio.taskgroup(function(g)
                 local ta = g:spawn(function()
-                    local ok, e = pcall(lasio.timeout, 0.01, lasio.sleep, 10)
+                    local _, e = pcall(lasio.timeout, 0.01, lasio.sleep, 10)
                     return lasio.TimeoutError:is(e) and "timed out" or tostring(e)
                 end)
                 local tb = g:spawn(function() lasio.sleep(0.02) return "b" end)

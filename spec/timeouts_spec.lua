@@ -6,25 +6,13 @@ local helper = require "helper"
 local lasio = require "lasio"
 local async = helper.async
 
-local CancelledError, TimeoutError = lasio.CancelledError, lasio.TimeoutError
+local TimeoutError = lasio.TimeoutError
 local EPSILON = 0.0001
 
 local raises = helper.raises
 
 local function is_timeout(e) return TimeoutError:is(e) end
 local is_cancelled = helper.is_cancelled
-
--- Cancels the tasks that are still running and waits until they finished.
-local function finish(...)
-    for i = 1, select("#", ...) do
-        local t = select(i, ...)
-        if t and not t:done() then t:cancel() end
-    end
-    for i = 1, select("#", ...) do
-        local t = select(i, ...)
-        if t then pcall(t.await, t) end
-    end
-end
 
 local function now() return lasio.get_running_loop():time() end
 
@@ -38,7 +26,7 @@ describe("lasio.timeout", function()
                 local e = raises(function()
                     local t <close> = lasio.timeout(0.01)
                     cm = t
-                    local ok, err = pcall(lasio.sleep, 10)
+                    local _, err = pcall(lasio.sleep, 10)
                     inside = err
                     error(err, 0)
                 end)
@@ -82,7 +70,7 @@ describe("lasio.timeout", function()
                 local e = raises(function()
                     local t1 <close> = lasio.timeout_at(deadline)
                     cm1 = t1
-                    local ok, err = pcall(function()
+                    local _, err = pcall(function()
                         local t2 <close> = lasio.timeout_at(deadline)
                         cm2 = t2
                         lasio.sleep(10)
@@ -218,7 +206,7 @@ describe("lasio.timeout", function()
                 -- error in flight (asyncio's test_timeout_exception_context)
                 local e = raises(function()
                     local _ <close> = lasio.timeout(0.01)
-                    local _c <close> = helper.closer(function() lasio.sleep(1) end)
+                    local _ <close> = helper.closer(function() lasio.sleep(1) end)
                     error("ZeroDivisionError", 0)
                 end)
                 assert.is_true(is_timeout(e), tostring(e))
@@ -260,7 +248,7 @@ describe("lasio.timeout", function()
             async(function()
                 local seen, cm
                 local t = lasio.spawn(function()
-                    local ok, e = pcall(function()
+                    local _, e = pcall(function()
                         local s <close> = lasio.timeout(10)
                         cm = s
                         lasio.sleep(10)
@@ -313,7 +301,7 @@ describe("lasio.timeout", function()
                 local t0 = now()
                 local e = raises(function()
                     local _ <close> = lasio.timeout(0.1)
-                    local ok, err = pcall(function()
+                    local _, err = pcall(function()
                         local _ <close> = lasio.timeout(0.01)
                         helper.busy(0.1) -- the loop is busy past both deadlines
                         lasio.sleep(1)
@@ -333,7 +321,7 @@ describe("lasio.timeout", function()
             local inner_err
             local e = raises(function()
                 local _ <close> = lasio.timeout(0.002)
-                local ok, err = pcall(function()
+                local _, err = pcall(function()
                     local _ <close> = lasio.timeout(0.1)
                     helper.busy(0.01)
                     lasio.sleep(1)
@@ -381,9 +369,9 @@ describe("lasio.timeout", function()
                 local inner_err, cleanup_saw
                 local e = raises(function()
                     local _ <close> = lasio.timeout(0.01)
-                    local _c <close> = helper.closer(function(err)
+                    local _ <close> = helper.closer(function(err)
                         cleanup_saw = err
-                        local ok, e2 = pcall(function()
+                        local _, e2 = pcall(function()
                             local _ <close> = lasio.timeout(0.01)
                             lasio.sleep(10)
                         end)
@@ -404,10 +392,10 @@ describe("lasio.timeout", function()
                 local started = lasio.Future()
                 local t = lasio.spawn(function()
                     local _ <close> = lasio.timeout(10)
-                    local _c <close> = helper.closer(function(err)
+                    local _ <close> = helper.closer(function(err)
                         log[#log + 1] = "cleanup:" .. tostring(err)
                         started:set_result()
-                        local ok, e = pcall(lasio.sleep, 10)
+                        local _, e = pcall(lasio.sleep, 10)
                         log[#log + 1] = "second:" .. tostring(e)
                     end)
                     lasio.sleep(10)
@@ -431,7 +419,7 @@ describe("lasio.timeout", function()
                             local _ <close> = helper.closer(function() error("crash in cleanup", 0) end)
                             lasio.sleep(2)
                         end)
-                        local _f <close> = helper.closer(function() lasio.sleep(1) end)
+                        local _ <close> = helper.closer(function() lasio.sleep(1) end)
                         error("value error", 0)
                     end)
                 end)
@@ -522,7 +510,7 @@ describe("lasio.timeout", function()
                 local deadline = loop:time() + 0.01
                 local seen
                 local t = lasio.spawn(function()
-                    local ok, e = pcall(function()
+                    local _, e = pcall(function()
                         local _ <close> = lasio.timeout_at(deadline)
                         lasio.sleep(10)
                     end)
@@ -788,7 +776,7 @@ describe("lasio.wait_for", function()
             local task_done = false
             local inner = lasio.spawn(function()
                 local _ <close> = helper.closer(function() task_done = true end)
-                local ok, e = pcall(lasio.sleep, 10)
+                local _, e = pcall(lasio.sleep, 10)
                 lasio.sleep(EPSILON)
                 error(e, 0)
             end)
@@ -814,7 +802,7 @@ describe("lasio.wait_for", function()
             async(function()
                 local release = lasio.Future()
                 local inner = lasio.spawn(function()
-                    local ok, e = pcall(lasio.sleep, 10)
+                    local _, e = pcall(lasio.sleep, 10)
                     release:await() -- a slow cancellation handler
                     error(e, 0)
                 end)
@@ -836,7 +824,7 @@ describe("lasio.wait_for", function()
             local task_done = false
             local inner = lasio.spawn(function()
                 local _ <close> = helper.closer(function() task_done = true end)
-                local ok, e = pcall(lasio.sleep, 10)
+                local _, e = pcall(lasio.sleep, 10)
                 lasio.sleep(EPSILON)
                 error(e, 0)
             end)

@@ -161,7 +161,6 @@ describe("timers", function()
     it("no timer callback runs before its when()", async(function()
         local loop = lasio.get_running_loop()
         local fired = {}
-        local handles = {}
         local seed = 12345
         local function rnd()
             seed = (seed * 1103515245 + 12345) % 2147483648
@@ -172,7 +171,6 @@ describe("timers", function()
             h = loop:call_later(rnd() * 0.03, function()
                 fired[#fired + 1] = { at = loop:time(), when = h:when(), i = i }
             end)
-            handles[i] = h
         end
         assert.is_true(helper.wait_until(function() return #fired == 100 end, 5))
         for k, f in ipairs(fired) do

@@ -100,6 +100,8 @@ describe("TLS", function()
         assert.matches("IP address mismatch", e.message)
         -- "" skips the name check but not the chain
         r, w = lasio.open_connection("127.0.0.1", port, { ssl = ctx, server_hostname = "" })
+        w:write("any\n")
+        assert.are.equal("any\n", r:readline())
         w:close()
         server:close()
     end))
@@ -138,7 +140,7 @@ describe("TLS", function()
         end))
 
     it("a closed TLS connection reads as EOF", async(function()
-        local server = lasio.start_server(function(r, w) w:write("bye") end,
+        local server = lasio.start_server(function(_, w) w:write("bye") end,
             "127.0.0.1", 0, { ssl = server_ctx() })
         local r, w = lasio.open_connection("127.0.0.1", server:sockets()[1].port,
             { ssl = client_ctx() })
@@ -161,7 +163,7 @@ describe("TLS", function()
             assert.is_true(not ok or #data < 100) -- an alert at most, then EOF
             w:close()
             -- and a TLS client to a plain server that closes
-            local plain = lasio.start_server(function(pr, pw) pr:read(1) end, "127.0.0.1", 0)
+            local plain = lasio.start_server(function(pr) pr:read(1) end, "127.0.0.1", 0)
             local e = handshake_error("127.0.0.1", plain:sockets()[1].port,
                 { ssl = client_ctx() })
             assert.is_true(lasio.OSError:is(e))
@@ -176,7 +178,7 @@ describe("TLS", function()
 
     it("a handshake that never ends times out and releases the socket", async(function()
         local fds0 = net.settle()
-        local silent = lasio.start_server(function(r, w) pcall(r.read, r) end, "127.0.0.1", 0)
+        local silent = lasio.start_server(function(r) pcall(r.read, r) end, "127.0.0.1", 0)
         local port = silent:sockets()[1].port
         local loop = lasio.get_running_loop()
         local t0 = loop:time()
@@ -190,6 +192,7 @@ describe("TLS", function()
         -- releases the socket
         ok, e = pcall(lasio.open_connection, "127.0.0.1", port,
             { ssl = client_ctx(), timeout = 0.05 })
+        assert.is_false(ok)
         assert.is_true(lasio.TimeoutError:is(e))
         local t = lasio.spawn(lasio.open_connection, "127.0.0.1", port, { ssl = client_ctx() })
         lasio.sleep(0.02)

@@ -198,7 +198,8 @@ describe("websocket handshake helpers", function()
             { "GET", "1.1", headers({ ["sec-websocket-key"] = "AAAAAAAAAAAAAAAAAAAAAAA=" }), "invalid" },
             { "GET", "1.1", headers({ ["sec-websocket-key"] = "!!!!!!!!!!!!!!!!!!!!!!==" }), "invalid" },
             { "GET", "1.1", headers({ ["sec-websocket-key"] = "AAAAAAAAAAAAAAAAAAAAAB==" }), "invalid" },
-            { "GET", "1.1", headers({ ["sec-websocket-key"] = "dGhlIHNhbXBsZSBub25jZQ==, dGhlIHNhbXBsZSBub25jZQ==" }), "invalid" },
+            { "GET", "1.1", headers({
+                ["sec-websocket-key"] = "dGhlIHNhbXBsZSBub25jZQ==, dGhlIHNhbXBsZSBub25jZQ==" }), "invalid" },
             { "GET", "1.1", headers({ ["sec-websocket-version"] = false }), "Sec%-WebSocket%-Version" },
         }
         for i, c in ipairs(cases) do

@@ -86,8 +86,8 @@ lasio_new_future(lua_State *L) {
     return 1;
 }
 
-/* core.set_interrupt_task(task or nil): which task SIGINT/SIGTERM cancel
- * under the lasio command (nil: the main task). */
+/* core.internal.set_interrupt_task(task or nil): which task SIGINT/SIGTERM
+ * cancel under the lasio command (nil: the main task). */
 static int
 lasio_set_interrupt_task(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
@@ -112,7 +112,19 @@ lasio_time(lua_State *L) {
     return 1;
 }
 
+/*
+ * Public and internal names (docs/INTERNALS.md, "Public and internal names
+ * of lasio.core"). lua/lasio/init.lua copies the top level of lasio.core
+ * into the lasio table, all of it but `internal` and `coroutine` (the
+ * functions it installs into the coroutine library): a name registered
+ * at the top is public API. A function or value for the facade only (the files
+ * of lua/lasio/, the REPL, the specs of internals) goes into the sub-table
+ * core.internal instead: in internal_funcs below, or by an opener that
+ * luaopen_lasio_core calls with core.internal at the top of the stack.
+ * No list of internal names is kept anywhere else.
+ */
 static const luaL_Reg core_funcs[] = {
+    /* public: the top level */
     {"sleep", lasio_sleep_},
     {"spawn", lasio_spawn},
     {"create_task", lasio_spawn},
@@ -121,8 +133,12 @@ static const luaL_Reg core_funcs[] = {
     {"all_tasks", lasio_all_tasks},
     {"Future", lasio_new_future},
     {"isfuture", lasio_isfuture},
-    {"set_interrupt_task", lasio_set_interrupt_task},
     {"time", lasio_time},
+    {NULL, NULL}};
+
+static const luaL_Reg internal_funcs[] = {
+    /* core.internal: for the facade only */
+    {"set_interrupt_task", lasio_set_interrupt_task},
     {"gather_results", lasio_gather_results_},
     {NULL, NULL}};
 
@@ -135,24 +151,29 @@ luaopen_lasio_core(lua_State *L) {
     luaopen_lasio_task_(L);
     luaopen_lasio_timer_(L);
     luaL_newlib(L, core_funcs);
+    luaL_newlib(L, internal_funcs);
+    lua_setfield(L, -2, "internal");
     luaopen_lasio_loop_(L);
     luaopen_lasio_stream_(L);
     luaopen_lasio_connect_(L);
     luaopen_lasio_server_(L);
     luaopen_lasio_udp_(L);
     luaopen_lasio_dns_(L);
-    luaopen_lasio_http_(L);
-    luaopen_lasio_httpformat_(L);
     luaopen_lasio_tls_(L);
     luaopen_lasio_signal_(L);
     luaopen_lasio_process_(L);
     luaopen_lasio_thread_(L);
     luaopen_lasio_fs_(L);
-    luaopen_lasio_websocket_(L);
     lasio_errors_export_(L);
     lasio_waitq_open_(L);
     lasio_queue_open_(L);
-    lasio_gather_open_(L);
+    /* core.internal: these openers register into the table at the top */
+    lua_getfield(L, -1, "internal");
+    luaopen_lasio_http_(L);       /* http_parser, http_trace, http_headers_mt */
+    luaopen_lasio_httpformat_(L); /* http_check_header, http_send(_chunk) */
+    luaopen_lasio_websocket_(L);  /* websocket */
+    lasio_gather_open_(L);        /* gather_ops */
+    lua_pop(L, 1);
     lasio_coro_push_(L);
     lua_setfield(L, -2, "coroutine");
     lua_pushliteral(L, LASIO_VERSION);

@@ -20,7 +20,7 @@ function Response:finish(body)
     self.body, self.finished = body, true
 end
 
-local function handler(req, res)
+local function handler(_, res)
     res:set_header("Content-Type", "text/plain")
     res:finish("hello")
 end

@@ -128,9 +128,9 @@ end
 -- successful cancel() is never dropped (bpo-26923).
 
 -- The per-child work (checks, starting functions, counting the children
--- in a C done callback, marking late errors retrieved) is core.gather_ops
+-- in a C done callback, marking late errors retrieved) is gather_ops
 -- (gather.c); this loop runs once per wake-up of the gathering task.
-local gops = core.gather_ops
+local gops = core.internal.gather_ops
 
 local function gather_wait(loop, g, n)
     local cancel_err
@@ -161,7 +161,7 @@ local function gather_wait(loop, g, n)
     if cancel_err then error(cancel_err, 0) end
     -- every child is done: their first results (errors in their places
     -- with return_exceptions), gathered in C
-    return core.gather_results(children, n)
+    return core.internal.gather_results(children, n)
 end
 
 -- lasio.gather(aw, ...) -> the first result of each

@@ -12,9 +12,10 @@ local lasio = require "lasio"
 local core = require "lasio.core"
 local body_reader = require "lasio.http_body"
 
-local http_parser, http_send, http_send_chunk = core.http_parser,
-    core.http_send, core.http_send_chunk
-local check_header, now = core.http_check_header, core.time
+local internal = core.internal
+local http_parser, http_send, http_send_chunk = internal.http_parser,
+    internal.http_send, internal.http_send_chunk
+local check_header, now = internal.http_check_header, core.time
 local HTTPError, TimeoutError, OSError = lasio.HTTPError, lasio.TimeoutError,
     lasio.OSError
 
@@ -377,12 +378,8 @@ local function check_opts(opts, what)
     return opts
 end
 
--- Headers the client writes itself from the body it is given.
-local framing = {["transfer-encoding"] = true, ["content-length"] = true}
-
--- The header list of a request: the user's (checked), then ours.
--- have: the lower-case names the user gave; length: a Content-Length
--- the user gave (for a body function of known size).
+-- The header list of a request: the user's (checked), then ours; and a
+-- Content-Length the user gave (for a body function of known size).
 local function build_headers(opts, scheme, host, port, what)
     local h, have, length = {}, {}, nil
     local user = opts.headers
@@ -416,7 +413,7 @@ local function build_headers(opts, scheme, host, port, what)
     if not have["user-agent"] then
         h[#h + 1], h[#h + 2] = "User-Agent", USER_AGENT
     end
-    return h, have, length
+    return h, length
 end
 
 -- Sends a body given as a function: chunked, or raw when the user gave
@@ -515,8 +512,7 @@ local function request_once(req, opts)
     if (scheme == "https") and opts.ssl == false then
         error(what .. ": an https URL needs TLS (ssl = false was given)", 3)
     end
-    local headers, have, length = build_headers(opts, scheme, host, port,
-        what)
+    local headers, length = build_headers(opts, scheme, host, port, what)
     req.target, req.headers, req.length, req.body = target, headers, length,
         opts.body
     req.max_body = opts.max_body

@@ -11,9 +11,10 @@ local lasio = require "lasio"
 local core = require "lasio.core"
 local body_reader = require "lasio.http_body"
 
-local http_parser, http_send, http_send_chunk = core.http_parser,
-    core.http_send, core.http_send_chunk
-local check_header = core.http_check_header
+local internal = core.internal
+local http_parser, http_send, http_send_chunk = internal.http_parser,
+    internal.http_send, internal.http_send_chunk
+local check_header = internal.http_check_header
 local spawn, now = lasio.spawn, core.time
 local HTTPError, CancelledError = lasio.HTTPError, lasio.CancelledError
 local TimeoutError = lasio.TimeoutError
@@ -461,7 +462,7 @@ local function skip_body(conn, req)
     return ok
 end
 
-local function check_request(srv, conn, req)
+local function check_request(srv, req)
     local expect = rawget(req.headers, "expect")
     if expect then
         if expect:lower() ~= "100-continue" then
@@ -488,7 +489,7 @@ local function serve_connection(srv, reader, writer)
             local idle = nreq == 0 and srv.headers_timeout
                 or srv.keepalive_timeout
             conn.busy = false
-            local got, req, why = pcall(parser.read_head, parser, reader,
+            local got, req = pcall(parser.read_head, parser, reader,
                 idle, srv.headers_timeout)
             if not got then
                 if HTTPError:is(req) and not req.silent then
@@ -503,7 +504,7 @@ local function serve_connection(srv, reader, writer)
             req._conn = conn
             req._deadline = t0 + srv.request_timeout
             setmetatable(req, Request)
-            local status, msg = check_request(srv, conn, req)
+            local status, msg = check_request(srv, req)
             if status then
                 answer_error(conn, status, msg)
                 return

@@ -6,26 +6,25 @@
 local require = require
 local core = require "lasio.core"
 
--- core names for the facade's own use, not part of the module table
-local internal = {coroutine = true, set_interrupt_task = true, gather_results = true,
-    gather_ops = true, http_parser = true, http_trace = true, http_send = true,
-    http_send_chunk = true, http_check_header = true, http_headers_mt = true,
-    websocket = true, process_methods = true}
-
+-- The top level of the core is public; what the facade alone uses is in
+-- core.internal (src/module.c, "Public and internal names"), and the
+-- coroutine functions are installed below.
 local M = {}
 for k, v in pairs(core) do
-    if not internal[k] then M[k] = v end
+    if k ~= "internal" and k ~= "coroutine" then M[k] = v end
 end
 
 -- Awaits inside a user's coroutine suspend the whole task: the scheduler's
--- yields pass through these versions of the coroutine functions.
+-- yields pass through these versions of the coroutine functions. (luacheck
+-- takes the standard library's tables as read-only: writing them is this
+-- loop's purpose.)
 for name, fn in pairs(core.coroutine) do
-    coroutine[name] = fn
+    coroutine[name] = fn -- luacheck: ignore 122
 end
 
 -- The Process methods written in Lua (subprocess.lua: wait, communicate)
 -- extend the C object's method table, loaded on first use.
-setmetatable(core.process_methods, {__index = function(methods, name)
+setmetatable(core.internal.process_methods, {__index = function(methods, name)
     local method = require("lasio.subprocess")[name]
     if method ~= nil then rawset(methods, name, method) end
     return method

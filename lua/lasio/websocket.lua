@@ -16,7 +16,7 @@
 local core = require "lasio.core"
 local lasio = require "lasio"
 
-local C = core.websocket
+local C = core.internal.websocket
 local frame, unmask = C.frame, C.mask
 local spack, sunpack, sbyte = string.pack, string.unpack, string.byte
 local concat, utf8len = table.concat, utf8.len
@@ -234,7 +234,7 @@ local function on_pong(self, payload)
     for i = 1, #pings do
         if pings[i].data == payload then
             local now = lasio.time()
-            for j = 1, i do
+            for _ = 1, i do
                 local p = table.remove(pings, 1)
                 if not p.fut:done() then p.fut:set_result(now - p.t0) end
             end

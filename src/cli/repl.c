@@ -356,7 +356,8 @@ newinput(lua_State *L) {
 static const char repl_lua[] =
     "local input <close> = ...\n"
     "local lasio = require 'lasio'\n"
-    "local core = require 'lasio.core'\n"
+    "local set_interrupt_task = require('lasio.core').internal"
+    ".set_interrupt_task\n"
     "local CancelledError = lasio.CancelledError\n"
     "local function report(msg)\n"
     "  io.stderr:write(tostring(msg), '\\n')\n"
@@ -394,7 +395,7 @@ static const char repl_lua[] =
     "  if not interrupted(line) then error(line, 0) end\n"
     /* Ctrl-C at the prompt: handled, so the next one is a first one */
     "  lasio.current_task():uncancel()\n"
-    "  core.set_interrupt_task(nil)\n"
+    "  set_interrupt_task(nil)\n"
     "  return false\n"
     "end\n"
     "local function incomplete(msg)\n"
@@ -435,7 +436,7 @@ static const char repl_lua[] =
     "    report(x)\n"
     "  elseif what == 'ok' then\n"
     "    local task = lasio.spawn(run, x)\n"
-    "    core.set_interrupt_task(task)\n"
+    "    set_interrupt_task(task)\n"
     "    local ok, r = pcall(task.await, task)\n"
     "    local err\n"
     "    if not ok then\n" /* cancelled before it started */
@@ -453,7 +454,7 @@ static const char repl_lua[] =
     "    if CancelledError:is(err) and not interrupted(err) then\n"
     "      error(err, 0)\n" /* SIGTERM: end with the signal's status */
     "    end\n"
-    "    core.set_interrupt_task(nil)\n"
+    "    set_interrupt_task(nil)\n"
     "  end\n"
     "end\n"
     "io.stdout:write('\\n')\n"

@@ -373,9 +373,11 @@ LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L, int kind);
 LASIO_HIDDEN void lasio_future_finalize_(lua_State *L, int idx,
                                          struct lasio_future *f);
 LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
-/* core.gather_results(list, n): the results table of a finished gather. */
+/* core.internal.gather_results(list, n): the results table of a finished
+ * gather. */
 LASIO_HIDDEN int lasio_gather_results_(lua_State *L);
-/* Sets core.gather_ops (gather.c) in the module table at the top. */
+/* Sets gather_ops (gather.c) in the table at the top (core.internal:
+ * module.c). */
 LASIO_HIDDEN void lasio_gather_open_(lua_State *L);
 /* Function that resolves/stops a loop when a Future completes. */
 LASIO_HIDDEN int lasio_stop_loop_cb_(lua_State *L);
@@ -525,16 +527,6 @@ LASIO_HIDDEN void lasio_theap_fire_cb_(int fd, short what, void *arg);
 /* Forgets every entry and frees the heap (loop close). */
 LASIO_HIDDEN void lasio_theap_free_(struct lasio_loop *loop);
 /* ====== } */
-<<<<<<< HEAD
-=======
-/* Arms ev to fire at monotonic time `when`, never before (INTERNALS.md,
- * rule 11).
- * Returns event_add's result: -1 when libevent ran out of memory. */
-LASIO_HIDDEN int lasio_timer_arm_(struct event *ev, double when);
-/* Seconds still to wait for `when`, or 0 when due. */
-LASIO_HIDDEN double lasio_timer_remaining_(double when);
-/* ====== } */
->>>>>>> docs
 
 /* {====== Errors (errors.c) ====== */
 enum lasio_errclass {

@@ -552,8 +552,8 @@ future_gc(lua_State *L) {
     return 0;
 }
 
-/* core.gather_results(list, n) -> {n = n, ...}: for each done Future of
- * list[1..n], its first result, or its error (marked retrieved), or a
+/* core.internal.gather_results(list, n) -> {n = n, ...}: for each done Future
+ * of list[1..n], its first result, or its error (marked retrieved), or a
  * CancelledError: what gather returns with return_exceptions, in one call
  * instead of three method calls per child. */
 int

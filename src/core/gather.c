@@ -1,6 +1,6 @@
 /*
- * gather.c: the per-child part of lasio.gather in C (core.gather_ops, for
- * combinators.lua only): checking the items, starting the functions,
+ * gather.c: the per-child part of lasio.gather in C (core.internal.gather_ops,
+ * for combinators.lua only): checking the items, starting the functions,
  * counting the children in a C done callback and knowing when the outcome
  * is decided. The waiting and the passing on of a cancellation stay in
  * combinators.lua, which calls these once per gather, not once per child.
@@ -284,5 +284,5 @@ lasio_gather_open_(lua_State *L) {
     lasio_newmetatable_(L, LASIO_GATHER_MT, &gather_token);
     lua_pop(L, 1);
     luaL_newlib(L, gather_ops);
-    lua_setfield(L, -2, "gather_ops"); /* into the module table at top */
+    lua_setfield(L, -2, "gather_ops"); /* into core.internal, at the top */
 }

@@ -41,9 +41,10 @@ bad_char(lua_State *L, const char *what, unsigned char c, const char *name) {
     return luaL_error(L, "%s: invalid character %s in header name", what, hex);
 }
 
-/* core.http_check_header(name, value, what) -> name, value (as string):
- * raises naming `what` when the name is not a token or either holds a
- * CR, LF, NUL or another control character (HTAB allowed in values). */
+/* core.internal.http_check_header(name, value, what) -> name, value (as
+ * string): raises naming `what` when the name is not a token or either
+ * holds a CR, LF, NUL or another control character (HTAB allowed in
+ * values). */
 static int
 check_header(lua_State *L) {
     size_t nlen, vlen;
@@ -230,8 +231,8 @@ add_date(luaL_Buffer *b) {
     luaL_addstring(b, date);
 }
 
-/* core.http_send(writer, line, headers, content_length, chunked, close,
- * body): writes a message head and, when given, its body.
+/* core.internal.http_send(writer, line, headers, content_length, chunked,
+ * close, body): writes a message head and, when given, its body.
  *   line: a status code (a response: status line and Date) or a request
  *     line without its CRLF;
  *   headers: a list {name, value, ...} already checked by
@@ -305,8 +306,8 @@ http_send(lua_State *L) {
     return 0;
 }
 
-/* core.http_send_chunk(writer, data): one chunk of a chunked body; ""
- * sends the last chunk (and an empty trailer section). */
+/* core.internal.http_send_chunk(writer, data): one chunk of a chunked
+ * body; "" sends the last chunk (and an empty trailer section). */
 static int
 http_send_chunk(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);

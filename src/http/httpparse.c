@@ -723,7 +723,7 @@ parser_wake_hangup(lua_State *L) {
 
 /* ====== } */
 
-/* {====== core.http_trace(kind, chunks [, opts]) ======
+/* {====== core.internal.http_trace(kind, chunks [, opts]) ======
  * Parses the strings of the list `chunks` in turn, as if they had arrived
  * one by one, and returns the events as text: "head ..." lines with the
  * start line and the headers, "body <n> <bytes>" and "end" per message,
@@ -859,8 +859,8 @@ opt_size(lua_State *L, int opts, const char *key, lua_Integer dflt) {
     return (size_t)lasio_optinteger_(L, opts, key, dflt, 0, "http_parser");
 }
 
-/* core.http_parser(kind, opts): kind "request" or "response"; opts
- * max_line, max_field, max_head, max_headers, max_body (-1: none). */
+/* core.internal.http_parser(kind, opts): kind "request" or "response";
+ * opts max_line, max_field, max_head, max_headers, max_body (-1: none). */
 static int
 new_parser(lua_State *L) {
     static const char *const kinds[] = {"request", "response", NULL};
@@ -956,7 +956,8 @@ luaopen_lasio_http_(lua_State *L) {
     lua_pushvalue(L, -2);
     luaL_setfuncs(L, methods, 1);
     lua_setfield(L, -3, "__index");
-    /* core.http_headers_mt: for the header tables the facade makes */
+    /* core.internal.http_headers_mt: for the header tables the facade
+     * makes */
     lua_setfield(L, -3, "http_headers_mt");
     lua_pop(L, 1);
     lua_pushcfunction(L, new_parser);

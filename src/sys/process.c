@@ -670,12 +670,15 @@ luaopen_lasio_process_(lua_State *L) {
         lua_pushcfunction(L, process_tostring);
         lua_setfield(L, -2, "__tostring");
     }
-    /* the method table, for the facade to extend: wait and communicate
-     * run helper tasks and are written in Lua (lua/lasio/subprocess.lua) */
+    /* the method table, as core.internal.process_methods, for the facade
+     * to extend: wait and communicate run helper tasks and are written in
+     * Lua (lua/lasio/subprocess.lua) */
     lua_getfield(L, -1, "__index");
     lua_getupvalue(L, -1, 1);
-    lua_setfield(L, -4, "process_methods");
-    lua_pop(L, 2);
+    lua_getfield(L, -4, "internal");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "process_methods");
+    lua_pop(L, 3);
     luaL_setfuncs(L, module_funcs, 0);
     lua_pushinteger(L, STDIO_PIPE);
     lua_setfield(L, -2, "PIPE");

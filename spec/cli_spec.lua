@@ -1,4 +1,4 @@
--- The lasio command (API.md section 1, RELIABILITY.md C1-C3): options,
+-- The lasio command (docs/API.md, The lasio command; C1-C3): options,
 -- exit statuses, binary chunks, stdout closed early, signals and the REPL.
 -- Every spec runs the built binary in a child process, so the file passes
 -- the same under busted --lua=lasio and --lua=lua5.4.

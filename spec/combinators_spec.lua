@@ -1,6 +1,6 @@
 -- Specs for lasio.gather, lasio.wait, lasio.as_completed and lasio.shield:
 -- a port of the gather, wait, as_completed and shield parts of asyncio's
--- test_tasks.py. Covers RELIABILITY F8 and F11.
+-- test_tasks.py. Covers F8 and F11.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
 local lasio = require "lasio"

@@ -1,4 +1,4 @@
--- Specs for awaits in awkward places (API.md section 2, RELIABILITY F12):
+-- Specs for awaits in awkward places (docs/API.md, Module functions; F12):
 -- the forwarding coroutine library (user coroutines that await suspend the
 -- whole task), plain coroutine.yield at task level, non-yieldable places
 -- (table.sort, string.gsub, require, __gc), awaits outside a task, and

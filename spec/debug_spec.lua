@@ -1,4 +1,4 @@
--- Debug mode (API.md section 6): slow callbacks and task steps are
+-- Debug mode (docs/API.md, Loop): slow callbacks and task steps are
 -- reported, and tasks record where they were created.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"

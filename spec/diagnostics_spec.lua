@@ -1,4 +1,4 @@
--- Specs for diagnostics: errors never retrieved (RELIABILITY F10), tasks
+-- Specs for diagnostics: errors never retrieved (F10), tasks
 -- destroyed while pending, the main task's uncaught error and the exit
 -- statuses of the lasio command, and the deadlock report.
 -- SPDX-License-Identifier: MIT

@@ -1,6 +1,6 @@
--- Specs for DNS (API.md section 9): getaddrinfo, getnameinfo and
+-- Specs for DNS (docs/API.md): getaddrinfo, getnameinfo and
 -- dns_configure on evdns, against a fake DNS server on a local UDP socket
--- (spec/fake_dns.lua, written with lasio). Covers RELIABILITY D1-D4 and
+-- (spec/fake_dns.lua, written with lasio). Covers D1-D4 and
 -- L6's DNS part; names resolved by open_connection, start_server and
 -- open_datagram. No test depends on the outside network.
 -- SPDX-License-Identifier: MIT

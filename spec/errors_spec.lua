@@ -1,4 +1,4 @@
--- Specs for the error classes of API.md section 7: construction, fields,
+-- Specs for the error classes of docs/API.md, Errors: construction, fields,
 -- tostring, Class:is (subclasses included), and identity of the classes
 -- across a re-require of the module.
 -- SPDX-License-Identifier: MIT

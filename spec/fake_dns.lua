@@ -105,7 +105,7 @@ function M.truncated(q)
     return M.header(q, { tc = true }) .. q.question
 end
 
--- Malformed replies (RELIABILITY D1): each one claims an answer whose
+-- Malformed replies (D1): each one claims an answer whose
 -- bytes are broken in one way.
 function M.malformed(q, kind)
     local h = M.header(q, { an = 1 })

@@ -1,4 +1,4 @@
--- lasio.fs (API.md section 9): whole-file helpers, the File object, stat,
+-- lasio.fs (docs/API.md): whole-file helpers, the File object, stat,
 -- listdir, mkdir, remove, rename; blocking calls in the worker threads;
 -- failures as OSErrors with code, errno, op and filename.
 -- SPDX-License-Identifier: MIT

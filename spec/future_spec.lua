@@ -1,6 +1,6 @@
--- Specs for lasio.Future (API.md section 3): states, results and errors,
+-- Specs for lasio.Future (docs/API.md, Future): states, results and errors,
 -- cancellation, done callbacks (always from the loop, in order, once),
--- multiple results, tostring. Covers RELIABILITY F1 and F2.
+-- multiple results, tostring. Covers F1 and F2.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
 local lasio = require "lasio"

@@ -1,8 +1,8 @@
--- Specs for the HTTP/1.1 client (API.md section 9): lasio.http.request and
+-- Specs for the HTTP/1.1 client (docs/API.md): lasio.http.request and
 -- lasio.http.get against lasio.http.serve servers and against raw
 -- lasio.start_server servers that send exact hand-written bytes; the
 -- keep-alive pool and its retry of a dead connection; malformed and cut
--- responses (RELIABILITY H9, client side); timeouts; redirects; HTTPS;
+-- responses (H9, client side); timeouts; redirects; HTTPS;
 -- openssl s_server as a server that is not ours; examples/http_fetch.lua.
 -- Durations are hang detectors scaled by helper.t.
 -- SPDX-License-Identifier: MIT

@@ -3,7 +3,7 @@
 -- and in chunks of every size, must give the same event trace (H8).
 -- core.internal.http_trace runs the parser over a list of strings as if
 -- they had arrived one by one. Vectors after llhttp's test/request and
--- test/response markdown files and RELIABILITY H2-H6.
+-- test/response markdown files and H2-H6.
 -- SPDX-License-Identifier: MIT
 local internal = require("lasio.core").internal
 

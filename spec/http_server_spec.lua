@@ -1,7 +1,7 @@
--- Specs for lasio.http.serve (API.md section 9, HTTP/1.1): requests and
+-- Specs for lasio.http.serve (docs/API.md, HTTP/1.1): requests and
 -- responses as raw bytes over loopback with the exact answers asserted;
 -- keep-alive, pipelining, 100-continue, chunked bodies, streaming, HEAD,
--- the limits of RELIABILITY.md's table and H1-H7, H9 (server side), L2-L7.
+-- the default limits (docs/RELIABILITY.md) and H1-H7, H9 (server side), L2-L7.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
 local net = require "net_helper"
@@ -279,7 +279,7 @@ describe("lasio.http.serve", function()
     end)
 end)
 
-describe("HTTP bad input (RELIABILITY H1-H7)", function()
+describe("HTTP bad input (H1-H7)", function()
     local calls, srv, port
     local function serve(opts)
         calls = 0
@@ -517,7 +517,7 @@ describe("HTTP response splitting (H9, server side)", function()
     end))
 end)
 
-describe("HTTP limits in time (RELIABILITY L2-L5)", function()
+describe("HTTP limits in time (L2-L5)", function()
     it("L2: a head trickled byte by byte ends with 408 at the head deadline",
         async(function()
             -- covers L2

@@ -1,8 +1,9 @@
--- Specs for the synchronisation primitives (API.md section 5): Lock, Event,
+-- Specs for the synchronisation primitives (docs/API.md, Synchronisation
+-- and queues): Lock, Event,
 -- Condition, Semaphore, BoundedSemaphore, Barrier. A port of the behaviours
 -- CPython's test_locks.py checks, plus cancellation at every await, timeouts
 -- around each wait, FIFO wake-up order and the cancelled-just-after-woken
--- cases. Covers RELIABILITY F4 and F11 for these primitives.
+-- cases. Covers F4 and F11 for these primitives.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
 local lasio = require "lasio"
@@ -1851,7 +1852,8 @@ print(ok, e)
     end)
 end)
 
--- The real timeouts (section 2) around every wait of every primitive: the
+-- The real timeouts (docs/API.md, Combinators, timeouts and task groups)
+-- around every wait of every primitive: the
 -- wait ends with TimeoutError, the task keeps no cancel request, and the
 -- primitive is left as if the wait had never started.
 describe("timeouts around each wait", function()

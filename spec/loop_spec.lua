@@ -1,4 +1,4 @@
--- Specs for the event loop (API.md sections 1, 2 and 6): call_soon,
+-- Specs for the event loop (docs/API.md, Module functions and Loop): call_soon,
 -- call_later, call_at and their handles, time, run_until_complete,
 -- run_forever, stop, close (fresh loops run in child processes), lasio.run,
 -- the exception handler and its context, debug mode.

@@ -1,9 +1,10 @@
--- Specs for Queue, LifoQueue and PriorityQueue (API.md section 5): a port of
+-- Specs for Queue, LifoQueue and PriorityQueue (docs/API.md, Synchronisation
+-- and queues): a port of
 -- the behaviours CPython 3.13's test_queues.py checks (order, maxsize,
 -- blocking get/put, task_done/join, shutdown), plus cancellation at every
 -- await, timeouts around each, FIFO wake-up order, the getter or putter
 -- cancelled just after being woken, and allocation-free fast paths.
--- Covers RELIABILITY F4 and F11 for queues.
+-- Covers F4 and F11 for queues.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
 local lasio = require "lasio"
@@ -962,7 +963,8 @@ describe("Queue fast paths", function()
     end))
 end)
 
--- The real timeouts (section 2) around every wait of every queue kind.
+-- The real timeouts (docs/API.md, Combinators, timeouts and task groups)
+-- around every wait of every queue kind.
 describe("timeouts around each wait", function()
     for _, kind in ipairs(kinds) do
         local cases = {

@@ -1,4 +1,5 @@
--- RELIABILITY cases of the core not covered in the per-module specs:
+-- Reliability cases (docs/RELIABILITY.md) of the core not covered in the
+-- per-module specs:
 -- object lifetime under GC (G1, G3, G6, G7) and deep chains without C stack
 -- overflow (E6). F1-F7, F10-F12, T4/T5 live in future_spec, task_spec,
 -- diagnostics_spec, coroutine_spec and timer_spec.

@@ -1,4 +1,4 @@
--- loop:add_signal_handler / remove_signal_handler (API.md section 9) and
+-- loop:add_signal_handler / remove_signal_handler (docs/API.md) and
 -- the signal hub: bursts, handlers on the loop and never inside a Lua
 -- frame, restored dispositions, several loops, the command's defaults
 -- replaced by a script's own handlers. SIGINT/SIGTERM cases run in a child

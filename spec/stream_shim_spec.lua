@@ -1,4 +1,4 @@
--- RELIABILITY S2: the whole stream spec (and the TLS spec) again under an
+-- S2: the whole stream spec (and the TLS spec) again under an
 -- LD_PRELOAD shim (spec/support/ioshim.c) that makes every read and write
 -- on a non-blocking stream socket move one byte or fail with EAGAIN; the
 -- results must be those of the normal run.

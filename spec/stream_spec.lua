@@ -1,7 +1,7 @@
--- Specs for TCP and Unix streams (API.md section 9): open_connection,
+-- Specs for TCP and Unix streams (docs/API.md): open_connection,
 -- start_server, Reader, Writer, Server. Ports asyncio's test_streams.py
 -- behaviours that apply (the reader is fed by a real peer socket instead
--- of feed_data), and covers RELIABILITY S1-S7, T6, G2, G5, L1, L6.
+-- of feed_data), and covers S1-S7, T6, G2, G5, L1, L6.
 -- Everything on loopback; durations are hang detectors scaled by helper.t.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"

@@ -1,6 +1,7 @@
--- Specs for lasio.Task (API.md sections 2 and 4): spawning, results and
+-- Specs for lasio.Task (docs/API.md, Module functions and Task): spawning,
+-- results and
 -- errors, names, stacks, current_task/all_tasks, and cancellation.
--- Covers RELIABILITY F3, F4, F5, F6, F7, F11.
+-- Covers F3, F4, F5, F6, F7, F11.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
 local lasio = require "lasio"

@@ -1,5 +1,5 @@
 -- Specs for lasio.taskgroup: a port of asyncio's test_taskgroups.py (the
--- BaseException cases have no Lua counterpart). Covers RELIABILITY F9 and
+-- BaseException cases have no Lua counterpart). Covers F9 and
 -- F11.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"

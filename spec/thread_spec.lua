@@ -1,4 +1,4 @@
--- lasio.to_thread (API.md section 9): worker threads with their own Lua
+-- lasio.to_thread (docs/API.md): worker threads with their own Lua
 -- states, copied arguments and results, errors, bad arguments,
 -- cancellation, wake-up sources and shutdown.
 -- SPDX-License-Identifier: MIT

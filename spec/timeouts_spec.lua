@@ -1,6 +1,6 @@
 -- Specs for timeout scopes (lasio.timeout, lasio.timeout_at) and
 -- lasio.wait_for: a port of asyncio's test_timeouts.py and test_waitfor.py.
--- Covers RELIABILITY T1, T2, T3, T4 and F11.
+-- Covers T1, T2, T3, T4 and F11.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
 local lasio = require "lasio"

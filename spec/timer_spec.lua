@@ -1,5 +1,5 @@
 -- Specs for lasio.sleep and loop timers: never early, sleep(0) ordering,
--- extra return values, bad and huge durations (RELIABILITY T5), timers
+-- extra return values, bad and huge durations (T5), timers
 -- cancelled or re-armed from their own callbacks, past deadlines (T4's
 -- loop part). Durations are hang detectors scaled by helper.t.
 -- SPDX-License-Identifier: MIT

@@ -1,4 +1,4 @@
--- Specs for TLS (API.md section 9): ssl_context, the ssl option of
+-- Specs for TLS (docs/API.md): ssl_context, the ssl option of
 -- open_connection / start_server, server_hostname and verification (on
 -- by default), ALPN, start_tls, handshake failures and timeouts. The
 -- certificates are made by the `openssl` command into a temp directory.

@@ -1,4 +1,4 @@
--- Specs for UDP endpoints (lasio.open_datagram, API.md section 9): send
+-- Specs for UDP endpoints (lasio.open_datagram, docs/API.md): send
 -- and recv with addresses, connected and unconnected endpoints, errors,
 -- timeouts, cancellation, closing, and no fd leak. Everything on loopback.
 -- SPDX-License-Identifier: MIT

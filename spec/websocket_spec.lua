@@ -918,7 +918,7 @@ describe("websocket UTF-8 (Autobahn section 6 style)", function()
     end))
 end)
 
--- RELIABILITY S2 for WebSocket: this spec again under the one-byte /
+-- S2 for WebSocket: this spec again under the one-byte /
 -- EAGAIN shim (spec/support/ioshim.c), so that every frame arrives cut at
 -- every byte; the results must be those of the normal run.
 describe("websocket under the one-byte / EAGAIN shim", function()

@@ -1,6 +1,6 @@
 /*
  * module.c: the C module "lasio.core" (luaopen_lasio_core) with the
- * module-level functions of API.md section 2 that live in C (the
+ * module-level functions of docs/API.md, Module functions that live in C (the
  * embedding API of lasio.h is in embed.c and pin.c).
  * SPDX-License-Identifier: MIT
  */

@@ -1,5 +1,6 @@
--- lasio.combinators: waiting on several awaitables at once (API.md section
--- 2): gather, wait, as_completed and shield, ported from asyncio's tasks.py.
+-- lasio.combinators: waiting on several awaitables at once (docs/API.md,
+-- Combinators, timeouts and task groups): gather, wait, as_completed and
+-- shield, ported from asyncio's tasks.py.
 -- Owns only the done callbacks, waiter Futures and timers it registers.
 -- Invariant: a cancellation of the calling task is never lost: gather
 -- passes it on to its children or raises it, wait and as_completed raise it.

@@ -1,5 +1,5 @@
--- lasio.http: the HTTP/1.1 server and client and WebSocket (API.md
--- section 9). Each part loads on first use.
+-- lasio.http: the HTTP/1.1 server and client and WebSocket (docs/API.md,
+-- HTTP/1.1 and WebSocket). Each part loads on first use.
 -- SPDX-License-Identifier: MIT
 local M = {}
 

@@ -1,6 +1,6 @@
 -- lasio.http_client: lasio.http.request, lasio.http.get and
--- lasio.http.websocket (API.md section 9). Responses are parsed by llhttp
--- (src/httpparse.c) straight from the connection's buffer; a response
+-- lasio.http.websocket (docs/API.md). Responses are parsed by llhttp
+-- (src/http/httpparse.c) straight from the connection's buffer; a response
 -- that breaks HTTP raises HTTPError, one cut short raises HTTPError
 -- (code "EOF"), never a hang or a read past the message. Connections are
 -- kept per loop and per scheme://host:port and reused while the server

@@ -1,11 +1,11 @@
--- lasio.http_server: lasio.http.serve (API.md section 9, HTTP/1.1).
+-- lasio.http_server: lasio.http.serve (docs/API.md, HTTP/1.1).
 -- Each connection runs in the task lasio.start_server gives it: it reads
--- one request head at a time with the llhttp parser (src/httpparse.c),
+-- one request head at a time with the llhttp parser (src/http/httpparse.c),
 -- runs the handler in a task of its own and waits for it, watching the
 -- socket meanwhile so that a client going away cancels the handler (L6).
 -- Requests on one connection are handled in turn, so pipelined responses
 -- leave in request order. Heads and small bodies are written with one
--- write (src/httpformat.c).
+-- write (src/http/httpformat.c).
 -- SPDX-License-Identifier: MIT
 local lasio = require "lasio"
 local core = require "lasio.core"
@@ -21,7 +21,7 @@ local TimeoutError = lasio.TimeoutError
 
 local M = {}
 
--- RELIABILITY.md, "Default limits for servers".
+-- docs/RELIABILITY.md, "Default limits".
 local defaults = {
     max_request_line = 8192,   -- 414
     max_header_line = 8192,    -- 431
@@ -35,7 +35,7 @@ local defaults = {
     keepalive_timeout = 5,     -- idle between requests
     keepalive_requests = 1000,
     keepalive_lifetime = 3600,
-    max_connections = 1024,    -- a cap always exists (RELIABILITY L5)
+    max_connections = 1024,    -- a cap always exists (L5)
     shutdown_timeout = 10,     -- grace period of close() for requests
 }
 local known = {ssl = true, backlog = true, reuse_port = true,

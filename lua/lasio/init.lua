@@ -1,7 +1,7 @@
 -- lasio: the module table users get from require "lasio". The runtime is
 -- the C module lasio.core; this file adds the parts written in Lua (one
 -- file per concept under lua/lasio/) and installs the forwarding coroutine
--- functions (API.md section 2).
+-- functions (docs/API.md, Module functions).
 -- SPDX-License-Identifier: MIT
 local require = require
 local core = require "lasio.core"

@@ -1,5 +1,6 @@
 -- lasio.locks: Lock, Event, Condition, Semaphore, BoundedSemaphore and
--- Barrier (API.md section 5), ported from asyncio's locks.py. The hot ones,
+-- Barrier (docs/API.md, Synchronisation and queues), ported from asyncio's
+-- locks.py. The hot ones,
 -- Lock and Event, wait in core WaitQueues (no allocation per wait); the
 -- others keep a FIFO of waiter Futures, made only when a call must wait.
 -- Invariant: a waiter that leaves (woken, cancelled, failed) passes on any

@@ -1,5 +1,5 @@
 /*
- * ioshim.c: an LD_PRELOAD shim for RELIABILITY S2 (mockeagain-style):
+ * ioshim.c: an LD_PRELOAD shim for S2 (docs/RELIABILITY.md), mockeagain-style:
  * on non-blocking stream sockets and pipes, every other read or write
  * fails with EAGAIN and the others move one byte. Datagram sockets and
  * blocking fds are left alone. Built and loaded by stream_shim_spec.lua.

@@ -1,10 +1,10 @@
 /*
- * httpformat.c: writing HTTP/1.1 messages (API.md section 9, HTTP/1.1).
+ * httpformat.c: writing HTTP/1.1 messages (docs/API.md, HTTP/1.1).
  * A head and a small body leave in one write, straight from a buffer on
- * the C stack (ARCHITECTURE.md: a response costs one syscall where it
+ * the C stack (one syscall per response where it
  * can). Header names and values are checked when they are set, so no
- * CR, LF or NUL reaches the wire (RELIABILITY H9: response splitting).
- * SPDX-License-Identifier: MIT
+ * CR, LF or NUL reaches the wire (H9 in docs/RELIABILITY.md: response
+ * splitting). SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * httpparse.c: HTTP/1.1 message parsing on llhttp (API.md section 9,
+ * httpparse.c: HTTP/1.1 message parsing on llhttp (docs/API.md,
  * HTTP/1.1). A parser reads one message at a time straight from a
  * stream's input buffer, as the stream's one reader:
  *   read_head() returns the request or status line and the headers as a
@@ -9,8 +9,8 @@
  *     of the message (llhttp pauses there too, so a pipelined message
  *     stays in the stream's buffer for the next read_head()).
  * llhttp runs in strict mode (no lenient flags). The limits of
- * RELIABILITY.md's table (request line, header line, total head, header
- * count, body) are checked in the callbacks as the bytes arrive, so an
+ * docs/RELIABILITY.md, Default limits (request line, header line, total head,
+ * header count, body) are checked in the callbacks as the bytes arrive, so an
  * oversized head is refused before it is buffered whole. Failures raise
  * lasio.HTTPError with `status` (the answer a server gives: 400, 408,
  * 413, 414, 431), `code` (llhttp's error name or LIMIT/TIMEOUT/EOF) and

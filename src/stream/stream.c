@@ -566,33 +566,10 @@ stream_gc(lua_State *L) {
     return 0;
 }
 
-/* A view: the stream pointer; user value 1 keeps the stream alive. */
-struct view {
-    struct lasio_stream *s;
-};
-
-/* Type tokens of the views' metatables (errors.c: a check without a
- * registry lookup by name on every I/O call). */
-static const char reader_token = 0, writer_token = 0;
-
-struct lasio_stream *
-lasio_checkreader_(lua_State *L, int idx) {
-    struct view *v =
-        lasio_checkobj_(L, idx, &reader_token, "lasio.StreamReader");
-    return v->s;
-}
-
-struct lasio_stream *
-lasio_checkwriter_(lua_State *L, int idx) {
-    struct view *v =
-        lasio_checkobj_(L, idx, &writer_token, "lasio.StreamWriter");
-    return v->s;
-}
-
 static void
 pushview(lua_State *L, int idx, const char *mt) {
     struct lasio_stream *s = lua_touserdata(L, idx);
-    struct view *v = lua_newuserdatauv(L, sizeof *v, 1);
+    struct lasio_view *v = lua_newuserdatauv(L, sizeof *v, 1);
     v->s = s;
     luaL_setmetatable(L, mt);
     lua_pushvalue(L, idx);
@@ -606,43 +583,22 @@ lasio_stream_pushviews_(lua_State *L, int idx) {
     pushview(L, idx, LASIO_WRITER_MT);
 }
 
-static const char *
-state_name(struct lasio_stream *s) {
+const char *
+lasio_stream_state_(const struct lasio_stream *s, int reader) {
     if (s->released || s->fd < 0)
         return "closed";
     if (s->closing)
         return "closing";
-    if (s->eof)
+    if (reader ? s->eof : s->eof_wanted)
         return "eof";
     return "open";
 }
 
-static int
-view_tostring(lua_State *L) {
-    struct view *v = lua_touserdata(L, 1);
-    int reader = luaL_testudata(L, 1, LASIO_READER_MT) != NULL;
-    lua_pushfstring(L, "%s<fd=%d %s buffered=%I>",
-                    reader ? LASIO_READER_MT : LASIO_WRITER_MT, v->s->fd,
-                    state_name(v->s),
-                    (lua_Integer)(reader ? v->s->in.len : v->s->out.len));
-    return 1;
-}
-
-static void
-newviewmt(lua_State *L, const char *mt, const void *token,
-          const luaL_Reg *methods, int with_close) {
-    if (lasio_newmetatable_(L, mt, token)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, view_tostring);
-        lua_setfield(L, -2, "__tostring");
-        if (with_close) {
-            lua_pushcfunction(L, lasio_writer_close_);
-            lua_setfield(L, -2, "__close");
-        }
-    }
-    lua_pop(L, 1);
+int
+lasio_view_close_(lua_State *L) {
+    lua_getiuservalue(L, 1, 1);
+    lasio_stream_close_(L, -1, lua_touserdata(L, -1));
+    return 0;
 }
 
 int
@@ -654,8 +610,8 @@ luaopen_lasio_stream_(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
-    newviewmt(L, LASIO_READER_MT, &reader_token, lasio_reader_methods_, 0);
-    newviewmt(L, LASIO_WRITER_MT, &writer_token, lasio_writer_methods_, 1);
+    luaopen_lasio_reader_(L);
+    luaopen_lasio_writer_(L);
     return 0;
 }
 

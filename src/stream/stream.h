@@ -141,6 +141,12 @@ struct lasio_stream {
     void *tpdata; /* the transport's state (TLS), or NULL */
 };
 
+/* A Reader or Writer userdata: the stream pointer; its user value 1 keeps
+ * the stream alive. */
+struct lasio_view {
+    struct lasio_stream *s;
+};
+
 /* Pushes a new stream userdata on loop in the closed state (fd -1).
  * [-0, +1, m] */
 LASIO_HIDDEN struct lasio_stream *lasio_stream_new_(lua_State *L,
@@ -197,13 +203,21 @@ LASIO_HIDDEN struct lasio_stream *lasio_checkwriter_(lua_State *L, int idx);
  * and pushes nothing. [-0, +(0|1), m] */
 LASIO_HIDDEN int lasio_stream_readerror_(lua_State *L, struct lasio_stream *s,
                                          const char *op);
+/* "closed", "closing", "eof" (reader: EOF seen; writer: write_eof) or
+ * "open", for __tostring. */
+LASIO_HIDDEN const char *lasio_stream_state_(const struct lasio_stream *s,
+                                             int reader);
 /* Buffer helpers: room for n more bytes at the end (-1: no memory). */
 LASIO_HIDDEN int lasio_buf_reserve_(struct lasio_buf *b, size_t n);
 LASIO_HIDDEN void lasio_buf_consume_(struct lasio_buf *b, size_t n);
 LASIO_HIDDEN void lasio_buf_free_(struct lasio_buf *b);
 /* Consumed input: resume reading below the low mark. */
 LASIO_HIDDEN void lasio_stream_consumed_(struct lasio_stream *s);
+/* Registers the stream's metatable and the views' (reader.c,
+ * writer.c). [-0, +0, m] */
 LASIO_HIDDEN int luaopen_lasio_stream_(lua_State *L);
+LASIO_HIDDEN int luaopen_lasio_reader_(lua_State *L);
+LASIO_HIDDEN int luaopen_lasio_writer_(lua_State *L);
 /* Waits as the stream's one reader (s->reader) until s->rneed bytes are
  * buffered, EOF, an error, close or s->rdeadline; k runs next and must
  * begin with lasio_reader_woken_, which forgets the task and raises the
@@ -220,10 +234,10 @@ LASIO_HIDDEN int lasio_reader_expired_(struct lasio_stream *s);
  * when the stream is closed or after write_eof (op names the call). */
 LASIO_HIDDEN void lasio_stream_send_(lua_State *L, struct lasio_stream *s,
                                      const char *p, size_t n, const char *op);
-/* Method tables of the views (reader.c, writer.c). */
-LASIO_HIDDEN extern const luaL_Reg lasio_reader_methods_[];
-LASIO_HIDDEN extern const luaL_Reg lasio_writer_methods_[];
-LASIO_HIDDEN int lasio_writer_close_(lua_State *L);
+/* The body of either view's close(), once the view at 1 is checked:
+ * closes the stream (lasio_stream_close_). Returns 0 (no results).
+ * [-0, +1, m] */
+LASIO_HIDDEN int lasio_view_close_(lua_State *L);
 /* ====== } */
 
 #endif

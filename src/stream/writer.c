@@ -1,9 +1,9 @@
 /*
  * writer.c: StreamWriter (API.md section 9): write, writelines, drain,
- * write_eof, close, wait_closed, get_extra_info. Owns nothing. write()
- * sends at once and buffers only what the fd does not take; drain() waits
- * while asyncio's pause_writing would be on (high / low marks). What
- * write_eof and get_extra_info mean is the transport's.
+ * write_eof, close, wait_closed, get_extra_info; its metatable. Owns
+ * nothing. write() sends at once and buffers only what the fd does not
+ * take; drain() waits while asyncio's pause_writing would be on (high /
+ * low marks). What write_eof and get_extra_info mean is the transport's.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -13,6 +13,17 @@
 
 /* Stack of the waiting operations: 1 the writer. */
 #define BASE 1
+
+/* The type token of the metatable (errors.c: a check without a registry
+ * lookup by name on every I/O call). */
+static const char writer_token = 0;
+
+struct lasio_stream *
+lasio_checkwriter_(lua_State *L, int idx) {
+    struct lasio_view *v =
+        lasio_checkobj_(L, idx, &writer_token, LASIO_WRITER_MT);
+    return v->s;
+}
 
 /* The error write-side operations raise now, or 0. */
 static int
@@ -206,6 +217,12 @@ writer_wait_closed(lua_State *L) {
 /* ====== } */
 
 static int
+writer_close(lua_State *L) {
+    lasio_checkwriter_(L, 1);
+    return lasio_view_close_(L);
+}
+
+static int
 writer_write_eof(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
     if (s->closing || s->released)
@@ -217,7 +234,7 @@ writer_write_eof(lua_State *L) {
                           "(can_write_eof() is false)",
                           s->tp->name);
     case LASIO_TP_EOF_CLOSE:
-        return lasio_writer_close_(L);
+        return writer_close(L);
     default:
         break;
     }
@@ -234,14 +251,6 @@ writer_can_write_eof(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
     lua_pushboolean(L, s->tp->eof != LASIO_TP_EOF_NONE);
     return 1;
-}
-
-int
-lasio_writer_close_(lua_State *L) {
-    lasio_checkwriter_(L, 1);
-    lua_getiuservalue(L, 1, 1);
-    lasio_stream_close_(L, -1, lua_touserdata(L, -1));
-    return 0;
 }
 
 static int
@@ -321,13 +330,21 @@ writer_get_write_buffer_size(lua_State *L) {
     return 1;
 }
 
-const luaL_Reg lasio_writer_methods_[] = {
+static int
+writer_tostring(lua_State *L) {
+    struct lasio_stream *s = lasio_checkwriter_(L, 1);
+    lua_pushfstring(L, "%s<fd=%d %s buffered=%I>", LASIO_WRITER_MT, s->fd,
+                    lasio_stream_state_(s, 0), (lua_Integer)s->out.len);
+    return 1;
+}
+
+static const luaL_Reg writer_methods[] = {
     {"write", writer_write},
     {"writelines", writer_writelines},
     {"drain", writer_drain},
     {"write_eof", writer_write_eof},
     {"can_write_eof", writer_can_write_eof},
-    {"close", lasio_writer_close_},
+    {"close", writer_close},
     {"abort", writer_abort},
     {"is_closing", writer_is_closing},
     {"wait_closed", writer_wait_closed},
@@ -337,3 +354,17 @@ const luaL_Reg lasio_writer_methods_[] = {
     {"set_write_buffer_limits", writer_set_write_buffer_limits},
     {"get_write_buffer_size", writer_get_write_buffer_size},
     {NULL, NULL}};
+
+int
+luaopen_lasio_writer_(lua_State *L) {
+    if (lasio_newmetatable_(L, LASIO_WRITER_MT, &writer_token)) {
+        luaL_newlib(L, writer_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, writer_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, writer_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    return 0;
+}

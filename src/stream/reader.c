@@ -1,9 +1,9 @@
 /*
  * reader.c: StreamReader (API.md section 9): asyncio's read, readline,
- * readuntil, readexactly, at_eof, and lines(); its metatable. Owns
- * nothing: each operation completes from the stream's input buffer when
- * it can, else waits as the stream's one reader, and its continuation
- * tries again.
+ * readuntil, readexactly, at_eof, and lines(), with close() and fileno()
+ * (a child's pipes need both); its metatable. Owns nothing: each
+ * operation completes from the stream's input buffer when it can, else
+ * waits as the stream's one reader, and its continuation tries again.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -378,6 +378,22 @@ reader_buffered(lua_State *L) {
     return 1;
 }
 
+/* reader:fileno(): the fd, -1 once closed. */
+static int
+reader_fileno(lua_State *L) {
+    lua_pushinteger(L, lasio_checkreader_(L, 1)->fd);
+    return 1;
+}
+
+/* reader:close(): closes the stream, as the writer's close() (a child's
+ * stdout has no writer); a task blocked reading is woken with an
+ * error. */
+static int
+reader_close(lua_State *L) {
+    lasio_checkreader_(L, 1);
+    return lasio_view_close_(L);
+}
+
 static int
 reader_tostring(lua_State *L) {
     struct lasio_stream *s = lasio_checkreader_(L, 1);
@@ -396,6 +412,8 @@ static const luaL_Reg reader_methods[] = {{"read", reader_read},
                                           {"gettimeout", reader_gettimeout},
                                           {"get_limit", reader_get_limit},
                                           {"buffered", reader_buffered},
+                                          {"fileno", reader_fileno},
+                                          {"close", reader_close},
                                           {NULL, NULL}};
 
 /* ====== } */
@@ -407,6 +425,8 @@ luaopen_lasio_reader_(lua_State *L) {
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, reader_tostring);
         lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, reader_close);
+        lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
     return 0;

@@ -282,6 +282,7 @@ lasio_stream_attach_(struct lasio_stream *s, int fd,
     s->fd = fd;
     s->tp = tp;
     s->connecting = (flags & LASIO_ATTACH_CONNECTING) != 0;
+    s->eof = (flags & LASIO_ATTACH_WRONLY) != 0;
     s->released = 0;
     s->rev = event_new(s->loop->base, fd, EV_READ | EV_PERSIST, on_read, s);
     s->wev = event_new(s->loop->base, fd, EV_WRITE | EV_PERSIST, on_write, s);

@@ -153,7 +153,8 @@ LASIO_HIDDEN struct lasio_stream *lasio_stream_new_(lua_State *L,
                                                     struct lasio_loop *loop);
 /* Flags of lasio_stream_attach_. */
 enum {
-    LASIO_ATTACH_CONNECTING = 1 /* await writability (a connect) first */
+    LASIO_ATTACH_CONNECTING = 1, /* await writability (a connect) first */
+    LASIO_ATTACH_WRONLY = 2      /* no read side (a child's stdin): at EOF */
 };
 /* Gives the stream the non-blocking fd, moved by tp (the stream owns the
  * fd from now on, also on failure: it is closed then). Reading starts

@@ -330,6 +330,13 @@ writer_get_write_buffer_size(lua_State *L) {
     return 1;
 }
 
+/* writer:fileno(): the fd, -1 once closed. */
+static int
+writer_fileno(lua_State *L) {
+    lua_pushinteger(L, lasio_checkwriter_(L, 1)->fd);
+    return 1;
+}
+
 static int
 writer_tostring(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
@@ -353,6 +360,7 @@ static const luaL_Reg writer_methods[] = {
     {"gettimeout", writer_gettimeout},
     {"set_write_buffer_limits", writer_set_write_buffer_limits},
     {"get_write_buffer_size", writer_get_write_buffer_size},
+    {"fileno", writer_fileno},
     {NULL, NULL}};
 
 int

@@ -37,6 +37,13 @@ local lasio = require "lasio"
 lasio.spawn(function() lasio.Future():await() end)
 lasio.Future():await()
 ]], "", 5},
+    ["a child's pipes open at the end, both buffers full"] = {[[
+local lasio = require "lasio"
+local p = lasio.create_subprocess_exec("cat", {}, {stdin = lasio.PIPE, stdout = lasio.PIPE})
+p.stdin:write(string.rep("x", 1048576))
+lasio.sleep(0.01)
+print(p.stdin:get_write_buffer_size() > 0, p.stdout:buffered() > 0)
+]], "true\ttrue\n", 0},
     ["os.exit from a task with work pending"] = {[[
 local lasio = require "lasio"
 lasio.spawn(function() lasio.sleep(100) end)

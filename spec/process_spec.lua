@@ -355,7 +355,7 @@ describe("pipes", function()
             local first = lasio.spawn(function() return r:readline() end)
             lasio.sleep(0.01)
             assert.has_error(function() r:readline() end,
-                "readline: another task is already waiting on this pipe")
+                "readline: another task is already reading this stream (read already in progress)")
             p.stdin:write("hello\n")
             assert.are.equal("hello\n", first:await())
             r:settimeout(0.02)
@@ -398,6 +398,63 @@ describe("pipes", function()
             assert.is_false(ok)
             assert.is_true(lasio.OSError:is(err), tostring(err))
             assert.are.equal("EPIPE", err.code)
+        end))
+
+    -- the stream's one behaviour (asyncio's); the pipe reader before it
+    -- kept the line and raised on every later call
+    it("readline drops a line longer than the limit, raises LimitOverrunError once, "
+        .. "and the next readline returns the next line", async(function()
+        -- one write at exit, below PIPE_BUF: both lines arrive together
+        local p = lasio.create_subprocess_exec("lua5.4",
+            {"-e", "io.write(string.rep('x', 100) .. '\\nshort\\n')"},
+            {stdout = lasio.PIPE, limit = 10})
+        local r = p.stdout
+        local ok, err = pcall(r.readline, r)
+        assert.is_false(ok)
+        assert.is_true(lasio.LimitOverrunError:is(err), tostring(err))
+        assert.are.equal(100, err.consumed)
+        assert.are.equal("short\n", r:readline())
+        assert.are.equal("", r:readline())
+        assert.are.equal(0, p:wait())
+    end))
+
+    it("a child writing more than is read blocks: reading pauses at the high-water mark",
+        async(function()
+            local size = 8 * 1048576
+            local p = lasio.create_subprocess_exec("head", {"-c", size, "/dev/zero"},
+                {stdout = lasio.PIPE})
+            local r = p.stdout
+            lasio.sleep(0.2)
+            -- 8 MiB fit neither in the pipe nor in the reader's buffer
+            assert.is_nil(p.returncode)
+            assert.is_true(r:buffered() >= 2 * r:get_limit(), tostring(r:buffered()))
+            assert.is_true(r:buffered() <= 1048576, tostring(r:buffered()))
+            assert.are.equal(size, #r:read())
+            assert.are.equal(0, p:wait())
+        end))
+
+    it("pipes are a StreamWriter and StreamReaders; write_eof closes stdin (asyncio's pipes)",
+        async(function()
+            local p = lasio.create_subprocess_exec("cat", {},
+                {stdin = lasio.PIPE, stdout = lasio.PIPE})
+            assert.matches("^lasio.StreamWriter<fd=%d+ open buffered=0>$", tostring(p.stdin))
+            assert.matches("^lasio.StreamReader<fd=%d+ open buffered=0>$", tostring(p.stdout))
+            local fd = p.stdin:fileno()
+            assert.is_true(fd >= 0)
+            assert.are.equal(fd, p.stdin:get_extra_info("pipe"))
+            assert.are.equal(fd, p.stdin:get_extra_info("fd"))
+            assert.is_nil(p.stdin:get_extra_info("peername"))
+            assert.is_true(p.stdin:can_write_eof())
+            p.stdin:write("bye\n")
+            p.stdin:write_eof()
+            assert.is_true(p.stdin:is_closing())
+            p.stdin:wait_closed()
+            assert.are.equal(-1, p.stdin:fileno())
+            assert.are.equal("bye\n", p.stdout:read())
+            assert.is_true(p.stdout:at_eof())
+            p.stdout:close()
+            assert.are.equal(-1, p.stdout:fileno())
+            assert.are.equal(0, p:wait())
         end))
 
     it("drain waits while a child reads slowly, then every byte arrives", async(function()
@@ -491,6 +548,22 @@ end)
                 assert.is_true(s == nil or s == "Z", "child " .. pid .. " is " .. tostring(s))
             end
         end
+    end)
+
+    it("loop:close() with a child's pipes open (reading, output buffered) closes their fds",
+        function()
+        if helper.mode ~= "lua5.4" then return end -- needs a loop driven by hand
+        local before = fdcount()
+        local loop = lasio.new_event_loop()
+        loop:run_until_complete(function()
+            local p = lasio.create_subprocess_exec("sleep", {"60"},
+                {stdin = lasio.PIPE, stdout = lasio.PIPE, stderr = lasio.PIPE})
+            p.stdin:write(string.rep("x", 1048576)) -- more than the pipe takes
+            assert.is_true(p.stdin:get_write_buffer_size() > 0)
+            lasio.sleep(0.01)
+        end)
+        loop:close()
+        assert.are.equal(before, fdcount())
     end)
 
     it("loop:close() reaps running children at once (no zombie left in this process)", function()

@@ -168,7 +168,9 @@ start_attempt(lua_State *L, struct conn_req *r, struct lasio_loop *loop) {
         lua_pop(L, 1);
         return;
     }
-    lasio_stream_attach_(L, s, fd, 1, rc != 0);
+    if (lasio_stream_attach_(s, fd, &lasio_socket_transport_,
+                             rc != 0 ? LASIO_ATTACH_CONNECTING : 0) < 0)
+        luaL_error(L, "not enough memory");
     lua_rawseti(L, SLOT_TRIES, i + 1);
     r->live++;
 }

@@ -1,8 +1,7 @@
 /*
- * net.h: structs and cross-file functions of the network layer (streams,
- * servers, datagrams, DNS, TLS), on core.h. Internal. A stream owns its
- * fd, events and buffers; Reader and Writer are views that keep the
- * stream userdata alive through a user value.
+ * net.h: structs and cross-file functions of the network layer
+ * (connections, servers, datagrams, DNS, TLS), on core.h and the streams
+ * of stream.h, whose socket and TLS transports live here. Internal.
  * SPDX-License-Identifier: MIT
  */
 #ifndef lasio_net_h
@@ -55,6 +54,10 @@ LASIO_HIDDEN lua_Integer lasio_optinteger_(lua_State *L, int opts,
  * in the NULL-terminated `known`: a misspelt option raises. */
 LASIO_HIDDEN void lasio_checkopts_(lua_State *L, int idx, const char *what,
                                    const char *const known[]);
+/* ====== } */
+
+/* {====== The socket transport of streams (socket.c) ====== */
+LASIO_HIDDEN extern const struct lasio_transport lasio_socket_transport_;
 /* ====== } */
 
 /* {====== Connections, servers, datagrams, DNS (connect.c, server.c,
@@ -135,9 +138,10 @@ LASIO_HIDDEN void lasio_dnstcp_release_(struct lasio_dnstcp *d);
 /* ====== } */
 
 /* {====== TLS (tls.c) ======
- * A TLS stream owns an SSL object reading and writing the stream's fd
- * through a BIO of its own; the stream's buffers hold plaintext. OpenSSL
- * itself is reached only through tls_dl.h. */
+ * A TLS stream's transport wraps the one it had (the socket's): an SSL
+ * object reads and writes through it by a BIO of the stream's own; the
+ * stream's buffers hold plaintext. OpenSSL itself is reached only through
+ * tls_dl.h. */
 #define LASIO_SSLCTX_MT "lasio.SSLContext"
 
 /* Checks that the value at idx is an SSLContext, or true (replaced by
@@ -156,32 +160,8 @@ LASIO_HIDDEN void lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx,
  * none) and raises its failure. Returns the argument count. */
 LASIO_HIDDEN int lasio_tls_push_handshake_(lua_State *L, int streamidx,
                                            double deadline);
-/* Is the stream still in its handshake? */
+/* Is the stream a TLS stream still in its handshake? */
 LASIO_HIDDEN int lasio_tls_handshaking_(struct lasio_stream *s);
-/* Does TLS need readability / writability to go on? */
-LASIO_HIDDEN int lasio_tls_wants_read_(struct lasio_stream *s);
-LASIO_HIDDEN int lasio_tls_wants_write_(struct lasio_stream *s);
-/* Is an SSL_write waiting for readability, an SSL_read for
- * writability? */
-LASIO_HIDDEN int lasio_tls_write_waits_read_(struct lasio_stream *s);
-LASIO_HIDDEN int lasio_tls_read_waits_write_(struct lasio_stream *s);
-/* Plaintext already decrypted and not read yet. */
-LASIO_HIDDEN int lasio_tls_pending_(struct lasio_stream *s);
-/* Syscall layer: -1 with errno EAGAIN when TLS waits for the socket. */
-LASIO_HIDDEN long lasio_tls_read_(struct lasio_stream *s, char *p, size_t n);
-LASIO_HIDDEN long lasio_tls_write_(struct lasio_stream *s, const char *p,
-                                   size_t n);
-/* The message of the last TLS failure of the stream (for OSErrors). */
-LASIO_HIDDEN const char *lasio_tls_error_(struct lasio_stream *s);
-/* Sends close_notify (best effort, never waits). */
-LASIO_HIDDEN void lasio_tls_shutdown_(struct lasio_stream *s);
-/* Frees the TLS state. Runs no Lua code. */
-LASIO_HIDDEN void lasio_tls_free_(struct lasio_stream *s);
-/* get_extra_info for TLS names ("ssl_object", "cipher", "peercert",
- * "sslcontext", "alpn_protocol"); returns 1 with the value pushed, or 0.
- * The stream userdata is at streamidx. */
-LASIO_HIDDEN int lasio_tls_extra_info_(lua_State *L, int streamidx,
-                                       const char *name);
 LASIO_HIDDEN int luaopen_lasio_tls_(lua_State *L);
 
 /* ====== } */

@@ -318,7 +318,8 @@ accept_body(lua_State *L) {
             break;
         }
         s->limit = sv->limit;
-        lasio_stream_attach_(L, s, fd, 1, 0);
+        if (lasio_stream_attach_(s, fd, &lasio_socket_transport_, 0) < 0)
+            luaL_error(L, "not enough memory");
         if (!sv->unixsock) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

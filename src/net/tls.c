@@ -2,8 +2,9 @@
  * tls.c: TLS with OpenSSL (API.md section 9): ssl_context, the ssl option
  * of streams and servers, start_tls; verification on by default. OpenSSL
  * is loaded (tls_dl.c) and initialises on the first context. A TLS stream
- * owns its SSL and a BIO method of its own that serves bytes read before
- * TLS started, then the fd.
+ * has the TLS transport, which wraps the stream's previous one (the
+ * socket's): its state (tpdata) owns the SSL and a BIO method of its own
+ * that serves bytes read before TLS started, then the wrapped transport.
  * SPDX-License-Identifier: MIT
  */
 #include <arpa/inet.h>
@@ -11,9 +12,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-#include <event2/event.h>
 
 #include "net/net.h"
 #include "net/tls_dl.h" /* OpenSSL, loaded by the first context */
@@ -246,16 +244,18 @@ ctx_tostring(lua_State *L) {
 /* {====== TLS on a stream ====== */
 
 /*
- * Invariant: ssl reads and writes the stream's fd through bio (method
- * meth, owned), serving prefix[poff .. plen) first; hs is set until the
- * handshake succeeded, and want_read / want_write then say what it waits
- * for; after it, rwantw marks an SSL_read that needs writability and
- * wwantr an SSL_write that needs readability.
+ * Invariant: while the stream's transport is tls_transport, tpdata is
+ * its lasio_tls; ssl reads and writes through bio (method meth, owned)
+ * with the wrapped transport `inner`, serving prefix[poff .. plen) first;
+ * hs is set until the handshake succeeded, and want_read / want_write
+ * then say what it waits for; after it, rwantw marks an SSL_read that
+ * needs writability and wwantr an SSL_write that needs readability.
  */
 struct lasio_tls {
     SSL *ssl;
     BIO_METHOD *meth;
     struct lasio_stream *s;
+    const struct lasio_transport *inner;
     char *prefix;
     size_t plen, poff;
     unsigned char hs, want_read, want_write, rwantw, wwantr, shut;
@@ -266,7 +266,7 @@ static int
 bio_write(BIO *b, const char *data, int len) {
     struct lasio_tls *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    ssize_t n = send(t->s->fd, data, (size_t)len, MSG_NOSIGNAL);
+    long n = t->inner->write(t->s, data, (size_t)len);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             BIO_set_retry_write(b);
@@ -287,7 +287,7 @@ bio_read(BIO *b, char *data, int len) {
         t->poff += n;
         return (int)n;
     }
-    ssize_t n = read(t->s->fd, data, (size_t)len);
+    long n = t->inner->read(t->s, data, (size_t)len);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             BIO_set_retry_read(b);
@@ -314,12 +314,23 @@ bio_destroy(BIO *b) {
     return 1;
 }
 
-void
-lasio_tls_free_(struct lasio_stream *s) {
-    struct lasio_tls *t = s->tls;
+static const struct lasio_transport tls_transport;
+
+/* The TLS state of the stream, or NULL when it is not a TLS stream. */
+static struct lasio_tls *
+tlsof(struct lasio_stream *s) {
+    return s->tp == &tls_transport ? s->tpdata : NULL;
+}
+
+/* Frees the TLS state and gives the stream its wrapped transport back.
+ * Runs no Lua code. */
+static void
+tls_free(struct lasio_stream *s) {
+    struct lasio_tls *t = tlsof(s);
     if (!t)
         return;
-    s->tls = NULL;
+    s->tp = t->inner;
+    s->tpdata = NULL;
     if (t->ssl)
         SSL_free(t->ssl); /* and the BIO */
     if (t->meth)
@@ -328,15 +339,20 @@ lasio_tls_free_(struct lasio_stream *s) {
     free(t);
 }
 
-void
-lasio_tls_shutdown_(struct lasio_stream *s) {
-    struct lasio_tls *t = s->tls;
-    if (!t || t->hs || t->shut || s->fd < 0)
-        return;
-    t->shut = 1;
-    ERR_clear_error();
-    SSL_shutdown(t->ssl); /* close_notify, if the socket takes it now */
-    ERR_clear_error();
+/* The transport's release: close_notify (best effort, never waits),
+ * then the wrapped transport's own release. */
+static void
+tls_release(struct lasio_stream *s) {
+    struct lasio_tls *t = s->tpdata;
+    if (!t->hs && !t->shut && s->fd >= 0) {
+        t->shut = 1;
+        ERR_clear_error();
+        SSL_shutdown(t->ssl); /* close_notify, if the socket takes it now */
+        ERR_clear_error();
+    }
+    tls_free(s);
+    if (s->tp->release)
+        s->tp->release(s);
 }
 
 /* Is s a numeric IP address? */
@@ -353,7 +369,7 @@ lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx, const char *hostname,
     streamidx = lua_absindex(L, streamidx);
     struct lasio_stream *s = lua_touserdata(L, streamidx);
     struct lasio_sslctx *c = toctx(L, ctxidx);
-    if (s->tls)
+    if (tlsof(s))
         luaL_error(L, "start_tls: the stream already uses TLS");
     /* remember the context (get_extra_info, and it outlives the stream's
      * handshakes) before anything is acquired */
@@ -375,11 +391,14 @@ lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx, const char *hostname,
         luaL_error(L, "not enough memory");
     t->s = s;
     t->hs = 1;
-    s->tls = t;          /* owned by the stream from here: released with it */
+    t->inner = s->tp;
+    /* owned by the stream from here: released with it */
+    s->tp = &tls_transport;
+    s->tpdata = t;
     if (s->in.len > 0) { /* the peer's first TLS bytes may be there */
         t->prefix = malloc(s->in.len);
         if (!t->prefix) {
-            lasio_tls_free_(s);
+            tls_free(s);
             luaL_error(L, "not enough memory");
         }
         memcpy(t->prefix, s->in.data + s->in.off, s->in.len);
@@ -399,7 +418,7 @@ lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx, const char *hostname,
     if (!bio) {
         if (bio)
             BIO_free(bio);
-        lasio_tls_free_(s);
+        tls_free(s);
         luaL_error(L, "TLS: %s", ssl_errstr(err, sizeof err, "cannot start"));
     }
     BIO_set_data(bio, t);
@@ -417,7 +436,7 @@ lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx, const char *hostname,
             SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         }
         if (!ok) {
-            lasio_tls_free_(s);
+            tls_free(s);
             luaL_error(L, "TLS: bad server_hostname '%s'", hostname);
         }
     }
@@ -428,43 +447,33 @@ lasio_tls_attach_(lua_State *L, int streamidx, int ctxidx, const char *hostname,
 
 int
 lasio_tls_handshaking_(struct lasio_stream *s) {
-    return s->tls && s->tls->hs;
+    struct lasio_tls *t = tlsof(s);
+    return t && t->hs;
 }
 
-int
-lasio_tls_wants_read_(struct lasio_stream *s) {
-    return !s->tls->hs || s->tls->want_read;
-}
-
-int
-lasio_tls_wants_write_(struct lasio_stream *s) {
-    struct lasio_tls *t = s->tls;
+/* The transport's state: what the handshake waits for; after it, which
+ * SSL call waits for the other readiness, and decrypted bytes (or bytes
+ * read before TLS started) that no readiness of the fd will announce. */
+static unsigned
+tls_state(struct lasio_stream *s) {
+    struct lasio_tls *t = s->tpdata;
     if (t->hs)
-        return t->want_write;
-    return t->rwantw || (s->out.len > 0 && !t->wwantr);
+        return LASIO_TP_HANDSHAKE | (t->want_read ? LASIO_TP_WANT_READ : 0) |
+               (t->want_write ? LASIO_TP_WANT_WRITE : 0);
+    unsigned st = 0;
+    if (t->rwantw)
+        st |= LASIO_TP_READ_WAITS;
+    if (t->wwantr)
+        st |= LASIO_TP_WRITE_WAITS;
+    if (SSL_pending(t->ssl) > 0 || t->poff < t->plen)
+        st |= LASIO_TP_PENDING;
+    return st;
 }
 
-int
-lasio_tls_write_waits_read_(struct lasio_stream *s) {
-    return s->tls && s->tls->wwantr;
-}
-
-int
-lasio_tls_read_waits_write_(struct lasio_stream *s) {
-    return s->tls && s->tls->rwantw;
-}
-
-int
-lasio_tls_pending_(struct lasio_stream *s) {
-    struct lasio_tls *t = s->tls;
-    /* decrypted bytes, or bytes read before TLS started: no readiness
-     * of the fd will announce either */
-    return t && !t->hs && (SSL_pending(t->ssl) > 0 || t->poff < t->plen);
-}
-
-const char *
-lasio_tls_error_(struct lasio_stream *s) {
-    return s->tls && s->tls->err[0] ? s->tls->err : NULL;
+static const char *
+tls_error(struct lasio_stream *s) {
+    struct lasio_tls *t = s->tpdata;
+    return t->err[0] ? t->err : NULL;
 }
 
 /* Records the failure of an SSL call; returns errno's value for it. */
@@ -487,9 +496,9 @@ failed(struct lasio_tls *t, int sslerr) {
     return EPROTO;
 }
 
-long
-lasio_tls_read_(struct lasio_stream *s, char *p, size_t n) {
-    struct lasio_tls *t = s->tls;
+static long
+tls_read(struct lasio_stream *s, char *p, size_t n) {
+    struct lasio_tls *t = s->tpdata;
     ERR_clear_error();
     errno = 0;
     int r = SSL_read(t->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
@@ -518,9 +527,9 @@ lasio_tls_read_(struct lasio_stream *s, char *p, size_t n) {
     }
 }
 
-long
-lasio_tls_write_(struct lasio_stream *s, const char *p, size_t n) {
-    struct lasio_tls *t = s->tls;
+static long
+tls_write(struct lasio_stream *s, const char *p, size_t n) {
+    struct lasio_tls *t = s->tpdata;
     if (t->hs) { /* not before the handshake: the data waits */
         errno = EAGAIN;
         return -1;
@@ -592,17 +601,18 @@ static int
 hs_run(lua_State *L) {
     struct lasio_stream *s = lua_touserdata(L, 1);
     double deadline = lua_tonumber(L, 2);
+    struct lasio_tls *t = tlsof(s);
     lua_settop(L, 2);
-    if (!s->tls || s->fd < 0)
+    if (!t || s->fd < 0)
         return luaL_error(L, "handshake: the stream is closed");
-    int r = hs_step(s->tls);
+    int r = hs_step(t);
     lasio_stream_update_reading_(s);
     lasio_stream_update_writing_(s);
     if (r == 1)
         return 0;
     if (r < 0) {
-        int code = strncmp(s->tls->err, "certificate verify failed", 25) == 0;
-        lasio_oserror_pushmsg_(L, "handshake", EPROTO, s->tls->err);
+        int code = strncmp(t->err, "certificate verify failed", 25) == 0;
+        lasio_oserror_pushmsg_(L, "handshake", EPROTO, t->err);
         lua_pushstring(L, code ? "SSL_CERTIFICATE_VERIFY_FAILED" : "SSL_ERROR");
         lua_setfield(L, -2, "code");
         return lua_error(L);
@@ -610,9 +620,9 @@ hs_run(lua_State *L) {
     if (deadline > 0 && lasio_time_() >= deadline)
         return lasio_raise_(L, ERR_TIMEOUT, "handshake: timed out");
     struct lasio_loop *loop;
-    struct lasio_task *t = lasio_check_await_(L, &loop, "handshake");
-    lasio_io_wait_(L, t, 2, deadline);
-    s->reader = t;
+    struct lasio_task *task = lasio_check_await_(L, &loop, "handshake");
+    lasio_io_wait_(L, task, 2, deadline);
+    s->reader = task;
     return lasio_io_yield_(L, 0, hs_k);
 }
 
@@ -687,20 +697,17 @@ push_peercert(lua_State *L, SSL *ssl) {
     X509_free(cert);
 }
 
-int
-lasio_tls_extra_info_(lua_State *L, int streamidx, const char *name) {
+/* The transport's get_extra_info: the wrapped transport's names
+ * ("peername" ...), then, after the handshake, "peercert", "cipher",
+ * "alpn_protocol", "ssl_object". ("sslcontext" and "server_hostname" are
+ * recorded in STREAM_UV_EXTRA by lasio_tls_attach_.) */
+static int
+tls_extra_info(lua_State *L, int streamidx, const char *name) {
     struct lasio_stream *s = lua_touserdata(L, streamidx);
-    struct lasio_tls *t = s->tls;
-    if (strcmp(name, "sslcontext") == 0 ||
-        strcmp(name, "server_hostname") == 0) {
-        if (lua_getiuservalue(L, streamidx, STREAM_UV_EXTRA) == LUA_TTABLE &&
-            lua_getfield(L, -1, name) != LUA_TNIL) {
-            lua_remove(L, -2);
-            return 1;
-        }
-        return 0;
-    }
-    if (!t || t->hs)
+    struct lasio_tls *t = s->tpdata;
+    if (t->inner->extra_info && t->inner->extra_info(L, streamidx, name))
+        return 1;
+    if (t->hs)
         return 0;
     if (strcmp(name, "peercert") == 0) {
         push_peercert(L, t->ssl);
@@ -752,6 +759,18 @@ lasio_tls_extra_info_(lua_State *L, int streamidx, const char *name) {
     }
     return 0;
 }
+
+static const struct lasio_transport tls_transport = {
+    .name = "TLS",
+    .read = tls_read,
+    .write = tls_write,
+    .state = tls_state,
+    .release = tls_release,
+    .error = tls_error,
+    .extra_info = tls_extra_info,
+    /* close_notify ends both directions: no half close */
+    .eof = LASIO_TP_EOF_NONE,
+};
 
 /* writer:start_tls(ctx [, {server_hostname=, timeout=}]): 1 writer, 2
  * ctx, 3 opts, 4 stream, 5 deadline. Waits until the output buffer is
@@ -809,7 +828,7 @@ writer_start_tls(lua_State *L) {
     lua_settop(L, 3);
     lasio_tls_checkctx_(L, 2, "start_tls");
     lasio_checkopts_(L, 3, "start_tls", start_tls_opts);
-    if (s->tls)
+    if (tlsof(s))
         return luaL_error(L, "start_tls: the stream already uses TLS");
     if (s->reader)
         return luaL_error(L, "start_tls: a task is reading the stream");
@@ -835,7 +854,7 @@ luaopen_lasio_tls_(lua_State *L) {
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
-    /* writer:start_tls joins the writer's methods (stream.c made them) */
+    /* writer:start_tls joins the writer's methods (writer.c made them) */
     luaL_getmetatable(L, LASIO_WRITER_MT);
     lua_getfield(L, -1, "__index");
     lua_pushcfunction(L, writer_start_tls);

@@ -1,6 +1,7 @@
 /*
  * reader.c: StreamReader (API.md section 9): asyncio's read, readline,
- * readuntil, readexactly, at_eof, and lines(). Owns nothing: each
+ * readuntil, readexactly, at_eof, and lines(), with close() and fileno()
+ * (a child's pipes need both); its metatable. Owns nothing: each
  * operation completes from the stream's input buffer when it can, else
  * waits as the stream's one reader, and its continuation tries again.
  * SPDX-License-Identifier: MIT
@@ -13,6 +14,17 @@
 
 /* Stack of every operation: 1 the reader, 2 its argument. */
 #define BASE 2
+
+/* The type token of the metatable (errors.c: a check without a registry
+ * lookup by name on every I/O call). */
+static const char reader_token = 0;
+
+struct lasio_stream *
+lasio_checkreader_(lua_State *L, int idx) {
+    struct lasio_view *v =
+        lasio_checkobj_(L, idx, &reader_token, LASIO_READER_MT);
+    return v->s;
+}
 
 enum op { OP_READ, OP_READALL, OP_EXACTLY, OP_UNTIL, OP_LINE, OP_LINES };
 
@@ -366,7 +378,31 @@ reader_buffered(lua_State *L) {
     return 1;
 }
 
-const luaL_Reg lasio_reader_methods_[] = {{"read", reader_read},
+/* reader:fileno(): the fd, -1 once closed. */
+static int
+reader_fileno(lua_State *L) {
+    lua_pushinteger(L, lasio_checkreader_(L, 1)->fd);
+    return 1;
+}
+
+/* reader:close(): closes the stream, as the writer's close() (a child's
+ * stdout has no writer); a task blocked reading is woken with an
+ * error. */
+static int
+reader_close(lua_State *L) {
+    lasio_checkreader_(L, 1);
+    return lasio_view_close_(L);
+}
+
+static int
+reader_tostring(lua_State *L) {
+    struct lasio_stream *s = lasio_checkreader_(L, 1);
+    lua_pushfstring(L, "%s<fd=%d %s buffered=%I>", LASIO_READER_MT, s->fd,
+                    lasio_stream_state_(s, 1), (lua_Integer)s->in.len);
+    return 1;
+}
+
+static const luaL_Reg reader_methods[] = {{"read", reader_read},
                                           {"readexactly", reader_readexactly},
                                           {"readuntil", reader_readuntil},
                                           {"readline", reader_readline},
@@ -376,6 +412,22 @@ const luaL_Reg lasio_reader_methods_[] = {{"read", reader_read},
                                           {"gettimeout", reader_gettimeout},
                                           {"get_limit", reader_get_limit},
                                           {"buffered", reader_buffered},
+                                          {"fileno", reader_fileno},
+                                          {"close", reader_close},
                                           {NULL, NULL}};
 
 /* ====== } */
+
+int
+luaopen_lasio_reader_(lua_State *L) {
+    if (lasio_newmetatable_(L, LASIO_READER_MT, &reader_token)) {
+        luaL_newlib(L, reader_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, reader_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, reader_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    return 0;
+}

@@ -1,19 +1,19 @@
 /*
  * stream.c: the stream under StreamReader / StreamWriter: one fd, a
  * persistent read event filling the stream's own input buffer, and an
- * output buffer used only when the socket would block. Owns the fd, both
- * events and both buffers; invariants above struct lasio_stream (net.h).
+ * output buffer used only when the fd would block; the plain-fd
+ * transport. Owns the fd, both events and both buffers; invariants above
+ * struct lasio_stream (stream.h). The transport's state bits, not its
+ * kind, decide which events are on.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <event2/event.h>
 
 #include "stream/stream.h"
-#include "net/net.h"
 
 #define READ_MIN 16384  /* first read size of a stream */
 #define READ_MAX 262144 /* largest single read */
@@ -71,22 +71,43 @@ lasio_buf_free_(struct lasio_buf *b) {
 
 /* ====== } */
 
-/* {====== Syscalls ====== */
+/* {====== The plain-fd transport ====== */
 
-long
-lasio_stream_rawread_(struct lasio_stream *s, char *p, size_t n) {
-    if (s->tls)
-        return lasio_tls_read_(s, p, n);
+static long
+fd_read(struct lasio_stream *s, char *p, size_t n) {
     return (long)read(s->fd, p, n);
 }
 
-long
-lasio_stream_rawwrite_(struct lasio_stream *s, const char *p, size_t n) {
-    if (s->tls)
-        return lasio_tls_write_(s, p, n);
-    if (s->is_socket)
-        return (long)send(s->fd, p, n, MSG_NOSIGNAL);
+/* write(), not send(): a pipe takes no MSG_NOSIGNAL, so SIGPIPE must be
+ * ignored while such a stream writes (stream.h) */
+static long
+fd_write(struct lasio_stream *s, const char *p, size_t n) {
     return (long)write(s->fd, p, n);
+}
+
+/* "pipe": the fd, as "socket" is for a socket (asyncio names both) */
+static int
+fd_extra_info(lua_State *L, int streamidx, const char *name) {
+    struct lasio_stream *s = lua_touserdata(L, streamidx);
+    if (strcmp(name, "pipe") != 0 || s->fd < 0)
+        return 0;
+    lua_pushinteger(L, s->fd);
+    return 1;
+}
+
+const struct lasio_transport lasio_fd_transport_ = {
+    .name = "pipe",
+    .read = fd_read,
+    .write = fd_write,
+    .extra_info = fd_extra_info,
+    .eof = LASIO_TP_EOF_CLOSE,
+};
+
+/* The transport's LASIO_TP_* bits: a stateless one costs a test, no
+ * call. */
+static unsigned
+tpstate(struct lasio_stream *s) {
+    return s->tp->state ? s->tp->state(s) : 0;
 }
 
 /* ====== } */
@@ -105,14 +126,16 @@ pause_mark(const struct lasio_stream *s) {
 void
 lasio_stream_update_reading_(struct lasio_stream *s) {
     int want = 0;
-    if (s->fd < 0) {
-        want = 0;
-    } else if (lasio_tls_handshaking_(s)) {
-        want = lasio_tls_wants_read_(s);
-    } else if (!s->eof && !s->rerr && !s->closing && !s->connecting) {
-        if (s->paused && s->in.len <= pause_mark(s) / 2)
-            s->paused = 0;
-        want = !s->paused || (s->reader && s->in.len < s->rneed);
+    unsigned st = 0;
+    if (s->fd >= 0) {
+        st = tpstate(s);
+        if (st & LASIO_TP_HANDSHAKE) {
+            want = (st & LASIO_TP_WANT_READ) != 0;
+        } else if (!s->eof && !s->rerr && !s->closing && !s->connecting) {
+            if (s->paused && s->in.len <= pause_mark(s) / 2)
+                s->paused = 0;
+            want = !s->paused || (s->reader && s->in.len < s->rneed);
+        }
     }
     if (want && !s->reading) {
         if (event_add(s->rev, NULL) == 0)
@@ -121,9 +144,9 @@ lasio_stream_update_reading_(struct lasio_stream *s) {
         event_del(s->rev);
         s->reading = 0;
     }
-    /* TLS bytes already decrypted (or read before TLS started): no
-     * readiness of the fd will come for them */
-    if (s->reading && lasio_tls_pending_(s))
+    /* bytes the transport holds (TLS: decrypted, or read before TLS
+     * started): no readiness of the fd will come for them */
+    if (s->reading && (st & LASIO_TP_PENDING))
         event_active(s->rev, EV_READ, 1);
 }
 
@@ -133,11 +156,21 @@ lasio_stream_consumed_(struct lasio_stream *s) {
         lasio_stream_update_reading_(s);
 }
 
-/* wev is added while output is pending or a connect waits. */
+/* wev is added while output is pending or a connect waits, unless the
+ * transport's write waits for readability; and whenever the transport
+ * needs writability for itself. */
 void
 lasio_stream_update_writing_(struct lasio_stream *s) {
-    int want = s->fd >= 0 && (s->tls ? lasio_tls_wants_write_(s)
-                                     : s->out.len > 0 || s->connecting);
+    int want = 0;
+    if (s->fd >= 0) {
+        unsigned st = tpstate(s);
+        if (st & LASIO_TP_HANDSHAKE)
+            want = (st & LASIO_TP_WANT_WRITE) != 0;
+        else
+            want = (st & LASIO_TP_READ_WAITS) ||
+                   ((s->out.len > 0 || s->connecting) &&
+                    !(st & LASIO_TP_WRITE_WAITS));
+    }
     if (want && !s->writing) {
         if (event_add(s->wev, NULL) == 0)
             s->writing = 1;
@@ -164,8 +197,7 @@ lasio_stream_write_failed_(struct lasio_stream *s, int err) {
 void
 lasio_stream_flush_(struct lasio_stream *s) {
     while (s->out.len > 0 && s->fd >= 0) {
-        long n =
-            lasio_stream_rawwrite_(s, s->out.data + s->out.off, s->out.len);
+        long n = s->tp->write(s, s->out.data + s->out.off, s->out.len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -175,11 +207,11 @@ lasio_stream_flush_(struct lasio_stream *s) {
         }
         lasio_buf_consume_(&s->out, (size_t)n);
     }
+    /* eof_wanted is set only on a LASIO_TP_EOF_SHUTDOWN transport */
     if (s->out.len == 0 && s->eof_wanted && !s->eof_sent && s->fd >= 0 &&
-        !s->werr && !s->tls) {
+        !s->werr) {
         s->eof_sent = 1;
-        if (s->is_socket)
-            shutdown(s->fd, SHUT_WR);
+        s->tp->shutdown_write(s);
     }
     if (s->fd >= 0)
         lasio_stream_update_writing_(s);
@@ -201,6 +233,7 @@ lasio_stream_new_(lua_State *L, struct lasio_loop *loop) {
     s->wlow = LASIO_WRITE_LOW;
     s->timeout = -1;
     s->readsize = READ_MIN;
+    s->tp = &lasio_fd_transport_;
     s->loop = loop;
     luaL_setmetatable(L, LASIO_STREAM_MT);
     lasio_pushloop_(L, loop);
@@ -210,10 +243,8 @@ lasio_stream_new_(lua_State *L, struct lasio_loop *loop) {
 
 void
 lasio_stream_release_(struct lasio_stream *s) {
-    if (s->tls) {
-        lasio_tls_shutdown_(s);
-        lasio_tls_free_(s);
-    }
+    if (s->tp->release)
+        s->tp->release(s);
     if (s->rev)
         event_free(s->rev);
     if (s->wev)
@@ -245,12 +276,13 @@ release_link(struct lasio_iolink *link) {
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 
-void
-lasio_stream_attach_(lua_State *L, struct lasio_stream *s, int fd,
-                     int is_socket, int connecting) {
+int
+lasio_stream_attach_(struct lasio_stream *s, int fd,
+                     const struct lasio_transport *tp, int flags) {
     s->fd = fd;
-    s->is_socket = (unsigned char)is_socket;
-    s->connecting = (unsigned char)connecting;
+    s->tp = tp;
+    s->connecting = (flags & LASIO_ATTACH_CONNECTING) != 0;
+    s->eof = (flags & LASIO_ATTACH_WRONLY) != 0;
     s->released = 0;
     s->rev = event_new(s->loop->base, fd, EV_READ | EV_PERSIST, on_read, s);
     s->wev = event_new(s->loop->base, fd, EV_WRITE | EV_PERSIST, on_write, s);
@@ -259,10 +291,11 @@ lasio_stream_attach_(lua_State *L, struct lasio_stream *s, int fd,
     s->linked = 1;
     if (!s->rev || !s->wev) {
         lasio_stream_release_(s);
-        luaL_error(L, "not enough memory");
+        return -1;
     }
     lasio_stream_update_reading_(s);
     lasio_stream_update_writing_(s);
+    return 0;
 }
 
 void
@@ -354,8 +387,9 @@ read_ended(struct lasio_stream *s, int err) {
 
 static void after_write(struct lasio_stream *s);
 
-/* One read into the input buffer (for TLS: as long as decrypted bytes
- * are pending); returns bytes read, 0 at EOF, -1 with errno. */
+/* One read into the input buffer (and more while the transport holds
+ * input: TLS's decrypted bytes); returns bytes read, 0 at EOF, -1 with
+ * errno. */
 static long
 read_some(struct lasio_stream *s) {
     long total = 0;
@@ -365,15 +399,14 @@ read_some(struct lasio_stream *s) {
             return total > 0 ? total : -1;
         }
         size_t room = s->in.cap - s->in.off - s->in.len;
-        long n =
-            lasio_stream_rawread_(s, s->in.data + s->in.off + s->in.len, room);
+        long n = s->tp->read(s, s->in.data + s->in.off + s->in.len, room);
         if (n <= 0)
             return total > 0 ? total : n;
         s->in.len += (size_t)n;
         total += n;
         if ((size_t)n == room && s->readsize < READ_MAX)
             s->readsize *= 2; /* the peer sends fast: read more at once */
-    } while (lasio_tls_pending_(s) && s->in.len < pause_mark(s));
+    } while ((tpstate(s) & LASIO_TP_PENDING) && s->in.len < pause_mark(s));
     return total;
 }
 
@@ -381,14 +414,14 @@ static void
 on_read(evutil_socket_t fd, short what, void *arg) {
     struct lasio_stream *s = arg;
     (void)fd, (void)what;
-    if (lasio_tls_handshaking_(s)) { /* the handshake's task goes on */
+    if (tpstate(s) & LASIO_TP_HANDSHAKE) { /* the handshake's task goes on */
         if (s->reader)
             lasio_io_wake_cb_(s->loop, s->reader);
         return;
     }
     long n = read_some(s);
-    if (s->tls && lasio_tls_write_waits_read_(s)) {
-        /* an SSL_write waited for this readability */
+    if (tpstate(s) & LASIO_TP_WRITE_WAITS) {
+        /* the transport's write (SSL_write) waited for this readability */
         lasio_stream_flush_(s);
         after_write(s);
         if (s->fd < 0)
@@ -404,8 +437,8 @@ on_read(evutil_socket_t fd, short what, void *arg) {
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        if (s->tls)
-            lasio_stream_update_writing_(s); /* SSL_read may want to write */
+        if (s->tp->state) /* the read (SSL_read) may want writability */
+            lasio_stream_update_writing_(s);
         return;
     }
     int err = n < 0 ? errno : 0;
@@ -450,7 +483,8 @@ static void
 on_write(evutil_socket_t fd, short what, void *arg) {
     struct lasio_stream *s = arg;
     (void)what;
-    if (s->connecting || lasio_tls_handshaking_(s)) {
+    unsigned st = tpstate(s);
+    if (s->connecting || (st & LASIO_TP_HANDSHAKE)) {
         /* connect.c reads SO_ERROR; the handshake's task goes on */
         s->connecting = 0;
         lasio_stream_update_writing_(s);
@@ -458,8 +492,8 @@ on_write(evutil_socket_t fd, short what, void *arg) {
             lasio_io_wake_cb_(s->loop, s->reader);
         return;
     }
-    if (s->tls && lasio_tls_read_waits_write_(s)) {
-        on_read(fd, EV_READ, s); /* an SSL_read waited for this */
+    if (st & LASIO_TP_READ_WAITS) {
+        on_read(fd, EV_READ, s); /* the transport's read waited for this */
         if (s->fd < 0)
             return;
     }
@@ -511,8 +545,9 @@ lasio_stream_readerror_(lua_State *L, struct lasio_stream *s, const char *op) {
         lasio_oserror_pushmsg_(L, op, EBADF, "the stream is closed");
         return 1;
     }
-    if (s->rerr == EPROTO && lasio_tls_error_(s)) {
-        lasio_oserror_pushmsg_(L, op, EPROTO, lasio_tls_error_(s));
+    const char *msg;
+    if (s->rerr == EPROTO && s->tp->error && (msg = s->tp->error(s))) {
+        lasio_oserror_pushmsg_(L, op, EPROTO, msg);
         return 1;
     }
     if (s->rerr) {
@@ -532,33 +567,10 @@ stream_gc(lua_State *L) {
     return 0;
 }
 
-/* A view: the stream pointer; user value 1 keeps the stream alive. */
-struct view {
-    struct lasio_stream *s;
-};
-
-/* Type tokens of the views' metatables (errors.c: a check without a
- * registry lookup by name on every I/O call). */
-static const char reader_token = 0, writer_token = 0;
-
-struct lasio_stream *
-lasio_checkreader_(lua_State *L, int idx) {
-    struct view *v =
-        lasio_checkobj_(L, idx, &reader_token, "lasio.StreamReader");
-    return v->s;
-}
-
-struct lasio_stream *
-lasio_checkwriter_(lua_State *L, int idx) {
-    struct view *v =
-        lasio_checkobj_(L, idx, &writer_token, "lasio.StreamWriter");
-    return v->s;
-}
-
 static void
 pushview(lua_State *L, int idx, const char *mt) {
     struct lasio_stream *s = lua_touserdata(L, idx);
-    struct view *v = lua_newuserdatauv(L, sizeof *v, 1);
+    struct lasio_view *v = lua_newuserdatauv(L, sizeof *v, 1);
     v->s = s;
     luaL_setmetatable(L, mt);
     lua_pushvalue(L, idx);
@@ -572,43 +584,22 @@ lasio_stream_pushviews_(lua_State *L, int idx) {
     pushview(L, idx, LASIO_WRITER_MT);
 }
 
-static const char *
-state_name(struct lasio_stream *s) {
+const char *
+lasio_stream_state_(const struct lasio_stream *s, int reader) {
     if (s->released || s->fd < 0)
         return "closed";
     if (s->closing)
         return "closing";
-    if (s->eof)
+    if (reader ? s->eof : s->eof_wanted)
         return "eof";
     return "open";
 }
 
-static int
-view_tostring(lua_State *L) {
-    struct view *v = lua_touserdata(L, 1);
-    int reader = luaL_testudata(L, 1, LASIO_READER_MT) != NULL;
-    lua_pushfstring(L, "%s<fd=%d %s buffered=%I>",
-                    reader ? LASIO_READER_MT : LASIO_WRITER_MT, v->s->fd,
-                    state_name(v->s),
-                    (lua_Integer)(reader ? v->s->in.len : v->s->out.len));
-    return 1;
-}
-
-static void
-newviewmt(lua_State *L, const char *mt, const void *token,
-          const luaL_Reg *methods, int with_close) {
-    if (lasio_newmetatable_(L, mt, token)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, view_tostring);
-        lua_setfield(L, -2, "__tostring");
-        if (with_close) {
-            lua_pushcfunction(L, lasio_writer_close_);
-            lua_setfield(L, -2, "__close");
-        }
-    }
-    lua_pop(L, 1);
+int
+lasio_view_close_(lua_State *L) {
+    lua_getiuservalue(L, 1, 1);
+    lasio_stream_close_(L, -1, lua_touserdata(L, -1));
+    return 0;
 }
 
 int
@@ -620,8 +611,8 @@ luaopen_lasio_stream_(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
-    newviewmt(L, LASIO_READER_MT, &reader_token, lasio_reader_methods_, 0);
-    newviewmt(L, LASIO_WRITER_MT, &writer_token, lasio_writer_methods_, 1);
+    luaopen_lasio_reader_(L);
+    luaopen_lasio_writer_(L);
     return 0;
 }
 

@@ -1,18 +1,29 @@
 /*
  * writer.c: StreamWriter (API.md section 9): write, writelines, drain,
- * write_eof, close, wait_closed, get_extra_info. Owns nothing. write()
- * sends at once and buffers only what the socket does not take; drain()
- * waits while asyncio's pause_writing would be on (high / low marks).
+ * write_eof, close, wait_closed, get_extra_info; its metatable. Owns
+ * nothing. write() sends at once and buffers only what the fd does not
+ * take; drain() waits while asyncio's pause_writing would be on (high /
+ * low marks). What write_eof and get_extra_info mean is the transport's.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
 #include <string.h>
 
 #include "stream/stream.h"
-#include "net/net.h"
 
 /* Stack of the waiting operations: 1 the writer. */
 #define BASE 1
+
+/* The type token of the metatable (errors.c: a check without a registry
+ * lookup by name on every I/O call). */
+static const char writer_token = 0;
+
+struct lasio_stream *
+lasio_checkwriter_(lua_State *L, int idx) {
+    struct lasio_view *v =
+        lasio_checkobj_(L, idx, &writer_token, LASIO_WRITER_MT);
+    return v->s;
+}
 
 /* The error write-side operations raise now, or 0. */
 static int
@@ -47,7 +58,7 @@ send_or_buffer(lua_State *L, struct lasio_stream *s, const char *p, size_t n) {
         return; /* the connection is lost: drain() raises */
     if (s->out.len == 0 && !s->connecting) {
         for (;;) {
-            long w = lasio_stream_rawwrite_(s, p, n);
+            long w = s->tp->write(s, p, n);
             if (w >= 0) {
                 p += w;
                 n -= (size_t)w;
@@ -206,13 +217,27 @@ writer_wait_closed(lua_State *L) {
 /* ====== } */
 
 static int
+writer_close(lua_State *L) {
+    lasio_checkwriter_(L, 1);
+    return lasio_view_close_(L);
+}
+
+static int
 writer_write_eof(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
     if (s->closing || s->released)
         return luaL_error(L, "write_eof: the stream is closed");
-    if (s->tls)
-        return luaL_error(L, "write_eof: not supported on TLS streams "
-                             "(can_write_eof() is false)");
+    switch (s->tp->eof) {
+    case LASIO_TP_EOF_NONE:
+        return luaL_error(L,
+                          "write_eof: not supported on %s streams "
+                          "(can_write_eof() is false)",
+                          s->tp->name);
+    case LASIO_TP_EOF_CLOSE:
+        return writer_close(L);
+    default:
+        break;
+    }
     if (s->eof_wanted)
         return 0;
     s->eof_wanted = 1;
@@ -224,16 +249,8 @@ writer_write_eof(lua_State *L) {
 static int
 writer_can_write_eof(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
-    lua_pushboolean(L, s->tls == NULL);
+    lua_pushboolean(L, s->tp->eof != LASIO_TP_EOF_NONE);
     return 1;
-}
-
-int
-lasio_writer_close_(lua_State *L) {
-    lasio_checkwriter_(L, 1);
-    lua_getiuservalue(L, 1, 1);
-    lasio_stream_close_(L, -1, lua_touserdata(L, -1));
-    return 0;
 }
 
 static int
@@ -243,26 +260,25 @@ writer_is_closing(lua_State *L) {
     return 1;
 }
 
-/* writer:get_extra_info(name [, default]) */
+/* writer:get_extra_info(name [, default]): "fd" of any stream, the
+ * transport's names ("peername", "socket", "cipher" ...), then what the
+ * transport recorded in STREAM_UV_EXTRA (kept after close). */
 static int
 writer_get_extra_info(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
     const char *name = luaL_checkstring(L, 2);
     lua_settop(L, 3);
-    if (strcmp(name, "peername") == 0 || strcmp(name, "sockname") == 0) {
-        if (s->fd >= 0 && s->is_socket) {
-            lasio_pushsockname_(L, s->fd, name[0] == 'p');
-            if (!lua_isnil(L, -1))
-                return 1;
-        }
-    } else if (strcmp(name, "fd") == 0 || strcmp(name, "socket") == 0) {
+    if (strcmp(name, "fd") == 0) {
         if (s->fd >= 0) {
             lua_pushinteger(L, s->fd);
             return 1;
         }
     } else {
-        lua_getiuservalue(L, 1, 1); /* the stream */
-        if (lasio_tls_extra_info_(L, 4, name))
+        lua_getiuservalue(L, 1, 1); /* 4: the stream */
+        if (s->tp->extra_info && s->tp->extra_info(L, 4, name))
+            return 1;
+        if (lua_getiuservalue(L, 4, STREAM_UV_EXTRA) == LUA_TTABLE &&
+            lua_getfield(L, -1, name) != LUA_TNIL)
             return 1;
     }
     lua_pushvalue(L, 3);
@@ -314,13 +330,28 @@ writer_get_write_buffer_size(lua_State *L) {
     return 1;
 }
 
-const luaL_Reg lasio_writer_methods_[] = {
+/* writer:fileno(): the fd, -1 once closed. */
+static int
+writer_fileno(lua_State *L) {
+    lua_pushinteger(L, lasio_checkwriter_(L, 1)->fd);
+    return 1;
+}
+
+static int
+writer_tostring(lua_State *L) {
+    struct lasio_stream *s = lasio_checkwriter_(L, 1);
+    lua_pushfstring(L, "%s<fd=%d %s buffered=%I>", LASIO_WRITER_MT, s->fd,
+                    lasio_stream_state_(s, 0), (lua_Integer)s->out.len);
+    return 1;
+}
+
+static const luaL_Reg writer_methods[] = {
     {"write", writer_write},
     {"writelines", writer_writelines},
     {"drain", writer_drain},
     {"write_eof", writer_write_eof},
     {"can_write_eof", writer_can_write_eof},
-    {"close", lasio_writer_close_},
+    {"close", writer_close},
     {"abort", writer_abort},
     {"is_closing", writer_is_closing},
     {"wait_closed", writer_wait_closed},
@@ -329,4 +360,19 @@ const luaL_Reg lasio_writer_methods_[] = {
     {"gettimeout", writer_gettimeout},
     {"set_write_buffer_limits", writer_set_write_buffer_limits},
     {"get_write_buffer_size", writer_get_write_buffer_size},
+    {"fileno", writer_fileno},
     {NULL, NULL}};
+
+int
+luaopen_lasio_writer_(lua_State *L) {
+    if (lasio_newmetatable_(L, LASIO_WRITER_MT, &writer_token)) {
+        luaL_newlib(L, writer_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, writer_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, writer_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    return 0;
+}

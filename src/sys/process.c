@@ -4,7 +4,8 @@
  * and one read event on it (ARCHITECTURE rule 12: no SIGCHLD handler;
  * while a loop has children, an ignored SIGCHLD is set to its default so
  * the kernel does not reap them before we read their status);
- * its stdio pipes are PipeReader / PipeWriter objects (pipe.c).
+ * its stdio pipes are streams on the plain-fd transport (stream.c), seen
+ * as a StreamWriter (stdin) and StreamReaders (stdout, stderr).
  * Invariants: while the child runs, the Process is pinned in the loop's
  * anchors and counted in loop->nsources, so it is reaped even when nobody
  * waits for it or references it; a child still running when the loop
@@ -22,6 +23,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "stream/stream.h"
 #include "sys/sys.h"
 
 #define LASIO_PROCESS_MT "lasio.Process"
@@ -30,8 +32,6 @@
 #define STDIO_PIPE (-1)
 #define STDIO_STDOUT (-2)
 #define STDIO_DEVNULL (-3)
-
-#define DEFAULT_LIMIT 65536
 
 struct lasio_process {
     struct lasio_iolink link;
@@ -199,7 +199,7 @@ read_opts(lua_State *L, int idx, struct spawn_args *a, const char *what) {
                                         "cwd",   "env",    "start_new_session",
                                         "limit", NULL};
     a->spec[0] = a->spec[1] = a->spec[2] = INT_MIN;
-    a->limit = DEFAULT_LIMIT;
+    a->limit = LASIO_STREAM_LIMIT;
     a->s.cwd = NULL;
     a->s.envp = NULL;
     a->s.new_session = 0;
@@ -409,12 +409,16 @@ spawn(lua_State *L, int opts, const char *what) {
     int pidx = lua_gettop(L);
     lua_pushvalue(L, pidx - 1);
     lua_setiuservalue(L, pidx, PROC_UV_LOOP);
-    struct lasio_pipe *pipes[3] = {NULL, NULL, NULL};
+    struct lasio_stream *pipes[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
         if (a.spec[i] != STDIO_PIPE)
             continue;
-        pipes[i] = lasio_pipe_new_(L, loop, i == 0, a.limit);
+        pipes[i] = lasio_stream_new_(L, loop);
+        pipes[i]->limit = a.limit;
+        lasio_stream_pushviews_(L, -1);
+        lua_remove(L, i == 0 ? -2 : -1); /* stdin: the writer; else reader */
         lua_setiuservalue(L, pidx, PROC_UV_STDIN + i);
+        lua_pop(L, 1); /* the stream: the view keeps it */
     }
     lasio_sys_pin_(L, loop, pidx, &p->pin);
     if (a.spec[0] == STDIO_PIPE)
@@ -435,13 +439,17 @@ spawn(lua_State *L, int opts, const char *what) {
         p->pidfd = a.s.pidfd;
         p->new_session = (unsigned char)a.s.new_session;
         p->ev = event_new(loop->base, p->pidfd, EV_READ, exit_event, p);
+        int failed = !p->ev || event_add(p->ev, NULL) < 0;
         for (int i = 0; i < 3; i++) {
-            if (pipes[i] && lasio_pipe_open_(pipes[i], parent[i]) == 0)
-                parent[i] = -1; /* owned by the pipe now */
+            if (!pipes[i])
+                continue;
+            /* the stream owns the fd now, also when this fails */
+            if (lasio_stream_attach_(pipes[i], parent[i], &lasio_fd_transport_,
+                                     i == 0 ? LASIO_ATTACH_WRONLY : 0) < 0)
+                failed = 1;
+            parent[i] = -1;
         }
-        if (!p->ev || event_add(p->ev, NULL) < 0 || parent[0] >= 0 ||
-            parent[1] >= 0 || parent[2] >= 0) {
-            close_all(parent);
+        if (failed) {
             release(p); /* kills and reaps the child */
             lasio_sys_unpin_(L, loop, &p->pin);
             return luaL_error(L, "%s: not enough memory", what);
@@ -660,7 +668,6 @@ static const luaL_Reg module_funcs[] = {
 
 int
 luaopen_lasio_process_(lua_State *L) {
-    luaopen_lasio_pipe_(L);
     if (luaL_newmetatable(L, LASIO_PROCESS_MT)) {
         luaL_newlib(L, process_methods);
         lua_pushcclosure(L, process_index, 1);

@@ -1,6 +1,7 @@
 /*
  * sys.h: cross-file functions of the operating-system layer (signals,
- * child processes, pipes, worker threads, files), built on core.h.
+ * child processes, worker threads, files), built on core.h; a child's
+ * pipes are streams (stream/stream.h).
  * Internal. Every object here that holds a libevent event registers a
  * closer with its loop, so loop close frees it before the event_base.
  * SPDX-License-Identifier: MIT
@@ -44,21 +45,6 @@ LASIO_HIDDEN void lasio_sys_unpin_(lua_State *L, struct lasio_loop *loop,
  * shared with the streams. */
 /* Decrements loop->nsources unless the loop is closed. */
 LASIO_HIDDEN void lasio_sys_uncount_(struct lasio_loop *loop);
-/* ====== } */
-
-/* {====== Pipes (pipe.c) ====== */
-#define LASIO_PIPE_READER_MT "lasio.PipeReader"
-#define LASIO_PIPE_WRITER_MT "lasio.PipeWriter"
-struct lasio_pipe;
-/* Pushes a new pipe reader (writer != 0: writer) of loop in the closed
- * state; limit is the readline/readuntil limit. [-0, +1, m] */
-LASIO_HIDDEN struct lasio_pipe *lasio_pipe_new_(lua_State *L,
-                                                struct lasio_loop *loop,
-                                                int writer, size_t limit);
-/* Gives the pipe its non-blocking fd (owned from now on). Returns -1 when
- * out of memory (the fd is then still the caller's). */
-LASIO_HIDDEN int lasio_pipe_open_(struct lasio_pipe *p, int fd);
-LASIO_HIDDEN int luaopen_lasio_pipe_(lua_State *L);
 /* ====== } */
 
 /* {====== Processes (process.c) ====== */

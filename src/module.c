@@ -23,7 +23,7 @@ spawn_loop(lua_State *L, const char *what) {
 
 /* lasio.spawn(fn, ...) */
 static int
-lasio_spawn(lua_State *L) {
+module_spawn(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     struct lasio_loop *loop = spawn_loop(L, "lasio.spawn");
     lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
@@ -32,7 +32,7 @@ lasio_spawn(lua_State *L) {
 
 /* lasio.await(aw): a function is started as a task first. */
 static int
-lasio_await(lua_State *L) {
+module_await(lua_State *L) {
     if (lua_isfunction(L, 1)) {
         struct lasio_loop *loop = spawn_loop(L, "lasio.await");
         lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
@@ -48,7 +48,7 @@ lasio_await(lua_State *L) {
 }
 
 static int
-lasio_current_task(lua_State *L) {
+module_current_task(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop || !loop->current) {
         lua_pushnil(L);
@@ -61,7 +61,7 @@ lasio_current_task(lua_State *L) {
 }
 
 static int
-lasio_all_tasks(lua_State *L) {
+module_all_tasks(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
     lua_createtable(L, loop->ntasks, 0);
@@ -78,7 +78,7 @@ lasio_all_tasks(lua_State *L) {
 }
 
 static int
-lasio_new_future(lua_State *L) {
+module_new_future(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     if (loop->closed)
         return luaL_error(L, "lasio.Future: the loop is closed");
@@ -89,7 +89,7 @@ lasio_new_future(lua_State *L) {
 /* core.internal.set_interrupt_task(task or nil): which task SIGINT/SIGTERM
  * cancel under the lasio command (nil: the main task). */
 static int
-lasio_set_interrupt_task(lua_State *L) {
+module_set_interrupt_task(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     if (!lua_isnil(L, 1))
         lasio_checkobj_(L, 1, &lasio_task_token_, LASIO_TASK_MT);
@@ -101,13 +101,13 @@ lasio_set_interrupt_task(lua_State *L) {
 
 /* lasio.isfuture(v): is v a Future or a Task (asyncio.isfuture)? */
 static int
-lasio_isfuture(lua_State *L) {
+module_isfuture(lua_State *L) {
     lua_pushboolean(L, lasio_tofuture_(L, 1) != NULL);
     return 1;
 }
 
 static int
-lasio_time(lua_State *L) {
+module_time(lua_State *L) {
     lua_pushnumber(L, lasio_time_());
     return 1;
 }
@@ -126,19 +126,19 @@ lasio_time(lua_State *L) {
 static const luaL_Reg core_funcs[] = {
     /* public: the top level */
     {"sleep", lasio_sleep_},
-    {"spawn", lasio_spawn},
-    {"create_task", lasio_spawn},
-    {"await", lasio_await},
-    {"current_task", lasio_current_task},
-    {"all_tasks", lasio_all_tasks},
-    {"Future", lasio_new_future},
-    {"isfuture", lasio_isfuture},
-    {"time", lasio_time},
+    {"spawn", module_spawn},
+    {"create_task", module_spawn},
+    {"await", module_await},
+    {"current_task", module_current_task},
+    {"all_tasks", module_all_tasks},
+    {"Future", module_new_future},
+    {"isfuture", module_isfuture},
+    {"time", module_time},
     {NULL, NULL}};
 
 static const luaL_Reg internal_funcs[] = {
     /* core.internal: for the facade only */
-    {"set_interrupt_task", lasio_set_interrupt_task},
+    {"set_interrupt_task", module_set_interrupt_task},
     {"gather_results", lasio_gather_results_},
     {NULL, NULL}};
 
@@ -146,36 +146,35 @@ LASIO_API int luaopen_lasio_core(lua_State *L);
 
 int
 luaopen_lasio_core(lua_State *L) {
-    lasio_errors_open_(L);
-    luaopen_lasio_future_(L);
-    luaopen_lasio_task_(L);
-    luaopen_lasio_timer_(L);
+    /* every opener takes the table it fills at the top: the module table,
+     * or core.internal for the parts only the facade uses */
     luaL_newlib(L, core_funcs);
     luaL_newlib(L, internal_funcs);
     lua_setfield(L, -2, "internal");
-    luaopen_lasio_loop_(L);
-    luaopen_lasio_stream_(L);
-    luaopen_lasio_connect_(L);
-    luaopen_lasio_server_(L);
-    luaopen_lasio_udp_(L);
-    luaopen_lasio_dns_(L);
-    luaopen_lasio_tls_(L);
-    luaopen_lasio_signal_(L);
-    luaopen_lasio_process_(L);
-    luaopen_lasio_thread_(L);
-    luaopen_lasio_fs_(L);
-    lasio_errors_export_(L);
+    lasio_errors_open_(L);
+    lasio_future_open_(L);
+    lasio_task_open_(L);
+    lasio_timer_open_(L);
+    lasio_loop_open_(L);
     lasio_waitq_open_(L);
     lasio_queue_open_(L);
-    /* core.internal: these openers register into the table at the top */
+    lasio_coro_open_(L);
+    lasio_stream_open_(L);
+    lasio_connect_open_(L);
+    lasio_server_open_(L);
+    lasio_udp_open_(L);
+    lasio_dns_open_(L);
+    lasio_tls_open_(L);
+    lasio_signal_open_(L);
+    lasio_process_open_(L);
+    lasio_thread_open_(L);
+    lasio_fs_open_(L);
     lua_getfield(L, -1, "internal");
-    luaopen_lasio_http_(L);       /* http_parser, http_trace, http_headers_mt */
-    luaopen_lasio_httpformat_(L); /* http_check_header, http_send(_chunk) */
-    luaopen_lasio_websocket_(L);  /* websocket */
-    lasio_gather_open_(L);        /* gather_ops */
+    lasio_http_open_(L);       /* http_parser, http_trace, http_headers_mt */
+    lasio_httpformat_open_(L); /* http_check_header, http_send(_chunk) */
+    lasio_websocket_open_(L);  /* websocket */
+    lasio_gather_open_(L);     /* gather_ops */
     lua_pop(L, 1);
-    lasio_coro_push_(L);
-    lua_setfield(L, -2, "coroutine");
     lua_pushliteral(L, LASIO_VERSION);
     lua_setfield(L, -2, "VERSION");
     return 1;

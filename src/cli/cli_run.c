@@ -49,7 +49,7 @@ flush_queue(lua_State *L, struct lasio_loop *loop) {
     lua_State *prev = loop->L;
     loop->L = L;
     for (int i = 0; i < 16 && loop->rq_count > 0; i++)
-        lasio_rq_drain_cb_(-1, 0, loop);
+        lasio_readyq_drain_cb_(-1, 0, loop);
     loop->L = prev;
 }
 

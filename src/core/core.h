@@ -43,7 +43,7 @@ LASIO_HIDDEN int lasio_newmetatable_(lua_State *L, const char *tname,
                                      const void *token);
 
 /* The first byte of every object that can sit in the ready queue. */
-enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE, KIND_CCB };
+enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE, KIND_DONECB };
 
 struct lasio_future;
 /* A done callback in C: a userdata that starts with this struct is stored
@@ -51,14 +51,14 @@ struct lasio_future;
  * `run` straight from the ready queue, with no lua_pcall and no Lua ring
  * slots (readyq.c). The object must keep alive every Future it is
  * registered on (the queue entry holds only a pointer to the Future while
- * the object itself is anchored). `run` gets the object at ccbidx, the
+ * the object itself is anchored). `run` gets the object at cbidx, the
  * done Future at fidx; an error it raises is reported as an "Exception in
  * callback", as a function's would be. */
-struct lasio_ccb {
-    unsigned char kind; /* KIND_CCB */
+struct lasio_donecb {
+    unsigned char kind; /* KIND_DONECB */
     int queued;         /* entries of the ready queue pointing at it */
-    int ref;            /* its anchor slot while queued, or LUA_NOREF */
-    void (*run)(lua_State *L, int ccbidx, int fidx, struct lasio_future *f);
+    int ref;            /* its slot while queued, or LUA_NOREF */
+    void (*run)(lua_State *L, int cbidx, int fidx, struct lasio_future *f);
 };
 
 enum lasio_fstate { FUT_PENDING, FUT_FINISHED, FUT_CANCELLED };
@@ -67,7 +67,7 @@ enum lasio_fstate { FUT_PENDING, FUT_FINISHED, FUT_CANCELLED };
 
 /* User values of the loop userdata. */
 enum {
-    LOOP_UV_TASKS = 1, /* anchor slots (readyq.c): pending tasks, and the
+    LOOP_UV_TASKS = 1, /* keep-alive slots (readyq.c): pending tasks, and the
                           objects C entries of the ready queue point at */
     LOOP_UV_ANCHORS,   /* objects libevent holds raw pointers to */
     LOOP_UV_HANDLER,   /* exception handler function or nil */
@@ -117,14 +117,14 @@ struct lasio_loop {
     /* ready queue (readyq.c): the C ring holds the order (Task steps,
      * C callbacks, or a mark for the next entry of the Lua ring, registry
      * ref lq_ref) */
-    struct lasio_rq_entry *rq;
+    struct lasio_readyq_entry *rq;
     int rq_head, rq_count, rq_cap;
-    /* anchor slots of LOOP_UV_TASKS (readyq.c): slots 1..slot_top exist,
+    /* slots of LOOP_UV_TASKS (readyq.c): slots 1..slot_top exist,
      * free ones hold false and are listed in slot_free (capacity
      * slot_cap >= slot_top, so freeing never allocates) */
     int *slot_free;
     int slot_nfree, slot_top, slot_cap;
-    unsigned char rq_in_ccb; /* a C callback runs (its errors are its) */
+    unsigned char in_donecb; /* a C callback runs (its errors are its) */
     int lq_head, lq_count, lq_cap, lq_ref;
     int self_ref; /* registry ref to the loop userdata while open */
     /* registry refs to the metatables the hot paths set: no lookup by
@@ -147,7 +147,8 @@ struct lasio_loop {
     volatile int pending_signals;  /* bit mask of hub signals to handle */
     lua_State *volatile running_L; /* thread running Lua now (for hooks) */
     struct lasio_iolink *iolinks;  /* I/O objects to release at close */
-    struct lasio_tsq *tsq; /* lasio_pin_post's queue (embed/pin.c), or NULL */
+    struct lasio_postq
+        *postq; /* lasio_pin_post's queue (embed/pin.c), or NULL */
     /* Wake hooks, installed by the layers above: the wake pipe's callback
      * (sighub.c) calls them and never names those layers. on_signals
      * handles the signals the hub flagged (sys/signal.c), from the ready
@@ -210,7 +211,7 @@ LASIO_HIDDEN void lasio_call_exception_handler_(lua_State *L,
 LASIO_HIDDEN int lasio_loop_run_(lua_State *L, struct lasio_loop *loop);
 /* Pushes a deadlock report listing the pending tasks. [-0, +1, m] */
 LASIO_HIDDEN void lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop);
-LASIO_HIDDEN int luaopen_lasio_loop_(lua_State *L);
+LASIO_HIDDEN void lasio_loop_open_(lua_State *L);
 /* Makes the task at mainidx the main task of the loop at loopidx: the run
  * stops when it is done. [-0, +0, m] */
 LASIO_HIDDEN void lasio_loop_set_main_(lua_State *L, int loopidx, int mainidx);
@@ -237,17 +238,18 @@ LASIO_HIDDEN void lasio_loop_close_(lua_State *L, int idx,
  * (step it), a Handle (run it unless cancelled) or a function followed by
  * its one argument (a done callback). */
 /* An entry of the C ring: a Task step (obj, NULL), a C callback (obj the
- * done Future, ccb) or the next entry of the Lua ring (NULL, NULL). */
-struct lasio_rq_entry {
+ * done Future, donecb) or the next entry of the Lua ring (NULL, NULL). */
+struct lasio_readyq_entry {
     void *obj;
-    struct lasio_ccb *ccb;
+    struct lasio_donecb *donecb;
 };
-/* Queues the C callback at ccbidx for the done Future at fidx: both get an
- * anchor slot while queued. Room must have been made with
- * lasio_rq_reserve_ and lasio_slot_reserve_(L, loop, 2). [-0, +0, -] */
-LASIO_HIDDEN void lasio_rq_push_ccb_(lua_State *L, struct lasio_loop *loop,
-                                     int ccbidx, int fidx);
-/* Anchor slots in the loop's tasks table (at tidx): take stores the value
+/* Queues the C callback at cbidx for the done Future at fidx: both get an
+ * slot while queued. Room must have been made with
+ * lasio_readyq_reserve_ and lasio_slot_reserve_(L, loop, 2). [-0, +0, -] */
+LASIO_HIDDEN void lasio_readyq_push_donecb_(lua_State *L,
+                                            struct lasio_loop *loop, int cbidx,
+                                            int fidx);
+/* Keep-alive slots in the loop's tasks table (at tidx): take stores the value
  * at vidx and returns its slot (raises only when no slot was reserved);
  * release empties a slot; reserve makes k slots free, so the next k takes
  * cannot fail. [-0, +0, m] */
@@ -257,30 +259,31 @@ LASIO_HIDDEN void lasio_slot_release_(lua_State *L, struct lasio_loop *loop,
                                       int tidx, int slot);
 LASIO_HIDDEN void lasio_slot_reserve_(lua_State *L, struct lasio_loop *loop,
                                       int tidx, int k);
-/* Pushes the loop's tasks table (its anchor slots). [-0, +1, -] */
+/* Pushes the loop's tasks table (its slots). [-0, +1, -] */
 LASIO_HIDDEN void lasio_pushtasks_(lua_State *L, struct lasio_loop *loop);
 /* Pushes the value at idx as one entry. [-0, +0, m] */
-LASIO_HIDDEN void lasio_rq_push_(lua_State *L, struct lasio_loop *loop,
-                                 int idx);
+LASIO_HIDDEN void lasio_readyq_push_(lua_State *L, struct lasio_loop *loop,
+                                     int idx);
 /* Pushes fn (at fidx) and arg (at aidx) as a callback entry. [-0, +0, m] */
-LASIO_HIDDEN void lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop,
-                                      int fidx, int aidx);
+LASIO_HIDDEN void lasio_readyq_push_call_(lua_State *L, struct lasio_loop *loop,
+                                          int fidx, int aidx);
 /* Makes room for k more slots, so the next k pushes cannot fail.
  * [-0, +0, m] */
-LASIO_HIDDEN void lasio_rq_reserve_(lua_State *L, struct lasio_loop *loop,
-                                    int k);
-LASIO_HIDDEN void lasio_rq_arm_(struct lasio_loop *loop);
-LASIO_HIDDEN void lasio_rq_drain_cb_(int fd, short what, void *arg);
-LASIO_HIDDEN void lasio_rq_init_(lua_State *L, struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_readyq_reserve_(lua_State *L, struct lasio_loop *loop,
+                                        int k);
+LASIO_HIDDEN void lasio_readyq_arm_(struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_readyq_drain_cb_(int fd, short what, void *arg);
+LASIO_HIDDEN void lasio_readyq_init_(lua_State *L, struct lasio_loop *loop);
 /* Frees the queue (loop close). [-0, +0, -] */
-LASIO_HIDDEN void lasio_rq_free_(lua_State *L, struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_readyq_free_(lua_State *L, struct lasio_loop *loop);
 /* Queues a step of the pending task t. [-0, +0, m] */
-LASIO_HIDDEN void lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
-                                      struct lasio_task *t);
-/* Queues the run of the due timer h, which keeps its anchor slot until
+LASIO_HIDDEN void lasio_readyq_push_task_(lua_State *L, struct lasio_loop *loop,
+                                          struct lasio_task *t);
+/* Queues the run of the due timer h, which keeps its slot until
  * the entry is taken. [-0, +0, m] */
-LASIO_HIDDEN void lasio_rq_push_timer_(lua_State *L, struct lasio_loop *loop,
-                                       struct lasio_handle *h);
+LASIO_HIDDEN void lasio_readyq_push_timer_(lua_State *L,
+                                           struct lasio_loop *loop,
+                                           struct lasio_handle *h);
 /* ====== } */
 
 /* {====== Future ====== */
@@ -319,8 +322,8 @@ struct lasio_future {
     unsigned char finalized;   /* has the metatable twin with __gc */
     int nresults;              /* 1: value stored directly; else a table */
     int ncallbacks;            /* 0, 1 (stored directly) or more (table) */
-    int ref;    /* anchor slot (LOOP_UV_TASKS): while a Task is pending,
-                   and while C callback entries point at it, or LUA_NOREF */
+    int ref;                   /* slot (LOOP_UV_TASKS): while a Task is pending,
+                                  and while C callback entries point at it, or LUA_NOREF */
     int queued; /* C callback entries of the ready queue pointing at it */
     struct lasio_loop *loop; /* kept alive by FUT_UV_LOOP */
 };
@@ -372,7 +375,7 @@ LASIO_HIDDEN void lasio_future_metamethods_(lua_State *L, int kind);
  * code. [-0, +0, -] */
 LASIO_HIDDEN void lasio_future_finalize_(lua_State *L, int idx,
                                          struct lasio_future *f);
-LASIO_HIDDEN int luaopen_lasio_future_(lua_State *L);
+LASIO_HIDDEN void lasio_future_open_(lua_State *L);
 /* core.internal.gather_results(list, n): the results table of a finished
  * gather. */
 LASIO_HIDDEN int lasio_gather_results_(lua_State *L);
@@ -457,7 +460,7 @@ LASIO_HIDDEN extern const char lasio_yield_sentinel_;
 /* Resumed with this first: raise the value after it at the await. */
 LASIO_HIDDEN extern const char lasio_throw_sentinel_;
 #define LASIO_THROW ((void *)&lasio_throw_sentinel_)
-LASIO_HIDDEN int luaopen_lasio_task_(lua_State *L);
+LASIO_HIDDEN void lasio_task_open_(lua_State *L);
 LASIO_HIDDEN int lasio_sleep_(lua_State *L);
 /* ====== } */
 
@@ -499,7 +502,7 @@ struct lasio_handle {
     unsigned char cancelled;
     unsigned char is_timer;
     int heap_pos; /* index in the timer heap, or -1 */
-    int pin;      /* anchor slot (LOOP_UV_TASKS) while in the heap */
+    int slot;     /* its slot (LOOP_UV_TASKS) while in the heap */
     int nargs;    /* the callback's arguments, user values after HANDLE_NUV */
     double when;
     struct lasio_loop *loop; /* kept alive by HANDLE_UV_LOOP */
@@ -513,19 +516,19 @@ LASIO_HIDDEN void lasio_handle_run_(lua_State *L, int idx,
 LASIO_HIDDEN int lasio_call_soon_(lua_State *L);
 LASIO_HIDDEN int lasio_call_later_(lua_State *L);
 LASIO_HIDDEN int lasio_call_at_(lua_State *L);
-LASIO_HIDDEN int luaopen_lasio_timer_(lua_State *L);
+LASIO_HIDDEN void lasio_timer_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Timer heap (timerheap.c) ====== */
 /* Adds owner (whose heap index lives at *posp) due at `when`. Returns -1
  * when out of memory (nothing changed). */
-LASIO_HIDDEN int lasio_theap_add_(struct lasio_loop *loop, void *owner,
-                                  int *posp, double when);
+LASIO_HIDDEN int lasio_timerheap_add_(struct lasio_loop *loop, void *owner,
+                                      int *posp, double when);
 /* Removes the entry whose index is *posp (no-op when not in the heap). */
-LASIO_HIDDEN void lasio_theap_remove_(struct lasio_loop *loop, int *posp);
-LASIO_HIDDEN void lasio_theap_fire_cb_(int fd, short what, void *arg);
+LASIO_HIDDEN void lasio_timerheap_remove_(struct lasio_loop *loop, int *posp);
+LASIO_HIDDEN void lasio_timerheap_fire_cb_(int fd, short what, void *arg);
 /* Forgets every entry and frees the heap (loop close). */
-LASIO_HIDDEN void lasio_theap_free_(struct lasio_loop *loop);
+LASIO_HIDDEN void lasio_timerheap_free_(struct lasio_loop *loop);
 /* ====== } */
 
 /* {====== Errors (errors.c) ====== */
@@ -557,14 +560,15 @@ LASIO_HIDDEN void lasio_newerror_at_(lua_State *L, int cls, int msgidx);
 LASIO_HIDDEN int lasio_iserror_(lua_State *L, int idx, int cls);
 /* Raises a new instance of cls. */
 LASIO_HIDDEN int lasio_raise_(lua_State *L, int cls, const char *fmt, ...);
+/* Makes the classes once per state (in the registry) and sets every class
+ * into the module table at the top. [-0, +0, m] */
 LASIO_HIDDEN void lasio_errors_open_(lua_State *L);
-/* Sets every class into the module table at the top. [-0, +0, m] */
-LASIO_HIDDEN void lasio_errors_export_(lua_State *L);
 /* ====== } */
 
 /* {====== Coroutine forwarding (coro.c) ====== */
-/* Pushes a table with the forwarding coroutine functions. [-0,+1,m] */
-LASIO_HIDDEN void lasio_coro_push_(lua_State *L);
+/* Sets the table of forwarding coroutine functions as field "coroutine"
+ * of the module table at the top. [-0, +0, m] */
+LASIO_HIDDEN void lasio_coro_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Diagnostics (diag.c) ====== */

@@ -266,7 +266,7 @@ static const luaL_Reg coro_funcs[] = {{"create", co_create},
                                       {NULL, NULL}};
 
 void
-lasio_coro_push_(lua_State *L) {
+lasio_coro_open_(lua_State *L) {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &forwarding_key) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_newtable(L);
@@ -279,4 +279,5 @@ lasio_coro_push_(lua_State *L) {
         lua_pop(L, 1);
     }
     luaL_newlib(L, coro_funcs);
+    lua_setfield(L, -2, "coroutine");
 }

@@ -248,7 +248,7 @@ lasio_diag_unretrieved_(lua_State *L, int idx, struct lasio_future *f) {
         return;
     }
     lua_pushcfunction(L, report_later);
-    lasio_rq_push_call_(L, f->loop, -1, -2);
+    lasio_readyq_push_call_(L, f->loop, -1, -2);
     lua_pop(L, 2);
 }
 

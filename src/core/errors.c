@@ -226,8 +226,9 @@ class_tostring(lua_State *L) {
     return 1;
 }
 
-void
-lasio_errors_open_(lua_State *L) {
+/* Makes the classes of this state, once. [-0, +0, m] */
+static void
+make_classes(lua_State *L) {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key) == LUA_TTABLE) {
         lua_pop(L, 1);
         return;
@@ -265,7 +266,8 @@ lasio_errors_open_(lua_State *L) {
 }
 
 void
-lasio_errors_export_(lua_State *L) {
+lasio_errors_open_(lua_State *L) {
+    make_classes(L);
     for (int i = 0; i < ERR_NCLASSES; i++) {
         lasio_pusherrclass_(L, i);
         lua_setfield(L, -2, classdefs[i].name);

@@ -106,14 +106,14 @@ push_callback(lua_State *L, int idx, int n, int i) {
 
 /* Whether the callback list at idx (n entries) holds a C callback. */
 static int
-has_ccb(lua_State *L, int idx, int n) {
+has_donecb(lua_State *L, int idx, int n) {
     idx = lua_absindex(L, idx);
     int found = 0;
     for (int i = 1; i <= n && !found; i++) {
         push_callback(L, idx, n, i);
         unsigned char *kind =
             lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
-        found = kind && *kind == KIND_CCB;
+        found = kind && *kind == KIND_DONECB;
         lua_pop(L, 1);
     }
     return found;
@@ -133,10 +133,10 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
         return;
     luaL_checkstack(L, 4, NULL);
     /* room for every entry first: no callback is lost to a memory error */
-    lasio_rq_reserve_(L, f->loop, 2 * n);
+    lasio_readyq_reserve_(L, f->loop, 2 * n);
     lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
     if (!f->loop->closed && f->loop->slot_nfree < 2 * n &&
-        has_ccb(L, -1, n)) { /* and their anchor slots */
+        has_donecb(L, -1, n)) { /* and their slots */
         lasio_pushtasks_(L, f->loop);
         lasio_slot_reserve_(L, f->loop, -1, 2 * n);
         lua_pop(L, 1);
@@ -151,17 +151,17 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
          * callbacks */
         struct lasio_task *t =
             lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
-        if (t && t->fut.kind == KIND_CCB) {
-            lasio_rq_push_ccb_(L, f->loop, -1, idx);
+        if (t && t->fut.kind == KIND_DONECB) {
+            lasio_readyq_push_donecb_(L, f->loop, -1, idx);
         } else if (t) {
             /* the wake-up of a task awaiting this Future */
             if (t->waiting == WAIT_FUTURE && !t->fut.state) {
                 t->waiting = WAIT_NONE;
                 t->scheduled = 1;
-                lasio_rq_push_(L, f->loop, -1);
+                lasio_readyq_push_(L, f->loop, -1);
             }
         } else {
-            lasio_rq_push_call_(L, f->loop, -1, idx);
+            lasio_readyq_push_call_(L, f->loop, -1, idx);
         }
         lua_pop(L, 1);
     }
@@ -261,21 +261,21 @@ lasio_future_add_callback_(lua_State *L, int idx, struct lasio_future *f,
         unsigned char *kind = lua_type(L, cbidx) == LUA_TUSERDATA
                                   ? lua_touserdata(L, cbidx)
                                   : NULL;
-        if (kind && *kind == KIND_CCB) {
+        if (kind && *kind == KIND_DONECB) {
             if (f->loop->closed)
                 return; /* the queue takes nothing any more */
-            lasio_rq_reserve_(L, f->loop, 1);
+            lasio_readyq_reserve_(L, f->loop, 1);
             lasio_pushtasks_(L, f->loop);
             lasio_slot_reserve_(L, f->loop, -1, 2);
             lua_pop(L, 1);
-            lasio_rq_push_ccb_(L, f->loop, cbidx, idx);
+            lasio_readyq_push_donecb_(L, f->loop, cbidx, idx);
         } else if (lasio_totask_(L, cbidx)) {
             struct lasio_task *t = lasio_totask_(L, cbidx);
             t->waiting = WAIT_NONE;
             t->scheduled = 1;
-            lasio_rq_push_(L, f->loop, cbidx);
+            lasio_readyq_push_(L, f->loop, cbidx);
         } else {
-            lasio_rq_push_call_(L, f->loop, cbidx, idx);
+            lasio_readyq_push_call_(L, f->loop, cbidx, idx);
         }
         return;
     }
@@ -659,8 +659,8 @@ lasio_future_finalize_(lua_State *L, int idx, struct lasio_future *f) {
     f->finalized = 1;
 }
 
-int
-luaopen_lasio_future_(lua_State *L) {
+void
+lasio_future_open_(lua_State *L) {
     if (lasio_newmetatable_(L, LASIO_FUTURE_MT, &lasio_future_token_)) {
         lua_newtable(L);
         lasio_future_register_(L);
@@ -668,7 +668,6 @@ luaopen_lasio_future_(lua_State *L) {
         lasio_future_metamethods_(L, KIND_FUTURE);
     }
     lua_pop(L, 1);
-    return 0;
 }
 
 /* ====== } */

@@ -13,14 +13,14 @@
 
 /* The state of one gather; the Lua side lives in its user values. It is
  * the C done callback registered on every child (core.h, struct
- * lasio_ccb): the children stay alive through GATHER_UV_UNIQ. */
+ * lasio_donecb): the children stay alive through GATHER_UV_UNIQ. */
 struct gather {
-    struct lasio_ccb ccb;  /* first */
-    int nfuts;             /* distinct children */
-    int nfinished;         /* children whose done callback ran */
-    unsigned char rex;     /* return_exceptions */
-    unsigned char closed;  /* gather returned or raised */
-    unsigned char decided; /* GATHER_UV_DECISIVE is set */
+    struct lasio_donecb donecb; /* first */
+    int nfuts;                  /* distinct children */
+    int nfinished;              /* children whose done callback ran */
+    unsigned char rex;          /* return_exceptions */
+    unsigned char closed;       /* gather returned or raised */
+    unsigned char decided;      /* GATHER_UV_DECISIVE is set */
 };
 
 enum {
@@ -123,10 +123,10 @@ gather_start(lua_State *L) {
         lua_pop(L, 1);
     }
     struct gather *g = lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
-    g->ccb.kind = KIND_CCB;
-    g->ccb.queued = 0;
-    g->ccb.ref = LUA_NOREF;
-    g->ccb.run = gather_on_done;
+    g->donecb.kind = KIND_DONECB;
+    g->donecb.queued = 0;
+    g->donecb.ref = LUA_NOREF;
+    g->donecb.run = gather_on_done;
     g->nfuts = g->nfinished = 0;
     g->rex = (unsigned char)rex;
     g->closed = g->decided = 0;

@@ -15,7 +15,7 @@ lasio_io_wait_(lua_State *L, struct lasio_task *t, int base, double deadline) {
     struct lasio_loop *loop = t->fut.loop;
     lua_settop(L, base);
     if (deadline > 0) {
-        if (lasio_theap_add_(loop, t, &t->heap_pos, deadline))
+        if (lasio_timerheap_add_(loop, t, &t->heap_pos, deadline))
             luaL_error(L, "not enough memory");
         t->waiting = WAIT_SLEEP;
     } else {
@@ -28,7 +28,7 @@ void
 lasio_io_unwait_(struct lasio_task *t) {
     struct lasio_loop *loop = t->fut.loop;
     if (t->waiting == WAIT_SLEEP)
-        lasio_theap_remove_(loop, &t->heap_pos);
+        lasio_timerheap_remove_(loop, &t->heap_pos);
     t->waiting = WAIT_NONE;
     if (loop->nsources > 0)
         loop->nsources--;
@@ -59,9 +59,9 @@ lasio_io_wake_(lua_State *L, struct lasio_task *t) {
         return; /* already woken (cancelled, or its deadline came) */
     if (loop->closed)
         return;
-    lasio_rq_reserve_(L, loop, 1); /* the push below cannot fail */
+    lasio_readyq_reserve_(L, loop, 1); /* the push below cannot fail */
     if (t->waiting == WAIT_SLEEP)
-        lasio_theap_remove_(loop, &t->heap_pos);
+        lasio_timerheap_remove_(loop, &t->heap_pos);
     lasio_task_timer_due_(L, t);
 }
 
@@ -82,7 +82,7 @@ lasio_io_wake_cb_(struct lasio_loop *loop, struct lasio_task *t) {
         /* the ready queue has room: the push allocates nothing and cannot
          * raise, so no protected call is needed (the echo fast path) */
         if (t->waiting == WAIT_SLEEP)
-            lasio_theap_remove_(loop, &t->heap_pos);
+            lasio_timerheap_remove_(loop, &t->heap_pos);
         lasio_task_timer_due_(loop->L, t);
         return;
     }

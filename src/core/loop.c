@@ -129,7 +129,7 @@ newloop(lua_State *L, struct event_base *base) {
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_setiuservalue(L, idx, LOOP_UV_UNSEEN);
-    lasio_rq_init_(L, loop);
+    lasio_readyq_init_(L, loop);
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     loop->L = lua_tothread(L, -1);
     lua_pop(L, 1);
@@ -147,9 +147,9 @@ newloop(lua_State *L, struct event_base *base) {
         loop->own_base = 1;
     }
     loop->base = base;
-    loop->drain_ev = event_new(base, -1, 0, lasio_rq_drain_cb_, loop);
+    loop->drain_ev = event_new(base, -1, 0, lasio_readyq_drain_cb_, loop);
     loop->timer_ev =
-        event_new(base, -1, EV_PERSIST, lasio_theap_fire_cb_, loop);
+        event_new(base, -1, EV_PERSIST, lasio_timerheap_fire_cb_, loop);
     if (!loop->drain_ev || !loop->timer_ev)
         luaL_error(L, "not enough memory");
     luaL_getmetatable(L, LASIO_TASK_MT);
@@ -202,7 +202,7 @@ release(lua_State *L, struct lasio_loop *loop) {
     if (loop->timer_ev)
         event_free(loop->timer_ev);
     loop->drain_ev = loop->wake_ev = loop->timer_ev = NULL;
-    lasio_theap_free_(loop);
+    lasio_timerheap_free_(loop);
     for (int i = 0; i < 2; i++) {
         if (loop->wake_fd[i] >= 0)
             close(loop->wake_fd[i]);
@@ -211,7 +211,7 @@ release(lua_State *L, struct lasio_loop *loop) {
     if (loop->own_base && loop->base)
         event_base_free(loop->base);
     loop->base = NULL;
-    lasio_rq_free_(L, loop);
+    lasio_readyq_free_(L, loop);
     int *refs[] = {&loop->mt_task_ref,   &loop->mt_future_ref,
                    &loop->mt_handle_ref, &loop->mt_timer_ref,
                    &loop->tasks_ref,     &loop->copool_ref};
@@ -234,7 +234,7 @@ release_pending(lua_State *L, int idx, struct lasio_loop *loop) {
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    lasio_theap_free_(loop);
+    lasio_timerheap_free_(loop);
     loop->nsources = 0;
     lua_pushnil(L); /* the coroutines kept for reuse can go */
     lua_setiuservalue(L, idx, LOOP_UV_COPOOL);
@@ -309,7 +309,7 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     struct lasio_loop *prev_thread_loop = thread_loop;
     thread_loop = loop;
     if (loop->rq_count > 0)
-        lasio_rq_arm_(loop);
+        lasio_readyq_arm_(loop);
     while (!loop->stopping && !loop->closed) {
         if (loop->until_no_tasks && loop->ntasks == 0)
             break;
@@ -453,7 +453,7 @@ loop_run_forever(lua_State *L) {
         lua_State *prevL = loop->L;
         loop->L = L;
         if (loop->rq_count > 0)
-            lasio_rq_drain_cb_(-1, 0, loop);
+            lasio_readyq_drain_cb_(-1, 0, loop);
         loop->L = prevL;
         loop->user_stoppable = 0;
         return 0;
@@ -758,7 +758,7 @@ module_run(lua_State *L) {
 }
 
 static int
-lasio_get_running_loop(lua_State *L) {
+module_get_running_loop(lua_State *L) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop)
         return luaL_error(L, "lasio.get_running_loop: no running loop");
@@ -767,19 +767,19 @@ lasio_get_running_loop(lua_State *L) {
 }
 
 static int
-lasio_get_event_loop(lua_State *L) {
+module_get_event_loop(lua_State *L) {
     lasio_get_loop_(L);
     return 1;
 }
 
 static int
-lasio_new_event_loop(lua_State *L) {
+module_new_event_loop(lua_State *L) {
     newloop(L, NULL);
     return 1;
 }
 
 static int
-lasio_set_event_loop(lua_State *L) {
+module_set_event_loop(lua_State *L) {
     if (!lua_isnil(L, 1))
         lasio_checkloop_(L, 1);
     set_current(L, 1);
@@ -788,16 +788,16 @@ lasio_set_event_loop(lua_State *L) {
 
 static const luaL_Reg module_funcs[] = {
     {"run", module_run},
-    {"get_running_loop", lasio_get_running_loop},
-    {"get_event_loop", lasio_get_event_loop},
-    {"new_event_loop", lasio_new_event_loop},
-    {"set_event_loop", lasio_set_event_loop},
+    {"get_running_loop", module_get_running_loop},
+    {"get_event_loop", module_get_event_loop},
+    {"new_event_loop", module_new_event_loop},
+    {"set_event_loop", module_set_event_loop},
     {NULL, NULL}};
 
 /* ====== } */
 
-int
-luaopen_lasio_loop_(lua_State *L) {
+void
+lasio_loop_open_(lua_State *L) {
     if (lasio_newmetatable_(L, LASIO_LOOP_MT, &lasio_loop_token_)) {
         lua_newtable(L);
         luaL_setfuncs(L, loop_methods, 0);
@@ -812,7 +812,6 @@ luaopen_lasio_loop_(lua_State *L) {
     }
     lua_pop(L, 1);
     luaL_setfuncs(L, module_funcs, 0); /* into the module table at top */
-    return 0;
 }
 
 /* {====== Embedding entry points ====== */

@@ -1,14 +1,14 @@
 /*
  * readyq.c: the loop's FIFO ready queue and its drain. The order lives in
  * a C ring of entries: a Task step (the hot path: no Lua ring access, the
- * task being kept alive by its anchor slot while it is pending), a C done
- * callback (struct lasio_ccb) with the Future it runs for, both held by
- * anchor slots while queued, or a mark meaning "the next entry of the Lua
+ * task being kept alive by its slot while it is pending), a C done
+ * callback (struct lasio_donecb) with the Future it runs for, both held by
+ * slots while queued, or a mark meaning "the next entry of the Lua
  * ring", which holds Handles and (function, argument) pairs so the GC sees
  * them. A C callback runs without a lua_pcall of its own: the drain runs
  * its batch under one, and an error escaping while a C callback runs is
  * reported as that callback's, as lua_pcall would have.
- * The anchor slots are the integer keys of the loop's tasks table, handed
+ * The slots are the integer keys of the loop's tasks table, handed
  * out from a C free list (no luaL_ref); a free slot holds false rather
  * than nil, so it stays a key and filling it never allocates.
  * The drain runs from an event made active with event_active, or armed
@@ -92,7 +92,7 @@ lasio_slot_release_(lua_State *L, struct lasio_loop *loop, int tidx, int slot) {
 }
 
 void
-lasio_rq_init_(lua_State *L, struct lasio_loop *loop) {
+lasio_readyq_init_(lua_State *L, struct lasio_loop *loop) {
     loop->rq = malloc(RQ_INITIAL_CAP * sizeof *loop->rq);
     if (!loop->rq)
         luaL_error(L, "not enough memory");
@@ -105,7 +105,7 @@ lasio_rq_init_(lua_State *L, struct lasio_loop *loop) {
 }
 
 void
-lasio_rq_free_(lua_State *L, struct lasio_loop *loop) {
+lasio_readyq_free_(lua_State *L, struct lasio_loop *loop) {
     free(loop->rq);
     loop->rq = NULL;
     loop->rq_count = loop->lq_count = 0;
@@ -128,7 +128,7 @@ ensure_c_room(lua_State *L, struct lasio_loop *loop, int k) {
     int cap = loop->rq_cap, newcap = cap;
     while (loop->rq_count + k > newcap)
         newcap *= 2;
-    struct lasio_rq_entry *n = malloc((size_t)newcap * sizeof *n);
+    struct lasio_readyq_entry *n = malloc((size_t)newcap * sizeof *n);
     if (!n)
         luaL_error(L, "not enough memory");
     for (int i = 0; i < loop->rq_count; i++)
@@ -165,13 +165,13 @@ ensure_lua_room(lua_State *L, struct lasio_loop *loop, int k) {
 }
 
 void
-lasio_rq_reserve_(lua_State *L, struct lasio_loop *loop, int k) {
+lasio_readyq_reserve_(lua_State *L, struct lasio_loop *loop, int k) {
     ensure_c_room(L, loop, k);
     ensure_lua_room(L, loop, k);
 }
 
 void
-lasio_rq_arm_(struct lasio_loop *loop) {
+lasio_readyq_arm_(struct lasio_loop *loop) {
     /* inside the drain, its end re-arms for what is left */
     if (loop->drain_armed || loop->closed || loop->in_drain)
         return;
@@ -181,11 +181,11 @@ lasio_rq_arm_(struct lasio_loop *loop) {
 
 /* Appends an entry to the C ring (room was made). */
 static void
-c_put(struct lasio_loop *loop, void *obj, struct lasio_ccb *ccb) {
-    struct lasio_rq_entry *e =
+c_put(struct lasio_loop *loop, void *obj, struct lasio_donecb *donecb) {
+    struct lasio_readyq_entry *e =
         &loop->rq[(loop->rq_head + loop->rq_count) & (loop->rq_cap - 1)];
     e->obj = obj;
-    e->ccb = ccb;
+    e->donecb = donecb;
     loop->rq_count++;
 }
 
@@ -201,47 +201,48 @@ lua_put(lua_State *L, struct lasio_loop *loop, int idx) {
 }
 
 /* Queues an entry for obj, a Task or a due TimerHandle held by its
- * anchor slot (take() finds it there). */
+ * slot (take() finds it there). */
 static void
 push_anchored(lua_State *L, struct lasio_loop *loop, void *obj) {
     if (loop->closed)
         return;
     ensure_c_room(L, loop, 1);
     c_put(loop, obj, NULL);
-    lasio_rq_arm_(loop);
+    lasio_readyq_arm_(loop);
 }
 
 void
-lasio_rq_push_task_(lua_State *L, struct lasio_loop *loop,
-                    struct lasio_task *t) {
+lasio_readyq_push_task_(lua_State *L, struct lasio_loop *loop,
+                        struct lasio_task *t) {
     push_anchored(L, loop, t);
 }
 
 void
-lasio_rq_push_timer_(lua_State *L, struct lasio_loop *loop,
-                     struct lasio_handle *h) {
+lasio_readyq_push_timer_(lua_State *L, struct lasio_loop *loop,
+                         struct lasio_handle *h) {
     push_anchored(L, loop, h);
 }
 
 void
-lasio_rq_push_(lua_State *L, struct lasio_loop *loop, int idx) {
+lasio_readyq_push_(lua_State *L, struct lasio_loop *loop, int idx) {
     idx = lua_absindex(L, idx);
     if (loop->closed)
         return;
     unsigned char *kind = lua_touserdata(L, idx);
     if (kind && *kind == KIND_TASK) {
-        lasio_rq_push_task_(L, loop, (struct lasio_task *)kind);
+        lasio_readyq_push_task_(L, loop, (struct lasio_task *)kind);
         return;
     }
     ensure_c_room(L, loop, 1);
     ensure_lua_room(L, loop, 1);
     c_put(loop, NULL, NULL);
     lua_put(L, loop, idx);
-    lasio_rq_arm_(loop);
+    lasio_readyq_arm_(loop);
 }
 
 void
-lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop, int fidx, int aidx) {
+lasio_readyq_push_call_(lua_State *L, struct lasio_loop *loop, int fidx,
+                        int aidx) {
     fidx = lua_absindex(L, fidx);
     aidx = lua_absindex(L, aidx);
     if (loop->closed)
@@ -251,31 +252,31 @@ lasio_rq_push_call_(lua_State *L, struct lasio_loop *loop, int fidx, int aidx) {
     c_put(loop, NULL, NULL);
     lua_put(L, loop, fidx);
     lua_put(L, loop, aidx);
-    lasio_rq_arm_(loop);
+    lasio_readyq_arm_(loop);
 }
 
 void
-lasio_rq_push_ccb_(lua_State *L, struct lasio_loop *loop, int ccbidx,
-                   int fidx) {
-    ccbidx = lua_absindex(L, ccbidx);
+lasio_readyq_push_donecb_(lua_State *L, struct lasio_loop *loop, int cbidx,
+                          int fidx) {
+    cbidx = lua_absindex(L, cbidx);
     fidx = lua_absindex(L, fidx);
     if (loop->closed)
         return;
-    struct lasio_ccb *ccb = lua_touserdata(L, ccbidx);
+    struct lasio_donecb *donecb = lua_touserdata(L, cbidx);
     struct lasio_future *f = lua_touserdata(L, fidx);
     ensure_c_room(L, loop, 1);
-    if (f->ref == LUA_NOREF || ccb->queued == 0) {
+    if (f->ref == LUA_NOREF || donecb->queued == 0) {
         lasio_pushtasks_(L, loop);
         if (f->ref == LUA_NOREF)
             f->ref = lasio_slot_take_(L, loop, -1, fidx);
-        if (ccb->queued == 0)
-            ccb->ref = lasio_slot_take_(L, loop, -1, ccbidx);
+        if (donecb->queued == 0)
+            donecb->ref = lasio_slot_take_(L, loop, -1, cbidx);
         lua_pop(L, 1);
     }
     f->queued++;
-    ccb->queued++;
-    c_put(loop, f, ccb);
-    lasio_rq_arm_(loop);
+    donecb->queued++;
+    c_put(loop, f, donecb);
+    lasio_readyq_arm_(loop);
 }
 
 /* Pops the oldest entry of the Lua ring onto the stack. [-0, +1, -] */
@@ -291,7 +292,7 @@ lua_take(lua_State *L, struct lasio_loop *loop) {
     loop->lq_count--;
 }
 
-/* The Future f of a C callback entry that ran: its anchor slot goes with
+/* The Future f of a C callback entry that ran: its slot goes with
  * the last such entry, unless it is a Task still pending. */
 static void
 unanchor_future(lua_State *L, struct lasio_loop *loop, int tasks,
@@ -309,17 +310,17 @@ unanchor_future(lua_State *L, struct lasio_loop *loop, int tasks,
  * and its Future (returns 3). [-0, +(1|2), -] */
 static int
 take(lua_State *L, struct lasio_loop *loop, int tasks) {
-    struct lasio_rq_entry e = loop->rq[loop->rq_head];
+    struct lasio_readyq_entry e = loop->rq[loop->rq_head];
     loop->rq_head = (loop->rq_head + 1) & (loop->rq_cap - 1);
     loop->rq_count--;
-    if (e.ccb) {
+    if (e.donecb) {
         struct lasio_future *f = e.obj;
-        lua_rawgeti(L, tasks, e.ccb->ref);
+        lua_rawgeti(L, tasks, e.donecb->ref);
         lua_rawgeti(L, tasks, f->ref);
         /* on the stack now: the slots can go before the callback runs */
-        if (--e.ccb->queued == 0) {
-            lasio_slot_release_(L, loop, tasks, e.ccb->ref);
-            e.ccb->ref = LUA_NOREF;
+        if (--e.donecb->queued == 0) {
+            lasio_slot_release_(L, loop, tasks, e.donecb->ref);
+            e.donecb->ref = LUA_NOREF;
         }
         unanchor_future(L, loop, tasks, f);
         return 3;
@@ -330,9 +331,9 @@ take(lua_State *L, struct lasio_loop *loop, int tasks) {
     }
     if (e.obj) { /* a due timer: on the stack now, its slot can go */
         struct lasio_handle *h = e.obj;
-        lua_rawgeti(L, tasks, h->pin);
-        lasio_slot_release_(L, loop, tasks, h->pin);
-        h->pin = LUA_NOREF;
+        lua_rawgeti(L, tasks, h->slot);
+        lasio_slot_release_(L, loop, tasks, h->slot);
+        h->slot = LUA_NOREF;
         return 1;
     }
     lua_take(L, loop);
@@ -346,18 +347,18 @@ take(lua_State *L, struct lasio_loop *loop, int tasks) {
 /* Runs the C callback entry at the top (its object, the Future): out of
  * line, so run_entry stays small enough to be inlined in the drain. */
 static __attribute__((noinline)) void
-run_ccb(lua_State *L, struct lasio_loop *loop) {
-    struct lasio_ccb *ccb = lua_touserdata(L, -2);
-    loop->rq_in_ccb = 1;
-    ccb->run(L, lua_gettop(L) - 1, lua_gettop(L), lua_touserdata(L, -1));
-    loop->rq_in_ccb = 0;
+run_donecb(lua_State *L, struct lasio_loop *loop) {
+    struct lasio_donecb *donecb = lua_touserdata(L, -2);
+    loop->in_donecb = 1;
+    donecb->run(L, lua_gettop(L) - 1, lua_gettop(L), lua_touserdata(L, -1));
+    loop->in_donecb = 0;
     lua_pop(L, 2);
 }
 
 static inline void
 run_entry(lua_State *L, struct lasio_loop *loop, int n) {
     if (n == 3) { /* a C done callback */
-        run_ccb(L, loop);
+        run_donecb(L, loop);
         return;
     }
     if (n == 2) { /* a done callback: fn, argument */
@@ -445,11 +446,11 @@ drain_body(lua_State *L) {
         lua_pushcfunction(L, lasio_msgh_);
         lua_pushcfunction(L, drain_batch);
         lua_pushlightuserdata(L, &d);
-        d.loop->rq_in_ccb = 0;
+        d.loop->in_donecb = 0;
         if (lua_pcall(L, 1, 0, base + 1) != LUA_OK) {
-            if (!d.loop->rq_in_ccb)
+            if (!d.loop->in_donecb)
                 return lua_error(L);
-            d.loop->rq_in_ccb = 0;
+            d.loop->in_donecb = 0;
             lasio_report_callback_error_(L, d.loop, 0);
         }
         lua_settop(L, base);
@@ -458,7 +459,7 @@ drain_body(lua_State *L) {
 }
 
 void
-lasio_rq_drain_cb_(int fd, short what, void *arg) {
+lasio_readyq_drain_cb_(int fd, short what, void *arg) {
     struct lasio_loop *loop = arg;
     (void)fd, (void)what;
     loop->drain_armed = 0;

@@ -114,7 +114,7 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
         luaL_traceback(L, L, NULL, 1);
         lasio_extra_set_(L, tidx, EXTRA_SITE);
     }
-    lasio_rq_reserve_(L, loop, 1); /* the push below cannot fail then */
+    lasio_readyq_reserve_(L, loop, 1); /* the push below cannot fail then */
     lasio_pushtasks_(L, loop);
     t->fut.ref = lasio_slot_take_(L, loop, -1, tidx);
     lua_pop(L, 1);
@@ -122,7 +122,7 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->counted = 1;
     loop->ntasks++;
     t->scheduled = 1;
-    lasio_rq_push_(L, loop, tidx);
+    lasio_readyq_push_(L, loop, tidx);
     return t;
 }
 
@@ -132,7 +132,7 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
     idx = lua_absindex(L, idx);
     struct lasio_loop *loop = t->fut.loop;
     if (t->waiting == WAIT_SLEEP)
-        lasio_theap_remove_(loop, &t->heap_pos);
+        lasio_timerheap_remove_(loop, &t->heap_pos);
     lasio_waitq_unlink_(t);
     t->waiting = WAIT_NONE;
     if (t->counted) {
@@ -332,11 +332,11 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
     if (t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER ||
         t->waiting == WAIT_QUEUE) {
         if (t->waiting == WAIT_SLEEP)
-            lasio_theap_remove_(t->fut.loop, &t->heap_pos);
+            lasio_timerheap_remove_(t->fut.loop, &t->heap_pos);
         lasio_waitq_unlink_(t);
         t->waiting = WAIT_NONE;
         t->scheduled = 1;
-        lasio_rq_push_(L, t->fut.loop, idx);
+        lasio_readyq_push_(L, t->fut.loop, idx);
     }
     return 1;
 }
@@ -424,7 +424,7 @@ lasio_task_timer_due_(lua_State *L, struct lasio_task *t) {
     struct lasio_loop *loop = t->fut.loop;
     t->waiting = WAIT_NONE;
     t->scheduled = 1;
-    lasio_rq_push_task_(L, loop, t);
+    lasio_readyq_push_task_(L, loop, t);
 }
 
 /* After a sleep: raise a delivered error or return the extra arguments. */
@@ -453,11 +453,11 @@ lasio_sleep_(lua_State *L) {
     int base = lua_gettop(L);
     if (delay == 0) {
         t->scheduled = 1;
-        lasio_rq_push_task_(L, loop, t);
+        lasio_readyq_push_task_(L, loop, t);
     } else if (isinf(delay)) {
         t->waiting = WAIT_FOREVER;
     } else {
-        if (lasio_theap_add_(loop, t, &t->heap_pos, lasio_time_() + delay))
+        if (lasio_timerheap_add_(loop, t, &t->heap_pos, lasio_time_() + delay))
             return luaL_error(L, "lasio.sleep: not enough memory");
         t->waiting = WAIT_SLEEP;
     }
@@ -549,8 +549,8 @@ static const luaL_Reg task_methods[] = {{"cancelling", task_cancelling},
                                         {"set_exception", task_not_allowed},
                                         {NULL, NULL}};
 
-int
-luaopen_lasio_task_(lua_State *L) {
+void
+lasio_task_open_(lua_State *L) {
     if (lasio_newmetatable_(L, LASIO_TASK_MT, &lasio_task_token_)) {
         lua_newtable(L);
         lasio_future_register_(L);
@@ -559,7 +559,6 @@ luaopen_lasio_task_(lua_State *L) {
         lasio_future_metamethods_(L, KIND_TASK);
     }
     lua_pop(L, 1);
-    return 0;
 }
 
 /* ====== } */

@@ -2,7 +2,7 @@
  * timer.c: Handle (loop:call_soon) and TimerHandle (loop:call_later,
  * loop:call_at). A TimerHandle waits in the loop's timer heap
  * (timerheap.c, which also keeps timers from firing early: INTERNALS.md,
- * rule 11), pinned in an anchor slot of the loop meanwhile.
+ * rule 11), kept in a slot of the loop meanwhile.
  * SPDX-License-Identifier: MIT
  */
 #include <limits.h>
@@ -27,18 +27,18 @@ checkhandle(lua_State *L, int idx) {
     return lasio_checkobj_(L, idx, &lasio_handle_token_, "lasio.Handle");
 }
 
-/* Takes h out of the timer heap and unpins it. */
+/* Takes h out of the timer heap and unanchors it. */
 static void
 disarm(lua_State *L, struct lasio_handle *h) {
-    if (h->heap_pos < 0 || h->pin == LUA_NOREF)
+    if (h->heap_pos < 0 || h->slot == LUA_NOREF)
         return;
-    lasio_theap_remove_(h->loop, &h->heap_pos);
+    lasio_timerheap_remove_(h->loop, &h->heap_pos);
     if (!h->loop->closed) { /* else the slots went with the loop */
         lasio_pushtasks_(L, h->loop);
-        lasio_slot_release_(L, h->loop, -1, h->pin);
+        lasio_slot_release_(L, h->loop, -1, h->slot);
         lua_pop(L, 1);
     }
-    h->pin = LUA_NOREF;
+    h->slot = LUA_NOREF;
 }
 
 static struct lasio_handle *
@@ -54,7 +54,7 @@ newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer) {
     h->cancelled = 0;
     h->is_timer = (unsigned char)timer;
     h->heap_pos = -1;
-    h->pin = LUA_NOREF;
+    h->slot = LUA_NOREF;
     h->when = 0;
     h->loop = loop;
     lua_rawgeti(L, LUA_REGISTRYINDEX,
@@ -86,7 +86,7 @@ lasio_call_soon_(lua_State *L) {
     struct lasio_loop *loop = checkopen(L);
     checkcallable(L, 2);
     newhandle(L, loop, 2, 0);
-    lasio_rq_push_(L, loop, -1);
+    lasio_readyq_push_(L, loop, -1);
     return 1;
 }
 
@@ -98,10 +98,10 @@ schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx) {
     if (isinf(when)) /* never fires: not armed, not a wake-up source */
         return 1;
     lasio_pushtasks_(L, loop);
-    h->pin = lasio_slot_take_(L, loop, -1, -2);
-    if (lasio_theap_add_(loop, h, &h->heap_pos, when)) {
-        lasio_slot_release_(L, loop, -1, h->pin);
-        h->pin = LUA_NOREF;
+    h->slot = lasio_slot_take_(L, loop, -1, -2);
+    if (lasio_timerheap_add_(loop, h, &h->heap_pos, when)) {
+        lasio_slot_release_(L, loop, -1, h->slot);
+        h->slot = LUA_NOREF;
         return luaL_error(L, "call_later: not enough memory");
     }
     lua_pop(L, 1);
@@ -205,8 +205,8 @@ handle_tostring(lua_State *L) {
 static const luaL_Reg handle_methods[] = {
     {"cancel", handle_cancel}, {"cancelled", handle_cancelled}, {NULL, NULL}};
 
-int
-luaopen_lasio_timer_(lua_State *L) {
+void
+lasio_timer_open_(lua_State *L) {
     const char *names[2] = {LASIO_HANDLE_MT, LASIO_TIMER_MT};
     for (int i = 0; i < 2; i++) {
         if (lasio_newmetatable_(L, names[i], &lasio_handle_token_)) {
@@ -222,5 +222,4 @@ luaopen_lasio_timer_(lua_State *L) {
         }
         lua_pop(L, 1);
     }
-    return 0;
 }

@@ -7,7 +7,7 @@
  * (INTERNALS.md, rule 11): one event_add per change of the earliest
  * deadline, not one per timer.
  * Invariant: entry i's owner has *entry.posp == i; owners are kept alive by
- * the loop (pinned handles, pending tasks) while they are in the heap.
+ * the loop (anchored handles, pending tasks) while they are in the heap.
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
@@ -100,7 +100,8 @@ rearm(struct lasio_loop *loop) {
 }
 
 int
-lasio_theap_add_(struct lasio_loop *loop, void *owner, int *posp, double when) {
+lasio_timerheap_add_(struct lasio_loop *loop, void *owner, int *posp,
+                     double when) {
     if (loop->th_n == loop->th_cap) {
         int cap = loop->th_cap ? loop->th_cap * 2 : 64;
         void *a = realloc(loop->th, (size_t)cap * sizeof *loop->th);
@@ -115,14 +116,14 @@ lasio_theap_add_(struct lasio_loop *loop, void *owner, int *posp, double when) {
     sift_up(loop, i);
     if (*posp == 0 && rearm(loop) < 0) {
         /* an entry libevent would never wake: take it out again (E4) */
-        lasio_theap_remove_(loop, posp);
+        lasio_timerheap_remove_(loop, posp);
         return -1;
     }
     return 0;
 }
 
 void
-lasio_theap_remove_(struct lasio_loop *loop, int *posp) {
+lasio_timerheap_remove_(struct lasio_loop *loop, int *posp) {
     int i = *posp;
     if (i < 0 || i >= loop->th_n)
         return;
@@ -147,7 +148,7 @@ fire_body(lua_State *L) {
     struct lasio_loop *loop = lua_touserdata(L, 1);
     double now = lasio_time_();
     while (loop->th_n > 0 && loop->th[0].when <= now && !loop->closed) {
-        lasio_rq_reserve_(L, loop, 1);
+        lasio_readyq_reserve_(L, loop, 1);
         struct lasio_timer_entry e = loop->th[0];
         *e.posp = -1;
         int last = --loop->th_n;
@@ -158,13 +159,14 @@ fire_body(lua_State *L) {
         if (*(unsigned char *)e.owner == KIND_TASK)
             lasio_task_timer_due_(L, e.owner);
         else
-            lasio_rq_push_timer_(L, loop, e.owner); /* pinned until taken */
+            lasio_readyq_push_timer_(L, loop,
+                                     e.owner); /* anchored until taken */
     }
     return 0;
 }
 
 void
-lasio_theap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
+lasio_timerheap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
     struct lasio_loop *loop = arg;
     (void)fd, (void)what;
     lasio_guarded_(loop, fire_body);
@@ -173,7 +175,7 @@ lasio_theap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
 }
 
 void
-lasio_theap_free_(struct lasio_loop *loop) {
+lasio_timerheap_free_(struct lasio_loop *loop) {
     for (int i = 0; i < loop->th_n; i++)
         *loop->th[i].posp = -1;
     free(loop->th);

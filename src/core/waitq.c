@@ -58,7 +58,7 @@ lasio_waitq_wake_(lua_State *L, struct lasio_waitq *q) {
     t->waiting = WAIT_NONE;
     t->wq_woken = 1;
     t->scheduled = 1;
-    lasio_rq_push_task_(L, t->fut.loop, t);
+    lasio_readyq_push_task_(L, t->fut.loop, t);
     return 1;
 }
 

@@ -199,7 +199,7 @@ static int
 poll_once(lua_State *L, struct lasio_loop *loop) {
     lasio_loop_enter_(L, loop);
     if (loop->rq_count > 0)
-        lasio_rq_arm_(loop);
+        lasio_readyq_arm_(loop);
     int r = event_base_loop(loop->base, EVLOOP_NONBLOCK);
     lasio_loop_leave_(L, loop);
     return r;

@@ -2,7 +2,7 @@
  * pin.c: Futures from C (lasio.h): lasio_future_*, async C functions, pins,
  * and lasio_pin_post's queue (the loop's wake pipe and a mutex;
  * INTERNALS.md, rule 5), run by the loop's on_posted hook.
- * Owns the loop's tsq and the pins (malloc'd, refcounted, may outlive L).
+ * Owns the loop's postq and the pins (malloc'd, refcounted, may outlive L).
  * Invariant: a posted call runs once: with L, or NULL if the loop closed.
  * SPDX-License-Identifier: MIT
  */
@@ -22,7 +22,7 @@ struct lasio_tcall {
 
 /* The per-loop queue. `lock` guards head, tail, wfd, closed and every
  * refs count (pins' too); the other fields belong to the loop's thread. */
-struct lasio_tsq {
+struct lasio_postq {
     struct lasio_iolink link; /* first: released when the loop closes */
     pthread_mutex_t lock;
     struct lasio_tcall *head, *tail; /* posted, not taken yet */
@@ -36,7 +36,7 @@ struct lasio_tsq {
 };
 
 struct lasio_pin {
-    struct lasio_tsq *q; /* fixed; holds one of its refs */
+    struct lasio_postq *q; /* fixed; holds one of its refs */
     lasio_pin *prev, *next;
     int ref;  /* registry ref of the Future while attached, else NOREF */
     int refs; /* the holder + each queued call */
@@ -48,7 +48,7 @@ struct lasio_pin {
 
 /* Drops one reference of q (freeing it at the last). Takes the lock. */
 static void
-tsq_unref(struct lasio_tsq *q) {
+postq_unref(struct lasio_postq *q) {
     pthread_mutex_lock(&q->lock);
     int last = --q->refs == 0;
     pthread_mutex_unlock(&q->lock);
@@ -62,7 +62,7 @@ tsq_unref(struct lasio_tsq *q) {
  * (no Lua code, no allocation). */
 static void
 detach(lua_State *L, lasio_pin *p) {
-    struct lasio_tsq *q = p->q;
+    struct lasio_postq *q = p->q;
     if (p->ref == LUA_NOREF)
         return;
     luaL_unref(L, LUA_REGISTRYINDEX, p->ref);
@@ -81,7 +81,7 @@ detach(lua_State *L, lasio_pin *p) {
  * is NULL, read under the lock) the pin was detached already. */
 static void
 pin_unref(lasio_pin *p) {
-    struct lasio_tsq *q = p->q;
+    struct lasio_postq *q = p->q;
     pthread_mutex_lock(&q->lock);
     int last = --p->refs == 0;
     lua_State *L = q->L;
@@ -90,7 +90,7 @@ pin_unref(lasio_pin *p) {
         if (L)
             detach(L, p);
         free(p);
-        tsq_unref(q);
+        postq_unref(q);
     }
 }
 
@@ -114,8 +114,8 @@ call_free(struct lasio_tcall *c) {
 /* The loop closes (lasio_close, lua_close, collection): no Lua code runs.
  * Posting stops, pins are detached, queued calls run with L == NULL. */
 static void
-tsq_release(struct lasio_iolink *link) {
-    struct lasio_tsq *q = (struct lasio_tsq *)link;
+postq_release(struct lasio_iolink *link) {
+    struct lasio_postq *q = (struct lasio_postq *)link;
     /* one critical section: a thread that learns of the close (its post
      * refused) and unpins finds every pin detached */
     pthread_mutex_lock(&q->lock);
@@ -141,20 +141,20 @@ tsq_release(struct lasio_iolink *link) {
         c->fn(NULL, c->pin, c->ud);
         call_free(c);
     }
-    q->loop->tsq = NULL;
+    q->loop->postq = NULL;
     q->loop->on_posted = NULL;
     q->loop = NULL;
-    tsq_unref(q);
+    postq_unref(q);
 }
 
 static void run_posted(struct lasio_loop *loop);
 
 /* The queue of loop, made on first use with the wake pipe. [-0, +0, e] */
-static struct lasio_tsq *
-tsq_get(lua_State *L, struct lasio_loop *loop) {
-    if (loop->tsq)
-        return loop->tsq;
-    struct lasio_tsq *q = calloc(1, sizeof *q);
+static struct lasio_postq *
+postq_get(lua_State *L, struct lasio_loop *loop) {
+    if (loop->postq)
+        return loop->postq;
+    struct lasio_postq *q = calloc(1, sizeof *q);
     if (!q)
         luaL_error(L, "not enough memory");
     if (pthread_mutex_init(&q->lock, NULL) != 0) {
@@ -172,9 +172,9 @@ tsq_get(lua_State *L, struct lasio_loop *loop) {
     q->wfd = loop->wake_fd[1];
     q->refs = 1;
     q->loop = loop;
-    q->link.release = tsq_release;
+    q->link.release = postq_release;
     lasio_iolink_add_(loop, &q->link);
-    loop->tsq = q;
+    loop->postq = q;
     loop->on_posted = run_posted;
     return q;
 }
@@ -222,8 +222,8 @@ run_body(lua_State *L) {
     struct lasio_loop *loop = lua_touserdata(L, 1);
     int top = lua_gettop(L);
     /* the loop can close only in a call that ends the process */
-    while (loop->tsq && loop->tsq->taken) {
-        struct lasio_tsq *q = loop->tsq;
+    while (loop->postq && loop->postq->taken) {
+        struct lasio_postq *q = loop->postq;
         struct lasio_tcall *c = q->taken;
         q->taken = c->next;
         lua_pushcfunction(L, call_fn);
@@ -245,7 +245,7 @@ run_body(lua_State *L) {
 /* The loop's on_posted hook: runs the calls lasio_pin_post queued. */
 static void
 run_posted(struct lasio_loop *loop) {
-    struct lasio_tsq *q = loop->tsq;
+    struct lasio_postq *q = loop->postq;
     pthread_mutex_lock(&q->lock);
     struct lasio_tcall *list = q->head;
     q->head = q->tail = NULL;
@@ -260,7 +260,7 @@ run_posted(struct lasio_loop *loop) {
     }
     if (q->taken)
         lasio_guarded_(loop, run_body);
-    q = loop->tsq;
+    q = loop->postq;
     if (q && q->taken) { /* run_body could not start: try again later */
         pthread_mutex_lock(&q->lock);
         ssize_t r = write(q->wfd, "", 1);
@@ -462,7 +462,7 @@ pin_body(lua_State *L) {
         return lasio_api_refuse_(L, &c->c, LASIO_EINVAL, "not a Future");
     if (f->loop->closed)
         return lasio_api_refuse_(L, &c->c, LASIO_ECLOSED, "loop closed");
-    struct lasio_tsq *q = tsq_get(L, f->loop);
+    struct lasio_postq *q = postq_get(L, f->loop);
     lua_pushvalue(L, 2);
     int ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lasio_pin *p = malloc(sizeof *p);
@@ -552,7 +552,7 @@ int
 lasio_pin_post(lasio_pin *pin, lasio_pin_fn fn, void *ud) {
     if (!pin || !fn)
         return LASIO_EINVAL;
-    struct lasio_tsq *q = pin->q;
+    struct lasio_postq *q = pin->q;
     struct lasio_tcall *c;
     pthread_mutex_lock(&q->lock);
     if (q->closed) {

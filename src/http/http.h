@@ -24,12 +24,12 @@ LASIO_HIDDEN int lasio_ws_base64_(const void *data, size_t len, int sha1,
 
 /* Adds the table of WebSocket helpers as field "websocket" of the table on
  * the top of the stack (core.internal: module.c). */
-LASIO_HIDDEN int luaopen_lasio_websocket_(lua_State *L);
+LASIO_HIDDEN void lasio_websocket_open_(lua_State *L);
 
 /* http_parser, http_trace, http_headers_mt (httpparse.c); http_send,
  * http_send_chunk, http_check_header (httpformat.c): fields of the table
  * on the top of the stack (core.internal: module.c). */
-LASIO_HIDDEN int luaopen_lasio_http_(lua_State *L);
-LASIO_HIDDEN int luaopen_lasio_httpformat_(lua_State *L);
+LASIO_HIDDEN void lasio_http_open_(lua_State *L);
+LASIO_HIDDEN void lasio_httpformat_open_(lua_State *L);
 
 #endif

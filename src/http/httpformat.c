@@ -336,12 +336,11 @@ http_send_chunk(lua_State *L) {
 
 /* ====== } */
 
-int
-luaopen_lasio_httpformat_(lua_State *L) {
+void
+lasio_httpformat_open_(lua_State *L) {
     static const luaL_Reg funcs[] = {{"http_check_header", check_header},
                                      {"http_send", http_send},
                                      {"http_send_chunk", http_send_chunk},
                                      {NULL, NULL}};
     luaL_setfuncs(L, funcs, 0);
-    return 0;
 }

@@ -936,8 +936,8 @@ headers_index(lua_State *L) {
     return 1;
 }
 
-int
-luaopen_lasio_http_(lua_State *L) {
+void
+lasio_http_open_(lua_State *L) {
     static const luaL_Reg methods[] = {{"read_head", parser_read_head},
                                        {"read_body", parser_read_body},
                                        {"wait_hangup", parser_wait_hangup},
@@ -964,7 +964,6 @@ luaopen_lasio_http_(lua_State *L) {
     lua_setfield(L, -2, "http_parser");
     lua_pushcfunction(L, http_trace);
     lua_setfield(L, -2, "http_trace");
-    return 0;
 }
 
 /* ====== } */

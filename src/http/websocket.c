@@ -179,10 +179,9 @@ static const luaL_Reg ws_funcs[] = {{"mask", ws_mask},
                                     {"new_client_key", ws_new_client_key},
                                     {NULL, NULL}};
 
-int
-luaopen_lasio_websocket_(lua_State *L) {
+void
+lasio_websocket_open_(lua_State *L) {
     lua_newtable(L);
     luaL_setfuncs(L, ws_funcs, 0);
     lua_setfield(L, -2, "websocket");
-    return 0;
 }

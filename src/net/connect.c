@@ -435,7 +435,7 @@ common_opts(lua_State *L, struct conn_req *r, int hostidx, const char *what) {
 
 /* lasio.open_connection(host, port [, opts]) -> reader, writer */
 static int
-lasio_open_connection(lua_State *L) {
+module_open_connection(lua_State *L) {
     const char *what = "open_connection";
     const char *host = luaL_checkstring(L, ARG_HOST);
     int port = lasio_checkport_(L, ARG_PORT, what);
@@ -487,7 +487,7 @@ lasio_open_connection(lua_State *L) {
 
 /* lasio.open_unix_connection(path [, opts]) -> reader, writer */
 static int
-lasio_open_unix_connection(lua_State *L) {
+module_open_unix_connection(lua_State *L) {
     const char *what = "open_unix_connection";
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
@@ -504,12 +504,11 @@ lasio_open_unix_connection(lua_State *L) {
 }
 
 static const luaL_Reg connect_funcs[] = {
-    {"open_connection", lasio_open_connection},
-    {"open_unix_connection", lasio_open_unix_connection},
+    {"open_connection", module_open_connection},
+    {"open_unix_connection", module_open_unix_connection},
     {NULL, NULL}};
 
-int
-luaopen_lasio_connect_(lua_State *L) {
+void
+lasio_connect_open_(lua_State *L) {
     luaL_setfuncs(L, connect_funcs, 0);
-    return 0;
 }

@@ -774,7 +774,7 @@ family_opt(lua_State *L, int opts, const char *what) {
 /* lasio.getaddrinfo(host, port [, {family=, type=, timeout=}]) ->
  * sequence of address tables */
 static int
-lasio_getaddrinfo(lua_State *L) {
+module_getaddrinfo(lua_State *L) {
     const char *what = "getaddrinfo";
     lua_settop(L, GA_OPTS);
     lasio_checkopts_(L, GA_OPTS, what, gai_opts);
@@ -895,7 +895,7 @@ gni_done(lua_State *L, struct dns_query *q) {
  * numeric address or an address table (whose port is used when port is
  * nil). opts: numerichost, numericserv, namereqd, type, timeout. */
 static int
-lasio_getnameinfo(lua_State *L) {
+module_getnameinfo(lua_State *L) {
     const char *what = "getnameinfo";
     char addr[INET6_ADDRSTRLEN];
     int family;
@@ -997,7 +997,7 @@ strings_opt(lua_State *L, const char *key, const char *what) {
  * hosts=, randomize_case=, max_inflight=}: replaces the running loop's
  * resolver settings. Queries in flight fail with EAI_AGAIN. */
 static int
-lasio_dns_configure(lua_State *L) {
+module_dns_configure(lua_State *L) {
     const char *what = "dns_configure";
     char val[64];
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -1083,13 +1083,13 @@ lasio_dns_configure(lua_State *L) {
 
 /* ====== } */
 
-static const luaL_Reg dns_funcs[] = {{"getaddrinfo", lasio_getaddrinfo},
-                                     {"getnameinfo", lasio_getnameinfo},
-                                     {"dns_configure", lasio_dns_configure},
+static const luaL_Reg dns_funcs[] = {{"getaddrinfo", module_getaddrinfo},
+                                     {"getnameinfo", module_getnameinfo},
+                                     {"dns_configure", module_dns_configure},
                                      {NULL, NULL}};
 
-int
-luaopen_lasio_dns_(lua_State *L) {
+void
+lasio_dns_open_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_RESOLVER_MT)) {
         lua_pushcfunction(L, resolver_gc);
         lua_setfield(L, -2, "__gc");
@@ -1101,7 +1101,6 @@ luaopen_lasio_dns_(lua_State *L) {
     }
     lua_pop(L, 1);
     luaL_setfuncs(L, dns_funcs, 0);
-    return 0;
 }
 
 /* {====== For the other network calls ====== */
@@ -1110,7 +1109,7 @@ int
 lasio_push_resolve_(lua_State *L, int hostidx, int port, int family, int dgram,
                     double deadline) {
     hostidx = lua_absindex(L, hostidx);
-    lua_pushcfunction(L, lasio_getaddrinfo);
+    lua_pushcfunction(L, module_getaddrinfo);
     lua_pushvalue(L, hostidx);
     lua_pushinteger(L, port);
     lua_createtable(L, 0, 3);

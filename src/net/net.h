@@ -62,10 +62,10 @@ LASIO_HIDDEN extern const struct lasio_transport lasio_socket_transport_;
 
 /* {====== Connections, servers, datagrams, DNS (connect.c, server.c,
  * udp.c, dns.c) ====== */
-LASIO_HIDDEN int luaopen_lasio_connect_(lua_State *L);
-LASIO_HIDDEN int luaopen_lasio_server_(lua_State *L);
-LASIO_HIDDEN int luaopen_lasio_udp_(lua_State *L);
-LASIO_HIDDEN int luaopen_lasio_dns_(lua_State *L);
+LASIO_HIDDEN void lasio_connect_open_(lua_State *L);
+LASIO_HIDDEN void lasio_server_open_(lua_State *L);
+LASIO_HIDDEN void lasio_udp_open_(lua_State *L);
+LASIO_HIDDEN void lasio_dns_open_(lua_State *L);
 /* Pushes lasio.getaddrinfo and its arguments for host (at hostidx), port,
  * family (AF_UNSPEC for any), a stream or datagram use and what is left
  * of deadline (0: none); returns the argument count, for lua_callk: its
@@ -162,7 +162,7 @@ LASIO_HIDDEN int lasio_tls_push_handshake_(lua_State *L, int streamidx,
                                            double deadline);
 /* Is the stream a TLS stream still in its handshake? */
 LASIO_HIDDEN int lasio_tls_handshaking_(struct lasio_stream *s);
-LASIO_HIDDEN int luaopen_lasio_tls_(lua_State *L);
+LASIO_HIDDEN void lasio_tls_open_(lua_State *L);
 
 /* ====== } */
 

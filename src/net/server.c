@@ -2,7 +2,7 @@
  * server.c: lasio.start_server / start_unix_server and the Server object
  * (API.md section 9): listening sockets with persistent accept events;
  * each connection runs the client callback in its own task, whose end
- * closes the connection. Owns the listening fds and events; pinned in the
+ * closes the connection. Owns the listening fds and events; anchored in the
  * loop's anchors and counted as a wake-up source exactly while serving.
  * SPDX-License-Identifier: MIT
  */
@@ -31,7 +31,7 @@ enum {
     SERVER_NUV = SERVER_UV_EXTRA
 };
 
-/* Invariant: serving == (pin != LUA_NOREF) == counted in nsources; evs[i]
+/* Invariant: serving == (anchor != LUA_NOREF) == counted in nsources; evs[i]
  * is added iff serving and not paused. */
 struct lasio_server {
     struct lasio_iolink link;
@@ -40,7 +40,7 @@ struct lasio_server {
     int fds[MAXLISTEN];
     struct event *evs[MAXLISTEN];
     struct event *retry_ev; /* resumes accepting after EMFILE */
-    int pin;
+    int anchor;
     int nconn, max_conn;
     size_t limit;
     double hs_timeout; /* TLS handshake of each connection */
@@ -102,7 +102,7 @@ release_link(struct lasio_iolink *link) {
     sv->linked = 0;
     sv->serving = 0;
     sv->closed = 1;
-    sv->pin = LUA_NOREF; /* the anchors go with the loop */
+    sv->anchor = LUA_NOREF; /* the anchors go with the loop */
     release_listeners(sv);
     free(sv->waiters);
     sv->waiters = NULL;
@@ -122,13 +122,13 @@ server_stop(lua_State *L, int idx, struct lasio_server *sv) {
         if (!sv->loop->closed && sv->loop->nsources > 0)
             sv->loop->nsources--;
     }
-    if (sv->pin != LUA_NOREF && !sv->loop->closed) {
+    if (sv->anchor != LUA_NOREF && !sv->loop->closed) {
         lasio_pushloop_(L, sv->loop);
         lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
-        luaL_unref(L, -1, sv->pin);
+        luaL_unref(L, -1, sv->anchor);
         lua_pop(L, 2);
     }
-    sv->pin = LUA_NOREF;
+    sv->anchor = LUA_NOREF;
     for (int i = 0; i < sv->nwait; i++)
         lasio_io_wake_(L, sv->waiters[i]);
 }
@@ -300,7 +300,7 @@ accept_body(lua_State *L) {
     struct lasio_server *sv = a->sv;
     lasio_pushloop_(L, sv->loop);
     lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
-    lua_rawgeti(L, -1, sv->pin); /* the server, pinned while serving */
+    lua_rawgeti(L, -1, sv->anchor); /* the server, anchored while serving */
     int sidx = lua_gettop(L);
     for (int n = 0; n < ACCEPT_BATCH && sv->serving && !sv->paused_full; n++) {
         /* the stream exists before the fd: nothing can leak it */
@@ -481,7 +481,7 @@ server_abort_clients(lua_State *L) {
 static int
 server_gc(lua_State *L) {
     struct lasio_server *sv = lua_touserdata(L, 1);
-    release_listeners(sv); /* a server being served is pinned */
+    release_listeners(sv); /* a server being served is anchored */
     free(sv->waiters);
     sv->waiters = NULL;
     sv->nwait = sv->capwait = 0;
@@ -547,7 +547,7 @@ newserver(lua_State *L, struct lasio_loop *loop, int cbidx, int opts,
         lua_newuserdatauv(L, sizeof(struct lasio_server), SERVER_NUV);
     memset(sv, 0, sizeof *sv);
     sv->closed = 1;
-    sv->pin = LUA_NOREF;
+    sv->anchor = LUA_NOREF;
     sv->loop = loop;
     luaL_setmetatable(L, LASIO_SERVER_MT);
     lasio_pushloop_(L, loop);
@@ -633,7 +633,7 @@ begin_serving(lua_State *L, int idx, struct lasio_server *sv) {
     lasio_pushloop_(L, sv->loop);
     lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
     lua_pushvalue(L, idx);
-    sv->pin = luaL_ref(L, -2);
+    sv->anchor = luaL_ref(L, -2);
     lua_pop(L, 2);
     sv->closed = 0;
     sv->serving = 1;
@@ -708,7 +708,7 @@ listen_next(lua_State *L) {
 
 /* lasio.start_server(cb, host, port [, opts]) -> Server */
 static int
-lasio_start_server(lua_State *L) {
+module_start_server(lua_State *L) {
     const char *what = "start_server";
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int t = lua_type(L, 2);
@@ -765,7 +765,7 @@ lasio_start_server(lua_State *L) {
 /* lasio.start_unix_server(cb, path [, opts]) -> Server. A socket file
  * left at path is replaced; close() removes the one it made. */
 static int
-lasio_start_unix_server(lua_State *L) {
+module_start_unix_server(lua_State *L) {
     const char *what = "start_unix_server";
     size_t plen;
     luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -797,12 +797,12 @@ lasio_start_unix_server(lua_State *L) {
 }
 
 static const luaL_Reg server_funcs[] = {
-    {"start_server", lasio_start_server},
-    {"start_unix_server", lasio_start_unix_server},
+    {"start_server", module_start_server},
+    {"start_unix_server", module_start_unix_server},
     {NULL, NULL}};
 
-int
-luaopen_lasio_server_(lua_State *L) {
+void
+lasio_server_open_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_SERVER_MT)) {
         lua_newtable(L);
         luaL_setfuncs(L, server_methods, 0);
@@ -816,7 +816,6 @@ luaopen_lasio_server_(lua_State *L) {
     }
     lua_pop(L, 1);
     luaL_setfuncs(L, server_funcs, 0);
-    return 0;
 }
 
 /* ====== } */

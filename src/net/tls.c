@@ -92,7 +92,7 @@ optstring(lua_State *L, const char *key) {
 /* lasio.ssl_context([{server=, verify=, cafile=, capath=, certfile=,
  * keyfile=, alpn=, ciphers=, min_version=}]) -> SSLContext */
 static int
-lasio_ssl_context(lua_State *L) {
+module_ssl_context(lua_State *L) {
     const char *what = "ssl_context";
     char err[256];
     lua_settop(L, 1);
@@ -206,7 +206,7 @@ push_default_ctx(lua_State *L) {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &default_ctx_key) == LUA_TUSERDATA)
         return;
     lua_pop(L, 1);
-    lua_pushcfunction(L, lasio_ssl_context);
+    lua_pushcfunction(L, module_ssl_context);
     lua_call(L, 0, 1);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &default_ctx_key);
@@ -842,11 +842,11 @@ writer_start_tls(lua_State *L) {
 
 /* ====== } */
 
-static const luaL_Reg tls_funcs[] = {{"ssl_context", lasio_ssl_context},
+static const luaL_Reg tls_funcs[] = {{"ssl_context", module_ssl_context},
                                      {NULL, NULL}};
 
-int
-luaopen_lasio_tls_(lua_State *L) {
+void
+lasio_tls_open_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_SSLCTX_MT)) {
         lua_pushcfunction(L, ctx_gc);
         lua_setfield(L, -2, "__gc");
@@ -861,5 +861,4 @@ luaopen_lasio_tls_(lua_State *L) {
     lua_setfield(L, -2, "start_tls");
     lua_pop(L, 2);
     luaL_setfuncs(L, tls_funcs, 0);
-    return 0;
 }

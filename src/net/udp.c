@@ -445,7 +445,7 @@ od_step(lua_State *L, int which) {
 /* lasio.open_datagram([opts]) -> DatagramEndpoint; host names in the
  * addresses are resolved (the call suspends then). */
 static int
-lasio_open_datagram(lua_State *L) {
+module_open_datagram(lua_State *L) {
     lua_settop(L, 1);
     lasio_checkopts_(L, 1, "open_datagram", dgram_opts);
     struct od_addrs *a = lua_newuserdatauv(L, sizeof *a, 0);
@@ -454,11 +454,11 @@ lasio_open_datagram(lua_State *L) {
     return od_step(L, 0);
 }
 
-static const luaL_Reg udp_funcs[] = {{"open_datagram", lasio_open_datagram},
+static const luaL_Reg udp_funcs[] = {{"open_datagram", module_open_datagram},
                                      {NULL, NULL}};
 
-int
-luaopen_lasio_udp_(lua_State *L) {
+void
+lasio_udp_open_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_DGRAM_MT)) {
         lua_newtable(L);
         luaL_setfuncs(L, dgram_methods, 0);
@@ -472,7 +472,6 @@ luaopen_lasio_udp_(lua_State *L) {
     }
     lua_pop(L, 1);
     luaL_setfuncs(L, udp_funcs, 0);
-    return 0;
 }
 
 /* ====== } */

@@ -418,8 +418,8 @@ static const luaL_Reg reader_methods[] = {{"read", reader_read},
 
 /* ====== } */
 
-int
-luaopen_lasio_reader_(lua_State *L) {
+void
+lasio_reader_open_(lua_State *L) {
     if (lasio_newmetatable_(L, LASIO_READER_MT, &reader_token)) {
         luaL_newlib(L, reader_methods);
         lua_setfield(L, -2, "__index");
@@ -429,5 +429,4 @@ luaopen_lasio_reader_(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
-    return 0;
 }

@@ -227,7 +227,7 @@ lasio_stream_new_(lua_State *L, struct lasio_loop *loop) {
         lua_newuserdatauv(L, sizeof(struct lasio_stream), STREAM_NUV);
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    s->pin = LUA_NOREF;
+    s->anchor = LUA_NOREF;
     s->limit = LASIO_STREAM_LIMIT;
     s->whigh = LASIO_WRITE_HIGH;
     s->wlow = LASIO_WRITE_LOW;
@@ -446,12 +446,12 @@ on_read(evutil_socket_t fd, short what, void *arg) {
     wake_cb(s, 1, err != 0);
 }
 
-/* Drops the pin that kept a closing stream alive. No allocation. */
+/* Drops the anchor that kept a closing stream alive. No allocation. */
 static int
-unpin_body(lua_State *L) {
+unanchor_body(lua_State *L) {
     struct lasio_stream *s = lua_touserdata(L, 1);
-    int ref = s->pin;
-    s->pin = LUA_NOREF;
+    int ref = s->anchor;
+    s->anchor = LUA_NOREF;
     if (ref == LUA_NOREF || s->loop->closed)
         return 0;
     lasio_pushloop_(L, s->loop);
@@ -467,8 +467,8 @@ after_write(struct lasio_stream *s) {
     if (s->closing && (s->out.len == 0 || s->werr)) {
         lasio_stream_release_(s);
         wake_cb(s, 0, 1); /* wait_closed */
-        if (s->pin != LUA_NOREF)
-            lasio_io_guard_(s->loop, unpin_body, s);
+        if (s->anchor != LUA_NOREF)
+            lasio_io_guard_(s->loop, unanchor_body, s);
         return; /* s may be unreachable from now on */
     }
     if (s->out.len <= s->wlow)
@@ -515,11 +515,11 @@ lasio_stream_close_(lua_State *L, int idx, struct lasio_stream *s) {
         lasio_pushloop_(L, s->loop);
         lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
         lua_pushvalue(L, idx);
-        s->pin = luaL_ref(L, -2);
+        s->anchor = luaL_ref(L, -2);
         lua_pop(L, 2);
     }
     s->closing = 1;
-    if (s->fd >= 0 && s->pin == LUA_NOREF)
+    if (s->fd >= 0 && s->anchor == LUA_NOREF)
         lasio_stream_release_(s);
     else if (s->fd >= 0)
         lasio_stream_update_reading_(s);
@@ -531,8 +531,8 @@ lasio_stream_abort_(lua_State *L, struct lasio_stream *s) {
     s->closing = 1;
     if (s->fd >= 0)
         lasio_stream_release_(s);
-    if (s->pin != LUA_NOREF) {
-        lua_pushcfunction(L, unpin_body);
+    if (s->anchor != LUA_NOREF) {
+        lua_pushcfunction(L, unanchor_body);
         lua_pushlightuserdata(L, s);
         lua_call(L, 1, 0);
     }
@@ -602,8 +602,8 @@ lasio_view_close_(lua_State *L) {
     return 0;
 }
 
-int
-luaopen_lasio_stream_(lua_State *L) {
+void
+lasio_stream_open_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_STREAM_MT)) {
         lua_pushcfunction(L, stream_gc);
         lua_setfield(L, -2, "__gc");
@@ -611,9 +611,8 @@ luaopen_lasio_stream_(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
-    luaopen_lasio_reader_(L);
-    luaopen_lasio_writer_(L);
-    return 0;
+    lasio_reader_open_(L);
+    lasio_writer_open_(L);
 }
 
 /* ====== } */

@@ -112,7 +112,7 @@ enum {
  *   task recorded there is suspended in that operation, whose
  *   continuation forgets it, so the pointers never dangle; such a task
  *   keeps the stream reachable from its stack.
- * - pin is a ref in LOOP_UV_ANCHORS while close() flushes output.
+ * - anchor is a ref in LOOP_UV_ANCHORS while close() flushes output.
  */
 struct lasio_stream {
     struct lasio_iolink link;
@@ -131,7 +131,7 @@ struct lasio_stream {
     struct lasio_task **ww; /* malloc'd */
     int nww, capww;
     int rerr, werr;   /* errno that ended reading / writing, or 0 */
-    int pin;          /* anchor ref while flushing at close, or LUA_NOREF */
+    int anchor;       /* anchor ref while flushing at close, or LUA_NOREF */
     size_t readsize;  /* bytes to ask for in the next read */
     double rdeadline; /* deadline of the current read, 0 for none */
     size_t rscan;     /* readuntil: where the next search starts */
@@ -190,11 +190,11 @@ LASIO_HIDDEN void lasio_stream_add_ww_(struct lasio_stream *s,
 LASIO_HIDDEN void lasio_stream_del_ww_(struct lasio_stream *s,
                                        struct lasio_task *t);
 /* close(): stops reading, wakes the waiters, flushes what is buffered in
- * the background (pinning the stream at idx) and releases the socket when
+ * the background (anchoring the stream at idx) and releases the socket when
  * done. Idempotent. [-0, +0, m] */
 LASIO_HIDDEN void lasio_stream_close_(lua_State *L, int idx,
                                       struct lasio_stream *s);
-/* Releases the socket now, dropping buffered output, and unpins the
+/* Releases the socket now, dropping buffered output, and unanchors the
  * stream; wakes the write-side waiters. [-0, +0, m] */
 LASIO_HIDDEN void lasio_stream_abort_(lua_State *L, struct lasio_stream *s);
 /* The stream behind the Reader or Writer at idx. */
@@ -216,9 +216,9 @@ LASIO_HIDDEN void lasio_buf_free_(struct lasio_buf *b);
 LASIO_HIDDEN void lasio_stream_consumed_(struct lasio_stream *s);
 /* Registers the stream's metatable and the views' (reader.c,
  * writer.c). [-0, +0, m] */
-LASIO_HIDDEN int luaopen_lasio_stream_(lua_State *L);
-LASIO_HIDDEN int luaopen_lasio_reader_(lua_State *L);
-LASIO_HIDDEN int luaopen_lasio_writer_(lua_State *L);
+LASIO_HIDDEN void lasio_stream_open_(lua_State *L);
+LASIO_HIDDEN void lasio_reader_open_(lua_State *L);
+LASIO_HIDDEN void lasio_writer_open_(lua_State *L);
 /* Waits as the stream's one reader (s->reader) until s->rneed bytes are
  * buffered, EOF, an error, close or s->rdeadline; k runs next and must
  * begin with lasio_reader_woken_, which forgets the task and raises the

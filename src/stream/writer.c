@@ -363,8 +363,8 @@ static const luaL_Reg writer_methods[] = {
     {"fileno", writer_fileno},
     {NULL, NULL}};
 
-int
-luaopen_lasio_writer_(lua_State *L) {
+void
+lasio_writer_open_(lua_State *L) {
     if (lasio_newmetatable_(L, LASIO_WRITER_MT, &writer_token)) {
         luaL_newlib(L, writer_methods);
         lua_setfield(L, -2, "__index");
@@ -374,5 +374,4 @@ luaopen_lasio_writer_(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
-    return 0;
 }

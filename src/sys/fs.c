@@ -51,9 +51,9 @@ struct fs_job {
     struct lasio_job head;
     int op;
     char *path, *path2; /* owned copies */
-    const char *data;   /* borrowed: the string is in the pin table */
+    const char *data;   /* borrowed: the string is in the anchor table */
     size_t len;
-    struct lasio_file *file; /* borrowed: the File is in the pin table */
+    struct lasio_file *file; /* borrowed: the File is in the anchor table */
     int fd, flags, mode;
     /* results */
     int err;
@@ -285,9 +285,9 @@ push_stat(lua_State *L, const struct stat *st) {
 static struct lasio_file *newfile(lua_State *L);
 
 static int
-fs_deliver(lua_State *L, struct lasio_job *job, int pin) {
+fs_deliver(lua_State *L, struct lasio_job *job, int anchor) {
     struct fs_job *j = (struct fs_job *)job;
-    (void)pin;
+    (void)anchor;
     if (j->err) {
         lua_pushnil(L); /* no traceback: made in C */
         lasio_sys_oserror_(L, j->errop ? j->errop : op_names[j->op], j->err,
@@ -422,7 +422,7 @@ fs_write_file(lua_State *L) {
     lua_settop(L, 2);
     struct lasio_job **box;
     struct fs_job *j = newjob(L, OP_WRITEFILE, path, NULL, &box);
-    j->data = data; /* the string is kept alive in the pin table */
+    j->data = data; /* the string is kept alive in the anchor table */
     j->len = len;
     lua_pushvalue(L, 2);
     return lasio_pool_submit_(L, box, 1, "lasio.fs.write_file");
@@ -491,7 +491,7 @@ checkfile(lua_State *L, int idx, const char *what) {
     return f;
 }
 
-/* Submits a job on the file at idx 1 (pinned with it). */
+/* Submits a job on the file at idx 1 (anchored with it). */
 static int
 file_job(lua_State *L, struct lasio_file *f, int op, const char *data,
          size_t len, const char *what) {
@@ -764,7 +764,7 @@ file_close(lua_State *L) {
 static int
 file_gc(lua_State *L) {
     struct lasio_file *f = lua_touserdata(L, 1);
-    /* pinned while a job runs: no job here, or the pool has gone */
+    /* anchored while a job runs: no job here, or the pool has gone */
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
@@ -797,8 +797,8 @@ static const luaL_Reg fs_funcs[] = {
     {"mkdir", fs_mkdir},         {"remove", fs_remove},
     {"rename", fs_rename},       {NULL, NULL}};
 
-int
-luaopen_lasio_fs_(lua_State *L) {
+void
+lasio_fs_open_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_FILE_MT)) {
         lua_newtable(L);
         luaL_setfuncs(L, file_methods, 0);
@@ -814,5 +814,4 @@ luaopen_lasio_fs_(lua_State *L) {
     lua_newtable(L);
     luaL_setfuncs(L, fs_funcs, 0);
     lua_setfield(L, -2, "fs");
-    return 0;
 }

@@ -6,7 +6,7 @@
  * the kernel does not reap them before we read their status);
  * its stdio pipes are streams on the plain-fd transport (stream.c), seen
  * as a StreamWriter (stdin) and StreamReaders (stdout, stderr).
- * Invariants: while the child runs, the Process is pinned in the loop's
+ * Invariants: while the child runs, the Process is anchored in the loop's
  * anchors and counted in loop->nsources, so it is reaped even when nobody
  * waits for it or references it; a child still running when the loop
  * closes (or at lua_close) is killed and reaped; pidfd >= 0 exactly until
@@ -40,7 +40,7 @@ struct lasio_process {
     pid_t pid;
     int pidfd;
     int returncode;
-    int pin; /* anchor ref while the child runs */
+    int anchor; /* anchor ref while the child runs */
     unsigned char linked, new_session, counted;
 };
 
@@ -92,17 +92,17 @@ process_gc(lua_State *L) {
     return 0;
 }
 
-/* Protected part of the exit event: wake every waiter, unpin. */
+/* Protected part of the exit event: wake every waiter, unanchor. */
 static int
 exited_body(lua_State *L) {
     struct lasio_process *p = lua_touserdata(L, 1);
-    if (p->pin == LUA_NOREF)
+    if (p->anchor == LUA_NOREF)
         return 0;
     lasio_pushloop_(L, p->loop);
     if (lua_isnil(L, -1))
         return 0;
     lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
-    lua_rawgeti(L, -1, p->pin);
+    lua_rawgeti(L, -1, p->anchor);
     int self = lua_gettop(L);
     if (lua_touserdata(L, self) != p)
         return 0;
@@ -121,7 +121,7 @@ exited_body(lua_State *L) {
             lua_pop(L, 1);
         }
     }
-    lasio_sys_unpin_(L, p->loop, &p->pin);
+    lasio_sys_unanchor_(L, p->loop, &p->anchor);
     return 0;
 }
 
@@ -403,7 +403,7 @@ spawn(lua_State *L, int opts, const char *what) {
         lua_newuserdatauv(L, sizeof(struct lasio_process), PROC_NUV);
     memset(p, 0, sizeof *p);
     p->pidfd = -1;
-    p->pin = LUA_NOREF;
+    p->anchor = LUA_NOREF;
     p->loop = loop;
     luaL_setmetatable(L, LASIO_PROCESS_MT);
     int pidx = lua_gettop(L);
@@ -420,7 +420,7 @@ spawn(lua_State *L, int opts, const char *what) {
         lua_setiuservalue(L, pidx, PROC_UV_STDIN + i);
         lua_pop(L, 1); /* the stream: the view keeps it */
     }
-    lasio_sys_pin_(L, loop, pidx, &p->pin);
+    lasio_sys_anchor_(L, loop, pidx, &p->anchor);
     if (a.spec[0] == STDIO_PIPE)
         lasio_sighub_ignore_sigpipe_(loop);
     lasio_sighub_keep_children_(loop);
@@ -451,7 +451,7 @@ spawn(lua_State *L, int opts, const char *what) {
         }
         if (failed) {
             release(p); /* kills and reaps the child */
-            lasio_sys_unpin_(L, loop, &p->pin);
+            lasio_sys_unanchor_(L, loop, &p->anchor);
             return luaL_error(L, "%s: not enough memory", what);
         }
         lasio_iolink_add_(loop, &p->link);
@@ -463,7 +463,7 @@ spawn(lua_State *L, int opts, const char *what) {
         return 1;
     }
     close_all(parent);
-    lasio_sys_unpin_(L, loop, &p->pin);
+    lasio_sys_unanchor_(L, loop, &p->anchor);
     if (op && strcmp(op, "exec") == 0)
         return lasio_sys_raise_(L, "exec", err, lua_tostring(L, 1));
     if (op && strcmp(op, "chdir") == 0)
@@ -473,7 +473,7 @@ spawn(lua_State *L, int opts, const char *what) {
 
 /* lasio.create_subprocess_exec(prog, args [, opts]) */
 static int
-lasio_create_subprocess_exec(lua_State *L) {
+module_create_subprocess_exec(lua_State *L) {
     luaL_checkstring(L, 1);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -499,7 +499,7 @@ lasio_create_subprocess_exec(lua_State *L) {
 
 /* lasio.create_subprocess_shell(cmd [, opts]): /bin/sh -c cmd */
 static int
-lasio_create_subprocess_shell(lua_State *L) {
+module_create_subprocess_shell(lua_State *L) {
     luaL_checkstring(L, 1);
     lua_settop(L, 2);
     lua_pushliteral(L, "/bin/sh");
@@ -660,14 +660,14 @@ static const luaL_Reg process_methods[] = {
     {NULL, NULL}};
 
 static const luaL_Reg module_funcs[] = {
-    {"create_subprocess_exec", lasio_create_subprocess_exec},
-    {"create_subprocess_shell", lasio_create_subprocess_shell},
+    {"create_subprocess_exec", module_create_subprocess_exec},
+    {"create_subprocess_shell", module_create_subprocess_shell},
     {NULL, NULL}};
 
 /* ====== } */
 
-int
-luaopen_lasio_process_(lua_State *L) {
+void
+lasio_process_open_(lua_State *L) {
     if (luaL_newmetatable(L, LASIO_PROCESS_MT)) {
         luaL_newlib(L, process_methods);
         lua_pushcclosure(L, process_index, 1);
@@ -693,5 +693,4 @@ luaopen_lasio_process_(lua_State *L) {
     lua_setfield(L, -2, "STDOUT");
     lua_pushinteger(L, STDIO_DEVNULL);
     lua_setfield(L, -2, "DEVNULL");
-    return 0;
 }

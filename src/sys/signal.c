@@ -262,8 +262,8 @@ static const luaL_Reg signal_methods[] = {
     {"remove_signal_handler", loop_remove_signal_handler},
     {NULL, NULL}};
 
-int
-luaopen_lasio_signal_(lua_State *L) {
+void
+lasio_signal_open_(lua_State *L) {
     /* the loop's methods are the table behind its __index (loop.c): a
      * table, or the first upvalue of an __index function */
     luaL_getmetatable(L, LASIO_LOOP_MT);
@@ -274,5 +274,4 @@ luaopen_lasio_signal_(lua_State *L) {
     if (lua_istable(L, -1))
         luaL_setfuncs(L, signal_methods, 0);
     lua_pop(L, 2);
-    return 0;
 }

@@ -14,7 +14,7 @@
 /* {====== Signals (signal.c) ====== */
 /* Adds loop:add_signal_handler / remove_signal_handler to the loop
  * methods. [-0, +0, m] (module table on top, unchanged) */
-LASIO_HIDDEN int luaopen_lasio_signal_(lua_State *L);
+LASIO_HIDDEN void lasio_signal_open_(lua_State *L);
 /* The lasio command's default handling of SIGINT and SIGTERM: the first
  * cancels the interrupt target (LOOP_UV_INTERRUPT, else the main task),
  * also inside running Lua code; a second SIGINT ends the process at once.
@@ -35,12 +35,12 @@ LASIO_HIDDEN void lasio_sys_oserror_(lua_State *L, const char *op, int err,
 LASIO_HIDDEN int lasio_sys_raise_(lua_State *L, const char *op, int err,
                                   const char *detail);
 /* Protected calls from libevent callbacks: lasio_io_guard_ (net.h). */
-/* Pins the value at idx in the loop's anchors (*pin: the ref, LUA_NOREF
- * when not pinned); unpin releases it exactly once. [-0, +0, m] */
-LASIO_HIDDEN void lasio_sys_pin_(lua_State *L, struct lasio_loop *loop, int idx,
-                                 int *pin);
-LASIO_HIDDEN void lasio_sys_unpin_(lua_State *L, struct lasio_loop *loop,
-                                   int *pin);
+/* Anchors the value at idx in the loop's anchors (*anchor: the ref, LUA_NOREF
+ * when not anchored); unanchor releases it exactly once. [-0, +0, m] */
+LASIO_HIDDEN void lasio_sys_anchor_(lua_State *L, struct lasio_loop *loop,
+                                    int idx, int *anchor);
+LASIO_HIDDEN void lasio_sys_unanchor_(lua_State *L, struct lasio_loop *loop,
+                                      int *anchor);
 /* Waiting for an fd, deadlines and timeout arguments: iowait.c (net.h),
  * shared with the streams. */
 /* Decrements loop->nsources unless the loop is closed. */
@@ -48,7 +48,7 @@ LASIO_HIDDEN void lasio_sys_uncount_(struct lasio_loop *loop);
 /* ====== } */
 
 /* {====== Processes (process.c) ====== */
-LASIO_HIDDEN int luaopen_lasio_process_(lua_State *L);
+LASIO_HIDDEN void lasio_process_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Copying values between states (copyval.c) ====== */
@@ -83,9 +83,9 @@ struct lasio_jobtype {
     void (*run)(struct lasio_job *job, struct lasio_worker *w);
     /* On the loop, protected, when the Future is still pending: pushes
      * the results and returns their count, or pushes a traceback (or nil)
-     * and an error and returns -1. pin: index of the pin table
+     * and an error and returns -1. anchor: index of the anchor table
      * {future, extras...}. */
-    int (*deliver)(lua_State *L, struct lasio_job *job, int pin);
+    int (*deliver)(lua_State *L, struct lasio_job *job, int anchor);
     /* Frees the job (and what it owns). */
     void (*free)(struct lasio_job *job);
 };
@@ -94,7 +94,7 @@ struct lasio_job {
     struct lasio_job *next;
     const struct lasio_jobtype *type;
     unsigned long seq;
-    int pin;               /* anchor ref of {future, extras...} */
+    int anchor;            /* anchor ref of {future, extras...} */
     unsigned char counted; /* counted in loop->nsources */
 };
 /* Pushes a box for a job: its __gc frees a job still in it, so a job made
@@ -102,7 +102,7 @@ struct lasio_job {
 LASIO_HIDDEN struct lasio_job **lasio_pool_box_(lua_State *L);
 /* Runs the job in *box on the running loop's pool and awaits it: returns
  * what deliver pushed, or raises its error. The nextra values on top are
- * kept alive until the job is over (deliver finds them in its pin table).
+ * kept alive until the job is over (deliver finds them in its anchor table).
  * Takes the job out of the box once the pool owns it. */
 LASIO_HIDDEN int lasio_pool_submit_(lua_State *L, struct lasio_job **box,
                                     int nextra, const char *what);
@@ -110,9 +110,9 @@ LASIO_HIDDEN int lasio_pool_submit_(lua_State *L, struct lasio_job **box,
  * by init (protected); NULL when it cannot be made. */
 LASIO_HIDDEN lua_State *lasio_worker_lua_(struct lasio_worker *w,
                                           int (*init)(lua_State *W));
-LASIO_HIDDEN int luaopen_lasio_thread_(lua_State *L);
+LASIO_HIDDEN void lasio_thread_open_(lua_State *L);
 /* Sets lasio.fs (fs.c) in the module table at the top. */
-LASIO_HIDDEN int luaopen_lasio_fs_(lua_State *L);
+LASIO_HIDDEN void lasio_fs_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Spawning a child (spawn.c) ====== */

@@ -32,31 +32,31 @@ lasio_sys_raise_(lua_State *L, const char *op, int err, const char *detail) {
 }
 
 void
-lasio_sys_pin_(lua_State *L, struct lasio_loop *loop, int idx, int *pin) {
+lasio_sys_anchor_(lua_State *L, struct lasio_loop *loop, int idx, int *anchor) {
     idx = lua_absindex(L, idx);
-    if (*pin != LUA_NOREF)
+    if (*anchor != LUA_NOREF)
         return;
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
     lua_pushvalue(L, idx);
-    *pin = luaL_ref(L, -2);
+    *anchor = luaL_ref(L, -2);
     lua_pop(L, 2);
 }
 
 void
-lasio_sys_unpin_(lua_State *L, struct lasio_loop *loop, int *pin) {
-    if (*pin == LUA_NOREF)
+lasio_sys_unanchor_(lua_State *L, struct lasio_loop *loop, int *anchor) {
+    if (*anchor == LUA_NOREF)
         return;
     lasio_pushloop_(L, loop);
     if (lua_isnil(L, -1)) { /* the loop is closed: its anchors go with it */
         lua_pop(L, 1);
-        *pin = LUA_NOREF;
+        *anchor = LUA_NOREF;
         return;
     }
     lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
-    luaL_unref(L, -1, *pin);
+    luaL_unref(L, -1, *anchor);
     lua_pop(L, 2);
-    *pin = LUA_NOREF;
+    *anchor = LUA_NOREF;
 }
 
 /* {====== Waiting for an I/O object ====== */

@@ -209,20 +209,20 @@ pool_gc(lua_State *L) {
 
 /* {====== Delivery on the loop ====== */
 
-/* Pushes the pin table of a job. [-0, +1, -] */
+/* Pushes the anchor table of a job. [-0, +1, -] */
 static void
-pushpin(lua_State *L, struct lasio_loop *loop, struct lasio_job *job) {
+pushanchor(lua_State *L, struct lasio_loop *loop, struct lasio_job *job) {
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
-    lua_rawgeti(L, -1, job->pin);
+    lua_rawgeti(L, -1, job->anchor);
     lua_replace(L, -3);
     lua_pop(L, 1);
 }
 
-/* The job is over for the loop: unpin, uncount. */
+/* The job is over for the loop: unanchor, uncount. */
 static void
 retire(lua_State *L, struct lasio_loop *loop, struct lasio_job *job) {
-    lasio_sys_unpin_(L, loop, &job->pin);
+    lasio_sys_unanchor_(L, loop, &job->anchor);
     if (job->counted) {
         job->counted = 0;
         lasio_sys_uncount_(loop);
@@ -270,7 +270,7 @@ deliver_body(lua_State *L) {
         if (!job)
             return 0;
         *box = job;
-        pushpin(L, loop, job);
+        pushanchor(L, loop, job);
         lua_rawgeti(L, -1, 1);
         int fidx = lua_gettop(L);
         struct lasio_future *f = lasio_tofuture_(L, fidx);
@@ -392,7 +392,7 @@ lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
     int extra = lua_gettop(L) - nextra + 1;
     struct lasio_pool *pool = getpool(L, loop);
     int pidx = lua_gettop(L);
-    /* the Future and its pin table {future, extras...} */
+    /* the Future and its anchor table {future, extras...} */
     lasio_future_push_(L, loop);
     int fidx = lua_gettop(L);
     lua_createtable(L, nextra + 1, 0);
@@ -403,10 +403,10 @@ lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
         lua_rawseti(L, -2, i + 2);
     }
     struct lasio_job *job = *box;
-    job->pin = LUA_NOREF;
+    job->anchor = LUA_NOREF;
     job->counted = 0;
     job->next = NULL;
-    lasio_sys_pin_(L, loop, -1, &job->pin);
+    lasio_sys_anchor_(L, loop, -1, &job->anchor);
     lua_pop(L, 1);
     job->seq = ++pool->seq;
     lua_pushvalue(L, pidx);
@@ -418,7 +418,7 @@ lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
     pthread_mutex_lock(&pool->lock);
     if (pool->nidle == 0 && start_worker(pool) < 0 && pool->nworkers == 0) {
         pthread_mutex_unlock(&pool->lock);
-        lasio_sys_unpin_(L, loop, &job->pin);
+        lasio_sys_unanchor_(L, loop, &job->anchor);
         return lasio_sys_raise_(L, what, EAGAIN, NULL);
     }
     if (pool->queue_tail)

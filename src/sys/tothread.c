@@ -168,9 +168,9 @@ lua_job_run(struct lasio_job *job, struct lasio_worker *w) {
 }
 
 static int
-lua_job_deliver(lua_State *L, struct lasio_job *job, int pin) {
+lua_job_deliver(lua_State *L, struct lasio_job *job, int anchor) {
     struct lua_job *j = (struct lua_job *)job;
-    (void)pin;
+    (void)anchor;
     if (j->oom) {
         lua_pushnil(L);
         lua_pushstring(L, j->oom);
@@ -206,7 +206,7 @@ dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
 
 /* lasio.to_thread(fn, ...) */
 static int
-lasio_to_thread(lua_State *L) {
+module_to_thread(lua_State *L) {
     int nargs = lua_gettop(L) - 1;
     luaL_checktype(L, 1, LUA_TFUNCTION);
     if (lua_iscfunction(L, 1))
@@ -248,11 +248,10 @@ lasio_to_thread(lua_State *L) {
     return lasio_pool_submit_(L, box, 0, "lasio.to_thread");
 }
 
-static const luaL_Reg thread_funcs[] = {{"to_thread", lasio_to_thread},
+static const luaL_Reg thread_funcs[] = {{"to_thread", module_to_thread},
                                         {NULL, NULL}};
 
-int
-luaopen_lasio_thread_(lua_State *L) {
+void
+lasio_thread_open_(lua_State *L) {
     luaL_setfuncs(L, thread_funcs, 0);
-    return 0;
 }

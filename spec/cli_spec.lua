@@ -84,7 +84,7 @@ describe("lasio command", function()
     end)
 
     -- The facade is compiled in as bytecode with its debug information
-    -- (src/facade_dump.c): names, lines and tracebacks as from the source.
+    -- (src/cli/facade_dump.c): names, lines and tracebacks as from the source.
     it("keeps the facade's sources and lines in errors and tracebacks", function()
         local out, err, status = script([[
             local info = debug.getinfo(lasio.wait_for, "S")
@@ -508,7 +508,7 @@ echo $st $(( (t1 - t0) / 1000000 ))
                 assert.are.equal(0, status)
             end)
 
-        -- libedit is loaded by the REPL on a terminal only (src/edit_dl.c):
+        -- libedit is loaded by the REPL on a terminal only (src/cli/edit_dl.c):
         -- not by scripts, not for piped input; on a pseudo-terminal (made
         -- by util-linux's `script`) lines are edited with it.
         it("loads libedit on a terminal only", function()

@@ -1,4 +1,4 @@
--- Specs for the HTTP parser (src/httpparse.c on llhttp): conformance
+-- Specs for the HTTP parser (src/http/httpparse.c on llhttp): conformance
 -- vectors, valid and invalid, each fed whole, split at every byte offset
 -- and in chunks of every size, must give the same event trace (H8).
 -- core.internal.http_trace runs the parser over a list of strings as if

@@ -1,6 +1,6 @@
--- Subprocesses (API.md section 9): create_subprocess_exec/shell, stdio
+-- Subprocesses (docs/API.md, Subprocesses): create_subprocess_exec/shell, stdio
 -- redirection, the Process object, communicate, pipes, reaping, and the
--- RELIABILITY cases P2-P6, G4 (children) and C3 (SIGPIPE).
+-- reliability cases (docs/RELIABILITY.md) P2-P6, G4 (children) and C3 (SIGPIPE).
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
 local lasio = require "lasio"

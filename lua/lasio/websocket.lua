@@ -2,7 +2,7 @@
 -- and the handshake checks the HTTP layer calls. `wrap(reader, writer,
 -- opts)` turns a StreamReader / StreamWriter pair whose HTTP upgrade is
 -- done into a socket object; masking, frame building and the handshake's
--- SHA-1 are in C (src/websocket.c, src/wsdigest.c).
+-- SHA-1 are in C (src/http/websocket.c, src/http/wsdigest.c).
 --
 -- One reader task per socket reads every frame as it arrives: it answers
 -- pings, matches pongs to ping() calls, queues whole messages for recv()

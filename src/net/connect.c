@@ -1,7 +1,7 @@
 /*
- * connect.c: lasio.open_connection / open_unix_connection (API.md section
- * 9): resolve, then connect (happy eyeballs, RFC 8305 lite: the addresses
- * of a name are tried in turn, families interleaved, each attempt
+ * connect.c: lasio.open_connection / open_unix_connection (docs/API.md,
+ * TCP and Unix streams): resolve, then connect (happy eyeballs, RFC 8305 lite:
+ * the addresses of a name are tried in turn, families interleaved, each attempt
  * started `happy_eyeballs_delay` after the previous one unless that one
  * already failed; the first to connect wins and the others are closed),
  * then the TLS handshake, all within one `timeout`. The request on the

@@ -1,7 +1,7 @@
 /*
  * server.c: lasio.start_server / start_unix_server and the Server object
- * (API.md section 9): listening sockets with persistent accept events;
- * each connection runs the client callback in its own task, whose end
+ * (docs/API.md, TCP and Unix streams): listening sockets with persistent accept
+ * events; each connection runs the client callback in its own task, whose end
  * closes the connection. Owns the listening fds and events; anchored in the
  * loop's anchors and counted as a wake-up source exactly while serving.
  * SPDX-License-Identifier: MIT

@@ -1,5 +1,5 @@
 /*
- * tls.c: TLS with OpenSSL (API.md section 9): ssl_context, the ssl option
+ * tls.c: TLS with OpenSSL (docs/API.md, TLS): ssl_context, the ssl option
  * of streams and servers, start_tls; verification on by default. OpenSSL
  * is loaded (tls_dl.c) and initialises on the first context. A TLS stream
  * has the TLS transport, which wraps the stream's previous one (the

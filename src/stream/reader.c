@@ -1,7 +1,7 @@
 /*
- * reader.c: StreamReader (API.md section 9): asyncio's read, readline,
- * readuntil, readexactly, at_eof, and lines(), with close() and fileno()
- * (a child's pipes need both); its metatable. Owns nothing: each
+ * reader.c: StreamReader (docs/API.md, TCP and Unix streams): asyncio's read,
+ * readline, readuntil, readexactly, at_eof, and lines(), with close() and
+ * fileno() (a child's pipes need both); its metatable. Owns nothing: each
  * operation completes from the stream's input buffer when it can, else
  * waits as the stream's one reader, and its continuation tries again.
  * SPDX-License-Identifier: MIT

@@ -18,7 +18,7 @@
 #define LASIO_READER_MT "lasio.StreamReader"
 #define LASIO_WRITER_MT "lasio.StreamWriter"
 
-/* Defaults (RELIABILITY.md, default limits). */
+/* Defaults (docs/RELIABILITY.md, Default limits). */
 #define LASIO_STREAM_LIMIT 65536 /* reader buffer limit (asyncio's) */
 #define LASIO_WRITE_HIGH 65536   /* drain() waits above this ... */
 #define LASIO_WRITE_LOW 16384    /* ... until the buffer is below this */

@@ -1,9 +1,9 @@
 /*
- * writer.c: StreamWriter (API.md section 9): write, writelines, drain,
- * write_eof, close, wait_closed, get_extra_info; its metatable. Owns
- * nothing. write() sends at once and buffers only what the fd does not
- * take; drain() waits while asyncio's pause_writing would be on (high /
- * low marks). What write_eof and get_extra_info mean is the transport's.
+ * writer.c: StreamWriter (docs/API.md, TCP and Unix streams): write,
+ * writelines, drain, write_eof, close, wait_closed, get_extra_info; its
+ * metatable. Owns nothing. write() sends at once and buffers only what the fd
+ * does not take; drain() waits while asyncio's pause_writing would be on (high
+ * / low marks). What write_eof and get_extra_info mean is the transport's.
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>

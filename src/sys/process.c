@@ -1,7 +1,7 @@
 /*
  * process.c: lasio.create_subprocess_exec / create_subprocess_shell and
- * the Process object (API.md section 9). A Process owns its child's pidfd
- * and one read event on it (ARCHITECTURE rule 12: no SIGCHLD handler;
+ * the Process object (docs/API.md, Subprocesses). A Process owns its child's
+ * pidfd and one read event on it (INTERNALS.md, rule 12: no SIGCHLD handler;
  * while a loop has children, an ignored SIGCHLD is set to its default so
  * the kernel does not reap them before we read their status);
  * its stdio pipes are streams on the plain-fd transport (stream.c), seen

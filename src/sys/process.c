@@ -6,9 +6,9 @@
  * the kernel does not reap them before we read their status);
  * its stdio pipes are streams on the plain-fd transport (stream.c), seen
  * as a StreamWriter (stdin) and StreamReaders (stdout, stderr).
- * Invariants: while the child runs, the Process is anchored in the loop's
- * anchors and counted in loop->nsources, so it is reaped even when nobody
- * waits for it or references it; a child still running when the loop
+ * Invariants: while the child runs, the Process is anchored in the loop
+ * (LOOP_UV_ANCHORS) and counted in loop->nsources, so it is reaped even when
+ * nobody waits for it or references it; a child still running when the loop
  * closes (or at lua_close) is killed and reaped; pidfd >= 0 exactly until
  * the child is reaped.
  * SPDX-License-Identifier: MIT

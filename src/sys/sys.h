@@ -34,14 +34,15 @@ LASIO_HIDDEN void lasio_sys_oserror_(lua_State *L, const char *op, int err,
 /* Raises lasio_sys_oserror_(...). */
 LASIO_HIDDEN int lasio_sys_raise_(lua_State *L, const char *op, int err,
                                   const char *detail);
-/* Protected calls from libevent callbacks: lasio_io_guard_ (net.h). */
-/* Anchors the value at idx in the loop's anchors (*anchor: the ref, LUA_NOREF
- * when not anchored); unanchor releases it exactly once. [-0, +0, m] */
+/* Protected calls from libevent callbacks: lasio_io_guard_ (core.h). */
+/* Anchors the value at idx in the loop (LOOP_UV_ANCHORS; *anchor: the ref,
+ * LUA_NOREF when not anchored); unanchor releases it exactly once. [-0, +0, m]
+ */
 LASIO_HIDDEN void lasio_sys_anchor_(lua_State *L, struct lasio_loop *loop,
                                     int idx, int *anchor);
 LASIO_HIDDEN void lasio_sys_unanchor_(lua_State *L, struct lasio_loop *loop,
                                       int *anchor);
-/* Waiting for an fd, deadlines and timeout arguments: iowait.c (net.h),
+/* Waiting for an fd, deadlines and timeout arguments: iowait.c (core.h),
  * shared with the streams. */
 /* Decrements loop->nsources unless the loop is closed. */
 LASIO_HIDDEN void lasio_sys_uncount_(struct lasio_loop *loop);

@@ -1,6 +1,6 @@
 /*
  * sysutil.c: small helpers shared by the operating-system layer (sys.h):
- * OSErrors with a file name (on netaddr.c's), pins in the loop's anchors,
+ * OSErrors with a file name (on core/errors.c's), anchors in the loop,
  * and the count of a task's wait on one of our I/O objects.
  * Owns nothing. Invariant: a task suspended here is counted once in
  * loop->nsources and uncounted by its own continuation.

@@ -177,6 +177,36 @@ describe("lasio.http.get and request", function()
         s.close()
     end))
 
+    it("gives bodiless answers (HEAD, 204, 304, empty) a reader at its end", async(function()
+        local s = raw_server(function(r, w)
+            read_head(r)
+            w:write("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n")
+            read_head(r)
+            w:write("HTTP/1.1 204 No Content\r\n\r\n")
+            read_head(r)
+            w:write("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n")
+            read_head(r)
+            w:write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            read_head(r)
+            w:write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast")
+            r:read()
+        end)
+        for _, m in ipairs({"HEAD", "GET", "GET", "GET"}) do
+            local res = lasio.http.request(m, s.url)
+            local r = res:reader()
+            assert.is_nil(r:read())
+            assert.is_true(r.done)
+            assert.is_nil(r:read())
+            local parts = 0
+            for _ in res:reader():chunks() do parts = parts + 1 end
+            assert.are.equal(0, parts)
+            assert.are.equal("", res:body())
+        end
+        assert.are.equal("last", lasio.http.get(s.url):body())
+        assert.are.equal(1, s.conns)
+        s.close()
+    end))
+
     it("sends a string body with its Content-Length", async(function()
         local seen = {}
         local _ <close>, url = serve(function(req, res)

@@ -39,4 +39,10 @@ function M.new(parser, stream, timeout, on_end, on_error)
         done = false}, BodyReader)
 end
 
+-- A reader at the end of a body that has no bytes (a response to HEAD,
+-- 204, 304): read() returns nil at once.
+function M.empty()
+    return setmetatable({done = true}, BodyReader)
+end
+
 return M

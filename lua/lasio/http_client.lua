@@ -287,8 +287,11 @@ function Response:body()
     return b
 end
 
--- res:reader(): the body as it arrives (r:read() -> part or nil).
+-- res:reader(): the body as it arrives (r:read() -> part or nil). A
+-- response without a body (HEAD, 204, 304, Content-Length 0) gives a
+-- reader already at its end, every time.
 function Response:reader()
+    if self._bodiless then return body_reader.empty() end
     local c = self._conn
     if not c then
         error("res:reader: the body was already read or the response "
@@ -533,6 +536,7 @@ local function request_once(req, opts)
             res.url = req.url
             if req.method == "HEAD" or head.status == 204
                 or head.status == 304 or head.content_length == 0 then
+                res._bodiless = true
                 res:body() -- nothing to wait for: the connection is free
             end
             return res

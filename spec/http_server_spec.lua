@@ -94,6 +94,52 @@ describe("lasio.http.serve", function()
         srv:close()
     end))
 
+    it("HEAD carries no body bytes whatever the handler writes; keep-alive"
+        .. " goes on", async(function()
+            local srv, port = H.serve(function(req, res)
+                if req.path == "/stream" then
+                    res:write("ab")
+                    res:write("cde")
+                    res:finish()
+                elseif req.path == "/stream-finish" then
+                    res:write("ab")
+                    res:finish("cde")
+                else
+                    res:finish("abcde")
+                end
+            end)
+            local CHUNKED = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+                .. "\r\n\r\n"
+            local SIZED = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+            for _, case in ipairs({{"/stream", CHUNKED}, {"/stream-finish",
+                CHUNKED}, {"/finish", SIZED}}) do
+                local path, head = case[1], case[2]
+                local r, w = lasio.open_connection("127.0.0.1", port)
+                w:write("HEAD " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert.are.equal(head, H.undate(r:readuntil("\r\n\r\n")))
+                -- the next answer starts right after the HEAD's head
+                w:write(get(path))
+                local out = H.undate(r:readuntil(head == SIZED and "abcde"
+                    or "0\r\n\r\n"))
+                assert.are.equal(head .. (head == SIZED and "abcde"
+                    or "2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"), out, path)
+                w:close()
+            end
+            -- the same through a real client on one connection
+            if os.execute("command -v curl >/dev/null 2>&1") then
+                local url = "http://127.0.0.1:" .. port .. "/stream"
+                local p = lasio.create_subprocess_shell("env -u LD_PRELOAD "
+                    .. "curl -s -S --max-time 5 -I " .. url .. " --next -s -S"
+                    .. " --max-time 5 " .. url, {stdout = lasio.PIPE,
+                    stderr = lasio.PIPE})
+                local out, err = p:communicate()
+                assert.are.equal(0, p:wait(), err)
+                assert.matches("abcde$", out)
+                assert.are.equal("", err)
+            end
+            srv:close()
+        end))
+
     it("reads a Content-Length body and a chunked body", async(function()
         local srv, port = H.serve(function(req, res)
             res:finish("[" .. req:body() .. "]")

@@ -184,7 +184,9 @@ local function send_head(res, length, body)
     end
     if req.method == "HEAD" then body = nil end
     res.headers_sent = true
-    res._chunked = chunked
+    -- a HEAD answer has the head of GET's and no body bytes at all: not
+    -- even the chunked terminator (it would be read as the next answer)
+    res._chunked = chunked and req.method ~= "HEAD"
     -- no client_io here: http_send buffers what the socket does not take
     -- and records a lost connection for the next drain instead of
     -- raising; it raises only on a stream closed under the handler (the

@@ -154,6 +154,44 @@ describe("the HTTP parser", function()
             internal.http_trace("request", {requests[3]}, {max_body = 10}))
     end)
 
+    it("H7, H8: a limit gives the same answer however the bytes are cut",
+        function()
+            -- covers H7, H8: a byte llhttp refuses (400) after the point
+            -- where a limit is passed is never looked at
+            local opts = {max_line = 50, max_field = 50, max_head = 120,
+                max_headers = 2}
+            local cases = {
+                {"GET /" .. ("a"):rep(60) .. "\1" .. ("a"):rep(20)
+                    .. " HTTP/1.1\r\n\r\n", 414},
+                {"GET /" .. ("a"):rep(49) .. "\1 HTTP/1.1\r\n\r\n", 400},
+                {"GET / HTTP/1.1\r\nX: " .. ("v"):rep(55) .. "\1vv\r\n\r\n",
+                    431},
+                {"GET / HTTP/1.1\r\nX" .. ("n"):rep(55) .. "\1: v\r\n\r\n",
+                    431},
+                {"GET / HTTP/1.1\r\nA: " .. ("v"):rep(45) .. "\r\nB: "
+                    .. ("v"):rep(45) .. "\r\nC: " .. ("v"):rep(40)
+                    .. "\1\r\n\r\n", 431},
+                {"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC\1: 3\r\n\r\n", 431},
+                {"HTTP/1.1 200 " .. ("r"):rep(60) .. "\1\r\n\r\n", 414,
+                    "response"},
+            }
+            for n, case in ipairs(cases) do
+                local s, kind = case[1], case[3] or "request"
+                local whole = internal.http_trace(kind, {s}, opts)
+                assert.are.equal(case[2], tonumber(whole:match("^error (%d+) ")),
+                    ("case %d: %s"):format(n, whole))
+                for i = 0, #s do
+                    assert.are.equal(whole, internal.http_trace(kind,
+                        split(s, i), opts), ("case %d cut at %d"):format(n, i))
+                end
+                for k = 1, 9 do
+                    assert.are.equal(whole, internal.http_trace(kind,
+                        pieces(s, k), opts), ("case %d in pieces of %d")
+                        :format(n, k))
+                end
+            end
+        end)
+
     it("refuses a bad parser kind or option", function()
         local ok, e = pcall(internal.http_parser, "both", {})
         assert.is_false(ok)

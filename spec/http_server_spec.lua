@@ -458,6 +458,55 @@ describe("HTTP bad input (H1-H7)", function()
             "URI Too Long", {max_request_line = 100})
     end))
 
+    it("H7: an over-long target gets 414 however the bytes are cut",
+        async(function()
+            -- covers H7, H8: the limit fires at its byte, before a byte
+            -- further on that llhttp would refuse (400) is looked at
+            serve()
+            -- the status of the answer to req sent in two pieces, cut at
+            -- `cut` (none: whole); the second piece goes only when the
+            -- first got no answer
+            local function status(req, cut)
+                local r, w = lasio.open_connection("127.0.0.1", port)
+                w:write(cut and req:sub(1, cut) or req)
+                r:settimeout(0.1)
+                local ok, first = pcall(r.read, r, 65536)
+                if not ok and cut then
+                    pcall(w.write, w, req:sub(cut + 1))
+                    first = ""
+                end
+                r:settimeout(helper.t(5))
+                local out = {first or ""}
+                while true do
+                    local got, data = pcall(r.read, r, 65536)
+                    if not got or data == "" then break end
+                    out[#out + 1] = data
+                end
+                w:close()
+                return H.statuses(table.concat(out))[1]
+            end
+            local long = "/" .. ("a"):rep(9000)
+            local targets = {long, long:sub(1, 8500) .. "\1" .. long:sub(8501),
+                long:sub(1, 8500) .. "\t" .. long:sub(8501),
+                long:sub(1, 8194) .. "\255" .. long:sub(8195)}
+            for i, target in ipairs(targets) do
+                local req = "GET " .. target .. " HTTP/1.1\r\nHost: x\r\n\r\n"
+                for _, cut in ipairs({false, 4, 100, 8196, 8197, 8198, 8300,
+                    8600, 9003}) do
+                    assert.are.equal(414, status(req, cut or nil),
+                        ("target %d cut at %s"):format(i, tostring(cut)))
+                end
+            end
+            -- a header line the same way: 431
+            local hdr = "GET / HTTP/1.1\r\nX-Big: " .. ("v"):rep(8500) .. "\1"
+                .. ("v"):rep(500) .. "\r\n\r\n"
+            for _, cut in ipairs({false, 30, 8300, 8600}) do
+                assert.are.equal(431, status(hdr, cut or nil), tostring(cut))
+            end
+            srv:close()
+            assert.are.equal(0, calls)
+        end))
+
     it("H7: a header line, the whole head or the header count too large: 431",
         async(function()
             -- covers H7

@@ -61,6 +61,9 @@ struct httpparser {
     size_t nhdrs, caphdrs;
     size_t headbytes;
     int in_value;     /* the last header span was a value */
+    int line_done;    /* the target (or reason) is complete */
+    int hdr_open;     /* the last header is not complete yet */
+    int recount;      /* paused so that head_budget() is taken anew */
     int head_done;    /* on_headers_complete ran for this message */
     int started;      /* on_message_begin ran for this message */
     int complete;     /* on_message_complete ran for this message */
@@ -110,6 +113,8 @@ on_message_begin(llhttp_t *ll) {
     p->nhdrs = 0;
     p->headbytes = 0;
     p->in_value = 0;
+    p->line_done = 0;
+    p->hdr_open = 0;
     p->head_done = 0;
     p->complete = 0;
     p->started = 1;
@@ -127,6 +132,12 @@ on_line(llhttp_t *ll, const char *at, size_t len) {
     if (p->max_line && p->linelen > p->max_line)
         return refuse(p, 414, "request line too long");
     return append(p, at, len);
+}
+
+static int
+on_line_complete(llhttp_t *ll) {
+    ((struct httpparser *)ll)->line_done = 1;
+    return 0;
 }
 
 static int
@@ -157,6 +168,7 @@ on_header_field(llhttp_t *ll, const char *at, size_t len) {
         h->name = p->text.len;
         h->namelen = h->value = h->valuelen = 0;
         p->in_value = 0;
+        p->hdr_open = 1;
     }
     struct hdr *h = &p->hdrs[p->nhdrs - 1];
     h->namelen += len;
@@ -177,6 +189,17 @@ on_header_value(llhttp_t *ll, const char *at, size_t len) {
     if (count_head(p, h, len))
         return -1;
     return append(p, at, len);
+}
+
+static int
+on_header_value_complete(llhttp_t *ll) {
+    struct httpparser *p = (struct httpparser *)ll;
+    p->hdr_open = 0;
+    if (p->max_headers && p->nhdrs >= p->max_headers) {
+        p->recount = 1; /* the next byte may start a header too many */
+        return HPE_PAUSED;
+    }
+    return 0;
 }
 
 /* Is the header named name (lower case) equal to value, ignoring case
@@ -204,6 +227,7 @@ static int
 on_headers_complete(llhttp_t *ll) {
     struct httpparser *p = (struct httpparser *)ll;
     p->head_done = 1;
+    p->hdr_open = 0;
     if (ll->type == HTTP_REQUEST && (ll->flags & F_TRANSFER_ENCODING)) {
         /* RFC 9112 6.1: a server that does not understand a transfer
          * coding answers it; only "chunked" alone is taken, once */
@@ -254,12 +278,77 @@ init_settings(void) {
     llhttp_settings_init(&settings);
     settings.on_url = on_line;
     settings.on_status = on_line;
+    settings.on_url_complete = on_line_complete;
+    settings.on_status_complete = on_line_complete;
     settings.on_header_field = on_header_field;
     settings.on_header_value = on_header_value;
+    settings.on_header_value_complete = on_header_value_complete;
     settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
     settings.on_message_begin = on_message_begin; /* last: the init mark */
+}
+
+/* The head's limits are checked by the span callbacks, which llhttp calls
+ * at a span's end or at the end of the bytes it was given. Given a whole
+ * over-long target at once, llhttp would look at all of it before the
+ * callback counted it, and a byte it refuses past the limit would turn a
+ * 414 into a 400 that a cut inside the target does not give. So while
+ * the head is parsed, llhttp is given at most the bytes that bring the
+ * open span, a header that starts in them, and the head to their limit
+ * + 1; and once the last header allowed is complete, one byte at a time
+ * (on_header_value_complete pauses for that). A limit then fires at the
+ * same byte however the input was cut (H8). Never 0: an open span is
+ * within its limit, or it was refused. */
+static size_t
+head_budget(const struct httpparser *p) {
+    size_t b = SIZE_MAX;
+    if (p->head_done)
+        return b;
+    if (!p->line_done && p->max_line)
+        b = p->max_line + 1 - p->linelen;
+    if (p->max_head && p->max_head + 1 - p->headbytes < b)
+        b = p->max_head + 1 - p->headbytes;
+    if (p->max_field) {
+        size_t used = 0;
+        if (p->hdr_open) {
+            const struct hdr *h = &p->hdrs[p->nhdrs - 1];
+            used = h->namelen + h->valuelen;
+        }
+        if (p->max_field + 1 - used < b)
+            b = p->max_field + 1 - used;
+    }
+    if (p->max_headers && !p->hdr_open && p->nhdrs >= p->max_headers)
+        b = 1;
+    return b;
+}
+
+/* llhttp_execute over len bytes at data, in runs of at most
+ * head_budget(); *used: the bytes parsed (where llhttp paused, or all). */
+static llhttp_errno_t
+execute(struct httpparser *p, const char *data, size_t len, size_t *used) {
+    size_t off = 0;
+    for (;;) {
+        size_t n = len - off, b = head_budget(p);
+        if (n > b)
+            n = b;
+        llhttp_errno_t err = llhttp_execute(&p->ll, data + off, n);
+        if (err == HPE_PAUSED && p->recount) {
+            p->recount = 0;
+            off = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+            llhttp_resume(&p->ll);
+            continue;
+        }
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            *used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+            return err;
+        }
+        off += n;
+        if (err != HPE_OK || off == len) {
+            *used = len;
+            return err;
+        }
+    }
 }
 
 /* ====== } */
@@ -307,13 +396,11 @@ feed(lua_State *L, struct httpparser *p, struct lasio_stream *s) {
     /* with no bytes llhttp still runs the steps that need none (the end
      * of a message without a body) */
     const char *data = s->in.data ? s->in.data + s->in.off : "";
-    llhttp_errno_t err = llhttp_execute(&p->ll, data, s->in.len);
-    size_t used = s->in.len;
-    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-        used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
-        if (err == HPE_PAUSED_UPGRADE)
-            p->state = PS_UPGRADE;
-    } else if (err != HPE_OK) {
+    size_t used;
+    llhttp_errno_t err = execute(p, data, s->in.len, &used);
+    if (err == HPE_PAUSED_UPGRADE) {
+        p->state = PS_UPGRADE;
+    } else if (err != HPE_OK && err != HPE_PAUSED) {
         lasio_buf_consume_(&s->in, s->in.len);
         lasio_stream_consumed_(s);
         raise_parse_error(L, p, err);
@@ -802,10 +889,8 @@ http_trace(lua_State *L) {
         len = lua_rawlen(L, -1);
         size_t pos = 0;
         for (;;) {
-            llhttp_errno_t err = llhttp_execute(&p->ll, data + pos, len - pos);
-            size_t used = len - pos;
-            if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
-                used = (size_t)(llhttp_get_error_pos(&p->ll) - (data + pos));
+            size_t used;
+            llhttp_errno_t err = execute(p, data + pos, len - pos, &used);
             pos += used;
             if (err != HPE_OK && err != HPE_PAUSED &&
                 err != HPE_PAUSED_UPGRADE) {

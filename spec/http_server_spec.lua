@@ -275,6 +275,40 @@ describe("lasio.http.serve", function()
             srv:close()
         end))
 
+    it("Expect: 100-continue over a route's set_max_body: 413, no 100 Continue",
+        async(function()
+            local seen
+            local srv, port = H.serve(function(req, res)
+                req:set_max_body(10)
+                local ok, e = pcall(req.body, req)
+                seen = e
+                if not ok then error(e, 0) end
+                res:finish(e)
+            end)
+            local r, w = lasio.open_connection("127.0.0.1", port)
+            w:write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+                .. "Expect: 100-continue\r\n\r\n")
+            -- the answer comes without the body being sent
+            local head = H.undate(r:readuntil("\r\n\r\n"))
+            assert.matches("^HTTP/1.1 413 Content Too Large\r\n", head)
+            assert.is_nil(head:find("100 Continue", 1, true))
+            assert.matches("Connection: close\r\n", head)
+            w:close()
+            assert.is_true(lasio.HTTPError:is(seen), tostring(seen))
+            assert.are.equal(413, seen.status)
+            -- within the route's limit it goes on as usual
+            r, w = lasio.open_connection("127.0.0.1", port)
+            w:write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+                .. "Expect: 100-continue\r\n\r\n")
+            assert.are.equal("HTTP/1.1 100 Continue\r\n", r:readline())
+            assert.are.equal("\r\n", r:readline())
+            w:write("0123456789")
+            assert.matches("\r\n\r\n0123456789$", H.undate(r:readuntil(
+                "0123456789")))
+            w:close()
+            srv:close()
+        end))
+
     it("sets and replaces headers; add_header repeats one", async(function()
         local srv, port = H.serve(function(_, res)
             res:set_header("X-A", "1")

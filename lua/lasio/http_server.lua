@@ -270,7 +270,17 @@ local function body_timeout(req)
     return left < srv.body_timeout and left or srv.body_timeout
 end
 
+-- Before the body is read: a declared body over the route's limit
+-- (req:set_max_body) is 413 at once, before a 100 Continue invites it
+-- (the server's own max_body was checked with the head).
 local function continue(req)
+    local limit, length = req._max_body, req.content_length
+    if limit and limit >= 0 and length and length > limit then
+        local e = HTTPError("request body too large", {status = 413,
+            code = "LIMIT"})
+        req._conn.client_error = e
+        error(e, 0)
+    end
     if req._expect and not req._continued then
         req._continued = true
         req._conn.writer:write("HTTP/1.1 100 Continue\r\n\r\n")
@@ -306,6 +316,7 @@ function Request:set_max_body(n)
         error("req:set_max_body: n must be an integer", 2)
     end
     self._conn.parser:set_max_body(n)
+    self._max_body = n
     self._conn.max_body_set = true -- the next request has the default
 end
 

@@ -110,6 +110,42 @@ describe("WebSocket over HTTP", function()
         end))
 end)
 
+describe("WebSocket after the upgrade", function()
+    local UPGRADE = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        .. "Connection: Upgrade\r\nSec-WebSocket-Key: "
+        .. "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+    for _, how in ipairs({"close", "abort"}) do
+        it("a client dropped without a close frame (" .. how .. ") ends recv"
+            .. " with 1006; the handler is not cancelled", async(function()
+                local result, cancelled, after
+                local srv, port = H.serve(function(req)
+                    local sock = req:upgrade_websocket()
+                    local ok, e = pcall(sock.recv, sock)
+                    cancelled = not ok and lasio.CancelledError:is(e)
+                    result = {ok = ok, err = e, code = sock.close_code,
+                        closed = sock.closed}
+                    -- still running, not cancelled: it may await more
+                    lasio.sleep(0.01)
+                    after = true
+                end)
+                local r, w = lasio.open_connection("127.0.0.1", port)
+                w:write(UPGRADE)
+                r:readuntil("\r\n\r\n")
+                lasio.sleep(0.05) -- the handler waits in recv
+                w[how](w)
+                assert.is_true(helper.wait_until(function() return after end))
+                assert.is_false(cancelled, tostring(result.err))
+                assert.is_false(result.ok)
+                assert.are.equal(1006, result.err.code, tostring(result.err))
+                assert.are.equal(1006, result.code)
+                assert.is_true(result.closed)
+                srv:close()
+                srv:wait_closed()
+            end))
+    end
+end)
+
 describe("WebSocket subprotocols", function()
     it("the server picks the first of its protocols the client offered",
         async(function()

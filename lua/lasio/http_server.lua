@@ -377,7 +377,10 @@ function Request:upgrade_websocket(opts)
     end
     http_send(conn.writer, 101, h, nil, false, false, nil)
     res.headers_sent, res.finished, res._keep = true, true, false
+    -- the connection leaves HTTP: the connection task stops watching it
+    -- (the WebSocket reports a drop itself, with 1006)
     conn.upgraded = true
+    conn.parser:wake_hangup(conn.reader)
     local sock = ws.wrap(conn.reader, conn.writer, o)
     sock.protocol = chosen
     return sock
@@ -399,6 +402,15 @@ local function report(conn, message, err, task)
     local loop = lasio.get_running_loop()
     loop:call_exception_handler{message = message, exception = err,
         task = task, transport = conn.writer}
+end
+
+-- After an upgrade, the end of the WebSocket's connection raised in the
+-- handler (a lasio.Error with a close code: lost with 1006, failed, or
+-- closed) is the client's doing, as a client going away is: no report.
+local function websocket_end(conn, err)
+    return conn.upgraded and lasio.Error:is(err)
+        and math.type(err.code) == "integer" and err.code >= 1000
+        and err.code <= 4999
 end
 
 -- The handler's task: runs the handler, finishes or fails its response,
@@ -431,8 +443,8 @@ local function run_handler(srv, conn, req, res)
             end
         else
             conn.abort = true -- half a response was sent: cut it
-            if not (client or HTTPError:is(err) or CancelledError:is(err))
-            then
+            if not (client or HTTPError:is(err) or CancelledError:is(err)
+                or websocket_end(conn, err)) then
                 report(conn, "Unhandled error in HTTP handler", err,
                     lasio.current_task())
             end
@@ -443,10 +455,19 @@ local function run_handler(srv, conn, req, res)
 end
 
 -- Waits for the handler task t; a client that goes away meanwhile
--- cancels it (L6).
+-- cancels it (L6), until the handler upgrades the connection: from then
+-- on the connection is the WebSocket's, which reports a drop itself.
 local function await_handler(conn, t)
     local parser, reader = conn.parser, conn.reader
     while not conn.done do
+        if conn.upgraded then
+            local ok, e = pcall(lasio.wait, {t})
+            if not ok then
+                t:cancel() -- the connection's task was cancelled
+                error(e, 0)
+            end
+            return
+        end
         local ok, gone = pcall(parser.wait_hangup, parser, reader)
         if not ok then
             -- the connection's task was cancelled (abort_clients, the
@@ -454,7 +475,7 @@ local function await_handler(conn, t)
             t:cancel()
             error(gone, 0)
         end
-        if gone and not conn.done then
+        if gone and not conn.done and not conn.upgraded then
             conn.gone = true
             t:cancel("client disconnected")
             lasio.wait({t})

@@ -608,6 +608,124 @@ describe("HTTP bad input (H1-H7)", function()
     end))
 end)
 
+describe("HTTP lingering close (RFC 9112 9.6)", function()
+    -- A client that sends a large body and keeps sending while it reads:
+    -- returns the answer it read, and the error that ended the read (nil
+    -- at a clean EOF).
+    local function upload(port, head, total)
+        local r, w = lasio.open_connection("127.0.0.1", port)
+        w:write(head)
+        local chunk = ("x"):rep(65536)
+        local sender = lasio.spawn(function()
+            for _ = 1, total // #chunk do
+                w:write(chunk)
+                w:drain()
+            end
+        end)
+        local out = {}
+        r:settimeout(helper.t(10))
+        local ok, e = pcall(function()
+            while true do
+                local d = r:read(65536)
+                if d == "" then break end
+                out[#out + 1] = d
+            end
+        end)
+        sender:cancel()
+        pcall(lasio.wait, {sender})
+        w:abort()
+        return H.undate(table.concat(out)), not ok and e or nil
+    end
+
+    it("a refused upload still reads the whole 413 answer (no reset first)",
+        async(function()
+            local srv, port = H.serve(function(req, res)
+                res:finish(req:body())
+            end, {max_body = 1000})
+            local too_large = H.error_response(413, "Content Too Large",
+                "request body too large")
+            for _ = 1, 5 do
+                local out, err = upload(port, "POST / HTTP/1.1\r\nHost: x\r\n"
+                    .. "Content-Length: 8388608\r\n\r\n", 8388608)
+                assert.are.equal(too_large, out, tostring(err))
+            end
+            -- a route's own limit, the body refused while it is read
+            local srv2, port2 = H.serve(function(req, res)
+                req:set_max_body(1000)
+                res:finish(req:body())
+            end)
+            local out, err = upload(port2, "POST / HTTP/1.1\r\nHost: x\r\n"
+                .. "Transfer-Encoding: chunked\r\n\r\n800000\r\n", 8388608)
+            assert.are.equal(H.error_response(413, "Content Too Large",
+                "body too large"), out, tostring(err))
+            -- a head refused (431) while the client goes on sending
+            out, err = upload(port, "GET / HTTP/1.1\r\nX-Big: ", 8388608)
+            assert.are.equal(H.error_response(431,
+                "Request Header Fields Too Large", "header line too long"), out,
+                tostring(err))
+            srv:close()
+            srv2:close()
+        end))
+
+    it("the drain is bounded in bytes and in time", async(function()
+        local srv, port = H.serve(function() end, {max_body = 10,
+            lingering_bytes = 256 * 1024, lingering_timeout = 0.3})
+        -- a client that never stops sending is cut after lingering_bytes
+        local r, w = lasio.open_connection("127.0.0.1", port)
+        w:write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000"
+            .. "\r\n\r\n")
+        assert.matches("^HTTP/1.1 413 ", r:readuntil("\r\n\r\n"))
+        local chunk = ("x"):rep(65536)
+        local sent, e = 0, nil
+        while sent < 64 * 1024 * 1024 do
+            local ok, err = pcall(function()
+                w:write(chunk)
+                w:drain()
+            end)
+            if not ok then e = err break end
+            sent = sent + #chunk
+        end
+        assert.is_true(lasio.OSError:is(e), tostring(e))
+        w:abort()
+        -- one that stops sending but stays open is closed at
+        -- lingering_timeout: its writes then fail
+        r, w = lasio.open_connection("127.0.0.1", port)
+        w:write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+            .. "\r\n" .. ("x"):rep(20))
+        assert.matches("^HTTP/1.1 413 ", r:readuntil("\r\n\r\n"))
+        lasio.sleep(0.1)
+        w:write("more") -- still read and dropped
+        w:drain()
+        lasio.sleep(helper.t(1))
+        local ok = pcall(function()
+            for _ = 1, 5 do
+                w:write("late")
+                w:drain()
+                lasio.sleep(0.05)
+            end
+        end)
+        assert.is_false(ok)
+        w:abort()
+        srv:close()
+    end))
+
+    it("refuses bad lingering options with clear errors", function()
+        local function h() end
+        local e = helper.raises(lasio.http.serve, h, "127.0.0.1", 0,
+            {lingering_timeout = -1})
+        assert.matches("lasio.http.serve: option lingering_timeout must be a "
+            .. "number >= 0", tostring(e))
+        e = helper.raises(lasio.http.serve, h, "127.0.0.1", 0,
+            {lingering_bytes = "lots"})
+        assert.matches("lasio.http.serve: option lingering_bytes must be",
+            tostring(e))
+        e = helper.raises(lasio.http.serve, h, "127.0.0.1", 0,
+            {lingering_bytes = 1.5})
+        assert.matches("lasio.http.serve: option lingering_bytes must be an "
+            .. "integer >= 0", tostring(e))
+    end)
+end)
+
 describe("HTTP response splitting (H9, server side)", function()
     it("set_header refuses CR, LF or NUL in a name or a value", async(function()
         -- covers H9

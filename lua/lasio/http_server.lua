@@ -37,6 +37,8 @@ local defaults = {
     keepalive_lifetime = 3600,
     max_connections = 1024,    -- a cap always exists (L5)
     shutdown_timeout = 10,     -- grace period of close() for requests
+    lingering_timeout = 5,     -- draining input after a refusal (0: none)
+    lingering_bytes = 4 * 1024 * 1024, -- at most this much is drained
 }
 local known = {ssl = true, backlog = true, reuse_port = true,
     reuse_address = true, family = true, ssl_handshake_timeout = true}
@@ -392,6 +394,7 @@ end
 
 -- An error answer, and the connection closes.
 local function answer_error(conn, status, msg)
+    conn.refused = true -- the client may still be sending: linger
     local body = msg .. "\n"
     pcall(http_send, conn.writer, status,
         {"Content-Type", "text/plain; charset=utf-8"}, #body, false, true,
@@ -510,6 +513,38 @@ local function check_request(srv, req)
     end
 end
 
+-- Lingering close (RFC 9112 9.6, nginx's lingering_close): closing a
+-- socket with unread input sends a reset, which can destroy the answer
+-- before the client reads it (a refused upload the client is still
+-- sending). So after such an answer the write side is shut down (the
+-- answer goes out first, then FIN) and the input is read and dropped
+-- until the client's EOF, at most lingering_bytes and lingering_timeout
+-- seconds; then the connection closes.
+local function linger(srv, conn)
+    local reader, writer = conn.reader, conn.writer
+    local left = srv.lingering_bytes
+    if srv.lingering_timeout <= 0 or left <= 0 or writer:is_closing()
+        or not writer:can_write_eof() then
+        return
+    end
+    if not pcall(writer.write_eof, writer) then return end
+    local ok, e = pcall(lasio.timeout, srv.lingering_timeout, function()
+        while left > 0 do
+            local data = reader:read(left < 65536 and left or 65536)
+            if data == "" then return end
+            left = left - #data
+        end
+    end)
+    if not ok and CancelledError:is(e) then error(e, 0) end
+end
+
+-- Does the connection close with input the client may still be sending?
+local function unread_input(conn)
+    if conn.abort or conn.gone or conn.upgraded then return false end
+    return conn.refused or conn.parser:state() == "body"
+        or conn.reader:buffered() > 0
+end
+
 local function serve_connection(srv, reader, writer)
     local conn = {server = srv, reader = reader, writer = writer,
         parser = http_parser("request", srv.parser_opts),
@@ -573,6 +608,10 @@ local function serve_connection(srv, reader, writer)
             end
         end
     end)
+    if ok and unread_input(conn) then
+        conn.busy = false -- close() ends the drain at once
+        ok, err = pcall(linger, srv, conn)
+    end
     srv.conns[conn] = nil
     if conn.abort or conn.gone then
         writer:abort()
@@ -628,6 +667,10 @@ local function check_opts(opts)
         if defaults[k] and (type(v) ~= "number" or v < 0) then
             error("lasio.http.serve: option " .. k .. " must be a number "
                 .. ">= 0, not " .. tostring(v), 3)
+        end
+        if k == "lingering_bytes" and math.type(v) ~= "integer" then
+            error("lasio.http.serve: option lingering_bytes must be an "
+                .. "integer >= 0, not " .. tostring(v), 3)
         end
     end
     return opts

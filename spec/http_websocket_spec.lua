@@ -144,6 +144,29 @@ describe("WebSocket after the upgrade", function()
                 srv:wait_closed()
             end))
     end
+
+    it("a dropped client's 1006 escaping the handler is not reported",
+        async(function()
+            local seen = helper.capture_exceptions(function()
+                local done, failed
+                local srv, port = H.serve(function(req)
+                    local sock = req:upgrade_websocket()
+                    local ok, e = pcall(sock.recv, sock)
+                    failed, done = not ok and e, true
+                    if not ok then error(e, 0) end
+                end)
+                local r, w = lasio.open_connection("127.0.0.1", port)
+                w:write(UPGRADE)
+                r:readuntil("\r\n\r\n")
+                w:close()
+                assert.is_true(helper.wait_until(function() return done end))
+                assert.are.equal(1006, failed and failed.code, tostring(failed))
+                lasio.sleep(0.05)
+                srv:close()
+                srv:wait_closed()
+            end)
+            assert.are.equal(0, #seen, seen[1] and tostring(seen[1].exception))
+        end))
 end)
 
 describe("WebSocket subprotocols", function()

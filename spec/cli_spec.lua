@@ -416,11 +416,14 @@ done
 sleep 0.2
 t0=$(date +%%s%%N)
 kill -%s $pid
+(sleep %g; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+w=$!
 wait $pid
 st=$?
 t1=$(date +%%s%%N)
+kill $w 2>/dev/null
 echo $st $(( (t1 - t0) / 1000000 ))
-]], q(bin), q(path), q(out), q(err), q(out), sig))
+]], q(bin), q(path), q(out), q(err), q(out), sig, helper.t(10)))
             local st, ms = res:match("(%d+) (%d+)")
             return slurp(out), slurp(err), tonumber(st), tonumber(ms)
         end
@@ -460,6 +463,33 @@ echo $st $(( (t1 - t0) / 1000000 ))
             assert.are.equal(130, status)
             assert.is_true(ms < helper.t(5000), ms .. " ms")
         end)
+
+        -- A task other than the main one spins: the signal interrupts it
+        -- where it runs (its <close> runs) and cancels the main task.
+        local spinner = [[
+            local t = lasio.spawn(function()
+                local guard <close> = setmetatable({}, {__close = function()
+                    print("spinner cleanup ran") io.stdout:flush()
+                end})
+                print("ready") io.stdout:flush()
+                while true do end
+            end)
+            local guard <close> = setmetatable({}, {__close = function()
+                print("main cleanup ran") io.stdout:flush()
+            end})
+            t:await()
+        ]]
+        for _, case in ipairs({{"TERM", 143}, {"INT", 130}}) do
+            it("SIG" .. case[1] .. " interrupts a spinning spawned task: " ..
+                case[2] .. ", its <close> runs", function()
+                local out, err, status, ms = signal(spinner, case[1])
+                assert.matches("^ready\n", out, 1, err)
+                assert.matches("\nspinner cleanup ran\n", out, 1, err)
+                assert.matches("\nmain cleanup ran\n", out, 1, err)
+                assert.are.equal(case[2], status, err)
+                assert.is_true(ms < helper.t(5000), ms .. " ms")
+            end)
+        end
     end)
 
     describe("REPL", function()

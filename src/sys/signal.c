@@ -133,6 +133,30 @@ push_interrupt_target(lua_State *L, struct lasio_loop *loop) {
     lua_remove(L, -2);
 }
 
+/* From the interrupt hook: a task that runs without awaiting (CPU-bound,
+ * the interrupt target or any other) would keep the loop from ever
+ * delivering the cancellation, so it is cancelled too and gets the
+ * CancelledError where it runs. */
+static void
+interrupt_running(lua_State *L, struct lasio_loop *loop, const char *why) {
+    struct lasio_task *cur = loop->current;
+    if (!cur || cur->fut.state != FUT_PENDING || !lua_isyieldable(L))
+        return;
+    if (!cur->must_cancel) {
+        lasio_pushloop_(L, loop);
+        lua_getiuservalue(L, -1, LOOP_UV_TASKS);
+        lua_rawgeti(L, -1, cur->fut.ref);
+        lua_pushstring(L, why);
+        lasio_task_cancel_(L, -2, cur, -1);
+        lua_pop(L, 4);
+    }
+    if (!cur->must_cancel)
+        return;
+    cur->must_cancel = 0;
+    lasio_newerror_(L, ERR_CANCELLED, why, 1);
+    lua_error(L);
+}
+
 /* The loop's on_signals hook: handles the signals the hub flagged. Called
  * from the interrupt hook (from_hook), it may raise CancelledError in the
  * running task. */
@@ -156,24 +180,18 @@ dispatch(lua_State *L, struct lasio_loop *loop, int from_hook) {
     if (!(pending & ((1 << SIGINT) | (1 << SIGTERM))))
         return;
     loop->exit_signal = sig;
+    const char *why = sig == SIGINT ? "interrupted" : "terminated";
     luaL_checkstack(L, 4, NULL);
     push_interrupt_target(L, loop);
     struct lasio_task *t = lasio_totask_(L, -1);
-    if (!t || t->fut.state != FUT_PENDING) {
+    if (t && t->fut.state == FUT_PENDING) {
+        lua_pushstring(L, why);
+        lasio_task_cancel_(L, -2, t, -1);
         lua_pop(L, 1);
-        return;
     }
-    lua_pushstring(L, sig == SIGINT ? "interrupted" : "terminated");
-    lasio_task_cancel_(L, -2, t, -1);
-    lua_pop(L, 2);
-    /* a CPU-bound target is interrupted where it runs */
-    if (from_hook && loop->current == t && t->must_cancel &&
-        lua_isyieldable(L)) {
-        t->must_cancel = 0;
-        lasio_newerror_(L, ERR_CANCELLED,
-                        sig == SIGINT ? "interrupted" : "terminated", 1);
-        lua_error(L);
-    }
+    lua_pop(L, 1);
+    if (from_hook)
+        interrupt_running(L, loop, why);
 }
 
 void

@@ -283,6 +283,26 @@ describe("lasio command", function()
                 assert.are.equal(1, status)
             end)
 
+        -- A real memory error (the address space limited with ulimit -v;
+        -- not under the sanitizers, whose runtime reserves far more): it
+        -- has no traceback, and the message still names the main task.
+        local oom_it = os.getenv("LASIO_SANITIZED") == "1" and pending or it
+        oom_it("out of memory in the main task: status 1, the task named",
+            function()
+                local path = write("oom.lua", [[
+                    lasio.sleep(0)
+                    local s = string.rep("x", 1 << 30)
+                    print("not reached", #s)
+                ]])
+                local out, err, status = sh("ulimit -v 400000; exec " ..
+                    q(bin) .. " " .. q(path))
+                assert.are.equal("", out)
+                assert.are.equal(
+                    "lasio: error in task Task-1 (main):\nnot enough memory\n",
+                    err)
+                assert.are.equal(1, status)
+            end)
+
         -- covers C1
         it("unhandled task error never retrieved: status 4", function()
             local out, err, status = script([[

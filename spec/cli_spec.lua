@@ -512,6 +512,91 @@ echo $st $(( (t1 - t0) / 1000000 ))
         end
     end)
 
+    -- SIGTERM drains the HTTP servers of lasio.http.serve: the request in
+    -- flight gets its answer, a new connection is refused, exit 143.
+    describe("SIGTERM and HTTP servers", function()
+        local server = [[
+            local srv = lasio.http.serve(function(req, res)
+                lasio.sleep(0.5)
+                res:finish("slow answer")
+            end, "127.0.0.1", 0)
+            local f = assert(io.open(arg[1], "w"))
+            f:write(srv:sockets()[1].port) f:close()
+            srv:serve_forever()
+            print("served") io.stdout:flush()
+        ]]
+        local client = [[
+            local ok, res = pcall(lasio.http.get,
+                "http://127.0.0.1:" .. arg[1] .. "/")
+            if not ok then print("failed", res) return end
+            print(res.status, res:body())
+        ]]
+        local refused = [[
+            local ok, err = pcall(lasio.open_connection, "127.0.0.1", arg[1])
+            print(ok and "connected" or "refused", ok or err.errno_name)
+        ]]
+
+        -- Starts the server, the client, then `signals` (shell commands
+        -- using $pid, the server's process); returns the outputs of server,
+        -- client and refused probe and the server's status.
+        local function run(signals)
+            local sp, cp, rp = write("srv.lua", server), write("cli.lua", client),
+                write("ref.lua", refused)
+            local port, so, co, ro = tmp .. "/port", tmp .. "/srv.out",
+                tmp .. "/cli.out", tmp .. "/ref.out"
+            os.remove(port)
+            local res = sh(string.format([[
+%s %s %s >%s 2>&1 &
+pid=$!
+i=0
+while [ ! -s %s ]; do
+    i=$((i + 1)); [ $i -gt 400 ] && break; sleep 0.05
+done
+port=$(cat %s)
+%s %s $port >%s 2>&1 &
+c=$!
+sleep %g
+%s
+sleep %g
+%s %s $port >%s 2>&1
+(sleep %g; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+w=$!
+wait $pid
+st=$?
+kill $w 2>/dev/null
+wait $c
+echo $st
+]], q(bin), q(sp), q(port), q(so), q(port), q(port), q(bin), q(cp), q(co),
+                helper.t(0.2), signals, helper.t(0.1), q(bin), q(rp), q(ro),
+                helper.t(10)))
+            return slurp(so), slurp(co), slurp(ro), tonumber(res:match("%d+"))
+        end
+
+        it("the request in flight is answered, new connections refused, 143",
+            function()
+                local sout, cout, rout, status = run("kill -TERM $pid")
+                assert.are.equal("200\tslow answer\n", cout, sout)
+                assert.matches("^refused", rout)
+                assert.are.equal("served\n", sout)
+                assert.are.equal(143, status)
+            end)
+
+        it("a second SIGTERM during the drain cancels at once", function()
+            local sout, cout, _, status = run(
+                "kill -TERM $pid; sleep 0.05; kill -TERM $pid")
+            assert.is_nil(cout:match("slow answer"), cout)
+            assert.are.equal("served\n", sout)
+            assert.are.equal(143, status)
+        end)
+
+        it("SIGINT cancels at once", function()
+            local sout, cout, _, status = run("kill -INT $pid")
+            assert.is_nil(cout:match("slow answer"), cout)
+            assert.are.equal("", sout)
+            assert.are.equal(130, status)
+        end)
+    end)
+
     describe("REPL", function()
         it("runs lines from a pipe: results, multi-line chunks, errors",
             function()

@@ -515,16 +515,16 @@ echo $st $(( (t1 - t0) / 1000000 ))
     -- SIGTERM drains the HTTP servers of lasio.http.serve: the request in
     -- flight gets its answer, a new connection is refused, exit 143.
     describe("SIGTERM and HTTP servers", function()
-        local server = [[
+        local server = string.format([[
             local srv = lasio.http.serve(function(req, res)
-                lasio.sleep(0.5)
+                lasio.sleep(%g)
                 res:finish("slow answer")
             end, "127.0.0.1", 0)
             local f = assert(io.open(arg[1], "w"))
             f:write(srv:sockets()[1].port) f:close()
             srv:serve_forever()
             print("served") io.stdout:flush()
-        ]]
+        ]], helper.t(0.5))
         local client = [[
             local ok, res = pcall(lasio.http.get,
                 "http://127.0.0.1:" .. arg[1] .. "/")

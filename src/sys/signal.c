@@ -346,8 +346,16 @@ module_shutdown_add(lua_State *L) {
     return 0;
 }
 
+/* Ends the drain from the ready queue. */
+static int
+drain_over(lua_State *L) {
+    end_drain(L, lasio_checkloop_(L, 1));
+    return 0;
+}
+
 /* core.internal.shutdown_remove(fn): fn's server has closed; the last
- * removal during a drain ends it. */
+ * removal during a drain ends it, on the next turn of the ready queue:
+ * what the close woke (a serve_forever that returns) runs first. */
 static int
 module_shutdown_remove(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
@@ -361,8 +369,13 @@ module_shutdown_remove(lua_State *L) {
         empty = !lua_next(L, -2);
     }
     lua_settop(L, 1);
-    if (empty && loop->draining == 1)
-        end_drain(L, loop);
+    if (empty && loop->draining == 1) {
+        lua_pushcfunction(L, lasio_call_soon_);
+        lasio_pushloop_(L, loop);
+        lua_pushcfunction(L, drain_over);
+        lasio_pushloop_(L, loop);
+        lua_call(L, 3, 0);
+    }
     return 0;
 }
 

@@ -52,4 +52,7 @@ end
 local server = lasio.http.serve(serve, "127.0.0.1", tonumber(arg[2]) or 0)
 print("listening on 127.0.0.1:" .. server:sockets()[1].port)
 io.stdout:flush()
+-- Ctrl-C stops at once; SIGTERM (the lasio command) closes the server
+-- gracefully: serve_forever returns once the requests in flight are
+-- answered, within the server's shutdown_timeout.
 server:serve_forever()

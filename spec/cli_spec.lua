@@ -283,6 +283,26 @@ describe("lasio command", function()
                 assert.are.equal(1, status)
             end)
 
+        -- A real memory error (the address space limited with ulimit -v;
+        -- not under the sanitizers, whose runtime reserves far more): it
+        -- has no traceback, and the message still names the main task.
+        local oom_it = os.getenv("LASIO_SANITIZED") == "1" and pending or it
+        oom_it("out of memory in the main task: status 1, the task named",
+            function()
+                local path = write("oom.lua", [[
+                    lasio.sleep(0)
+                    local s = string.rep("x", 1 << 30)
+                    print("not reached", #s)
+                ]])
+                local out, err, status = sh("ulimit -v 400000; exec " ..
+                    q(bin) .. " " .. q(path))
+                assert.are.equal("", out)
+                assert.are.equal(
+                    "lasio: error in task Task-1 (main):\nnot enough memory\n",
+                    err)
+                assert.are.equal(1, status)
+            end)
+
         -- covers C1
         it("unhandled task error never retrieved: status 4", function()
             local out, err, status = script([[
@@ -416,11 +436,14 @@ done
 sleep 0.2
 t0=$(date +%%s%%N)
 kill -%s $pid
+(sleep %g; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+w=$!
 wait $pid
 st=$?
 t1=$(date +%%s%%N)
+kill $w 2>/dev/null
 echo $st $(( (t1 - t0) / 1000000 ))
-]], q(bin), q(path), q(out), q(err), q(out), sig))
+]], q(bin), q(path), q(out), q(err), q(out), sig, helper.t(10)))
             local st, ms = res:match("(%d+) (%d+)")
             return slurp(out), slurp(err), tonumber(st), tonumber(ms)
         end
@@ -459,6 +482,118 @@ echo $st $(( (t1 - t0) / 1000000 ))
             assert.are.equal("ready\ncleanup ran\n", out, err)
             assert.are.equal(130, status)
             assert.is_true(ms < helper.t(5000), ms .. " ms")
+        end)
+
+        -- A task other than the main one spins: the signal interrupts it
+        -- where it runs (its <close> runs) and cancels the main task.
+        local spinner = [[
+            local t = lasio.spawn(function()
+                local guard <close> = setmetatable({}, {__close = function()
+                    print("spinner cleanup ran") io.stdout:flush()
+                end})
+                print("ready") io.stdout:flush()
+                while true do end
+            end)
+            local guard <close> = setmetatable({}, {__close = function()
+                print("main cleanup ran") io.stdout:flush()
+            end})
+            t:await()
+        ]]
+        for _, case in ipairs({{"TERM", 143}, {"INT", 130}}) do
+            it("SIG" .. case[1] .. " interrupts a spinning spawned task: " ..
+                case[2] .. ", its <close> runs", function()
+                local out, err, status, ms = signal(spinner, case[1])
+                assert.matches("^ready\n", out, 1, err)
+                assert.matches("\nspinner cleanup ran\n", out, 1, err)
+                assert.matches("\nmain cleanup ran\n", out, 1, err)
+                assert.are.equal(case[2], status, err)
+                assert.is_true(ms < helper.t(5000), ms .. " ms")
+            end)
+        end
+    end)
+
+    -- SIGTERM drains the HTTP servers of lasio.http.serve: the request in
+    -- flight gets its answer, a new connection is refused, exit 143.
+    describe("SIGTERM and HTTP servers", function()
+        local server = string.format([[
+            local srv = lasio.http.serve(function(req, res)
+                lasio.sleep(%g)
+                res:finish("slow answer")
+            end, "127.0.0.1", 0)
+            local f = assert(io.open(arg[1], "w"))
+            f:write(srv:sockets()[1].port) f:close()
+            srv:serve_forever()
+            print("served") io.stdout:flush()
+        ]], helper.t(0.5))
+        local client = [[
+            local ok, res = pcall(lasio.http.get,
+                "http://127.0.0.1:" .. arg[1] .. "/")
+            if not ok then print("failed", res) return end
+            print(res.status, res:body())
+        ]]
+        local refused = [[
+            local ok, err = pcall(lasio.open_connection, "127.0.0.1", arg[1])
+            print(ok and "connected" or "refused", ok or err.errno_name)
+        ]]
+
+        -- Starts the server, the client, then `signals` (shell commands
+        -- using $pid, the server's process); returns the outputs of server,
+        -- client and refused probe and the server's status.
+        local function run(signals)
+            local sp, cp, rp = write("srv.lua", server), write("cli.lua", client),
+                write("ref.lua", refused)
+            local port, so, co, ro = tmp .. "/port", tmp .. "/srv.out",
+                tmp .. "/cli.out", tmp .. "/ref.out"
+            os.remove(port)
+            local res = sh(string.format([[
+%s %s %s >%s 2>&1 &
+pid=$!
+i=0
+while [ ! -s %s ]; do
+    i=$((i + 1)); [ $i -gt 400 ] && break; sleep 0.05
+done
+port=$(cat %s)
+%s %s $port >%s 2>&1 &
+c=$!
+sleep %g
+%s
+sleep %g
+%s %s $port >%s 2>&1
+(sleep %g; kill -KILL $pid 2>/dev/null) >/dev/null 2>&1 &
+w=$!
+wait $pid
+st=$?
+kill $w 2>/dev/null
+wait $c
+echo $st
+]], q(bin), q(sp), q(port), q(so), q(port), q(port), q(bin), q(cp), q(co),
+                helper.t(0.2), signals, helper.t(0.1), q(bin), q(rp), q(ro),
+                helper.t(10)))
+            return slurp(so), slurp(co), slurp(ro), tonumber(res:match("%d+"))
+        end
+
+        it("the request in flight is answered, new connections refused, 143",
+            function()
+                local sout, cout, rout, status = run("kill -TERM $pid")
+                assert.are.equal("200\tslow answer\n", cout, sout)
+                assert.matches("^refused", rout)
+                assert.are.equal("served\n", sout)
+                assert.are.equal(143, status)
+            end)
+
+        it("a second SIGTERM during the drain cancels at once", function()
+            local sout, cout, _, status = run(
+                "kill -TERM $pid; sleep 0.05; kill -TERM $pid")
+            assert.is_nil(cout:match("slow answer"), cout)
+            assert.are.equal("served\n", sout)
+            assert.are.equal(143, status)
+        end)
+
+        it("SIGINT cancels at once", function()
+            local sout, cout, _, status = run("kill -INT $pid")
+            assert.is_nil(cout:match("slow answer"), cout)
+            assert.are.equal("", sout)
+            assert.are.equal(130, status)
         end)
     end)
 

@@ -192,6 +192,31 @@ describe("the HTTP parser", function()
             end
         end)
 
+    -- A malicious server's heads that give the parser empty spans before
+    -- it has stored any byte (an empty reason phrase, an empty header
+    -- name): a clean error or a parsed head, never a zero-length copy to
+    -- a NULL buffer (the sanitizer build aborted on the first).
+    it("survives empty spans at the start of a head", function()
+        local cases = {
+            {"HTTP/1.1 \n: 6\r\n\t\na", "^error 400 HPE_INVALID_HEADER_TOKEN"},
+            {"HTTP/1.1 \n: 6\r\n", "^eof%-error"},
+            {"HTTP/1.1 \n:\r\n\r\n", "^0  1%.1 .*%[: %]"},
+            {"HTTP/1.1 \n\n", "^0  1%.1 keep=0"},
+            {"HTTP/1.1 200 \r\n: x\r\n\r\n", "^200  1%.1 .*%[: x%]"},
+            {"HTTP/1.1 200\r\n:\r\n\r\n", "^200  1%.1 .*%[: %]"},
+        }
+        for _, c in ipairs(cases) do
+            local whole = trace("response", {c[1]})
+            assert.matches(c[2], whole, 1, ("%q"):format(c[1]))
+            for i = 0, #c[1] do
+                assert.are.equal(whole, trace("response", split(c[1], i)))
+            end
+        end
+        -- (llhttp takes an empty header name in a request)
+        assert.matches("^GET / 1%.1 keep=1 upgrade=0 %[: %]\n",
+            trace("request", {"GET / HTTP/1.1\r\n: \r\n\r\n"}))
+    end)
+
     it("refuses a bad parser kind or option", function()
         local ok, e = pcall(internal.http_parser, "both", {})
         assert.is_false(ok)

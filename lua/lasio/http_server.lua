@@ -613,6 +613,7 @@ local function serve_connection(srv, reader, writer)
         ok, err = pcall(linger, srv, conn)
     end
     srv.conns[conn] = nil
+    if srv.closing and next(srv.conns) == nil then srv:_closed() end
     if conn.abort or conn.gone then
         writer:abort()
     end
@@ -645,13 +646,22 @@ function Server:close()
     for conn in pairs(self.conns) do
         if not conn.busy then conn.writer:close() end
     end
-    if next(self.conns) == nil then return end
+    if next(self.conns) == nil then return self:_closed() end
     local srv = self._server
     self._grace = lasio.get_running_loop():call_later(self.shutdown_timeout,
         function() srv:abort_clients() end)
 end
 
 Server.__close = Server.close
+
+-- Every connection is gone after close(): the lasio command's SIGTERM
+-- no longer waits for this server.
+function Server:_closed()
+    if self._on_term then
+        internal.shutdown_remove(self._on_term)
+        self._on_term = nil
+    end
+end
 
 local function check_opts(opts)
     if opts == nil then return {} end
@@ -698,6 +708,11 @@ function M.serve(handler, host, port, opts)
     srv._server = lasio.start_server(function(reader, writer)
         return serve_connection(srv, reader, writer)
     end, host, port, sopts)
+    -- under the lasio command, the first SIGTERM closes the server
+    -- gracefully: requests in flight get shutdown_timeout to finish
+    -- before the main task is cancelled (sys/signal.c)
+    srv._on_term = function() srv:close() end
+    internal.shutdown_add(srv._on_term, srv.shutdown_timeout)
     return srv
 end
 

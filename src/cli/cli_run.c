@@ -18,12 +18,15 @@ static void
 print_main_error(lua_State *L, int task) {
     struct lasio_task *t = lasio_totask_(L, task);
     lasio_task_pushname_(L, task, t);
+    int name = lua_gettop(L);
     lua_getiuservalue(L, task, FUT_UV_RESULT);
     lasio_extra_get_(L, task, EXTRA_TRACEBACK);
     const char *tb = lua_tostring(L, -1);
-    if (!tb) /* no traceback recorded: the error's own text */
+    if (!tb) /* no traceback recorded (a memory error): the error's text,
+                pushed above the name */
         tb = luaL_tolstring(L, -2, NULL);
-    fprintf(stderr, "lasio: error in task %s:\n%s\n", lua_tostring(L, -3), tb);
+    fprintf(stderr, "lasio: error in task %s:\n%s\n", lua_tostring(L, name),
+            tb);
     fflush(stderr);
     lua_settop(L, task);
 }

@@ -143,7 +143,15 @@ struct lasio_loop {
     unsigned char own_base, drain_armed, running, stopping, closed,
         close_pending, debug, in_drain, user_stoppable, until_no_tasks,
         interrupt_mode, stop_pending;
-    int exit_signal;               /* default-handled signal received */
+    int exit_signal; /* default-handled signal received */
+    /* the command's default SIGINT/SIGTERM handling (sys/signal.c):
+     * task steps so far, and where the interrupt hook started watching
+     * a running task for a spin (steps then, monotonic time then); the
+     * SIGTERM drain of the shutdown callbacks (0 none, 1 under way,
+     * 2 over) */
+    unsigned long steps, spin_steps;
+    double spin_since;
+    unsigned char draining;
     volatile int pending_signals;  /* bit mask of hub signals to handle */
     lua_State *volatile running_L; /* thread running Lua now (for hooks) */
     struct lasio_iolink *iolinks;  /* I/O objects to release at close */

@@ -263,6 +263,7 @@ lasio_task_step_(lua_State *L, int idx) {
     }
     struct lasio_task *prev = loop->current;
     loop->current = t;
+    loop->steps++;
     loop->running_L = co;
     int status = lua_resume(co, L, nargs, &nres);
     loop->running_L = loop->L;

@@ -259,7 +259,12 @@ lasio_run(lua_State *L, int nargs, int nresults) {
     struct lasio_apicall c;
     if (nargs < 0 || lua_gettop(L) < nargs + 1)
         return LASIO_EINVAL;
-    int status = lasio_api_call_(L, run_body, &c, nargs + 1, nresults);
+    /* one result at least, so that a failure leaves its error object (the
+     * documented +(nresults|1)); a success with none asked pops it */
+    int status = lasio_api_call_(L, run_body, &c, nargs + 1,
+                                 nresults == 0 ? 1 : nresults);
+    if (status == LASIO_OK && nresults == 0)
+        lua_pop(L, 1);
     /* a task that ran out of memory failed with Lua's message */
     if (status == LUA_ERRRUN && lua_type(L, -1) == LUA_TSTRING &&
         strcmp(lua_tostring(L, -1), "not enough memory") == 0)

@@ -98,6 +98,10 @@ refuse(struct httpparser *p, int status, const char *msg) {
 
 static int
 append(struct httpparser *p, const char *at, size_t len) {
+    if (len == 0) /* llhttp gives empty spans (an empty reason phrase or
+                     header name): nothing to copy, text may have no
+                     storage yet */
+        return 0;
     if (lasio_buf_reserve_(&p->text, len) < 0)
         return refuse(p, 500, "not enough memory");
     memcpy(p->text.data + p->text.len, at, len);
@@ -210,9 +214,9 @@ header_is(struct httpparser *p, const char *name, const char *value) {
     for (size_t i = 0; i < p->nhdrs; i++) {
         struct hdr *h = &p->hdrs[i];
         if (h->namelen != nlen ||
-            strncasecmp(p->text.data + h->name, name, nlen) != 0)
+            strncasecmp(lasio_buf_at_(&p->text, h->name), name, nlen) != 0)
             continue;
-        const char *v = p->text.data + h->value;
+        const char *v = lasio_buf_at_(&p->text, h->value);
         size_t n = h->valuelen;
         while (n > 0 && (*v == ' ' || *v == '\t'))
             v++, n--;
@@ -234,7 +238,7 @@ on_headers_complete(llhttp_t *ll) {
         int n = 0;
         for (size_t i = 0; i < p->nhdrs; i++)
             n += p->hdrs[i].namelen == 17 &&
-                 strncasecmp(p->text.data + p->hdrs[i].name,
+                 strncasecmp(lasio_buf_at_(&p->text, p->hdrs[i].name),
                              "transfer-encoding", 17) == 0;
         if (n != 1 || header_is(p, "transfer-encoding", "chunked") != 1)
             return refuse(p, 400, "unsupported transfer coding");
@@ -255,6 +259,8 @@ on_body(llhttp_t *ll, const char *at, size_t len) {
     p->bodyseen += (lua_Integer)len;
     if (p->max_body >= 0 && p->bodyseen > p->max_body)
         return refuse(p, 413, "body too large");
+    if (len == 0)
+        return 0;
     if (lasio_buf_reserve_(&p->body, len) < 0)
         return refuse(p, 500, "not enough memory");
     memcpy(p->body.data + p->body.off + p->body.len, at, len);
@@ -462,8 +468,8 @@ push_headers(lua_State *L, struct httpparser *p) {
     lua_createtable(L, 0, (int)p->nhdrs);
     for (size_t i = 0; i < p->nhdrs; i++) {
         struct hdr *h = &p->hdrs[i];
-        push_name(L, p->text.data + h->name, h->namelen);
-        const char *v = p->text.data + h->value;
+        push_name(L, lasio_buf_at_(&p->text, h->name), h->namelen);
+        const char *v = lasio_buf_at_(&p->text, h->value);
         size_t n = h->valuelen;
         while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
             n--; /* llhttp drops leading blanks, not trailing ones */
@@ -489,9 +495,9 @@ push_raw_headers(lua_State *L, struct httpparser *p) {
     lua_createtable(L, (int)(2 * p->nhdrs), 0);
     for (size_t i = 0; i < p->nhdrs; i++) {
         struct hdr *h = &p->hdrs[i];
-        lua_pushlstring(L, p->text.data + h->name, h->namelen);
+        lua_pushlstring(L, lasio_buf_at_(&p->text, h->name), h->namelen);
         lua_rawseti(L, -2, (lua_Integer)(2 * i + 1));
-        lua_pushlstring(L, p->text.data + h->value, h->valuelen);
+        lua_pushlstring(L, lasio_buf_at_(&p->text, h->value), h->valuelen);
         lua_rawseti(L, -2, (lua_Integer)(2 * i + 2));
     }
 }
@@ -514,7 +520,7 @@ push_head(lua_State *L, struct httpparser *p) {
     if (ll->type == HTTP_REQUEST) {
         lua_pushstring(L, llhttp_method_name((llhttp_method_t)ll->method));
         lua_setfield(L, -2, "method");
-        const char *t = p->text.data;
+        const char *t = lasio_buf_at_(&p->text, 0);
         const char *q = memchr(t, '?', p->linelen);
         lua_pushlstring(L, t, p->linelen);
         lua_setfield(L, -2, "target");
@@ -528,7 +534,7 @@ push_head(lua_State *L, struct httpparser *p) {
     } else {
         lua_pushinteger(L, ll->status_code);
         lua_setfield(L, -2, "status");
-        lua_pushlstring(L, p->text.data, p->linelen);
+        lua_pushlstring(L, lasio_buf_at_(&p->text, 0), p->linelen);
         lua_setfield(L, -2, "reason");
     }
     push_version(L, ll);
@@ -681,7 +687,7 @@ static int body_k(lua_State *L, int status, lua_KContext ctx);
 
 static void
 take_body(lua_State *L, struct httpparser *p) {
-    lua_pushlstring(L, p->body.data + p->body.off, p->body.len);
+    lua_pushlstring(L, lasio_buf_at_(&p->body, p->body.off), p->body.len);
     p->body.len = 0;
     p->body.off = 0;
 }
@@ -826,7 +832,7 @@ trace_head(lua_State *L, struct httpparser *p, int tidx) {
     else
         lua_pushinteger(L, p->ll.status_code), luaL_addvalue(&b);
     luaL_addchar(&b, ' ');
-    luaL_addlstring(&b, p->text.data, p->linelen);
+    luaL_addlstring(&b, lasio_buf_at_(&p->text, 0), p->linelen);
     luaL_addchar(&b, ' ');
     push_version(L, &p->ll);
     luaL_addvalue(&b);
@@ -836,9 +842,9 @@ trace_head(lua_State *L, struct httpparser *p, int tidx) {
     for (size_t i = 0; i < p->nhdrs; i++) {
         struct hdr *h = &p->hdrs[i];
         luaL_addstring(&b, " [");
-        luaL_addlstring(&b, p->text.data + h->name, h->namelen);
+        luaL_addlstring(&b, lasio_buf_at_(&p->text, h->name), h->namelen);
         luaL_addstring(&b, ": ");
-        luaL_addlstring(&b, p->text.data + h->value, h->valuelen);
+        luaL_addlstring(&b, lasio_buf_at_(&p->text, h->value), h->valuelen);
         luaL_addchar(&b, ']');
     }
     luaL_pushresult(&b);
@@ -858,7 +864,7 @@ trace_line(lua_State *L, int tidx, const char *fmt, ...) {
 static void
 trace_end(lua_State *L, struct httpparser *p, const char *how) {
     lua_pushfstring(L, "body %d ", (int)p->body.len);
-    lua_pushlstring(L, p->body.data + p->body.off, p->body.len);
+    lua_pushlstring(L, lasio_buf_at_(&p->body, p->body.off), p->body.len);
     lua_concat(L, 2);
     lua_rawseti(L, 5, (lua_Integer)lua_rawlen(L, 5) + 1);
     trace_line(L, 5, "%s", how);

@@ -34,7 +34,7 @@ static const char *const opnames[] = {"read",      "read",     "readexactly",
 /* Pushes n bytes from the front of the input and consumes them. */
 static void
 take(lua_State *L, struct lasio_stream *s, size_t n) {
-    lua_pushlstring(L, s->in.data + s->in.off, n);
+    lua_pushlstring(L, lasio_buf_at_(&s->in, s->in.off), n);
     lasio_buf_consume_(&s->in, n);
     lasio_stream_consumed_(s);
 }
@@ -87,7 +87,7 @@ try_until(lua_State *L, struct lasio_stream *s, enum op op) {
         sep = lua_tolstring(L, 2, &seplen);
     if (s->closing || s->released)
         check_error(L, s, op);
-    const char *buf = s->in.data + s->in.off;
+    const char *buf = lasio_buf_at_(&s->in, s->in.off);
     size_t len = s->in.len;
     const char *found = NULL;
     if (len >= seplen && s->rscan <= len - seplen)

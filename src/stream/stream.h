@@ -208,6 +208,13 @@ LASIO_HIDDEN int lasio_stream_readerror_(lua_State *L, struct lasio_stream *s,
  * "open", for __tostring. */
 LASIO_HIDDEN const char *lasio_stream_state_(const struct lasio_stream *s,
                                              int reader);
+/* The address of the buffer's byte at (an offset into data): "" while it
+ * has no storage (data NULL, then at is 0), so that no code forms
+ * NULL + offset nor passes NULL to memcmp and friends. */
+static inline const char *
+lasio_buf_at_(const struct lasio_buf *b, size_t at) {
+    return b->data ? b->data + at : "";
+}
 /* Buffer helpers: room for n more bytes at the end (-1: no memory). */
 LASIO_HIDDEN int lasio_buf_reserve_(struct lasio_buf *b, size_t n);
 LASIO_HIDDEN void lasio_buf_consume_(struct lasio_buf *b, size_t n);

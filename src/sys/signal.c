@@ -133,6 +133,254 @@ push_interrupt_target(lua_State *L, struct lasio_loop *loop) {
     lua_remove(L, -2);
 }
 
+static const char *
+why(struct lasio_loop *loop) {
+    return loop->exit_signal == SIGINT ? "interrupted" : "terminated";
+}
+
+/* Cancels the interrupt target; when it is done already (the main task
+ * returned while the loop finishes the others), every pending task, as
+ * the command does once the main task ended cancelled. */
+static void
+cancel_target(lua_State *L, struct lasio_loop *loop) {
+    luaL_checkstack(L, 6, NULL);
+    lua_pushstring(L, why(loop));
+    int msg = lua_gettop(L);
+    push_interrupt_target(L, loop);
+    struct lasio_task *t = lasio_totask_(L, -1);
+    if (t && t->fut.state == FUT_PENDING) {
+        lasio_task_cancel_(L, -1, t, msg);
+        lua_settop(L, msg - 1);
+        return;
+    }
+    lasio_pushloop_(L, loop);
+    lua_getiuservalue(L, -1, LOOP_UV_TASKS);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        struct lasio_task *o = lasio_totask_(L, -1);
+        if (o && o->fut.state == FUT_PENDING)
+            lasio_task_cancel_(L, -1, o, msg);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, msg - 1);
+}
+
+/* {====== Interrupting a task that runs without awaiting ====== */
+
+/* How long a task may go on running without awaiting after a signal
+ * before it counts as spinning and gets CancelledError where it runs (a
+ * task about to await is left alone: the loop delivers what the signal
+ * did), and how often the hook looks (VM instructions). */
+#define SPIN_GRACE 0.2
+#define SPIN_COUNT 1000
+
+/* The running task is cancelled and gets CancelledError where it runs. */
+static void
+interrupt_running(lua_State *L, struct lasio_loop *loop) {
+    struct lasio_task *cur = loop->current;
+    if (!cur || cur->fut.state != FUT_PENDING || !lua_isyieldable(L))
+        return;
+    if (!cur->must_cancel) {
+        luaL_checkstack(L, 4, NULL);
+        lasio_pushloop_(L, loop);
+        lua_getiuservalue(L, -1, LOOP_UV_TASKS);
+        lua_rawgeti(L, -1, cur->fut.ref);
+        lua_pushstring(L, why(loop));
+        lasio_task_cancel_(L, -2, cur, -1);
+        lua_pop(L, 4);
+    }
+    if (!cur->must_cancel)
+        return;
+    cur->must_cancel = 0;
+    lasio_newerror_(L, ERR_CANCELLED, why(loop), 1);
+    lua_error(L);
+}
+
+/* A count hook on the thread that ran when the signal came: it stops
+ * when the task awaited (a later step, or no task), interrupts it once it
+ * has run SPIN_GRACE seconds without awaiting. */
+static void
+spin_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (!loop || !loop->current || loop->closed ||
+        loop->steps != loop->spin_steps) {
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    if (lasio_time_() - loop->spin_since < SPIN_GRACE)
+        return;
+    lua_sethook(L, NULL, 0, 0);
+    interrupt_running(L, loop);
+}
+
+/* From the interrupt hook: the interrupt target that runs is interrupted
+ * at once (a Ctrl-C of a CPU-bound script); another running task is
+ * watched and interrupted if it spins, since a task that never awaits
+ * keeps the loop from delivering the cancellation (or the drain). */
+static void
+watch_running(lua_State *L, struct lasio_loop *loop) {
+    struct lasio_task *cur = loop->current;
+    if (!cur || cur->fut.state != FUT_PENDING || !lua_isyieldable(L))
+        return;
+    if (cur->must_cancel) /* the target itself, cancelled just now */
+        interrupt_running(L, loop);
+    loop->spin_steps = loop->steps;
+    loop->spin_since = lasio_time_();
+    lua_sethook(L, spin_hook, LUA_MASKCOUNT, SPIN_COUNT);
+}
+
+/* ====== } */
+
+/* {====== Shutdown callbacks: the graceful SIGTERM ======
+ * A server that can finish its requests in flight (lasio.http.serve)
+ * registers a callback with its grace period; on the first default-handled
+ * SIGTERM the dispatch calls them all (each starts its server's graceful
+ * close) and cancels the interrupt target only when every one has
+ * unregistered (its server closed) or the longest grace period passed. A
+ * second SIGTERM or a SIGINT ends the drain at once. */
+
+static const char shutdown_key = 0;    /* anchors[&shutdown_key] = {fn=grace} */
+static const char drain_timer_key = 0; /* anchors[&...] = TimerHandle */
+
+/* Pushes the loop's anchors table, or nil when the loop was forgotten. */
+static void
+pushanchors(lua_State *L, struct lasio_loop *loop) {
+    lasio_pushloop_(L, loop);
+    if (!lua_isnil(L, -1)) {
+        lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
+        lua_remove(L, -2);
+    }
+}
+
+/* The drain is over: cancel as a first SIGTERM without servers does. */
+static void
+end_drain(lua_State *L, struct lasio_loop *loop) {
+    if (loop->draining != 1)
+        return;
+    loop->draining = 2;
+    luaL_checkstack(L, 4, NULL);
+    int top = lua_gettop(L);
+    pushanchors(L, loop);
+    if (lua_istable(L, -1) &&
+        lua_rawgetp(L, -1, &drain_timer_key) == LUA_TUSERDATA) {
+        lua_getfield(L, -1, "cancel");
+        lua_insert(L, -2);
+        lua_call(L, 1, 0);
+        lua_pushnil(L);
+        lua_rawsetp(L, -2, &drain_timer_key);
+    }
+    lua_settop(L, top);
+    if (!loop->closed)
+        cancel_target(L, loop);
+}
+
+/* The longest grace period ran out. */
+static int
+drain_expired(lua_State *L) {
+    struct lasio_loop *loop = lasio_checkloop_(L, 1);
+    end_drain(L, loop);
+    return 0;
+}
+
+/* Calls every shutdown callback (from the ready queue) and arms the
+ * timer of the longest grace period. Returns 0 when there is none. */
+static int
+start_drain(lua_State *L, struct lasio_loop *loop) {
+    luaL_checkstack(L, 8, NULL);
+    int top = lua_gettop(L);
+    pushanchors(L, loop);
+    if (!lua_istable(L, -1) ||
+        lua_rawgetp(L, -1, &shutdown_key) != LUA_TTABLE) {
+        lua_settop(L, top);
+        return 0;
+    }
+    int list = lua_gettop(L);
+    double grace = -1;
+    lua_pushnil(L);
+    while (lua_next(L, list)) {
+        double g = lua_tonumber(L, -1);
+        grace = g > grace ? g : grace;
+        lua_pop(L, 1);
+        lua_pushcfunction(L, lasio_call_soon_);
+        lasio_pushloop_(L, loop);
+        lua_pushvalue(L, -3);
+        lua_call(L, 2, 0);
+    }
+    if (grace < 0) { /* an empty list */
+        lua_settop(L, top);
+        return 0;
+    }
+    loop->draining = 1;
+    lua_pushcfunction(L, lasio_call_later_);
+    lasio_pushloop_(L, loop);
+    lua_pushnumber(L, grace);
+    lua_pushcfunction(L, drain_expired);
+    lasio_pushloop_(L, loop);
+    lua_call(L, 4, 1);
+    lua_rawsetp(L, list - 1, &drain_timer_key);
+    lua_settop(L, top);
+    return 1;
+}
+
+/* core.internal.shutdown_add(fn, grace): fn() is called on the command's
+ * first SIGTERM; the loop waits up to grace seconds for its removal. */
+static int
+module_shutdown_add(lua_State *L) {
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_Number grace = luaL_checknumber(L, 2);
+    luaL_argcheck(L, grace >= 0, 2, "grace period must be >= 0");
+    pushanchors(L, loop);
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "shutdown_add: the loop is closed");
+    if (lua_rawgetp(L, -1, &shutdown_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, -3, &shutdown_key);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushnumber(L, grace);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+/* Ends the drain from the ready queue. */
+static int
+drain_over(lua_State *L) {
+    end_drain(L, lasio_checkloop_(L, 1));
+    return 0;
+}
+
+/* core.internal.shutdown_remove(fn): fn's server has closed; the last
+ * removal during a drain ends it, on the next turn of the ready queue:
+ * what the close woke (a serve_forever that returns) runs first. */
+static int
+module_shutdown_remove(lua_State *L) {
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    int empty = 1;
+    pushanchors(L, loop);
+    if (lua_istable(L, -1) && lua_rawgetp(L, -1, &shutdown_key) == LUA_TTABLE) {
+        lua_pushvalue(L, 1);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+        lua_pushnil(L);
+        empty = !lua_next(L, -2);
+    }
+    lua_settop(L, 1);
+    if (empty && loop->draining == 1) {
+        lua_pushcfunction(L, lasio_call_soon_);
+        lasio_pushloop_(L, loop);
+        lua_pushcfunction(L, drain_over);
+        lasio_pushloop_(L, loop);
+        lua_call(L, 3, 0);
+    }
+    return 0;
+}
+
+/* ====== } */
+
 /* The loop's on_signals hook: handles the signals the hub flagged. Called
  * from the interrupt hook (from_hook), it may raise CancelledError in the
  * running task. */
@@ -152,28 +400,18 @@ dispatch(lua_State *L, struct lasio_loop *loop, int from_hook) {
     pending &= ~user;
     if (!pending || !loop->interrupt_mode)
         return;
-    int sig = pending & (1 << SIGTERM) ? SIGTERM : SIGINT;
     if (!(pending & ((1 << SIGINT) | (1 << SIGTERM))))
         return;
+    int sig = pending & (1 << SIGTERM) ? SIGTERM : SIGINT;
     loop->exit_signal = sig;
-    luaL_checkstack(L, 4, NULL);
-    push_interrupt_target(L, loop);
-    struct lasio_task *t = lasio_totask_(L, -1);
-    if (!t || t->fut.state != FUT_PENDING) {
-        lua_pop(L, 1);
-        return;
-    }
-    lua_pushstring(L, sig == SIGINT ? "interrupted" : "terminated");
-    lasio_task_cancel_(L, -2, t, -1);
-    lua_pop(L, 2);
-    /* a CPU-bound target is interrupted where it runs */
-    if (from_hook && loop->current == t && t->must_cancel &&
-        lua_isyieldable(L)) {
-        t->must_cancel = 0;
-        lasio_newerror_(L, ERR_CANCELLED,
-                        sig == SIGINT ? "interrupted" : "terminated", 1);
-        lua_error(L);
-    }
+    if (sig == SIGTERM && !loop->draining && start_drain(L, loop))
+        ; /* the servers finish their requests first */
+    else if (loop->draining == 1)
+        end_drain(L, loop); /* a second SIGTERM, a SIGINT: at once */
+    else
+        cancel_target(L, loop);
+    if (from_hook)
+        watch_running(L, loop);
 }
 
 void
@@ -262,6 +500,11 @@ static const luaL_Reg signal_methods[] = {
     {"remove_signal_handler", loop_remove_signal_handler},
     {NULL, NULL}};
 
+static const luaL_Reg shutdown_funcs[] = {
+    {"shutdown_add", module_shutdown_add},
+    {"shutdown_remove", module_shutdown_remove},
+    {NULL, NULL}};
+
 void
 lasio_signal_open_(lua_State *L) {
     /* the loop's methods are the table behind its __index (loop.c): a
@@ -274,4 +517,7 @@ lasio_signal_open_(lua_State *L) {
     if (lua_istable(L, -1))
         luaL_setfuncs(L, signal_methods, 0);
     lua_pop(L, 2);
+    lua_getfield(L, -1, "internal"); /* for lua/lasio/http_server.lua */
+    luaL_setfuncs(L, shutdown_funcs, 0);
+    lua_pop(L, 1);
 }

@@ -114,6 +114,23 @@ test_run(void) {
               LUA_ERRRUN);
     CHECK_STR(luaL_tolstring(L, -1, NULL), "CancelledError: bye");
     lua_settop(L, 0);
+    /* nresults 0: nothing left on success, the error object on failure
+     * (the documented [-(nargs+1), +(nresults|1)]) */
+    lua_pushinteger(L, 7); /* a sentinel below */
+    harness_load(L, "lasio.sleep(0) return 1, 2");
+    CHECK_INT(lasio_run(L, 0, 0), LASIO_OK);
+    CHECK_INT(lua_gettop(L), 1);
+    harness_load(L, "lasio.sleep(0) error('failed with 0 results')");
+    CHECK_INT(lasio_run(L, 0, 0), LUA_ERRRUN);
+    CHECK_INT(lua_gettop(L), 2);
+    CHECK(lua_isstring(L, -1) &&
+          strstr(lua_tostring(L, -1), "failed with 0 results") != NULL);
+    CHECK_INT(lua_tointeger(L, 1), 7);
+    lua_settop(L, 0);
+    harness_load(L, "lasio.current_task():cancel() lasio.sleep(1)");
+    CHECK_INT(lasio_run(L, 0, 0), LUA_ERRRUN);
+    CHECK_INT(lua_gettop(L), 1);
+    lua_settop(L, 0);
     /* deadlock: an error, not a hang */
     CHECK_INT(harness_run(L, "lasio.Future():await()"), LUA_ERRRUN);
     CHECK_STR(lua_tostring(L, -1), "lasio: deadlock:");

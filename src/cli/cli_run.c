@@ -34,8 +34,8 @@ print_main_error(lua_State *L, int task) {
 /* Cancels every pending task and runs until all have finished.
  * Returns 1 on deadlock (report printed). */
 static int
-finish_all(lua_State *L, int loopidx, struct lasio_loop *loop, int cancel) {
-    int deadlock = lasio_loop_finish_all_(L, loopidx, loop, cancel);
+finish_all(lua_State *L, struct lasio_loop *loop, int cancel) {
+    int deadlock = lasio_loop_finish_all_(L, loop, cancel);
     if (deadlock) {
         fprintf(stderr, "%s", lua_tostring(L, -1));
         fflush(stderr);
@@ -90,8 +90,7 @@ lasio_cli_run_(lua_State *L, int nargs) {
             fprintf(stderr, "lasio: the main task was cancelled\n");
             status = LASIO_EXIT_ERROR;
         }
-        if (finish_all(L, loopidx, loop,
-                       failed || t->fut.state == FUT_CANCELLED) &&
+        if (finish_all(L, loop, failed || t->fut.state == FUT_CANCELLED) &&
             status == LASIO_EXIT_OK)
             status = LASIO_EXIT_DEADLOCK;
     }

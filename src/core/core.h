@@ -223,10 +223,14 @@ LASIO_HIDDEN void lasio_loop_open_(lua_State *L);
 /* Makes the task at mainidx the main task of the loop at loopidx: the run
  * stops when it is done. [-0, +0, m] */
 LASIO_HIDDEN void lasio_loop_set_main_(lua_State *L, int loopidx, int mainidx);
+/* Cancels every pending task of the loop, with the message at msgidx (0:
+ * none). [-0, +0, m] */
+LASIO_HIDDEN void lasio_loop_cancel_all_(lua_State *L, struct lasio_loop *loop,
+                                         int msgidx);
 /* Cancels every pending task (when `cancel`), then runs until none is
  * left. Returns 1 on deadlock, with the report pushed. [-0, +(0|1), e] */
-LASIO_HIDDEN int lasio_loop_finish_all_(lua_State *L, int loopidx,
-                                        struct lasio_loop *loop, int cancel);
+LASIO_HIDDEN int lasio_loop_finish_all_(lua_State *L, struct lasio_loop *loop,
+                                        int cancel);
 /* Creates the state's current loop on base (NULL: its own). [-0, +0, m] */
 LASIO_HIDDEN void lasio_loop_set_current_new_(lua_State *L,
                                               struct event_base *base);

@@ -344,21 +344,30 @@ lasio_loop_set_main_(lua_State *L, int loopidx, int mainidx) {
     lua_pop(L, 1);
 }
 
-int
-lasio_loop_finish_all_(lua_State *L, int loopidx, struct lasio_loop *loop,
-                       int cancel) {
-    loopidx = lua_absindex(L, loopidx);
-    if (cancel) {
-        lua_getiuservalue(L, loopidx, LOOP_UV_TASKS);
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            struct lasio_task *t = lasio_totask_(L, -1);
-            if (t)
-                lasio_task_cancel_(L, -1, t, 0);
-            lua_pop(L, 1);
-        }
+void
+lasio_loop_cancel_all_(lua_State *L, struct lasio_loop *loop, int msgidx) {
+    msgidx = msgidx ? lua_absindex(L, msgidx) : 0;
+    luaL_checkstack(L, 4, NULL);
+    lasio_pushloop_(L, loop);
+    if (lua_isnil(L, -1)) { /* closed and forgotten */
+        lua_pop(L, 1);
+        return;
+    }
+    lua_getiuservalue(L, -1, LOOP_UV_TASKS);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        struct lasio_task *t = lasio_totask_(L, -1);
+        if (t) /* a done task's cancel does nothing */
+            lasio_task_cancel_(L, -1, t, msgidx);
         lua_pop(L, 1);
     }
+    lua_pop(L, 2);
+}
+
+int
+lasio_loop_finish_all_(lua_State *L, struct lasio_loop *loop, int cancel) {
+    if (cancel)
+        lasio_loop_cancel_all_(L, loop, 0);
     loop->until_no_tasks = 1;
     int deadlock = lasio_loop_run_(L, loop);
     loop->until_no_tasks = 0;
@@ -743,7 +752,7 @@ module_run(lua_State *L) {
     struct lasio_future *f = &lasio_totask_(L, main)->fut;
     lasio_loop_set_main_(L, 1, main);
     int deadlock = lasio_loop_run_(L, loop);
-    if (!deadlock && lasio_loop_finish_all_(L, 1, loop, 1))
+    if (!deadlock && lasio_loop_finish_all_(L, loop, 1))
         lua_pop(L, 1);  /* stuck in cleanup: reported at close */
     if (f->log_error) { /* re-raised below: not "never retrieved" */
         f->log_error = 0;

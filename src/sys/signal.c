@@ -56,15 +56,23 @@ lasio_checksignal_(lua_State *L, int idx) {
                          lua_pushfstring(L, "unknown signal name '%s'", s));
 }
 
+/* Pushes the loop's anchors table, or nil when the loop was forgotten. */
+static void
+pushanchors(lua_State *L, struct lasio_loop *loop) {
+    lasio_pushloop_(L, loop);
+    if (!lua_isnil(L, -1)) {
+        lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
+        lua_remove(L, -2);
+    }
+}
+
 /* Pushes the loop's handlers table (created when create is set; else nil
  * when there is none). [-0, +1, m] */
 static void
 pushhandlers(lua_State *L, struct lasio_loop *loop, int create) {
-    lasio_pushloop_(L, loop);
+    pushanchors(L, loop);
     if (lua_isnil(L, -1)) /* closed and forgotten */
         return;
-    lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
-    lua_remove(L, -2);
     if (lua_rawgetp(L, -1, &handlers_key) == LUA_TNIL && create) {
         lua_pop(L, 1);
         lua_newtable(L);
@@ -153,15 +161,7 @@ cancel_target(lua_State *L, struct lasio_loop *loop) {
         lua_settop(L, msg - 1);
         return;
     }
-    lasio_pushloop_(L, loop);
-    lua_getiuservalue(L, -1, LOOP_UV_TASKS);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        struct lasio_task *o = lasio_totask_(L, -1);
-        if (o && o->fut.state == FUT_PENDING)
-            lasio_task_cancel_(L, -1, o, msg);
-        lua_pop(L, 1);
-    }
+    lasio_loop_cancel_all_(L, loop, msg);
     lua_settop(L, msg - 1);
 }
 
@@ -242,16 +242,6 @@ watch_running(lua_State *L, struct lasio_loop *loop) {
 
 static const char shutdown_key = 0;    /* anchors[&shutdown_key] = {fn=grace} */
 static const char drain_timer_key = 0; /* anchors[&...] = TimerHandle */
-
-/* Pushes the loop's anchors table, or nil when the loop was forgotten. */
-static void
-pushanchors(lua_State *L, struct lasio_loop *loop) {
-    lasio_pushloop_(L, loop);
-    if (!lua_isnil(L, -1)) {
-        lua_getiuservalue(L, -1, LOOP_UV_ANCHORS);
-        lua_remove(L, -2);
-    }
-}
 
 /* The drain is over: cancel as a first SIGTERM without servers does. */
 static void

@@ -38,6 +38,15 @@ int lasio_cli_run_(lua_State *L, int nargs);
  */
 void lasio_cli_preload_facade_(lua_State *L);
 
+/*
+ * `--workers N` (workers.c): forks n workers, restarts a crashed one with
+ * backoff, passes SIGTERM, SIGINT, SIGHUP and SIGQUIT on, and waits for
+ * all. Returns 1 in a worker, which goes on to run the script; 0 in the
+ * supervisor once every worker has ended, with *status the worst (highest)
+ * exit status, 128 + the signal for a worker killed by one.
+ */
+int lasio_cli_supervise_(int n, int *status);
+
 /* {====== The size-class allocator (alloc.c) and the command's state
  * (clistate.c) ====== */
 

@@ -17,6 +17,7 @@
 #include <lualib.h>
 
 #include "cli/cli.h"
+#include "net/net.h"
 #include "lasio.h"
 
 #define PROGNAME "lasio"
@@ -33,10 +34,13 @@ extern const struct lasio_embedded_ lasio_facade_bc_[];
 struct cli {
     int argc;
     char **argv;
-    int script; /* index of the script name, 0 if none, or the bad arg */
-    int flags;  /* the has_* bits below */
-    int nsteps; /* steps queued for the main task so far */
-    int status; /* exit status */
+    int script;      /* index of the script name, 0 if none, or the bad arg */
+    int flags;       /* the has_* bits below */
+    int nsteps;      /* steps queued for the main task so far */
+    int status;      /* exit status */
+    int workers;     /* --workers N, 0 without it */
+    const char *why; /* what is wrong with a bad option value, or NULL */
+    const char *bad; /* that value (NULL when missing) */
 };
 
 /* bits of the options found by collectargs (lua.c's, plus lasio's) */
@@ -47,6 +51,9 @@ struct cli {
 #define has_E 16     /* -E */
 #define has_help 32  /* --help */
 #define has_bytes 64 /* --allow-bytecode */
+
+#define MAX_WORKERS 1024
+#define MAX_WORKERS_TEXT "1024"
 
 static const char options_text[] =
     "Options (as lua5.4's):\n"
@@ -63,7 +70,9 @@ static const char options_text[] =
     "  --allow-bytecode  allow binary (precompiled) chunks as the script\n"
     "            and in load, loadfile, dofile and require (refused by\n"
     "            default: a crafted binary chunk can crash Lua)\n"
-    "  --help    show this help and exit\n";
+    "  --help    show this help and exit\n"
+    "  --workers N  run the script in N processes (1 to 1024) that share\n"
+    "            their listening ports; a crashed one is restarted\n";
 
 static const char help_text[] =
     "\n"
@@ -117,8 +126,12 @@ report(lua_State *L) {
 }
 
 static void
-print_usage(const char *badoption) {
-    if (badoption[1] == 'e' || badoption[1] == 'l')
+print_usage(const char *badoption, const struct cli *c) {
+    if (c->why != NULL)
+        fprintf(stderr, "%s: %s, got %s%s%s\n", PROGNAME, c->why,
+                c->bad ? "'" : "", c->bad ? c->bad : "nothing",
+                c->bad ? "'" : "");
+    else if (badoption[1] == 'e' || badoption[1] == 'l')
         fprintf(stderr, "%s: '%s' needs argument\n", PROGNAME, badoption);
     else
         fprintf(stderr, "%s: unrecognized option '%s'\n", PROGNAME, badoption);
@@ -432,9 +445,25 @@ createargtable(lua_State *L, char **argv, int argc, int script) {
     lua_setglobal(L, "arg");
 }
 
+/* Reads the N of --workers N (v, NULL when missing) into c->workers;
+ * 0, with c->why set, when v is not a number of processes. */
+static int
+parse_workers(struct cli *c, const char *v) {
+    char *end;
+    long n = v != NULL ? strtol(v, &end, 10) : 0;
+    if (v == NULL || *v == '\0' || *end != '\0' || n < 1 || n > MAX_WORKERS) {
+        c->why =
+            "--workers needs a number of processes from 1 to " MAX_WORKERS_TEXT;
+        c->bad = v;
+        return 0;
+    }
+    c->workers = (int)n;
+    return 1;
+}
+
 /*
- * lua.c's collectargs, plus --help and --allow-bytecode. Returns the has_*
- * mask; c->script is the index of the bad argument on error, else 0 (no
+ * lua.c's collectargs, plus --help, --allow-bytecode and --workers. Returns the
+ * has_* mask; c->script is the index of the bad argument on error, else 0 (no
  * script) or the index of the script name.
  */
 static int
@@ -454,6 +483,13 @@ collectargs(struct cli *c) {
         }
         if (strcmp(argv[i], "--allow-bytecode") == 0) {
             args |= has_bytes;
+            continue;
+        }
+        if (strncmp(argv[i], "--workers", 9) == 0 &&
+            (argv[i][9] == '\0' || argv[i][9] == '=')) {
+            const char *v = argv[i][9] == '=' ? argv[i] + 10 : argv[++i];
+            if (!parse_workers(c, v))
+                return has_error;
             continue;
         }
         switch (argv[i][1]) {
@@ -512,6 +548,8 @@ open_libs(lua_State *L, struct cli *c) {
     guard_stdout(L);
     if (lasio_open(L, NULL) != 0)
         luaL_error(L, "cannot create the event loop");
+    if (c->workers > 0)
+        lasio_net_share_listeners_(L);
     lasio_cli_preload_facade_(L);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "lasio");
@@ -566,18 +604,24 @@ pmain(lua_State *L) {
 
 int
 main(int argc, char **argv) {
-    struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR};
+    struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR, 0, NULL, NULL};
     lua_State *L;
     struct lasio_alloc *alloc;
     c.flags = collectargs(&c);
     if (c.flags == has_error) {
-        print_usage(argv[c.script]);
+        print_usage(argv[c.script], &c);
         return LASIO_EXIT_USAGE;
     }
     if (c.flags & has_help) {
         print_help();
         return flush_stdout(LASIO_EXIT_OK);
     }
+    if (c.workers > 0 && (c.script == 0 || (c.flags & has_i))) {
+        l_message(PROGNAME, "--workers needs a script, and no -i");
+        return LASIO_EXIT_USAGE;
+    }
+    if (c.workers > 0 && !lasio_cli_supervise_(c.workers, &c.status))
+        return c.status;
     L = lasio_cli_newstate_(&alloc);
     if (L == NULL) {
         l_message(argv[0], "cannot create state: not enough memory");

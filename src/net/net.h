@@ -15,6 +15,14 @@
 
 #define LASIO_SERVER_MT "lasio.Server"
 
+/*
+ * Listening sockets of this state (servers and bound datagram endpoints)
+ * share their port through SO_REUSEPORT unless their reuse_port option
+ * says otherwise: set in each worker of `lasio --workers N` (server.c).
+ */
+LASIO_HIDDEN void lasio_net_share_listeners_(lua_State *L);
+LASIO_HIDDEN int lasio_net_listeners_shared_(lua_State *L);
+
 /* {====== Addresses and errors (netaddr.c) ====== */
 union lasio_sockaddr {
     struct sockaddr sa;

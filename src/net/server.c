@@ -706,6 +706,22 @@ listen_next(lua_State *L) {
     return 1;
 }
 
+#define SHARED_LISTENERS_KEY "lasio.shared_listeners"
+
+void
+lasio_net_share_listeners_(lua_State *L) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, SHARED_LISTENERS_KEY);
+}
+
+int
+lasio_net_listeners_shared_(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, SHARED_LISTENERS_KEY);
+    int shared = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return shared;
+}
+
 /* lasio.start_server(cb, host, port [, opts]) -> Server */
 static int
 module_start_server(lua_State *L) {
@@ -723,7 +739,8 @@ module_start_server(lua_State *L) {
     args.backlog =
         (int)lasio_optinteger_(L, 4, "backlog", DEFAULT_BACKLOG, 0, what);
     args.reuse_addr = lasio_optboolean_(L, 4, "reuse_address", 1, what);
-    args.reuse_port = lasio_optboolean_(L, 4, "reuse_port", 0, what);
+    args.reuse_port = lasio_optboolean_(L, 4, "reuse_port",
+                                        lasio_net_listeners_shared_(L), what);
     args.family = AF_UNSPEC;
     if (lasio_optfield_(L, 4, "family") != LUA_TNIL) {
         const char *f = lua_tostring(L, -1);

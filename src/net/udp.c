@@ -387,7 +387,8 @@ od_step(lua_State *L, int which) {
         return od_resolved_k(L, LUA_OK, which);
     }
     lua_settop(L, 3);
-    int reuse_port = lasio_optboolean_(L, 1, "reuse_port", 0, what);
+    int reuse_port = lasio_optboolean_(L, 1, "reuse_port",
+                                       lasio_net_listeners_shared_(L), what);
     int broadcast = lasio_optboolean_(L, 1, "allow_broadcast", 0, what);
     if (a->has[0] && a->has[1] &&
         a->sa[0].sa.sa_family != a->sa[1].sa.sa_family)

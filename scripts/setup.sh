@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev
 libedit-dev libssl-dev node-llhttp lua-busted openssl ca-certificates curl lua-cjson
-lua-check"
+lua-check nginx"
 
 missing=""
 for p in $PACKAGES; do
@@ -18,6 +18,15 @@ done
 if [ -n "$missing" ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    # The tests start their own servers (nginx, ...) on free ports: keep
+    # the packages' install scripts from starting system services, as on
+    # a container, unless the machine already has a policy for that.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        trap "$SUDO rm -f $policy" EXIT
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod 755 "$policy"
+    fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi

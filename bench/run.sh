@@ -9,6 +9,7 @@ set -eu
 cd "$(dirname "$0")/.."
 bin=${1:-build/lasio}
 "$bin" bench/spawn.lua "${SPAWN_N:-200000}"
+"$bin" bench/spawn_eager.lua "${SPAWN_N:-200000}"
 "$bin" bench/pingpong.lua "${PINGPONG_M:-1000000}"
 "$bin" bench/timers.lua "${TIMERS_N:-200000}"
 "$bin" bench/timers.lua "${TIMERS_PRECISION_N:-1000}"

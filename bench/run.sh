@@ -15,3 +15,8 @@ bin=${1:-build/lasio}
 "$bin" bench/timers.lua "${TIMERS_PRECISION_N:-1000}"
 "$bin" bench/idle.lua "${IDLE_N:-100000}"
 bench/startup.sh "$bin"
+# the realistic HTTP workload against its nginx+lua twin, where both exist
+if command -v nginx >/dev/null && command -v wrk >/dev/null &&
+    [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then
+    bench/http_api.sh "$bin"
+fi

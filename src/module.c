@@ -26,7 +26,7 @@ static int
 module_spawn(lua_State *L) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     struct lasio_loop *loop = spawn_loop(L, "lasio.spawn");
-    lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
+    lasio_task_create_(L, loop, 1, lua_gettop(L) - 1, "lasio.spawn");
     return 1;
 }
 
@@ -35,7 +35,7 @@ static int
 module_await(lua_State *L) {
     if (lua_isfunction(L, 1)) {
         struct lasio_loop *loop = spawn_loop(L, "lasio.await");
-        lasio_task_spawn_(L, loop, 1, lua_gettop(L) - 1);
+        lasio_task_create_(L, loop, 1, lua_gettop(L) - 1, "lasio.await");
         lua_replace(L, 1);
     }
     lua_settop(L, 1);
@@ -154,6 +154,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_errors_open_(L);
     lasio_future_open_(L);
     lasio_task_open_(L);
+    lasio_taskfactory_open_(L);
     lasio_timer_open_(L);
     lasio_loop_open_(L);
     lasio_waitq_open_(L);

@@ -76,7 +76,8 @@ enum {
     LOOP_UV_MAIN,      /* the main task of the CLI or lasio.run */
     LOOP_UV_INTERRUPT, /* task that SIGINT/SIGTERM cancel, or nil (main) */
     LOOP_UV_COPOOL,    /* finished tasks' coroutines kept for reuse */
-    LOOP_NUV = LOOP_UV_COPOOL
+    LOOP_UV_FACTORY,   /* the task factory (set_task_factory) or nil */
+    LOOP_NUV = LOOP_UV_FACTORY
 };
 
 struct lasio_task;
@@ -130,10 +131,15 @@ struct lasio_loop {
     /* registry refs to the metatables the hot paths set: no lookup by
      * name (string hashing) per object */
     int mt_task_ref, mt_future_ref, mt_handle_ref, mt_timer_ref;
-    int tasks_ref;    /* registry ref to LOOP_UV_TASKS while open */
-    int copool_ref;   /* registry ref to LOOP_UV_COPOOL while open */
-    int copool_n;     /* coroutines in it (1..copool_n) */
-    int ntasks;       /* pending tasks */
+    int tasks_ref;  /* registry ref to LOOP_UV_TASKS while open */
+    int copool_ref; /* registry ref to LOOP_UV_COPOOL while open */
+    int copool_n;   /* coroutines in it (1..copool_n) */
+    int ntasks;     /* pending tasks */
+    /* the task factory (taskfactory.c): which kind is set, how deep the
+     * factory calls run, and the task an eager constructor made */
+    unsigned char factory; /* enum lasio_factory */
+    int in_factory;
+    struct lasio_task *eager_made;
     int next_task_id; /* for default names Task-N */
     long nsources;    /* things besides timers that can wake a task
                          (I/O, children...): none of them, no timer and
@@ -443,6 +449,40 @@ LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
  * top (popped), schedules its first step. [-nargs, +1, m] */
 LASIO_HIDDEN struct lasio_task *
 lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs);
+/* The same, without scheduling it: the caller steps or schedules it. */
+LASIO_HIDDEN struct lasio_task *
+lasio_task_new_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs);
+
+/* {====== The task factory (taskfactory.c) ====== */
+enum lasio_factory {
+    FACTORY_NONE,   /* tasks are spawned as lasio_task_spawn_ does */
+    FACTORY_LUA,    /* a function set with loop:set_task_factory */
+    FACTORY_EAGER,  /* lasio.eager_task_factory, called from C directly */
+    FACTORY_CAPTURE /* an eager factory's constructor runs */
+};
+/* The factory path of lasio_task_create_; what names the caller in
+ * errors. [-nargs, +1, e] */
+LASIO_HIDDEN struct lasio_task *lasio_task_create_slow_(lua_State *L,
+                                                        struct lasio_loop *loop,
+                                                        int fidx, int nargs,
+                                                        const char *what);
+/* Makes a task as the loop's task factory says: every task-making call of
+ * the module (spawn, create_task, await of a function) goes through here.
+ * [-nargs, +1, e] */
+static inline struct lasio_task *
+lasio_task_create_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs,
+                   const char *what) {
+    if (loop->factory == FACTORY_NONE)
+        return lasio_task_spawn_(L, loop, fidx, nargs);
+    return lasio_task_create_slow_(L, loop, fidx, nargs, what);
+}
+/* loop:set_task_factory(factory | nil), loop:get_task_factory() */
+LASIO_HIDDEN int lasio_loop_set_task_factory_(lua_State *L);
+LASIO_HIDDEN int lasio_loop_get_task_factory_(lua_State *L);
+/* Fills the table on top with eager_task_factory and
+ * create_eager_task_factory. [-0, +0, m] */
+LASIO_HIDDEN void lasio_taskfactory_open_(lua_State *L);
+/* ====== } */
 /* Runs one step of the Task at idx. [-0, +0, -] */
 LASIO_HIDDEN void lasio_task_step_(lua_State *L, int idx);
 /* Requests cancellation; msg at msgidx or 0. Returns 1 if requested. */

@@ -523,7 +523,7 @@ static int
 loop_create_task(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    lasio_task_spawn_(L, loop, 2, lua_gettop(L) - 2);
+    lasio_task_create_(L, loop, 2, lua_gettop(L) - 2, "loop:create_task");
     return 1;
 }
 
@@ -686,6 +686,8 @@ static const luaL_Reg loop_methods[] = {
     {"is_closed", loop_is_closed},
     {"create_task", loop_create_task},
     {"create_future", loop_create_future},
+    {"set_task_factory", lasio_loop_set_task_factory_},
+    {"get_task_factory", lasio_loop_get_task_factory_},
     {"call_soon", lasio_call_soon_},
     {"call_later", lasio_call_later_},
     {"call_at", lasio_call_at_},

@@ -57,8 +57,9 @@ trampoline(lua_State *co) {
 
 /* ====== } */
 
-struct lasio_task *
-lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
+/* lasio_task_new_, inlined into the spawn of every task */
+static inline struct lasio_task *
+task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     fidx = lua_absindex(L, fidx);
     luaL_checkstack(L, 6, NULL);
     if (loop->closed)
@@ -114,15 +115,26 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
         luaL_traceback(L, L, NULL, 1);
         lasio_extra_set_(L, tidx, EXTRA_SITE);
     }
-    lasio_readyq_reserve_(L, loop, 1); /* the push below cannot fail then */
     lasio_pushtasks_(L, loop);
     t->fut.ref = lasio_slot_take_(L, loop, -1, tidx);
     lua_pop(L, 1);
     t->id = ++loop->next_task_id;
     t->counted = 1;
     loop->ntasks++;
+    return t;
+}
+
+struct lasio_task *
+lasio_task_new_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
+    return task_new(L, loop, fidx, nargs);
+}
+
+struct lasio_task *
+lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
+    lasio_readyq_reserve_(L, loop, 1); /* the push below cannot fail then */
+    struct lasio_task *t = task_new(L, loop, fidx, nargs);
     t->scheduled = 1;
-    lasio_readyq_push_(L, loop, tidx);
+    lasio_readyq_push_(L, loop, -1);
     return t;
 }
 
@@ -261,12 +273,13 @@ lasio_task_step_(lua_State *L, int idx) {
         lua_pushnil(L);
         lua_setiuservalue(L, idx, TASK_UV_WAITER);
     }
-    struct lasio_task *prev = loop->current;
+    struct lasio_task *prev = loop->current; /* an eager start nests steps */
+    lua_State *prev_L = loop->running_L;
     loop->current = t;
     loop->steps++;
     loop->running_L = co;
     int status = lua_resume(co, L, nargs, &nres);
-    loop->running_L = loop->L;
+    loop->running_L = prev_L;
     loop->current = prev;
     if (status == LUA_YIELD) {
         task_yielded(L, idx, t, nres);

@@ -127,6 +127,34 @@ describe("lasio.to_thread", function()
             for i = 1, 8 do assert.are.equal(2 * i, results[i]:await()) end
         end))
 
+    it("a burst after the first job runs in parallel: the pool grows past an idle worker",
+        async(function()
+            lasio.to_thread(function() end) -- the pool now has one idle worker
+            local base = os.tmpname()
+            -- each job marks its arrival, then waits for the other two: run
+            -- one after the other, the first one would give up
+            local function meet(prefix, me, n, limit)
+                io.open(prefix .. me, "w"):close()
+                local deadline = os.time() + limit
+                repeat
+                    local all = true
+                    for i = 1, n do
+                        local f = io.open(prefix .. i)
+                        if f then f:close() else all = false end
+                    end
+                    if all then return true end
+                until os.time() > deadline
+                return false
+            end
+            local jobs = {}
+            for i = 1, 3 do
+                jobs[i] = lasio.spawn(lasio.to_thread, meet, base, i, 3, math.ceil(helper.t(10)))
+            end
+            for i = 1, 3 do assert.is_true(jobs[i]:await(), "job " .. i .. " met the others") end
+            for i = 1, 3 do os.remove(base .. i) end
+            os.remove(base)
+        end))
+
     it("runs 1000 jobs from 100 tasks and delivers each result to its caller", async(function()
         local tasks = {}
         for i = 1, 100 do

@@ -42,7 +42,9 @@ struct lasio_pool {
     struct lasio_job *queue, *queue_tail; /* waiting for a worker */
     struct lasio_job *done, *done_tail;   /* waiting for delivery */
     struct lasio_worker workers[MAX_WORKERS];
-    int nworkers, nidle;
+    /* idle workers may lag behind the queue: one signalled but not yet
+     * awake still counts in nidle, its job still in nqueued */
+    int nworkers, nidle, nqueued;
     int wake_fd; /* eventfd written by workers */
     struct event *wake_ev;
     unsigned long seq;
@@ -75,6 +77,7 @@ worker_main(void *arg) {
         pool->queue = job->next;
         if (!pool->queue)
             pool->queue_tail = NULL;
+        pool->nqueued--;
         job->next = NULL;
         w->job = job;
         pthread_mutex_unlock(&pool->lock);
@@ -362,6 +365,7 @@ cancel_cb(lua_State *L) {
         }
     }
     if (found) {
+        pool->nqueued--;
         pool->queue_tail = NULL;
         for (struct lasio_job *j = pool->queue; j; j = j->next)
             pool->queue_tail = j;
@@ -416,7 +420,10 @@ lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
     lua_pop(L, 1);
     /* from here nothing raises: hand the job over */
     pthread_mutex_lock(&pool->lock);
-    if (pool->nidle == 0 && start_worker(pool) < 0 && pool->nworkers == 0) {
+    /* a worker per queued job beyond the idle ones, up to MAX_WORKERS:
+     * testing nidle alone let one idle worker take every job of a burst */
+    if (pool->nqueued >= pool->nidle && start_worker(pool) < 0 &&
+        pool->nworkers == 0) {
         pthread_mutex_unlock(&pool->lock);
         lasio_sys_unanchor_(L, loop, &job->anchor);
         return lasio_sys_raise_(L, what, EAGAIN, NULL);
@@ -426,6 +433,7 @@ lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
     else
         pool->queue = job;
     pool->queue_tail = job;
+    pool->nqueued++;
     *box = NULL;
     job->counted = 1;
     loop->nsources++;

@@ -5,6 +5,7 @@
 local helper = require "helper"
 local lasio = require "lasio"
 local async = helper.async
+local raises = helper.raises
 
 describe("lasio.to_thread", function()
     it("runs fn in a worker with copied arguments and results (all copyable types)", async(function()
@@ -215,4 +216,36 @@ end)
         loop:close() -- returns: the running job was interrupted
         assert.is_true(loop:is_closed())
     end)
+end)
+
+describe("loop:run_in_executor", function()
+    it("returns a Future of fn's results, run in the worker pool", async(function()
+        local loop = lasio.get_running_loop()
+        local fut = loop:run_in_executor(nil, function(a, b) return a * b, "w" end, 6, 7)
+        assert.is_true(lasio.isfuture(fut))
+        local x, y = fut:await()
+        assert.are.equal(42, x)
+        assert.are.equal("w", y)
+        local failing = loop:run_in_executor(nil, function() error("bad", 0) end)
+        assert.are.equal("bad", raises(failing.await, failing))
+    end))
+
+    it("checks its arguments at once with to_thread's rules", async(function()
+        local loop = lasio.get_running_loop()
+        local up = 1
+        assert.has_error(function() loop:run_in_executor({}, function() end) end,
+            "loop:run_in_executor: executor must be nil (the loop's worker pool), got table")
+        assert.has_error(function() loop:run_in_executor(nil, 42) end,
+            "loop:run_in_executor: fn: function expected, got number")
+        local e = raises(loop.run_in_executor, loop, nil, print)
+        assert.truthy(tostring(e):find("a C function cannot run in a thread", 1, true))
+        e = raises(loop.run_in_executor, loop, nil, function() return up end)
+        assert.truthy(tostring(e):find("upvalue 'up'", 1, true))
+        e = raises(loop.run_in_executor, loop, nil, function() end, 1, io.stdout)
+        assert.truthy(tostring(e):find("loop:run_in_executor: argument 5: cannot copy a userdata value", 1, true))
+        local closed = lasio.new_event_loop()
+        closed:close()
+        assert.has_error(function() closed:run_in_executor(nil, function() end) end,
+            "loop:run_in_executor: the loop is closed")
+    end))
 end)

@@ -38,6 +38,7 @@ local parts = {
     "timeouts",    -- wait_for, timeout, timeout_at, Timeout
     "taskgroup",   -- taskgroup, TaskGroup
     "locks",       -- Lock, Event, Condition, Semaphore, BoundedSemaphore, Barrier
+    "runners",     -- Runner, ensure_future
 }
 local loaded = false
 local function load_parts()

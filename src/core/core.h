@@ -220,6 +220,9 @@ LASIO_HIDDEN int lasio_loop_run_(lua_State *L, struct lasio_loop *loop);
 /* Pushes a deadlock report listing the pending tasks. [-0, +1, m] */
 LASIO_HIDDEN void lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop);
 LASIO_HIDDEN void lasio_loop_open_(lua_State *L);
+/* Pushes the loop's method table, so that another part can add methods
+ * (after lasio_loop_open_). [-0, +1, -] */
+LASIO_HIDDEN void lasio_loop_methods_push_(lua_State *L);
 /* Makes the task at mainidx the main task of the loop at loopidx: the run
  * stops when it is done. [-0, +0, m] */
 LASIO_HIDDEN void lasio_loop_set_main_(lua_State *L, int loopidx, int mainidx);

@@ -823,6 +823,15 @@ lasio_loop_open_(lua_State *L) {
     luaL_setfuncs(L, module_funcs, 0); /* into the module table at top */
 }
 
+void
+lasio_loop_methods_push_(lua_State *L) {
+    luaL_getmetatable(L, LASIO_LOOP_MT);
+    lua_getfield(L, -1, "__index");
+    lua_getupvalue(L, -1, 1);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+}
+
 /* {====== Embedding entry points ====== */
 
 void

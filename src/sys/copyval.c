@@ -65,7 +65,8 @@ lasio_wbuf_add_(struct lasio_wbuf *b, const void *data, size_t len) {
 struct writer {
     lua_State *L;
     struct lasio_wbuf *b;
-    const char *what; /* for messages: "argument 2", "result 1" */
+    /* for messages: "lasio.to_thread: argument 2" */
+    const char *what;
     const void *path[MAX_DEPTH];
     int depth;
 };
@@ -90,11 +91,11 @@ write_table(struct writer *w, int idx) {
     for (int i = 0; i < w->depth; i++)
         if (w->path[i] == t)
             luaL_error(L,
-                       "lasio.to_thread: %s: cannot copy a table that "
+                       "%s: cannot copy a table that "
                        "contains itself",
                        w->what);
     if (w->depth >= MAX_DEPTH)
-        luaL_error(L, "lasio.to_thread: %s: tables nested too deeply", w->what);
+        luaL_error(L, "%s: tables nested too deeply", w->what);
     luaL_checkstack(L, 4, NULL);
     w->path[w->depth++] = t;
     putbyte(w, 'T');
@@ -139,23 +140,22 @@ write_value(struct writer *w, int idx, int is_key) {
     }
     case LUA_TTABLE:
         if (is_key)
-            luaL_error(L, "lasio.to_thread: %s: cannot copy a table key",
-                       w->what);
+            luaL_error(L, "%s: cannot copy a table key", w->what);
         write_table(w, idx);
         return;
     default:
         luaL_error(L,
-                   "lasio.to_thread: %s: cannot copy a %s value (only nil, "
+                   "%s: cannot copy a %s value (only nil, "
                    "booleans, numbers, strings and tables of them)",
                    w->what, luaL_typename(L, idx));
     }
 }
 
 void
-lasio_copy_write_(lua_State *L, struct lasio_wbuf *b, int first, int n,
-                  const char *what) {
+lasio_copy_write_as_(lua_State *L, struct lasio_wbuf *b, int first, int n,
+                     const char *fname, const char *what, int firstno) {
     struct writer w;
-    char name[32];
+    char name[96];
     w.L = L;
     w.b = b;
     w.depth = 0;
@@ -164,11 +164,17 @@ lasio_copy_write_(lua_State *L, struct lasio_wbuf *b, int first, int n,
     int count = n;
     put(&w, &count, sizeof count);
     for (int i = 0; i < n; i++) {
-        /* arguments are numbered as Lua does: fn is argument 1 */
-        snprintf(name, sizeof name, "%s %d", what,
-                 i + 1 + (strcmp(what, "argument") == 0));
+        snprintf(name, sizeof name, "%s: %s %d", fname, what, i + firstno);
         write_value(&w, first + i, 0);
     }
+}
+
+void
+lasio_copy_write_(lua_State *L, struct lasio_wbuf *b, int first, int n,
+                  const char *what) {
+    /* arguments are numbered as Lua does: fn is argument 1 */
+    lasio_copy_write_as_(L, b, first, n, "lasio.to_thread", what,
+                         strcmp(what, "argument") == 0 ? 2 : 1);
 }
 
 int

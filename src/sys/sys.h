@@ -67,6 +67,11 @@ LASIO_HIDDEN int lasio_wbuf_add_(struct lasio_wbuf *b, const void *data,
  * `what` ("argument", "result") and the position. [-0, +0, e] */
 LASIO_HIDDEN void lasio_copy_write_(lua_State *L, struct lasio_wbuf *b,
                                     int first, int n, const char *what);
+/* lasio_copy_write_ for another function: messages read "<fname>: <what>
+ * <number>", the values numbered from firstno. [-0, +0, e] */
+LASIO_HIDDEN void lasio_copy_write_as_(lua_State *L, struct lasio_wbuf *b,
+                                       int first, int n, const char *fname,
+                                       const char *what, int firstno);
 /* Writes the pair (msg, nil) as lasio_copy_write_ would; -1 when out of
  * memory. No Lua. */
 LASIO_HIDDEN int lasio_copy_message_(struct lasio_wbuf *b, const char *msg,
@@ -101,6 +106,13 @@ struct lasio_job {
 /* Pushes a box for a job: its __gc frees a job still in it, so a job made
  * before a Lua error is not leaked. [-0, +1, m] */
 LASIO_HIDDEN struct lasio_job **lasio_pool_box_(lua_State *L);
+/* Hands the job in *box to loop's pool without waiting: pushes the Future
+ * it completes. The nextra values on top are kept alive until the job is
+ * over (deliver finds them in its anchor table) and stay on the stack.
+ * Takes the job out of the box once the pool owns it. [-0, +1, e] */
+LASIO_HIDDEN struct lasio_future *
+lasio_pool_start_(lua_State *L, struct lasio_loop *loop, struct lasio_job **box,
+                  int nextra, const char *what);
 /* Runs the job in *box on the running loop's pool and awaits it: returns
  * what deliver pushed, or raises its error. The nextra values on top are
  * kept alive until the job is over (deliver finds them in its anchor table).

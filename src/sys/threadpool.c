@@ -388,11 +388,9 @@ cancel_cb(lua_State *L) {
     return 0;
 }
 
-int
-lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
-                   const char *what) {
-    struct lasio_loop *loop;
-    lasio_check_await_(L, &loop, what);
+struct lasio_future *
+lasio_pool_start_(lua_State *L, struct lasio_loop *loop, struct lasio_job **box,
+                  int nextra, const char *what) {
     int extra = lua_gettop(L) - nextra + 1;
     struct lasio_pool *pool = getpool(L, loop);
     int pidx = lua_gettop(L);
@@ -426,7 +424,7 @@ lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
         pool->nworkers == 0) {
         pthread_mutex_unlock(&pool->lock);
         lasio_sys_unanchor_(L, loop, &job->anchor);
-        return lasio_sys_raise_(L, what, EAGAIN, NULL);
+        lasio_sys_raise_(L, what, EAGAIN, NULL);
     }
     if (pool->queue_tail)
         pool->queue_tail->next = job;
@@ -439,7 +437,18 @@ lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
     loop->nsources++;
     pthread_cond_signal(&pool->cond);
     pthread_mutex_unlock(&pool->lock);
-    return lasio_await_(L, fidx, what);
+    lua_replace(L, pidx); /* the Future on top, where the pool was */
+    lua_settop(L, pidx);
+    return lasio_tofuture_(L, pidx);
+}
+
+int
+lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
+                   const char *what) {
+    struct lasio_loop *loop;
+    lasio_check_await_(L, &loop, what);
+    lasio_pool_start_(L, loop, box, nextra, what);
+    return lasio_await_(L, lua_gettop(L), what);
 }
 
 /* ====== } */

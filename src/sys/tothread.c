@@ -204,38 +204,40 @@ dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
     return lasio_wbuf_add_(ud, p, sz) < 0;
 }
 
-/* lasio.to_thread(fn, ...) */
-static int
-module_to_thread(lua_State *L) {
-    int nargs = lua_gettop(L) - 1;
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    if (lua_iscfunction(L, 1))
-        return luaL_argerror(L, 1, "a C function cannot run in a thread");
+/* Checks the function at fnidx, dumps it and copies the nargs values after
+ * it: pushes the box of the job, ready for the pool. `fname` names the
+ * caller in errors, `fnarg` is fn's argument number. [-0, +1, e] */
+static struct lasio_job **
+prepare(lua_State *L, int fnidx, int nargs, const char *fname, int fnarg) {
+    if (lua_type(L, fnidx) != LUA_TFUNCTION)
+        luaL_error(L, "%s: fn: function expected, got %s", fname,
+                   luaL_typename(L, fnidx));
+    if (lua_iscfunction(L, fnidx))
+        luaL_error(L, "%s: fn: a C function cannot run in a thread", fname);
     for (int i = 1;; i++) {
-        const char *name = lua_getupvalue(L, 1, i);
+        const char *name = lua_getupvalue(L, fnidx, i);
         if (!name)
             break;
         lua_pop(L, 1);
         if (strcmp(name, "_ENV") != 0 || i > 1)
-            return luaL_argerror(
-                L, 1,
-                lua_pushfstring(L,
-                                "the function must not use local variables "
-                                "of its caller (upvalue '%s'); pass them as "
-                                "arguments",
-                                *name ? name : "?"));
+            luaL_error(L,
+                       "%s: fn: the function must not use local variables "
+                       "of its caller (upvalue '%s'); pass them as "
+                       "arguments",
+                       fname, *name ? name : "?");
     }
     struct lasio_wbuf *code = lasio_wbuf_new_(L);
     struct lasio_wbuf *args = lasio_wbuf_new_(L);
-    lasio_copy_write_(L, args, 2, nargs, "argument");
-    lua_pushvalue(L, 1);
+    lasio_copy_write_as_(L, args, fnidx + 1, nargs, fname, "argument",
+                         fnarg + 1);
+    lua_pushvalue(L, fnidx);
     if (lua_dump(L, dump_writer, code, 0) != 0)
-        return luaL_error(L, "not enough memory");
+        luaL_error(L, "not enough memory");
     lua_pop(L, 1);
     struct lasio_job **box = lasio_pool_box_(L);
     struct lua_job *j = calloc(1, sizeof *j);
     if (!j)
-        return luaL_error(L, "not enough memory");
+        luaL_error(L, "not enough memory");
     j->head.type = &lua_job_type;
     *box = &j->head;
     /* the job owns both buffers from here */
@@ -245,8 +247,38 @@ module_to_thread(lua_State *L) {
     j->args = args->p;
     j->args_len = args->len;
     args->p = NULL;
+    return box;
+}
+
+/* lasio.to_thread(fn, ...) */
+static int
+module_to_thread(lua_State *L) {
+    struct lasio_job **box =
+        prepare(L, 1, lua_gettop(L) - 1, "lasio.to_thread", 1);
     return lasio_pool_submit_(L, box, 0, "lasio.to_thread");
 }
+
+/* loop:run_in_executor(executor, fn, ...) -> a Future of fn(...)'s results
+ * (asyncio's): executor nil is the loop's worker pool, the only executor;
+ * fn and its arguments cross as for to_thread, checked at once. */
+static int
+loop_run_in_executor(lua_State *L) {
+    static const char what[] = "loop:run_in_executor";
+    struct lasio_loop *loop = lasio_checkloop_(L, 1);
+    if (!lua_isnil(L, 2))
+        return luaL_error(L,
+                          "%s: executor must be nil (the loop's worker "
+                          "pool), got %s",
+                          what, luaL_typename(L, 2));
+    if (loop->closed)
+        return luaL_error(L, "%s: the loop is closed", what);
+    struct lasio_job **box = prepare(L, 3, lua_gettop(L) - 3, what, 3);
+    lasio_pool_start_(L, loop, box, 0, what);
+    return 1;
+}
+
+static const luaL_Reg thread_loop_methods[] = {
+    {"run_in_executor", loop_run_in_executor}, {NULL, NULL}};
 
 static const luaL_Reg thread_funcs[] = {{"to_thread", module_to_thread},
                                         {NULL, NULL}};
@@ -254,4 +286,7 @@ static const luaL_Reg thread_funcs[] = {{"to_thread", module_to_thread},
 void
 lasio_thread_open_(lua_State *L) {
     luaL_setfuncs(L, thread_funcs, 0);
+    lasio_loop_methods_push_(L);
+    luaL_setfuncs(L, thread_loop_methods, 0);
+    lua_pop(L, 1);
 }

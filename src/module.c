@@ -159,6 +159,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_waitq_open_(L);
     lasio_queue_open_(L);
     lasio_coro_open_(L);
+    lasio_fdwatch_open_(L);
     lasio_stream_open_(L);
     lasio_connect_open_(L);
     lasio_server_open_(L);

@@ -686,6 +686,10 @@ LASIO_HIDDEN double lasio_io_deadline_(double seconds);
 /* The running loop; raises "what: no running loop" without one. */
 LASIO_HIDDEN struct lasio_loop *lasio_io_running_loop_(lua_State *L,
                                                        const char *what);
+/* Sets wait_readable and wait_writable in the module table at the top and
+ * adds add_reader, remove_reader, add_writer, remove_writer to the loop's
+ * methods (fdwatch.c). */
+LASIO_HIDDEN void lasio_fdwatch_open_(lua_State *L);
 /* Takes link out of the loop's list if *linked (and clears it). */
 LASIO_HIDDEN void lasio_io_unlink_(struct lasio_loop *loop,
                                    struct lasio_iolink *link,

@@ -249,3 +249,73 @@ describe("loop:run_in_executor", function()
             "loop:run_in_executor: the loop is closed")
     end))
 end)
+
+describe("loop:call_soon_threadsafe", function()
+    it("lets Lua code in a worker post calls to the loop, before the job's result", async(function()
+        local loop = lasio.get_running_loop()
+        rawset(_G, "lasio_spec_progress", {})
+        local got = lasio.to_thread(function(lp, n)
+            for i = 1, n do
+                lp:call_soon_threadsafe(function(k, t)
+                    local p = lasio_spec_progress -- luacheck: ignore
+                    p[#p + 1] = k .. t.mark
+                end, i, {mark = "!"})
+            end
+            return tostring(lp)
+        end, loop, 3)
+        assert.are.equal("lasio.Loop<handle in a worker thread>", got)
+        assert.are.same({"1!", "2!", "3!"}, rawget(_G, "lasio_spec_progress"))
+        -- the same through run_in_executor, the loop nested in a table
+        rawset(_G, "lasio_spec_progress", {})
+        loop:run_in_executor(nil, function(t)
+            t.loop:call_soon_threadsafe(function() lasio_spec_progress[1] = "posted" end) -- luacheck: ignore
+        end, {loop = loop}):await()
+        assert.are.same({"posted"}, rawget(_G, "lasio_spec_progress"))
+        rawset(_G, "lasio_spec_progress", nil)
+    end))
+
+    it("is call_soon on the loop's own thread", async(function()
+        local loop = lasio.get_running_loop()
+        local got = lasio.Future()
+        local h = loop:call_soon_threadsafe(function(v) got:set_result(v) end, 5)
+        assert.truthy(tostring(h):find("lasio.Handle", 1, true))
+        assert.are.equal(5, got:await())
+    end))
+
+    it("an error in a posted call reaches the loop's exception handler", async(function()
+        helper.capture_exceptions(function(seen)
+            lasio.to_thread(function(lp)
+                lp:call_soon_threadsafe(function() error("posted failed", 0) end)
+            end, lasio.get_running_loop())
+            lasio.sleep(0)
+            assert.are.equal("posted failed", seen[1].exception)
+        end)
+    end))
+
+    it("refuses what cannot cross, in the worker and at the call", async(function()
+        local loop = lasio.get_running_loop()
+        local cases = {
+            {function(lp) lp:call_soon_threadsafe(print) end,
+                "loop:call_soon_threadsafe: fn: a C function cannot run in a thread"},
+            {function(lp) local x = 1; lp:call_soon_threadsafe(function() return x end) end,
+                "loop:call_soon_threadsafe: fn: the function must not use local variables of its caller (upvalue 'x')"},
+            {function(lp) lp:call_soon_threadsafe(function() end, 1, io.stdout) end,
+                "loop:call_soon_threadsafe: argument 4: cannot copy a userdata value"},
+            {function(lp) lp:call_soon_threadsafe(42) end,
+                "loop:call_soon_threadsafe: fn: function expected, got number"},
+            {function(lp) return lp end, "result 1: cannot copy a userdata value"},
+        }
+        for _, c in ipairs(cases) do
+            local e = raises(lasio.to_thread, c[1], loop)
+            assert.truthy(tostring(e):find(c[2], 1, true), tostring(e))
+        end
+        local other = lasio.new_event_loop()
+        local e = raises(lasio.to_thread, function() end, other)
+        assert.truthy(tostring(e):find(
+            "lasio.to_thread: argument 2: cannot copy a loop other than the one the job belongs to", 1, true),
+            tostring(e))
+        other:close()
+        -- the loop still takes posts afterwards
+        lasio.to_thread(function(lp) lp:call_soon_threadsafe(function() end) end, loop)
+    end))
+end)

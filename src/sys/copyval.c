@@ -1,7 +1,8 @@
 /*
  * copyval.c: copies Lua values between Lua states of different threads
  * (lasio.to_thread): nil, booleans, numbers (integer or float), strings
- * and tables of those, written to a byte buffer in one state and read back
+ * and tables of those, and the job's own loop (a worker gets a handle
+ * that posts to it), written to a byte buffer in one state and read back
  * in another. Owns the buffers while they are built (a box userdata frees
  * them if an error is raised). Invariant: a table is refused if it
  * contains itself (a cycle) or nests deeper than MAX_DEPTH; metatables
@@ -67,6 +68,7 @@ struct writer {
     struct lasio_wbuf *b;
     /* for messages: "lasio.to_thread: argument 2" */
     const char *what;
+    const struct lasio_loop *loop; /* the loop that may cross, or NULL */
     const void *path[MAX_DEPTH];
     int depth;
 };
@@ -143,6 +145,21 @@ write_value(struct writer *w, int idx, int is_key) {
             luaL_error(L, "%s: cannot copy a table key", w->what);
         write_table(w, idx);
         return;
+    case LUA_TUSERDATA:
+        if (w->loop && !is_key) {
+            const struct lasio_loop *loop =
+                lasio_testobj_(L, idx, &lasio_loop_token_);
+            if (loop == w->loop) { /* a worker posts to it */
+                putbyte(w, 'L');
+                return;
+            }
+            if (loop)
+                luaL_error(L,
+                           "%s: cannot copy a loop other than the one "
+                           "the job belongs to",
+                           w->what);
+        }
+        /* fall through */
     default:
         luaL_error(L,
                    "%s: cannot copy a %s value (only nil, "
@@ -153,10 +170,12 @@ write_value(struct writer *w, int idx, int is_key) {
 
 void
 lasio_copy_write_as_(lua_State *L, struct lasio_wbuf *b, int first, int n,
-                     const char *fname, const char *what, int firstno) {
+                     const char *fname, const char *what, int firstno,
+                     const struct lasio_loop *loop) {
     struct writer w;
     char name[96];
     w.L = L;
+    w.loop = loop;
     w.b = b;
     w.depth = 0;
     w.what = name;
@@ -174,7 +193,7 @@ lasio_copy_write_(lua_State *L, struct lasio_wbuf *b, int first, int n,
                   const char *what) {
     /* arguments are numbered as Lua does: fn is argument 1 */
     lasio_copy_write_as_(L, b, first, n, "lasio.to_thread", what,
-                         strcmp(what, "argument") == 0 ? 2 : 1);
+                         strcmp(what, "argument") == 0 ? 2 : 1, NULL);
 }
 
 int
@@ -251,6 +270,9 @@ read_value(struct reader *r, int depth) {
             lua_rawset(L, -3);
         }
         get(r, &tag, 1);
+        return;
+    case 'L':
+        lasio_loopproxy_push_(L);
         return;
     default:
         luaL_error(L, "lasio.to_thread: corrupt value buffer");

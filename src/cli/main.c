@@ -40,13 +40,14 @@ struct cli {
 };
 
 /* bits of the options found by collectargs (lua.c's, plus lasio's) */
-#define has_error 1  /* bad option */
-#define has_i 2      /* -i */
-#define has_v 4      /* -v */
-#define has_e 8      /* -e */
-#define has_E 16     /* -E */
-#define has_help 32  /* --help */
-#define has_bytes 64 /* --allow-bytecode */
+#define has_error 1   /* bad option */
+#define has_i 2       /* -i */
+#define has_v 4       /* -v */
+#define has_e 8       /* -e */
+#define has_E 16      /* -E */
+#define has_help 32   /* --help */
+#define has_bytes 64  /* --allow-bytecode */
+#define has_debug 128 /* --debug */
 
 static const char options_text[] =
     "Options (as lua5.4's):\n"
@@ -63,6 +64,8 @@ static const char options_text[] =
     "  --allow-bytecode  allow binary (precompiled) chunks as the script\n"
     "            and in load, loadfile, dofile and require (refused by\n"
     "            default: a crafted binary chunk can crash Lua)\n"
+    "  --debug   debug mode for every event loop (sets LASIO_DEBUG=1,\n"
+    "            which child processes inherit)\n"
     "  --help    show this help and exit\n";
 
 static const char help_text[] =
@@ -80,6 +83,8 @@ static const char help_text[] =
     "Environment:\n"
     "  LUA_INIT_5_4, LUA_INIT   code run first, or '@file' to run a file\n"
     "  LUA_PATH_5_4, LUA_PATH, LUA_CPATH_5_4, LUA_CPATH   module paths\n"
+    "  LASIO_DEBUG   any value but '' and '0': event loops start in debug\n"
+    "                mode (slow steps reported, tasks' creation sites kept)\n"
     "\n"
     "Exit status:\n"
     "  0    success (also when a reader such as 'head' closed stdout early:\n"
@@ -433,8 +438,8 @@ createargtable(lua_State *L, char **argv, int argc, int script) {
 }
 
 /*
- * lua.c's collectargs, plus --help and --allow-bytecode. Returns the has_*
- * mask; c->script is the index of the bad argument on error, else 0 (no
+ * lua.c's collectargs, plus --help, --allow-bytecode and --debug. Returns the
+ * has_* mask; c->script is the index of the bad argument on error, else 0 (no
  * script) or the index of the script name.
  */
 static int
@@ -454,6 +459,10 @@ collectargs(struct cli *c) {
         }
         if (strcmp(argv[i], "--allow-bytecode") == 0) {
             args |= has_bytes;
+            continue;
+        }
+        if (strcmp(argv[i], "--debug") == 0) {
+            args |= has_debug;
             continue;
         }
         switch (argv[i][1]) {
@@ -577,6 +586,12 @@ main(int argc, char **argv) {
     if (c.flags & has_help) {
         print_help();
         return flush_stdout(LASIO_EXIT_OK);
+    }
+    /* through the environment, so that every loop the script makes starts
+     * in debug mode, as they do under LASIO_DEBUG */
+    if ((c.flags & has_debug) && setenv("LASIO_DEBUG", "1", 1) != 0) {
+        l_message(argv[0], "cannot set LASIO_DEBUG");
+        return LASIO_EXIT_ERROR;
     }
     L = lasio_cli_newstate_(&alloc);
     if (L == NULL) {

@@ -587,6 +587,9 @@ LASIO_HIDDEN void lasio_coro_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Diagnostics (diag.c) ====== */
+/* Is debug mode asked for from the outside (LASIO_DEBUG, which the
+ * command's --debug sets)? A new loop starts with it. */
+LASIO_HIDDEN int lasio_debug_from_env_(void);
 /* Records the Future at idx as holding an unretrieved error. */
 LASIO_HIDDEN void lasio_diag_track_(lua_State *L, int idx,
                                     struct lasio_future *f);

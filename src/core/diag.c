@@ -8,8 +8,17 @@
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/core.h"
+
+int
+lasio_debug_from_env_(void) {
+    /* asyncio's PYTHONASYNCIODEBUG: any value but "" and "0" */
+    const char *v = getenv("LASIO_DEBUG");
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+}
 
 static const char last_traceback_key = 0;
 static const char rethrow_key = 0; /* {error, traceback, origin} */

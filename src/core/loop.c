@@ -111,6 +111,7 @@ newloop(lua_State *L, struct event_base *base) {
     loop->mt_handle_ref = loop->mt_timer_ref = LUA_NOREF;
     loop->tasks_ref = loop->copool_ref = LUA_NOREF;
     loop->slow_callback_duration = 0.1;
+    loop->debug = (unsigned char)lasio_debug_from_env_();
     luaL_setmetatable(L, LASIO_LOOP_MT);
     int idx = lua_gettop(L);
     lua_newtable(L);

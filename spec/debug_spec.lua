@@ -99,7 +99,7 @@ print(lasio.get_event_loop():get_debug(), lasio.new_event_loop():get_debug())
         local out, err, status = helper.run_child(probe, {flags = "--debug"})
         assert.are.equal(0, status, err)
         assert.are.equal("true\ttrue\n", out)
-        out, err, status = helper.run_child([[
+        _, err, status = helper.run_child([[
 local lasio = require "lasio"
 lasio.get_running_loop().slow_callback_duration = 0.01
 local t = os.clock() + 0.05

@@ -759,7 +759,10 @@ module_run(lua_State *L) {
         f->log_error = 0;
         lasio_diag_untrack_(L, main, f);
     }
-    lasio_loop_close_(L, 1, loop, LASIO_REPORT_ALL);
+    /* after a deadlock the error raised below lists the stuck tasks: they
+     * are not reported a second time as destroyed */
+    lasio_loop_close_(L, 1, loop,
+                      deadlock ? LASIO_REPORT_UNRETRIEVED : LASIO_REPORT_ALL);
     set_current(L, 2);
     if (deadlock)
         return lua_error(L);

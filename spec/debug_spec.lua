@@ -99,14 +99,14 @@ print(lasio.get_event_loop():get_debug(), lasio.new_event_loop():get_debug())
         local out, err, status = helper.run_child(probe, {flags = "--debug"})
         assert.are.equal(0, status, err)
         assert.are.equal("true\ttrue\n", out)
-        _, err, status = helper.run_child([[
+        local _, err2, status2 = helper.run_child([[
 local lasio = require "lasio"
 lasio.get_running_loop().slow_callback_duration = 0.01
 local t = os.clock() + 0.05
 while os.clock() < t do end
 lasio.sleep(0)
 ]], {flags = "--debug"})
-        assert.are.equal(0, status, err)
-        assert.truthy(err:find("Executing lasio.Task<", 1, true), err)
+        assert.are.equal(0, status2, err2)
+        assert.truthy(err2:find("Executing lasio.Task<", 1, true), err2)
     end)
 end)

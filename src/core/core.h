@@ -143,7 +143,9 @@ struct lasio_loop {
     unsigned char own_base, drain_armed, running, stopping, closed,
         close_pending, debug, in_drain, user_stoppable, until_no_tasks,
         interrupt_mode, stop_pending;
-    int exit_signal; /* default-handled signal received */
+    unsigned char report_early; /* the REPL: report unretrieved errors a
+                                   few turns after they happen (diag.c) */
+    int exit_signal;            /* default-handled signal received */
     /* the command's default SIGINT/SIGTERM handling (sys/signal.c):
      * task steps so far, and where the interrupt hook started watching
      * a running task for a spin (steps then, monotonic time then); the
@@ -590,6 +592,10 @@ LASIO_HIDDEN void lasio_coro_open_(lua_State *L);
 /* Is debug mode asked for from the outside (LASIO_DEBUG, which the
  * command's --debug sets)? A new loop starts with it. */
 LASIO_HIDDEN int lasio_debug_from_env_(void);
+/* core.internal.report_errors_early(on): the REPL's mode, in which an
+ * error nothing retrieved is reported a few loop turns after it happened
+ * instead of at collection or close. */
+LASIO_HIDDEN int lasio_diag_report_early_(lua_State *L);
 /* Records the Future at idx as holding an unretrieved error. */
 LASIO_HIDDEN void lasio_diag_track_(lua_State *L, int idx,
                                     struct lasio_future *f);

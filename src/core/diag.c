@@ -183,6 +183,44 @@ pushunseen(lua_State *L, struct lasio_future *f) {
     return 1;
 }
 
+/* The turns an error waits in report_early mode before it is reported:
+ * an awaiting task is woken by a done callback, which queues its step
+ * behind the first pass, so it retrieves the error before the last. */
+#define EARLY_PASSES 3
+
+static void push_unretrieved_context(lua_State *L, int idx,
+                                     struct lasio_future *f);
+
+/* From the ready queue, with the Future at 1 and the passes left as
+ * upvalue: reports its error if nothing retrieved it meanwhile. Reported
+ * this way (someone saw it) the error does not change the command's exit
+ * status. */
+static int
+early_pass(lua_State *L) {
+    struct lasio_future *f = lasio_tofuture_(L, 1);
+    lua_Integer left = lua_tointeger(L, lua_upvalueindex(1));
+    if (!f || !f->log_error || f->loop->closed)
+        return 0;
+    if (left > 0) {
+        lua_pushinteger(L, left - 1);
+        lua_pushcclosure(L, early_pass, 1);
+        lasio_readyq_push_call_(L, f->loop, -1, 1);
+        return 0;
+    }
+    f->log_error = 0;
+    lasio_diag_untrack_(L, 1, f);
+    push_unretrieved_context(L, 1, f);
+    lasio_call_exception_handler_(L, f->loop);
+    return 0;
+}
+
+int
+lasio_diag_report_early_(lua_State *L) {
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    loop->report_early = (unsigned char)lua_toboolean(L, 1);
+    return 0;
+}
+
 void
 lasio_diag_track_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
@@ -192,6 +230,12 @@ lasio_diag_track_(lua_State *L, int idx, struct lasio_future *f) {
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
     lua_pop(L, 1);
+    if (f->loop->report_early) {
+        lua_pushinteger(L, EARLY_PASSES - 1);
+        lua_pushcclosure(L, early_pass, 1);
+        lasio_readyq_push_call_(L, f->loop, -1, idx);
+        lua_pop(L, 1);
+    }
 }
 
 void

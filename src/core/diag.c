@@ -280,11 +280,38 @@ push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f) {
     lua_setfield(L, -2, "traceback");
 }
 
-/* Queued from __gc: reports the context it is given. */
+/* Reports made in __gc wait for the ready queue in a set of the loop's
+ * unseen table (unseen[&queued_key] = {[context] = true}), so that a
+ * close coming before the next loop step still reports them. */
+static const char queued_key = 0;
+
+/* Pushes the set of queued reports (made on first use). [-0, +1, m] */
+static void
+pushqueued(lua_State *L, int unseen) {
+    if (lua_rawgetp(L, unseen, &queued_key) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, unseen, &queued_key);
+}
+
+/* Queued from __gc: reports the context it is given, unless the loop's
+ * close reported it already. */
 static int
 report_later(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_pop(L, 1);
+    lua_settop(L, 1);
+    lasio_pushloop_(L, loop);
+    lua_getiuservalue(L, -1, LOOP_UV_UNSEEN);
+    pushqueued(L, lua_gettop(L));
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TNIL)
+        return 0;
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
     lua_settop(L, 1);
     lasio_call_exception_handler_(L, loop);
     return 0;
@@ -296,10 +323,15 @@ lasio_diag_unretrieved_(lua_State *L, int idx, struct lasio_future *f) {
     f->log_error = 0;
     f->loop->unretrieved++;
     push_unretrieved_context(L, idx, f);
-    if (f->loop->closed) {
+    if (f->loop->closed || !pushunseen(L, f)) {
         lasio_call_exception_handler_(L, f->loop); /* default: prints */
         return;
     }
+    pushqueued(L, lua_gettop(L));
+    lua_pushvalue(L, -3);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
     lua_pushcfunction(L, report_later);
     lasio_readyq_push_call_(L, f->loop, -1, -2);
     lua_pop(L, 2);
@@ -312,6 +344,19 @@ lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop,
     /* futures still alive with an unretrieved error */
     lua_getiuservalue(L, loopidx, LOOP_UV_UNSEEN);
     int set = lua_gettop(L);
+    /* reports queued by __gc that no loop step ran yet */
+    if (lua_rawgetp(L, set, &queued_key) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_rawsetp(L, set, &queued_key);
+        int queued = lua_gettop(L);
+        lua_pushnil(L);
+        while (lua_next(L, queued)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lasio_call_exception_handler_(L, loop);
+        }
+    }
+    lua_pop(L, 1);
     lua_pushnil(L);
     while (lua_next(L, set)) {
         lua_pop(L, 1);

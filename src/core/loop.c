@@ -447,6 +447,12 @@ loop_run_forever(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     lua_settop(L, 1);
     if (check_can_run(L, loop, "run_forever")) {
+        if (loop->stop_pending) { /* stop() came first: one turn */
+            loop->stop_pending = 0;
+            lua_settop(L, 0);
+            lua_pushinteger(L, 0);
+            return lasio_sleep_(L);
+        }
         /* a task of the running loop waits for stop() */
         if (lua_getiuservalue(L, 1, LOOP_UV_STOPWAIT) == LUA_TNIL) {
             lua_pop(L, 1);
@@ -492,8 +498,9 @@ loop_stop(lua_State *L) {
     }
     if (loop->running && loop->user_stoppable)
         loop->stopping = 1;
-    else if (!loop->running)
-        loop->stop_pending = 1; /* the next run_forever runs one batch */
+    else /* the next run_forever runs what is ready and returns, also in a
+            task of a running loop (the command's): as under stock Lua */
+        loop->stop_pending = 1;
     return 0;
 }
 
@@ -514,9 +521,13 @@ loop_close(lua_State *L) {
     return 0;
 }
 
+/* A close asked for while the loop runs is closed for the script: it
+ * reports so and takes no new tasks or callbacks from the loop's methods,
+ * while what it holds finishes (the loop really closes when it stops). */
 static int
 loop_is_closed(lua_State *L) {
-    lua_pushboolean(L, lasio_checkloop_(L, 1)->closed);
+    struct lasio_loop *loop = lasio_checkloop_(L, 1);
+    lua_pushboolean(L, loop->closed || loop->close_pending);
     return 1;
 }
 
@@ -524,6 +535,8 @@ static int
 loop_create_task(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (loop->close_pending)
+        return luaL_error(L, "cannot create a task: the loop is closed");
     lasio_task_spawn_(L, loop, 2, lua_gettop(L) - 2);
     return 1;
 }

@@ -292,6 +292,26 @@ describe("loop:call_soon_threadsafe", function()
         end)
     end))
 
+    it("a loop closed for the script drops posted calls; the job's result still comes", function()
+        for _, interp in ipairs(helper.interps) do
+            local out, err, status = helper.run_child([[
+local lasio = require "lasio"
+lasio.run(function()
+    local loop = lasio.get_running_loop()
+    loop:close() -- the loop is running: closed for the script, for good at its end
+    print(lasio.to_thread(function(lp)
+        lp:call_soon_threadsafe(function() print("posted call ran") end)
+        return "job done"
+    end, loop))
+    lasio.sleep(0.01)
+end)
+]], {interp = interp})
+            assert.are.equal(0, status, err)
+            assert.are.equal("job done\n", out)
+            assert.are.equal("", err)
+        end
+    end)
+
     it("refuses what cannot cross, in the worker and at the call", async(function()
         local loop = lasio.get_running_loop()
         local cases = {

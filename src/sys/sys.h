@@ -138,8 +138,8 @@ LASIO_HIDDEN struct lasio_pool *lasio_worker_pool_(lua_State *W);
  * (p still the caller's) once the pool is shutting down. No Lua. */
 LASIO_HIDDEN int lasio_pool_post_(struct lasio_pool *pool,
                                   struct lasio_posted *p);
-/* On the loop: schedules the posted call p with call_soon (tothread.c).
- * [-0, +0, e] */
+/* On the loop: schedules the posted call p with call_soon (tothread.c);
+ * drops it once the loop is closed for the script. [-0, +0, e] */
 LASIO_HIDDEN void lasio_posted_schedule_(lua_State *L, struct lasio_loop *loop,
                                          const struct lasio_posted *p);
 LASIO_HIDDEN void lasio_posted_free_(struct lasio_posted *p);

@@ -349,7 +349,17 @@ wake_cb(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     ssize_t r = read(fd, &n, sizeof n);
     (void)r;
-    lasio_io_guard_(pool->loop, deliver_body, pool);
+    if (lasio_io_guard_(pool->loop, deliver_body, pool) == 0)
+        return;
+    /* stopped by an error (memory): what is left is tried again on the
+     * next wake-up, which nothing else would bring */
+    pthread_mutex_lock(&pool->lock);
+    if (pool->done || pool->posted) {
+        uint64_t one = 1;
+        r = write(pool->wake_fd, &one, sizeof one);
+        (void)r;
+    }
+    pthread_mutex_unlock(&pool->lock);
 }
 
 /* ====== } */

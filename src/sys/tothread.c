@@ -306,6 +306,8 @@ lasio_posted_free_(struct lasio_posted *p) {
 void
 lasio_posted_schedule_(lua_State *L, struct lasio_loop *loop,
                        const struct lasio_posted *p) {
+    if (loop->closed || loop->close_pending)
+        return; /* closed for the script (loop.c): nothing new runs */
     int top = lua_gettop(L);
     lua_pushcfunction(L, lasio_call_soon_);
     lasio_pushloop_(L, loop);

@@ -620,6 +620,28 @@ echo $st
                 assert.are.equal(0, status)
             end)
 
+        it("reports a failed task that is still referenced when it fails, not at exit",
+            function()
+                local out, err, status = lasio("-i", {pipe = table.concat({
+                    "t = lasio.spawn(function() lasio.sleep(0.02) error('late boom') end)",
+                    "lasio.sleep(0.2)",
+                    "io.stderr:write('-- after the sleep --\\n')",
+                    "a = lasio.spawn(function() error('awaited boom') end)",
+                    "print(pcall(a.await, a))",
+                    "t:done()",
+                }, "\n") .. "\n"})
+                out = unprompt(out)
+                assert.matches("false\tstdin:1: awaited boom\ntrue\n", out, 1)
+                local report = err:find("Task exception was never retrieved", 1, true)
+                local after = err:find("-- after the sleep --", 1, true)
+                assert.truthy(report and after and report < after, err)
+                assert.truthy(err:find("late boom", 1, true))
+                assert.are.equal(1, helper.count(err, "never retrieved"), err)
+                assert.is_nil(err:find("awaited boom", 1, true), err)
+                -- seen by the user: the session ends with success
+                assert.are.equal(0, status)
+            end)
+
         it("awaits at the prompt; tasks keep running between lines",
             function()
                 local out, err, status = lasio("-i", {pipe = table.concat({

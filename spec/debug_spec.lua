@@ -75,3 +75,38 @@ t:await()
         loop:close()
     end)
 end)
+
+describe("debug mode from the outside", function()
+    local probe = [[
+local lasio = require "lasio"
+print(lasio.get_event_loop():get_debug(), lasio.new_event_loop():get_debug())
+]]
+    it("LASIO_DEBUG turns it on for every loop (any value but '' and '0')", function()
+        for _, interp in ipairs(helper.interps) do
+            for env, want in pairs({["LASIO_DEBUG=1"] = "true\ttrue\n",
+                                    ["LASIO_DEBUG=yes"] = "true\ttrue\n",
+                                    ["LASIO_DEBUG=0"] = "false\tfalse\n",
+                                    ["LASIO_DEBUG="] = "false\tfalse\n",
+                                    ["LASIO_UNRELATED=1"] = "false\tfalse\n"}) do
+                local out, err, status = helper.run_child(probe, {interp = interp, env = env})
+                assert.are.equal(0, status, err)
+                assert.are.equal(want, out, interp .. " " .. env)
+            end
+        end
+    end)
+
+    it("the command's --debug does the same, and debug mode reports slow steps", function()
+        local out, err, status = helper.run_child(probe, {flags = "--debug"})
+        assert.are.equal(0, status, err)
+        assert.are.equal("true\ttrue\n", out)
+        local _, err2, status2 = helper.run_child([[
+local lasio = require "lasio"
+lasio.get_running_loop().slow_callback_duration = 0.01
+local t = os.clock() + 0.05
+while os.clock() < t do end
+lasio.sleep(0)
+]], {flags = "--debug"})
+        assert.are.equal(0, status2, err2)
+        assert.truthy(err2:find("Executing lasio.Task<", 1, true), err2)
+    end)
+end)

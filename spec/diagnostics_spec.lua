@@ -425,3 +425,25 @@ print(f:await())
         assert.truthy(out:find("woken", 1, true))
     end)
 end)
+
+describe("lasio.run on a deadlock", function()
+    it("raises the list of stuck tasks once: no second report as destroyed", function()
+        local out, err, status = helper.run_child([[
+local lasio = require "lasio"
+local ok, e = pcall(lasio.run, function()
+    local f = lasio.Future()
+    lasio.spawn(function() f:await() end)
+    local failed = lasio.spawn(function() error("never retrieved", 0) end)
+    lasio.sleep(0)
+    failed = nil -- luacheck: ignore
+    f:await()
+end)
+print(ok, (tostring(e):gsub("\n.*", "")))
+]], {interp = "lua5.4"})
+        assert.are.equal(0, status, err)
+        assert.truthy(out:find("^false\tlasio: deadlock: 2 task%(s%)"), out)
+        assert.are.equal(0, helper.count(err, "destroyed but it is pending"), err)
+        -- other diagnostics are still given
+        assert.truthy(err:find("Task exception was never retrieved", 1, true), err)
+    end)
+end)

@@ -774,3 +774,44 @@ print("main-end")
         end)
     end)
 end)
+
+describe("a seed-style script behaves the same under the command and stock Lua", function()
+    it("stop() before run_forever() returns after one turn; close() closes for the script", function()
+        local script = [[
+local lasio = require "lasio"
+local loop = lasio.get_event_loop()
+loop:call_soon(function() print("ready callback ran") end)
+loop:stop()
+loop:run_forever()
+print("returned")
+loop:close()
+print("closed", loop:is_closed())
+print(pcall(loop.create_task, loop, function() print("never") end))
+print(pcall(loop.call_soon, loop, print, "never"))
+print(pcall(loop.call_later, loop, 0, print, "never"))
+]]
+        local want = "ready callback ran\nreturned\nclosed\ttrue\n"
+            .. "false\tcannot create a task: the loop is closed\n"
+            .. "false\tthe loop is closed\nfalse\tthe loop is closed\n"
+        for _, interp in ipairs(helper.interps) do
+            local out, err, status = helper.run_child(script, {interp = interp})
+            assert.are.equal(0, status, interp .. ": " .. err)
+            assert.are.equal(want, out, interp)
+            assert.are.equal("", err, interp)
+        end
+    end)
+
+    it("inside a task, stop() then run_forever() runs one turn; a later stop() is still awaited",
+        helper.async(function()
+            local loop = lasio.get_running_loop()
+            local order = {}
+            loop:call_soon(function() order[#order + 1] = "callback" end)
+            loop:stop()
+            loop:run_forever()
+            order[#order + 1] = "returned"
+            assert.are.same({"callback", "returned"}, order)
+            loop:call_later(0.01, function() loop:stop() end)
+            loop:run_forever() -- waits for that stop()
+            assert.is_false(loop:is_closed())
+        end))
+end)

@@ -739,3 +739,99 @@ describe("lasio.taskgroup", function()
         end))
     end)
 end)
+
+describe("lasio.TaskGroup (the group as a to-be-closed variable)", function()
+    it("closing the variable waits for every child", async(function()
+        local log = {}
+        do
+            local tg <close> = lasio.TaskGroup()
+            tg:spawn(function() lasio.sleep(0.02) log[#log + 1] = "slow" end)
+            tg:spawn(function() log[#log + 1] = "fast" end)
+            log[#log + 1] = "body"
+        end
+        log[#log + 1] = "after"
+        assert.are.same({"body", "fast", "slow", "after"}, log)
+    end))
+
+    it("keeps the block's return values", async(function()
+        local function f()
+            local tg <close> = lasio.TaskGroup()
+            local t = tg:spawn(function() return 7 end)
+            return "r", t
+        end
+        local r, t = f()
+        assert.are.equal("r", r)
+        assert.are.equal(7, t:result())
+    end))
+
+    it("the first error cancels the other children and the block; errors come as one group",
+        async(function()
+            local cancelled, reached = false, false
+            local err = raises(function()
+                local tg <close> = lasio.TaskGroup()
+                tg:spawn(function()
+                    local ok, e = pcall(lasio.sleep, 10)
+                    cancelled = not ok and is_cancelled(e)
+                    error(e, 0)
+                end)
+                tg:spawn(crash_after(0.01, ZeroDivision()))
+                tg:spawn(crash_after(0.01, ValueErr()))
+                lasio.sleep(10)
+                reached = true
+            end)
+            assert.are.same({"ValueError", "ZeroDivisionError"}, kinds(err))
+            assert.is_true(cancelled)
+            assert.is_false(reached)
+            assert.are.equal(0, lasio.current_task():cancelling())
+        end))
+
+    it("an error of the block is raised in the group, after the children finished",
+        async(function()
+            local child_done = false
+            local err = raises(function()
+                local tg <close> = lasio.TaskGroup()
+                tg:spawn(function()
+                    local ok = pcall(lasio.sleep, 10)
+                    child_done = not ok
+                end)
+                lasio.sleep(0)
+                error(MyExc(), 0)
+            end)
+            assert.are.same({"MyExc"}, kinds(err))
+            assert.is_true(child_done)
+        end))
+
+    it("an outside cancellation passes through as CancelledError", async(function()
+        local started = lasio.Event()
+        local t = lasio.spawn(function()
+            local tg <close> = lasio.TaskGroup()
+            tg:spawn(function() lasio.sleep(10) end)
+            started:set()
+            lasio.sleep(10)
+        end)
+        started:wait()
+        t:cancel()
+        assert.is_true(is_cancelled(raises(t.await, t)))
+    end))
+
+    it("refuses misuse: outside a task, arguments, spawning into a finished group", function()
+        if helper.mode == "lua5.4" then
+            assert.has_error(function() lasio.TaskGroup() end,
+                "lasio.TaskGroup: not inside a task (use lasio.run or the lasio command)")
+        end
+        lasio.run(function()
+            assert.has_error(function() lasio.TaskGroup(1) end,
+                "lasio.TaskGroup: takes no arguments (use tg:spawn(fn, ...))")
+            local kept
+            do
+                local tg <close> = lasio.TaskGroup()
+                kept = tg
+                assert.has_error(function() tg:spawn(42) end,
+                    "tg:spawn: fn must be a function, got number")
+            end
+            assert.has_error(function() kept:spawn(function() end) end,
+                "tg:spawn: the task group is finished")
+            assert.are.equal("lasio.TaskGroup<finished>", tostring(kept))
+        end)
+    end)
+end)

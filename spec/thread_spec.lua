@@ -5,6 +5,7 @@
 local helper = require "helper"
 local lasio = require "lasio"
 local async = helper.async
+local raises = helper.raises
 
 describe("lasio.to_thread", function()
     it("runs fn in a worker with copied arguments and results (all copyable types)", async(function()
@@ -127,6 +128,34 @@ describe("lasio.to_thread", function()
             for i = 1, 8 do assert.are.equal(2 * i, results[i]:await()) end
         end))
 
+    it("a burst after the first job runs in parallel: the pool grows past an idle worker",
+        async(function()
+            lasio.to_thread(function() end) -- the pool now has one idle worker
+            local base = os.tmpname()
+            -- each job marks its arrival, then waits for the other two: run
+            -- one after the other, the first one would give up
+            local function meet(prefix, me, n, limit)
+                io.open(prefix .. me, "w"):close()
+                local deadline = os.time() + limit
+                repeat
+                    local all = true
+                    for i = 1, n do
+                        local f = io.open(prefix .. i)
+                        if f then f:close() else all = false end
+                    end
+                    if all then return true end
+                until os.time() > deadline
+                return false
+            end
+            local jobs = {}
+            for i = 1, 3 do
+                jobs[i] = lasio.spawn(lasio.to_thread, meet, base, i, 3, math.ceil(helper.t(10)))
+            end
+            for i = 1, 3 do assert.is_true(jobs[i]:await(), "job " .. i .. " met the others") end
+            for i = 1, 3 do os.remove(base .. i) end
+            os.remove(base)
+        end))
+
     it("runs 1000 jobs from 100 tasks and delivers each result to its caller", async(function()
         local tasks = {}
         for i = 1, 100 do
@@ -187,4 +216,126 @@ end)
         loop:close() -- returns: the running job was interrupted
         assert.is_true(loop:is_closed())
     end)
+end)
+
+describe("loop:run_in_executor", function()
+    it("returns a Future of fn's results, run in the worker pool", async(function()
+        local loop = lasio.get_running_loop()
+        local fut = loop:run_in_executor(nil, function(a, b) return a * b, "w" end, 6, 7)
+        assert.is_true(lasio.isfuture(fut))
+        local x, y = fut:await()
+        assert.are.equal(42, x)
+        assert.are.equal("w", y)
+        local failing = loop:run_in_executor(nil, function() error("bad", 0) end)
+        assert.are.equal("bad", raises(failing.await, failing))
+    end))
+
+    it("checks its arguments at once with to_thread's rules", async(function()
+        local loop = lasio.get_running_loop()
+        local up = 1
+        assert.has_error(function() loop:run_in_executor({}, function() end) end,
+            "loop:run_in_executor: executor must be nil (the loop's worker pool), got table")
+        assert.has_error(function() loop:run_in_executor(nil, 42) end,
+            "loop:run_in_executor: fn: function expected, got number")
+        local e = raises(loop.run_in_executor, loop, nil, print)
+        assert.truthy(tostring(e):find("a C function cannot run in a thread", 1, true))
+        e = raises(loop.run_in_executor, loop, nil, function() return up end)
+        assert.truthy(tostring(e):find("upvalue 'up'", 1, true))
+        e = raises(loop.run_in_executor, loop, nil, function() end, 1, io.stdout)
+        assert.truthy(tostring(e):find("loop:run_in_executor: argument 5: cannot copy a userdata value", 1, true))
+        local closed = lasio.new_event_loop()
+        closed:close()
+        assert.has_error(function() closed:run_in_executor(nil, function() end) end,
+            "loop:run_in_executor: the loop is closed")
+    end))
+end)
+
+describe("loop:call_soon_threadsafe", function()
+    it("lets Lua code in a worker post calls to the loop, before the job's result", async(function()
+        local loop = lasio.get_running_loop()
+        rawset(_G, "lasio_spec_progress", {})
+        local got = lasio.to_thread(function(lp, n)
+            for i = 1, n do
+                lp:call_soon_threadsafe(function(k, t)
+                    local p = lasio_spec_progress -- luacheck: ignore
+                    p[#p + 1] = k .. t.mark
+                end, i, {mark = "!"})
+            end
+            return tostring(lp)
+        end, loop, 3)
+        assert.are.equal("lasio.Loop<handle in a worker thread>", got)
+        assert.are.same({"1!", "2!", "3!"}, rawget(_G, "lasio_spec_progress"))
+        -- the same through run_in_executor, the loop nested in a table
+        rawset(_G, "lasio_spec_progress", {})
+        loop:run_in_executor(nil, function(t)
+            t.loop:call_soon_threadsafe(function() lasio_spec_progress[1] = "posted" end) -- luacheck: ignore
+        end, {loop = loop}):await()
+        assert.are.same({"posted"}, rawget(_G, "lasio_spec_progress"))
+        rawset(_G, "lasio_spec_progress", nil)
+    end))
+
+    it("is call_soon on the loop's own thread", async(function()
+        local loop = lasio.get_running_loop()
+        local got = lasio.Future()
+        local h = loop:call_soon_threadsafe(function(v) got:set_result(v) end, 5)
+        assert.truthy(tostring(h):find("lasio.Handle", 1, true))
+        assert.are.equal(5, got:await())
+    end))
+
+    it("an error in a posted call reaches the loop's exception handler", async(function()
+        helper.capture_exceptions(function(seen)
+            lasio.to_thread(function(lp)
+                lp:call_soon_threadsafe(function() error("posted failed", 0) end)
+            end, lasio.get_running_loop())
+            lasio.sleep(0)
+            assert.are.equal("posted failed", seen[1].exception)
+        end)
+    end))
+
+    it("a loop closed for the script drops posted calls; the job's result still comes", function()
+        for _, interp in ipairs(helper.interps) do
+            local out, err, status = helper.run_child([[
+local lasio = require "lasio"
+lasio.run(function()
+    local loop = lasio.get_running_loop()
+    loop:close() -- the loop is running: closed for the script, for good at its end
+    print(lasio.to_thread(function(lp)
+        lp:call_soon_threadsafe(function() print("posted call ran") end)
+        return "job done"
+    end, loop))
+    lasio.sleep(0.01)
+end)
+]], {interp = interp})
+            assert.are.equal(0, status, err)
+            assert.are.equal("job done\n", out)
+            assert.are.equal("", err)
+        end
+    end)
+
+    it("refuses what cannot cross, in the worker and at the call", async(function()
+        local loop = lasio.get_running_loop()
+        local cases = {
+            {function(lp) lp:call_soon_threadsafe(print) end,
+                "loop:call_soon_threadsafe: fn: a C function cannot run in a thread"},
+            {function(lp) local x = 1; lp:call_soon_threadsafe(function() return x end) end,
+                "loop:call_soon_threadsafe: fn: the function must not use local variables of its caller (upvalue 'x')"},
+            {function(lp) lp:call_soon_threadsafe(function() end, 1, io.stdout) end,
+                "loop:call_soon_threadsafe: argument 4: cannot copy a userdata value"},
+            {function(lp) lp:call_soon_threadsafe(42) end,
+                "loop:call_soon_threadsafe: fn: function expected, got number"},
+            {function(lp) return lp end, "result 1: cannot copy a userdata value"},
+        }
+        for _, c in ipairs(cases) do
+            local e = raises(lasio.to_thread, c[1], loop)
+            assert.truthy(tostring(e):find(c[2], 1, true), tostring(e))
+        end
+        local other = lasio.new_event_loop()
+        local e = raises(lasio.to_thread, function() end, other)
+        assert.truthy(tostring(e):find(
+            "lasio.to_thread: argument 2: cannot copy a loop other than the one the job belongs to", 1, true),
+            tostring(e))
+        other:close()
+        -- the loop still takes posts afterwards
+        lasio.to_thread(function(lp) lp:call_soon_threadsafe(function() end) end, loop)
+    end))
 end)

@@ -984,3 +984,50 @@ describe("lasio.wait_for", function()
         assert.truthy(tostring(got[2]):find("not inside a task", 1, true))
     end))
 end)
+
+describe("lasio.Timeout (asyncio.Timeout)", function()
+    it("expires at its deadline and turns the cancellation into TimeoutError", async(function()
+        local seen
+        local err = raises(function()
+            local t <close> = lasio.Timeout(now() + 0.01)
+            seen = t
+            lasio.sleep(10)
+        end)
+        assert.is_true(is_timeout(err))
+        assert.is_true(seen:expired())
+    end))
+
+    it("nil never expires until rescheduled; reschedule moves the deadline", async(function()
+        do
+            local t <close> = lasio.Timeout(nil)
+            assert.is_nil(t:when())
+            lasio.sleep(0.01)
+            assert.is_false(t:expired())
+        end
+        local err = raises(function()
+            local t <close> = lasio.Timeout(nil)
+            t:reschedule(now() + 0.01)
+            lasio.sleep(10)
+        end)
+        assert.is_true(is_timeout(err))
+        do
+            local t <close> = lasio.Timeout(now() + 0.005)
+            t:reschedule(now() + 10)
+            lasio.sleep(0.02)
+            assert.is_false(t:expired())
+        end
+    end))
+
+    it("refuses bad arguments", async(function()
+        assert.has_error(function() lasio.Timeout("soon") end,
+            "lasio.Timeout: when must be a number or nil, got string")
+        assert.has_error(function() lasio.Timeout(0 / 0) end,
+            "lasio.Timeout: when must not be NaN")
+        assert.has_error(function() lasio.Timeout(1, function() end) end,
+            "lasio.Timeout: takes one argument, the deadline (use lasio.timeout_at(when, fn) to run fn)")
+        local t = lasio.Timeout(nil)
+        t:__close()
+        local e = raises(t.reschedule, t, 1)
+        assert.truthy(tostring(e):find("timeout:reschedule: cannot reschedule", 1, true))
+    end))
+end)

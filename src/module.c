@@ -140,6 +140,7 @@ static const luaL_Reg internal_funcs[] = {
     /* core.internal: for the facade only */
     {"set_interrupt_task", module_set_interrupt_task},
     {"gather_results", lasio_gather_results_},
+    {"report_errors_early", lasio_diag_report_early_},
     {NULL, NULL}};
 
 LASIO_API int luaopen_lasio_core(lua_State *L);
@@ -160,6 +161,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_waitq_open_(L);
     lasio_queue_open_(L);
     lasio_coro_open_(L);
+    lasio_fdwatch_open_(L);
     lasio_stream_open_(L);
     lasio_connect_open_(L);
     lasio_server_open_(L);

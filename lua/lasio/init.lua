@@ -35,9 +35,10 @@ end})
 -- script that needs none of them starts as fast as the core alone.
 local parts = {
     "combinators", -- gather, wait, as_completed, shield
-    "timeouts",    -- wait_for, timeout, timeout_at
-    "taskgroup",   -- taskgroup
+    "timeouts",    -- wait_for, timeout, timeout_at, Timeout
+    "taskgroup",   -- taskgroup, TaskGroup
     "locks",       -- Lock, Event, Condition, Semaphore, BoundedSemaphore, Barrier
+    "runners",     -- Runner, ensure_future
 }
 local loaded = false
 local function load_parts()

@@ -1,5 +1,6 @@
--- lasio.taskgroup: structured concurrency, asyncio's taskgroups.py with a
--- body function for the `async with` block. A group owns its children and
+-- lasio.taskgroup / lasio.TaskGroup: structured concurrency, asyncio's
+-- taskgroups.py, with a body function or a to-be-closed variable for the
+-- `async with` block. A group owns its children and
 -- one cancel request on its parent. Invariant: when taskgroup() returns or
 -- raises, every child has finished and the parent's cancelling() count is
 -- back where it was, unless someone else cancelled the parent.
@@ -111,11 +112,10 @@ local function error_group(errs)
         :format(#errs, #errs == 1 and "" or "s", table.concat(parts, "; ")), errs)
 end
 
--- The end of the group: the body finished (r = pcall results); wait for the
--- children, then return the body's results or raise (asyncio's _aexit).
-local function exit(self, r)
+-- The end of the group: the body finished (ok, or failed with exc); wait
+-- for the children, then return or raise (asyncio's _aexit).
+local function exit(self, ok, exc)
     self._exiting = true
-    local ok, exc = r[1], r[2]
     local body_cancelled = not ok and CancelledError:is(exc)
     local propagate = body_cancelled and exc or nil
     if not ok and not self._aborting then abort(self) end
@@ -163,18 +163,21 @@ local function exit(self, r)
         end
         error(error_group(errors))
     end
-    return table.unpack(r, 2, r.n)
 end
 
--- lasio.taskgroup(body, ...) -> body(tg, ...)'s results once every child
--- spawned with tg:spawn has finished
-function M.taskgroup(body, ...)
-    if type(body) ~= "function" then
-        error("lasio.taskgroup: body must be a function, got " .. type(body), 2)
-    end
+-- The end of the block of `local tg <close> = lasio.TaskGroup()`: err is
+-- the error leaving the block, if any. Raising here replaces it, which is
+-- how the ErrorGroup (or the TimeoutError of an outer scope) gets out.
+function TaskGroup:__close(err)
+    if self._exiting then return end
+    exit(self, err == nil, err)
+end
+
+-- A group entered in the current task (what names the caller in errors).
+local function new_group(what)
     local parent = current_task()
     if parent == nil then
-        error("lasio.taskgroup: not inside a task (use lasio.run or the lasio command)", 2)
+        error(what .. ": not inside a task (use lasio.run or the lasio command)", 3)
     end
     local self = setmetatable({
         _parent = parent,
@@ -190,7 +193,28 @@ function M.taskgroup(body, ...)
         _on_completed = nil,
     }, TaskGroup)
     self._on_done = function(t) on_task_done(self, t) end
-    return exit(self, table.pack(pcall(body, self, ...)))
+    return self
+end
+
+-- lasio.taskgroup(body, ...) -> body(tg, ...)'s results once every child
+-- spawned with tg:spawn has finished
+function M.taskgroup(body, ...)
+    if type(body) ~= "function" then
+        error("lasio.taskgroup: body must be a function, got " .. type(body), 2)
+    end
+    local self = new_group("lasio.taskgroup")
+    local r = table.pack(pcall(body, self, ...))
+    exit(self, r[1], r[2])
+    return table.unpack(r, 2, r.n)
+end
+
+-- lasio.TaskGroup() -> a group for `local tg <close> = lasio.TaskGroup()`:
+-- closing it waits for the children (asyncio.TaskGroup)
+function M.TaskGroup(...)
+    if select("#", ...) > 0 then
+        error("lasio.TaskGroup: takes no arguments (use tg:spawn(fn, ...))", 2)
+    end
+    return new_group("lasio.TaskGroup")
 end
 
 return M

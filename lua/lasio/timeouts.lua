@@ -8,7 +8,7 @@ local core = require "lasio.core"
 
 local CancelledError, TimeoutError = core.CancelledError, core.TimeoutError
 local current_task = core.current_task
-local type, error, pcall = type, error, pcall
+local type, error, pcall, select = type, error, pcall, select
 
 local M = {}
 
@@ -169,6 +169,18 @@ function M.timeout_at(when, fn, ...)
     local scope = new_scope(1, what, when)
     if fn == nil then return scope end
     return run_in(scope, fn, ...)
+end
+
+-- lasio.Timeout(when) -> a scope for `local t <close> = lasio.Timeout(when)`
+-- (asyncio.Timeout): the deadline on loop:time(), nil for none until
+-- t:reschedule(when); t:expired() tells whether it fired.
+function M.Timeout(when, ...)
+    local what = "lasio.Timeout"
+    check_time(1, what, "when", when)
+    if select("#", ...) > 0 then
+        misuse(1, what, "takes one argument, the deadline (use lasio.timeout_at(when, fn) to run fn)")
+    end
+    return new_scope(1, what, when)
 end
 
 -- ====== }

@@ -44,13 +44,14 @@ struct cli {
 };
 
 /* bits of the options found by collectargs (lua.c's, plus lasio's) */
-#define has_error 1  /* bad option */
-#define has_i 2      /* -i */
-#define has_v 4      /* -v */
-#define has_e 8      /* -e */
-#define has_E 16     /* -E */
-#define has_help 32  /* --help */
-#define has_bytes 64 /* --allow-bytecode */
+#define has_error 1   /* bad option */
+#define has_i 2       /* -i */
+#define has_v 4       /* -v */
+#define has_e 8       /* -e */
+#define has_E 16      /* -E */
+#define has_help 32   /* --help */
+#define has_bytes 64  /* --allow-bytecode */
+#define has_debug 128 /* --debug */
 
 #define MAX_WORKERS 1024
 #define MAX_WORKERS_TEXT "1024"
@@ -70,6 +71,8 @@ static const char options_text[] =
     "  --allow-bytecode  allow binary (precompiled) chunks as the script\n"
     "            and in load, loadfile, dofile and require (refused by\n"
     "            default: a crafted binary chunk can crash Lua)\n"
+    "  --debug   debug mode for every event loop (sets LASIO_DEBUG=1,\n"
+    "            which child processes inherit)\n"
     "  --help    show this help and exit\n"
     "  --workers N  run the script in N processes (1 to 1024) that share\n"
     "            their listening ports; a crashed one is restarted\n";
@@ -89,6 +92,8 @@ static const char help_text[] =
     "Environment:\n"
     "  LUA_INIT_5_4, LUA_INIT   code run first, or '@file' to run a file\n"
     "  LUA_PATH_5_4, LUA_PATH, LUA_CPATH_5_4, LUA_CPATH   module paths\n"
+    "  LASIO_DEBUG   any value but '' and '0': event loops start in debug\n"
+    "                mode (slow steps reported, tasks' creation sites kept)\n"
     "\n"
     "Exit status:\n"
     "  0    success (also when a reader such as 'head' closed stdout early:\n"
@@ -462,7 +467,8 @@ parse_workers(struct cli *c, const char *v) {
 }
 
 /*
- * lua.c's collectargs, plus --help, --allow-bytecode and --workers. Returns the
+ * lua.c's collectargs, plus --help, --allow-bytecode, --debug and
+ * --workers. Returns the
  * has_* mask; c->script is the index of the bad argument on error, else 0 (no
  * script) or the index of the script name.
  */
@@ -490,6 +496,10 @@ collectargs(struct cli *c) {
             const char *v = argv[i][9] == '=' ? argv[i] + 10 : argv[++i];
             if (!parse_workers(c, v))
                 return has_error;
+            continue;
+        }
+        if (strcmp(argv[i], "--debug") == 0) {
+            args |= has_debug;
             continue;
         }
         switch (argv[i][1]) {
@@ -615,6 +625,12 @@ main(int argc, char **argv) {
     if (c.flags & has_help) {
         print_help();
         return flush_stdout(LASIO_EXIT_OK);
+    }
+    /* through the environment, so that every loop the script makes starts
+     * in debug mode, as they do under LASIO_DEBUG */
+    if ((c.flags & has_debug) && setenv("LASIO_DEBUG", "1", 1) != 0) {
+        l_message(argv[0], "cannot set LASIO_DEBUG");
+        return LASIO_EXIT_ERROR;
     }
     if (c.workers > 0 && (c.script == 0 || (c.flags & has_i))) {
         l_message(PROGNAME, "--workers needs a script, and no -i");

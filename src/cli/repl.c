@@ -359,6 +359,8 @@ static const char repl_lua[] =
     "local set_interrupt_task = require('lasio.core').internal"
     ".set_interrupt_task\n"
     "local CancelledError = lasio.CancelledError\n"
+    /* a task's error nobody took is shown while the session goes on */
+    "require('lasio.core').internal.report_errors_early(true)\n"
     "local function report(msg)\n"
     "  io.stderr:write(tostring(msg), '\\n')\n"
     "  io.stderr:flush()\n"

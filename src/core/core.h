@@ -149,7 +149,9 @@ struct lasio_loop {
     unsigned char own_base, drain_armed, running, stopping, closed,
         close_pending, debug, in_drain, user_stoppable, until_no_tasks,
         interrupt_mode, stop_pending;
-    int exit_signal; /* default-handled signal received */
+    unsigned char report_early; /* the REPL: report unretrieved errors a
+                                   few turns after they happen (diag.c) */
+    int exit_signal;            /* default-handled signal received */
     /* the command's default SIGINT/SIGTERM handling (sys/signal.c):
      * task steps so far, and where the interrupt hook started watching
      * a running task for a spin (steps then, monotonic time then); the
@@ -226,6 +228,9 @@ LASIO_HIDDEN int lasio_loop_run_(lua_State *L, struct lasio_loop *loop);
 /* Pushes a deadlock report listing the pending tasks. [-0, +1, m] */
 LASIO_HIDDEN void lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop);
 LASIO_HIDDEN void lasio_loop_open_(lua_State *L);
+/* Pushes the loop's method table, so that another part can add methods
+ * (after lasio_loop_open_). [-0, +1, -] */
+LASIO_HIDDEN void lasio_loop_methods_push_(lua_State *L);
 /* Makes the task at mainidx the main task of the loop at loopidx: the run
  * stops when it is done. [-0, +0, m] */
 LASIO_HIDDEN void lasio_loop_set_main_(lua_State *L, int loopidx, int mainidx);
@@ -624,6 +629,13 @@ LASIO_HIDDEN void lasio_coro_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Diagnostics (diag.c) ====== */
+/* Is debug mode asked for from the outside (LASIO_DEBUG, which the
+ * command's --debug sets)? A new loop starts with it. */
+LASIO_HIDDEN int lasio_debug_from_env_(void);
+/* core.internal.report_errors_early(on): the REPL's mode, in which an
+ * error nothing retrieved is reported a few loop turns after it happened
+ * instead of at collection or close. */
+LASIO_HIDDEN int lasio_diag_report_early_(lua_State *L);
 /* Records the Future at idx as holding an unretrieved error. */
 LASIO_HIDDEN void lasio_diag_track_(lua_State *L, int idx,
                                     struct lasio_future *f);
@@ -723,6 +735,10 @@ LASIO_HIDDEN double lasio_io_deadline_(double seconds);
 /* The running loop; raises "what: no running loop" without one. */
 LASIO_HIDDEN struct lasio_loop *lasio_io_running_loop_(lua_State *L,
                                                        const char *what);
+/* Sets wait_readable and wait_writable in the module table at the top and
+ * adds add_reader, remove_reader, add_writer, remove_writer to the loop's
+ * methods (fdwatch.c). */
+LASIO_HIDDEN void lasio_fdwatch_open_(lua_State *L);
 /* Takes link out of the loop's list if *linked (and clears it). */
 LASIO_HIDDEN void lasio_io_unlink_(struct lasio_loop *loop,
                                    struct lasio_iolink *link,

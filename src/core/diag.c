@@ -8,8 +8,17 @@
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/core.h"
+
+int
+lasio_debug_from_env_(void) {
+    /* asyncio's PYTHONASYNCIODEBUG: any value but "" and "0" */
+    const char *v = getenv("LASIO_DEBUG");
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+}
 
 static const char last_traceback_key = 0;
 static const char rethrow_key = 0; /* {error, traceback, origin} */
@@ -174,6 +183,44 @@ pushunseen(lua_State *L, struct lasio_future *f) {
     return 1;
 }
 
+/* The turns an error waits in report_early mode before it is reported:
+ * an awaiting task is woken by a done callback, which queues its step
+ * behind the first pass, so it retrieves the error before the last. */
+#define EARLY_PASSES 3
+
+static void push_unretrieved_context(lua_State *L, int idx,
+                                     struct lasio_future *f);
+
+/* From the ready queue, with the Future at 1 and the passes left as
+ * upvalue: reports its error if nothing retrieved it meanwhile. Reported
+ * this way (someone saw it) the error does not change the command's exit
+ * status. */
+static int
+early_pass(lua_State *L) {
+    struct lasio_future *f = lasio_tofuture_(L, 1);
+    lua_Integer left = lua_tointeger(L, lua_upvalueindex(1));
+    if (!f || !f->log_error || f->loop->closed)
+        return 0;
+    if (left > 0) {
+        lua_pushinteger(L, left - 1);
+        lua_pushcclosure(L, early_pass, 1);
+        lasio_readyq_push_call_(L, f->loop, -1, 1);
+        return 0;
+    }
+    f->log_error = 0;
+    lasio_diag_untrack_(L, 1, f);
+    push_unretrieved_context(L, 1, f);
+    lasio_call_exception_handler_(L, f->loop);
+    return 0;
+}
+
+int
+lasio_diag_report_early_(lua_State *L) {
+    struct lasio_loop *loop = lasio_get_loop_(L);
+    loop->report_early = (unsigned char)lua_toboolean(L, 1);
+    return 0;
+}
+
 void
 lasio_diag_track_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
@@ -183,6 +230,12 @@ lasio_diag_track_(lua_State *L, int idx, struct lasio_future *f) {
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
     lua_pop(L, 1);
+    if (f->loop->report_early) {
+        lua_pushinteger(L, EARLY_PASSES - 1);
+        lua_pushcclosure(L, early_pass, 1);
+        lasio_readyq_push_call_(L, f->loop, -1, idx);
+        lua_pop(L, 1);
+    }
 }
 
 void
@@ -227,11 +280,38 @@ push_unretrieved_context(lua_State *L, int idx, struct lasio_future *f) {
     lua_setfield(L, -2, "traceback");
 }
 
-/* Queued from __gc: reports the context it is given. */
+/* Reports made in __gc wait for the ready queue in a set of the loop's
+ * unseen table (unseen[&queued_key] = {[context] = true}), so that a
+ * close coming before the next loop step still reports them. */
+static const char queued_key = 0;
+
+/* Pushes the set of queued reports (made on first use). [-0, +1, m] */
+static void
+pushqueued(lua_State *L, int unseen) {
+    if (lua_rawgetp(L, unseen, &queued_key) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, unseen, &queued_key);
+}
+
+/* Queued from __gc: reports the context it is given, unless the loop's
+ * close reported it already. */
 static int
 report_later(lua_State *L) {
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_pop(L, 1);
+    lua_settop(L, 1);
+    lasio_pushloop_(L, loop);
+    lua_getiuservalue(L, -1, LOOP_UV_UNSEEN);
+    pushqueued(L, lua_gettop(L));
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, -2) == LUA_TNIL)
+        return 0;
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
     lua_settop(L, 1);
     lasio_call_exception_handler_(L, loop);
     return 0;
@@ -243,10 +323,15 @@ lasio_diag_unretrieved_(lua_State *L, int idx, struct lasio_future *f) {
     f->log_error = 0;
     f->loop->unretrieved++;
     push_unretrieved_context(L, idx, f);
-    if (f->loop->closed) {
+    if (f->loop->closed || !pushunseen(L, f)) {
         lasio_call_exception_handler_(L, f->loop); /* default: prints */
         return;
     }
+    pushqueued(L, lua_gettop(L));
+    lua_pushvalue(L, -3);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
     lua_pushcfunction(L, report_later);
     lasio_readyq_push_call_(L, f->loop, -1, -2);
     lua_pop(L, 2);
@@ -259,6 +344,19 @@ lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop,
     /* futures still alive with an unretrieved error */
     lua_getiuservalue(L, loopidx, LOOP_UV_UNSEEN);
     int set = lua_gettop(L);
+    /* reports queued by __gc that no loop step ran yet */
+    if (lua_rawgetp(L, set, &queued_key) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_rawsetp(L, set, &queued_key);
+        int queued = lua_gettop(L);
+        lua_pushnil(L);
+        while (lua_next(L, queued)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lasio_call_exception_handler_(L, loop);
+        }
+    }
+    lua_pop(L, 1);
     lua_pushnil(L);
     while (lua_next(L, set)) {
         lua_pop(L, 1);

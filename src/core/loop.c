@@ -111,6 +111,7 @@ newloop(lua_State *L, struct event_base *base) {
     loop->mt_handle_ref = loop->mt_timer_ref = LUA_NOREF;
     loop->tasks_ref = loop->copool_ref = LUA_NOREF;
     loop->slow_callback_duration = 0.1;
+    loop->debug = (unsigned char)lasio_debug_from_env_();
     luaL_setmetatable(L, LASIO_LOOP_MT);
     int idx = lua_gettop(L);
     lua_newtable(L);
@@ -446,6 +447,12 @@ loop_run_forever(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     lua_settop(L, 1);
     if (check_can_run(L, loop, "run_forever")) {
+        if (loop->stop_pending) { /* stop() came first: one turn */
+            loop->stop_pending = 0;
+            lua_settop(L, 0);
+            lua_pushinteger(L, 0);
+            return lasio_sleep_(L);
+        }
         /* a task of the running loop waits for stop() */
         if (lua_getiuservalue(L, 1, LOOP_UV_STOPWAIT) == LUA_TNIL) {
             lua_pop(L, 1);
@@ -491,8 +498,9 @@ loop_stop(lua_State *L) {
     }
     if (loop->running && loop->user_stoppable)
         loop->stopping = 1;
-    else if (!loop->running)
-        loop->stop_pending = 1; /* the next run_forever runs one batch */
+    else /* the next run_forever runs what is ready and returns, also in a
+            task of a running loop (the command's): as under stock Lua */
+        loop->stop_pending = 1;
     return 0;
 }
 
@@ -513,9 +521,13 @@ loop_close(lua_State *L) {
     return 0;
 }
 
+/* A close asked for while the loop runs is closed for the script: it
+ * reports so and takes no new tasks or callbacks from the loop's methods,
+ * while what it holds finishes (the loop really closes when it stops). */
 static int
 loop_is_closed(lua_State *L) {
-    lua_pushboolean(L, lasio_checkloop_(L, 1)->closed);
+    struct lasio_loop *loop = lasio_checkloop_(L, 1);
+    lua_pushboolean(L, loop->closed || loop->close_pending);
     return 1;
 }
 
@@ -523,6 +535,8 @@ static int
 loop_create_task(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (loop->close_pending)
+        return luaL_error(L, "cannot create a task: the loop is closed");
     lasio_task_create_(L, loop, 2, lua_gettop(L) - 2, "loop:create_task");
     return 1;
 }
@@ -760,7 +774,10 @@ module_run(lua_State *L) {
         f->log_error = 0;
         lasio_diag_untrack_(L, main, f);
     }
-    lasio_loop_close_(L, 1, loop, LASIO_REPORT_ALL);
+    /* after a deadlock the error raised below lists the stuck tasks: they
+     * are not reported a second time as destroyed */
+    lasio_loop_close_(L, 1, loop,
+                      deadlock ? LASIO_REPORT_UNRETRIEVED : LASIO_REPORT_ALL);
     set_current(L, 2);
     if (deadlock)
         return lua_error(L);
@@ -823,6 +840,15 @@ lasio_loop_open_(lua_State *L) {
     }
     lua_pop(L, 1);
     luaL_setfuncs(L, module_funcs, 0); /* into the module table at top */
+}
+
+void
+lasio_loop_methods_push_(lua_State *L) {
+    luaL_getmetatable(L, LASIO_LOOP_MT);
+    lua_getfield(L, -1, "__index");
+    lua_getupvalue(L, -1, 1);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
 }
 
 /* {====== Embedding entry points ====== */

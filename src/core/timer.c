@@ -75,7 +75,7 @@ newhandle(lua_State *L, struct lasio_loop *loop, int fidx, int timer) {
 static struct lasio_loop *
 checkopen(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
-    if (loop->closed)
+    if (loop->closed || loop->close_pending) /* close_pending: loop.c */
         luaL_error(L, "the loop is closed");
     return loop;
 }

@@ -1,7 +1,8 @@
 /*
  * copyval.c: copies Lua values between Lua states of different threads
  * (lasio.to_thread): nil, booleans, numbers (integer or float), strings
- * and tables of those, written to a byte buffer in one state and read back
+ * and tables of those, and the job's own loop (a worker gets a handle
+ * that posts to it), written to a byte buffer in one state and read back
  * in another. Owns the buffers while they are built (a box userdata frees
  * them if an error is raised). Invariant: a table is refused if it
  * contains itself (a cycle) or nests deeper than MAX_DEPTH; metatables
@@ -65,7 +66,9 @@ lasio_wbuf_add_(struct lasio_wbuf *b, const void *data, size_t len) {
 struct writer {
     lua_State *L;
     struct lasio_wbuf *b;
-    const char *what; /* for messages: "argument 2", "result 1" */
+    /* for messages: "lasio.to_thread: argument 2" */
+    const char *what;
+    const struct lasio_loop *loop; /* the loop that may cross, or NULL */
     const void *path[MAX_DEPTH];
     int depth;
 };
@@ -90,11 +93,11 @@ write_table(struct writer *w, int idx) {
     for (int i = 0; i < w->depth; i++)
         if (w->path[i] == t)
             luaL_error(L,
-                       "lasio.to_thread: %s: cannot copy a table that "
+                       "%s: cannot copy a table that "
                        "contains itself",
                        w->what);
     if (w->depth >= MAX_DEPTH)
-        luaL_error(L, "lasio.to_thread: %s: tables nested too deeply", w->what);
+        luaL_error(L, "%s: tables nested too deeply", w->what);
     luaL_checkstack(L, 4, NULL);
     w->path[w->depth++] = t;
     putbyte(w, 'T');
@@ -139,24 +142,40 @@ write_value(struct writer *w, int idx, int is_key) {
     }
     case LUA_TTABLE:
         if (is_key)
-            luaL_error(L, "lasio.to_thread: %s: cannot copy a table key",
-                       w->what);
+            luaL_error(L, "%s: cannot copy a table key", w->what);
         write_table(w, idx);
         return;
+    case LUA_TUSERDATA:
+        if (w->loop && !is_key) {
+            const struct lasio_loop *loop =
+                lasio_testobj_(L, idx, &lasio_loop_token_);
+            if (loop == w->loop) { /* a worker posts to it */
+                putbyte(w, 'L');
+                return;
+            }
+            if (loop)
+                luaL_error(L,
+                           "%s: cannot copy a loop other than the one "
+                           "the job belongs to",
+                           w->what);
+        }
+        /* fall through */
     default:
         luaL_error(L,
-                   "lasio.to_thread: %s: cannot copy a %s value (only nil, "
+                   "%s: cannot copy a %s value (only nil, "
                    "booleans, numbers, strings and tables of them)",
                    w->what, luaL_typename(L, idx));
     }
 }
 
 void
-lasio_copy_write_(lua_State *L, struct lasio_wbuf *b, int first, int n,
-                  const char *what) {
+lasio_copy_write_as_(lua_State *L, struct lasio_wbuf *b, int first, int n,
+                     const char *fname, const char *what, int firstno,
+                     const struct lasio_loop *loop) {
     struct writer w;
-    char name[32];
+    char name[96];
     w.L = L;
+    w.loop = loop;
     w.b = b;
     w.depth = 0;
     w.what = name;
@@ -164,11 +183,17 @@ lasio_copy_write_(lua_State *L, struct lasio_wbuf *b, int first, int n,
     int count = n;
     put(&w, &count, sizeof count);
     for (int i = 0; i < n; i++) {
-        /* arguments are numbered as Lua does: fn is argument 1 */
-        snprintf(name, sizeof name, "%s %d", what,
-                 i + 1 + (strcmp(what, "argument") == 0));
+        snprintf(name, sizeof name, "%s: %s %d", fname, what, i + firstno);
         write_value(&w, first + i, 0);
     }
+}
+
+void
+lasio_copy_write_(lua_State *L, struct lasio_wbuf *b, int first, int n,
+                  const char *what) {
+    /* arguments are numbered as Lua does: fn is argument 1 */
+    lasio_copy_write_as_(L, b, first, n, "lasio.to_thread", what,
+                         strcmp(what, "argument") == 0 ? 2 : 1, NULL);
 }
 
 int
@@ -245,6 +270,9 @@ read_value(struct reader *r, int depth) {
             lua_rawset(L, -3);
         }
         get(r, &tag, 1);
+        return;
+    case 'L':
+        lasio_loopproxy_push_(L);
         return;
     default:
         luaL_error(L, "lasio.to_thread: corrupt value buffer");

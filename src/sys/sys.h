@@ -67,6 +67,16 @@ LASIO_HIDDEN int lasio_wbuf_add_(struct lasio_wbuf *b, const void *data,
  * `what` ("argument", "result") and the position. [-0, +0, e] */
 LASIO_HIDDEN void lasio_copy_write_(lua_State *L, struct lasio_wbuf *b,
                                     int first, int n, const char *what);
+/* lasio_copy_write_ for another function: messages read "<fname>: <what>
+ * <number>", the values numbered from firstno; loop, when not NULL, may
+ * cross (read back in a worker as its handle). [-0, +0, e] */
+LASIO_HIDDEN void lasio_copy_write_as_(lua_State *L, struct lasio_wbuf *b,
+                                       int first, int n, const char *fname,
+                                       const char *what, int firstno,
+                                       const struct lasio_loop *loop);
+/* Pushes the worker's handle of its pool's loop (tothread.c); raises
+ * outside a worker's state. [-0, +1, e] */
+LASIO_HIDDEN void lasio_loopproxy_push_(lua_State *W);
 /* Writes the pair (msg, nil) as lasio_copy_write_ would; -1 when out of
  * memory. No Lua. */
 LASIO_HIDDEN int lasio_copy_message_(struct lasio_wbuf *b, const char *msg,
@@ -101,12 +111,38 @@ struct lasio_job {
 /* Pushes a box for a job: its __gc frees a job still in it, so a job made
  * before a Lua error is not leaked. [-0, +1, m] */
 LASIO_HIDDEN struct lasio_job **lasio_pool_box_(lua_State *L);
+/* Hands the job in *box to loop's pool without waiting: pushes the Future
+ * it completes. The nextra values on top are kept alive until the job is
+ * over (deliver finds them in its anchor table) and stay on the stack.
+ * Takes the job out of the box once the pool owns it. [-0, +1, e] */
+LASIO_HIDDEN struct lasio_future *
+lasio_pool_start_(lua_State *L, struct lasio_loop *loop, struct lasio_job **box,
+                  int nextra, const char *what);
 /* Runs the job in *box on the running loop's pool and awaits it: returns
  * what deliver pushed, or raises its error. The nextra values on top are
  * kept alive until the job is over (deliver finds them in its anchor table).
  * Takes the job out of the box once the pool owns it. */
 LASIO_HIDDEN int lasio_pool_submit_(lua_State *L, struct lasio_job **box,
                                     int nextra, const char *what);
+struct lasio_pool;
+/* A call posted from a worker's Lua code (loop:call_soon_threadsafe): the
+ * dumped function and its copied arguments, owned (malloc). */
+struct lasio_posted {
+    struct lasio_posted *next;
+    char *code, *args;
+    size_t code_len, args_len;
+};
+/* In a worker's state: its pool (NULL elsewhere). [-0, +0, -] */
+LASIO_HIDDEN struct lasio_pool *lasio_worker_pool_(lua_State *W);
+/* From a worker: queues p for the pool's loop, which then owns it; -1
+ * (p still the caller's) once the pool is shutting down. No Lua. */
+LASIO_HIDDEN int lasio_pool_post_(struct lasio_pool *pool,
+                                  struct lasio_posted *p);
+/* On the loop: schedules the posted call p with call_soon (tothread.c);
+ * drops it once the loop is closed for the script. [-0, +0, e] */
+LASIO_HIDDEN void lasio_posted_schedule_(lua_State *L, struct lasio_loop *loop,
+                                         const struct lasio_posted *p);
+LASIO_HIDDEN void lasio_posted_free_(struct lasio_posted *p);
 /* In a worker: its own Lua state, created on first use and initialised
  * by init (protected); NULL when it cannot be made. */
 LASIO_HIDDEN lua_State *lasio_worker_lua_(struct lasio_worker *w,

@@ -25,6 +25,8 @@
 #define MAX_WORKERS 4
 
 static const char pool_key = 0; /* anchors[&pool_key] = the pool */
+/* In a worker's state: registry[&worker_pool_key] = its pool (light) */
+static const char worker_pool_key = 0;
 
 struct lasio_worker {
     pthread_t thread;
@@ -41,8 +43,14 @@ struct lasio_pool {
     pthread_cond_t cond;
     struct lasio_job *queue, *queue_tail; /* waiting for a worker */
     struct lasio_job *done, *done_tail;   /* waiting for delivery */
+    /* calls posted by workers' Lua code, in order; a job's posts are
+     * queued before the job is done, so they are scheduled before it is
+     * delivered */
+    struct lasio_posted *posted, *posted_tail;
     struct lasio_worker workers[MAX_WORKERS];
-    int nworkers, nidle;
+    /* idle workers may lag behind the queue: one signalled but not yet
+     * awake still counts in nidle, its job still in nqueued */
+    int nworkers, nidle, nqueued;
     int wake_fd; /* eventfd written by workers */
     struct event *wake_ev;
     unsigned long seq;
@@ -75,6 +83,7 @@ worker_main(void *arg) {
         pool->queue = job->next;
         if (!pool->queue)
             pool->queue_tail = NULL;
+        pool->nqueued--;
         job->next = NULL;
         w->job = job;
         pthread_mutex_unlock(&pool->lock);
@@ -112,6 +121,8 @@ lasio_worker_lua_(struct lasio_worker *w, int (*init)(lua_State *W)) {
         lua_close(W);
         return NULL;
     }
+    lua_pushlightuserdata(W, w->pool); /* a light userdata: cannot fail */
+    lua_rawsetp(W, LUA_REGISTRYINDEX, &worker_pool_key);
     pthread_mutex_lock(&w->pool->lock);
     w->W = W;
     if (w->pool->shutdown) /* too late: stop at once */
@@ -147,6 +158,15 @@ start_worker(struct lasio_pool *pool) {
 /* {====== Shutdown ====== */
 
 static void
+free_posted(struct lasio_posted *p) {
+    while (p) {
+        struct lasio_posted *next = p->next;
+        lasio_posted_free_(p);
+        p = next;
+    }
+}
+
+static void
 free_list(struct lasio_job *job) {
     while (job) {
         struct lasio_job *next = job->next;
@@ -179,6 +199,8 @@ pool_release(struct lasio_pool *pool) {
     pool->nworkers = 0;
     free_list(pool->queue);
     free_list(pool->done);
+    free_posted(pool->posted);
+    pool->posted = pool->posted_tail = NULL;
     pool->queue = pool->queue_tail = pool->done = pool->done_tail = NULL;
     if (pool->wake_ev)
         event_free(pool->wake_ev);
@@ -249,16 +271,43 @@ lasio_pool_box_(lua_State *L) {
     return box;
 }
 
-/* Delivers every finished job (protected; the light userdata is the
- * pool). A job being delivered sits in a box, so an error leaks nothing. */
+static int
+postbox_gc(lua_State *L) {
+    struct lasio_posted **box = lua_touserdata(L, 1);
+    free_posted(*box);
+    *box = NULL;
+    return 0;
+}
+
+/* Pushes a box for a list of posted calls: its __gc frees what is left
+ * in it, so an error leaks nothing. [-0, +1, m] */
+static struct lasio_posted **
+postbox(lua_State *L) {
+    struct lasio_posted **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, postbox_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    return box;
+}
+
+/* Delivers every finished job and schedules every posted call (protected;
+ * the light userdata is the pool). A job being delivered sits in a box,
+ * the posted calls in another, so an error leaks nothing. */
 static int
 deliver_body(lua_State *L) {
     struct lasio_pool *pool = lua_touserdata(L, 1);
     struct lasio_loop *loop = pool->loop;
     for (;;) {
         lua_settop(L, 1);
+        struct lasio_posted **posts = postbox(L);
         struct lasio_job **box = lasio_pool_box_(L);
+        /* the calls posted so far, then one job: a job's calls were
+         * posted before it was done, so they go first */
         pthread_mutex_lock(&pool->lock);
+        *posts = pool->posted;
+        pool->posted = pool->posted_tail = NULL;
         struct lasio_job *job = pool->done;
         if (job) {
             pool->done = job->next;
@@ -267,9 +316,15 @@ deliver_body(lua_State *L) {
             job->next = NULL;
         }
         pthread_mutex_unlock(&pool->lock);
+        *box = job;
+        while (*posts) {
+            struct lasio_posted *p = *posts;
+            lasio_posted_schedule_(L, loop, p);
+            *posts = p->next;
+            lasio_posted_free_(p);
+        }
         if (!job)
             return 0;
-        *box = job;
         pushanchor(L, loop, job);
         lua_rawgeti(L, -1, 1);
         int fidx = lua_gettop(L);
@@ -294,7 +349,52 @@ wake_cb(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     ssize_t r = read(fd, &n, sizeof n);
     (void)r;
-    lasio_io_guard_(pool->loop, deliver_body, pool);
+    if (lasio_io_guard_(pool->loop, deliver_body, pool) == 0)
+        return;
+    /* stopped by an error (memory): what is left is tried again on the
+     * next wake-up, which nothing else would bring */
+    pthread_mutex_lock(&pool->lock);
+    if (pool->done || pool->posted) {
+        uint64_t one = 1;
+        r = write(pool->wake_fd, &one, sizeof one);
+        (void)r;
+    }
+    pthread_mutex_unlock(&pool->lock);
+}
+
+/* ====== } */
+
+/* {====== Calls posted by workers ====== */
+
+struct lasio_pool *
+lasio_worker_pool_(lua_State *W) {
+    lua_rawgetp(W, LUA_REGISTRYINDEX, &worker_pool_key);
+    struct lasio_pool *pool = lua_touserdata(W, -1);
+    lua_pop(W, 1);
+    return pool;
+}
+
+int
+lasio_pool_post_(struct lasio_pool *pool, struct lasio_posted *p) {
+    pthread_mutex_lock(&pool->lock);
+    if (pool->shutdown) {
+        pthread_mutex_unlock(&pool->lock);
+        return -1;
+    }
+    p->next = NULL;
+    int was_empty = pool->posted == NULL;
+    if (pool->posted_tail)
+        pool->posted_tail->next = p;
+    else
+        pool->posted = p;
+    pool->posted_tail = p;
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t r = write(pool->wake_fd, &one, sizeof one);
+        (void)r; /* a full counter already means "wake up" */
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
 }
 
 /* ====== } */
@@ -362,6 +462,7 @@ cancel_cb(lua_State *L) {
         }
     }
     if (found) {
+        pool->nqueued--;
         pool->queue_tail = NULL;
         for (struct lasio_job *j = pool->queue; j; j = j->next)
             pool->queue_tail = j;
@@ -384,11 +485,9 @@ cancel_cb(lua_State *L) {
     return 0;
 }
 
-int
-lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
-                   const char *what) {
-    struct lasio_loop *loop;
-    lasio_check_await_(L, &loop, what);
+struct lasio_future *
+lasio_pool_start_(lua_State *L, struct lasio_loop *loop, struct lasio_job **box,
+                  int nextra, const char *what) {
     int extra = lua_gettop(L) - nextra + 1;
     struct lasio_pool *pool = getpool(L, loop);
     int pidx = lua_gettop(L);
@@ -416,22 +515,37 @@ lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
     lua_pop(L, 1);
     /* from here nothing raises: hand the job over */
     pthread_mutex_lock(&pool->lock);
-    if (pool->nidle == 0 && start_worker(pool) < 0 && pool->nworkers == 0) {
+    /* a worker per queued job beyond the idle ones, up to MAX_WORKERS:
+     * testing nidle alone let one idle worker take every job of a burst */
+    if (pool->nqueued >= pool->nidle && start_worker(pool) < 0 &&
+        pool->nworkers == 0) {
         pthread_mutex_unlock(&pool->lock);
         lasio_sys_unanchor_(L, loop, &job->anchor);
-        return lasio_sys_raise_(L, what, EAGAIN, NULL);
+        lasio_sys_raise_(L, what, EAGAIN, NULL);
     }
     if (pool->queue_tail)
         pool->queue_tail->next = job;
     else
         pool->queue = job;
     pool->queue_tail = job;
+    pool->nqueued++;
     *box = NULL;
     job->counted = 1;
     loop->nsources++;
     pthread_cond_signal(&pool->cond);
     pthread_mutex_unlock(&pool->lock);
-    return lasio_await_(L, fidx, what);
+    lua_replace(L, pidx); /* the Future on top, where the pool was */
+    lua_settop(L, pidx);
+    return lasio_tofuture_(L, pidx);
+}
+
+int
+lasio_pool_submit_(lua_State *L, struct lasio_job **box, int nextra,
+                   const char *what) {
+    struct lasio_loop *loop;
+    lasio_check_await_(L, &loop, what);
+    lasio_pool_start_(L, loop, box, nextra, what);
+    return lasio_await_(L, lua_gettop(L), what);
 }
 
 /* ====== } */

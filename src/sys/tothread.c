@@ -204,38 +204,51 @@ dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
     return lasio_wbuf_add_(ud, p, sz) < 0;
 }
 
-/* lasio.to_thread(fn, ...) */
-static int
-module_to_thread(lua_State *L) {
-    int nargs = lua_gettop(L) - 1;
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    if (lua_iscfunction(L, 1))
-        return luaL_argerror(L, 1, "a C function cannot run in a thread");
+/* Checks that the function at fnidx can cross to another state (a Lua
+ * function whose only upvalue, if any, is _ENV) and dumps it into a new
+ * buffer, pushed. `fname` names the caller in errors. [-0, +1, e] */
+static struct lasio_wbuf *
+dump_checked(lua_State *L, int fnidx, const char *fname) {
+    if (lua_type(L, fnidx) != LUA_TFUNCTION)
+        luaL_error(L, "%s: fn: function expected, got %s", fname,
+                   luaL_typename(L, fnidx));
+    if (lua_iscfunction(L, fnidx))
+        luaL_error(L, "%s: fn: a C function cannot run in a thread", fname);
     for (int i = 1;; i++) {
-        const char *name = lua_getupvalue(L, 1, i);
+        const char *name = lua_getupvalue(L, fnidx, i);
         if (!name)
             break;
         lua_pop(L, 1);
         if (strcmp(name, "_ENV") != 0 || i > 1)
-            return luaL_argerror(
-                L, 1,
-                lua_pushfstring(L,
-                                "the function must not use local variables "
-                                "of its caller (upvalue '%s'); pass them as "
-                                "arguments",
-                                *name ? name : "?"));
+            luaL_error(L,
+                       "%s: fn: the function must not use local variables "
+                       "of its caller (upvalue '%s'); pass them as "
+                       "arguments",
+                       fname, *name ? name : "?");
     }
     struct lasio_wbuf *code = lasio_wbuf_new_(L);
-    struct lasio_wbuf *args = lasio_wbuf_new_(L);
-    lasio_copy_write_(L, args, 2, nargs, "argument");
-    lua_pushvalue(L, 1);
+    lua_pushvalue(L, fnidx);
     if (lua_dump(L, dump_writer, code, 0) != 0)
-        return luaL_error(L, "not enough memory");
+        luaL_error(L, "not enough memory");
     lua_pop(L, 1);
+    return code;
+}
+
+/* Checks and dumps the function at fnidx and copies the nargs values after
+ * it: pushes the box of the job, ready for loop's pool (loop may be among
+ * the values). `fname` names the caller in errors, `fnarg` is fn's
+ * argument number. [-0, +1, e] */
+static struct lasio_job **
+prepare(lua_State *L, struct lasio_loop *loop, int fnidx, int nargs,
+        const char *fname, int fnarg) {
+    struct lasio_wbuf *code = dump_checked(L, fnidx, fname);
+    struct lasio_wbuf *args = lasio_wbuf_new_(L);
+    lasio_copy_write_as_(L, args, fnidx + 1, nargs, fname, "argument",
+                         fnarg + 1, loop);
     struct lasio_job **box = lasio_pool_box_(L);
     struct lua_job *j = calloc(1, sizeof *j);
     if (!j)
-        return luaL_error(L, "not enough memory");
+        luaL_error(L, "not enough memory");
     j->head.type = &lua_job_type;
     *box = &j->head;
     /* the job owns both buffers from here */
@@ -245,8 +258,128 @@ module_to_thread(lua_State *L) {
     j->args = args->p;
     j->args_len = args->len;
     args->p = NULL;
+    return box;
+}
+
+/* lasio.to_thread(fn, ...) */
+static int
+module_to_thread(lua_State *L) {
+    struct lasio_job **box = prepare(L, lasio_running_loop_(L), 1,
+                                     lua_gettop(L) - 1, "lasio.to_thread", 1);
     return lasio_pool_submit_(L, box, 0, "lasio.to_thread");
 }
+
+/* loop:run_in_executor(executor, fn, ...) -> a Future of fn(...)'s results
+ * (asyncio's): executor nil is the loop's worker pool, the only executor;
+ * fn and its arguments cross as for to_thread, checked at once. */
+static int
+loop_run_in_executor(lua_State *L) {
+    static const char what[] = "loop:run_in_executor";
+    struct lasio_loop *loop = lasio_checkloop_(L, 1);
+    if (!lua_isnil(L, 2))
+        return luaL_error(L,
+                          "%s: executor must be nil (the loop's worker "
+                          "pool), got %s",
+                          what, luaL_typename(L, 2));
+    if (loop->closed)
+        return luaL_error(L, "%s: the loop is closed", what);
+    struct lasio_job **box = prepare(L, loop, 3, lua_gettop(L) - 3, what, 3);
+    lasio_pool_start_(L, loop, box, 0, what);
+    return 1;
+}
+
+/* {====== Posting to the loop from a worker ======
+ * A loop passed to to_thread or run_in_executor arrives in the worker as
+ * a handle whose one method is call_soon_threadsafe: the function and its
+ * arguments cross as they do for to_thread, the other way, and run on the
+ * loop through call_soon. */
+
+#define LOOPPROXY_MT "lasio.LoopHandle"
+
+void
+lasio_posted_free_(struct lasio_posted *p) {
+    free(p->code);
+    free(p->args);
+    free(p);
+}
+
+void
+lasio_posted_schedule_(lua_State *L, struct lasio_loop *loop,
+                       const struct lasio_posted *p) {
+    if (loop->closed || loop->close_pending)
+        return; /* closed for the script (loop.c): nothing new runs */
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, lasio_call_soon_);
+    lasio_pushloop_(L, loop);
+    if (luaL_loadbufferx(L, p->code, p->code_len, "=call_soon_threadsafe",
+                         "b") != LUA_OK)
+        lua_error(L);
+    /* its only upvalue (checked in the worker) is _ENV: our globals */
+    if (lua_getupvalue(L, -1, 1)) {
+        lua_pop(L, 1);
+        lua_pushglobaltable(L);
+        lua_setupvalue(L, -2, 1);
+    }
+    int nargs = lasio_copy_read_(L, p->args, p->args_len);
+    lua_call(L, nargs + 2, 1);
+    lua_settop(L, top);
+}
+
+/* handle:call_soon_threadsafe(fn, ...) in a worker */
+static int
+proxy_call_soon_threadsafe(lua_State *W) {
+    static const char what[] = "loop:call_soon_threadsafe";
+    luaL_checkudata(W, 1, LOOPPROXY_MT);
+    int nargs = lua_gettop(W) - 2;
+    struct lasio_pool *pool = lasio_worker_pool_(W);
+    struct lasio_wbuf *code = dump_checked(W, 2, what);
+    struct lasio_wbuf *args = lasio_wbuf_new_(W);
+    lasio_copy_write_as_(W, args, 3, nargs, what, "argument", 3, NULL);
+    struct lasio_posted *p = calloc(1, sizeof *p);
+    if (!p)
+        return luaL_error(W, "not enough memory");
+    p->code = code->p;
+    p->code_len = code->len;
+    code->p = NULL;
+    p->args = args->p;
+    p->args_len = args->len;
+    args->p = NULL;
+    if (lasio_pool_post_(pool, p) < 0) {
+        lasio_posted_free_(p);
+        return luaL_error(W, "%s: the loop is closed", what);
+    }
+    return 0;
+}
+
+static int
+proxy_tostring(lua_State *W) {
+    lua_pushliteral(W, "lasio.Loop<handle in a worker thread>");
+    return 1;
+}
+
+void
+lasio_loopproxy_push_(lua_State *W) {
+    if (!lasio_worker_pool_(W))
+        luaL_error(W, "lasio.to_thread: a loop handle outside a worker");
+    lua_newuserdatauv(W, 1, 0);
+    if (luaL_newmetatable(W, LOOPPROXY_MT)) {
+        lua_createtable(W, 0, 1);
+        lua_pushcfunction(W, proxy_call_soon_threadsafe);
+        lua_setfield(W, -2, "call_soon_threadsafe");
+        lua_setfield(W, -2, "__index");
+        lua_pushcfunction(W, proxy_tostring);
+        lua_setfield(W, -2, "__tostring");
+    }
+    lua_setmetatable(W, -2);
+}
+
+/* ====== } */
+
+static const luaL_Reg thread_loop_methods[] = {
+    {"run_in_executor", loop_run_in_executor},
+    /* on the loop's own thread it is call_soon (asyncio) */
+    {"call_soon_threadsafe", lasio_call_soon_},
+    {NULL, NULL}};
 
 static const luaL_Reg thread_funcs[] = {{"to_thread", module_to_thread},
                                         {NULL, NULL}};
@@ -254,4 +387,7 @@ static const luaL_Reg thread_funcs[] = {{"to_thread", module_to_thread},
 void
 lasio_thread_open_(lua_State *L) {
     luaL_setfuncs(L, thread_funcs, 0);
+    lasio_loop_methods_push_(L);
+    luaL_setfuncs(L, thread_loop_methods, 0);
+    lua_pop(L, 1);
 }

@@ -616,6 +616,65 @@ test_handler(void) {
     lua_close(L);
 }
 
+/* A failed task collected just before lasio_close, with no loop step in
+ * between: its "never retrieved" report, queued by __gc, is made by the
+ * close. */
+static void
+test_collected_at_close(void) {
+    lua_State *L = harness_state(NULL);
+    harness_load(L, "return function(loop, ctx)\n"
+                    "  reports = (reports or 0) + 1\n"
+                    "  last = ctx.message .. ': ' .. tostring(ctx.exception)\n"
+                    "end");
+    lua_call(L, 0, 1);
+    CHECK_INT(lasio_exception_handler_set(L, -1), LASIO_OK);
+    lua_pop(L, 1);
+    CHECK_INT(harness_run(L, "failed = lasio.spawn(function() "
+                             "error('lost at close', 0) end)\n"
+                             "lasio.sleep(0.001)"),
+              LASIO_OK);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setglobal(L, "failed");
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    lua_getglobal(L, "reports");
+    CHECK(lua_isnil(L, -1)); /* queued: no loop step has run it */
+    lua_pop(L, 1);
+    CHECK_INT(lasio_close(L), LASIO_OK);
+    lua_getglobal(L, "reports");
+    CHECK_INT(lua_tointeger(L, -1), 1);
+    lua_getglobal(L, "last");
+    CHECK_STR(lua_tostring(L, -1),
+              "Task exception was never retrieved: lost at close");
+    lua_pop(L, 2);
+    lua_close(L);
+
+    /* a loop step after the collection reports it once, not again at
+     * close */
+    L = harness_state(NULL);
+    harness_load(L, "return function(loop, ctx) "
+                    "reports = (reports or 0) + 1 end");
+    lua_call(L, 0, 1);
+    CHECK_INT(lasio_exception_handler_set(L, -1), LASIO_OK);
+    lua_pop(L, 1);
+    CHECK_INT(harness_run(L, "failed = lasio.spawn(function() "
+                             "error('x', 0) end)\n"
+                             "lasio.sleep(0.001)"),
+              LASIO_OK);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setglobal(L, "failed");
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    CHECK_INT(harness_run(L, "lasio.sleep(0.001)"), LASIO_OK);
+    lua_pop(L, 1);
+    CHECK_INT(lasio_close(L), LASIO_OK);
+    lua_getglobal(L, "reports");
+    CHECK_INT(lua_tointeger(L, -1), 1);
+    lua_pop(L, 1);
+    lua_close(L);
+}
+
 /* ====== } */
 
 /* {====== Teardown (INTERNALS.md, rule 13; G4) ====== */
@@ -844,6 +903,7 @@ static const struct {
              {"threads", test_threads},
              {"async", test_async},
              {"handler", test_handler},
+             {"collected_at_close", test_collected_at_close},
              {"teardown", test_teardown},
              {"never_early", test_never_early},
              {"two_states", test_two_states},

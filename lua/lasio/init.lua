@@ -14,6 +14,17 @@ for k, v in pairs(core) do
     if k ~= "internal" and k ~= "coroutine" then M[k] = v end
 end
 
+-- Argument errors and tracebacks name a C function by searching the loaded
+-- modules in hash order (lauxlib's pushglobalfuncname), which would say
+-- "lasio.core.open_connection" on some runs: the loaded entry of the core
+-- becomes a view that reaches its fields through metamethods, so only the
+-- public "lasio.open_connection" is found.
+package.loaded["lasio.core"] = setmetatable({}, {
+    __index = core,
+    __newindex = core,
+    __pairs = function() return next, core, nil end,
+})
+
 -- Awaits inside a user's coroutine suspend the whole task: the scheduler's
 -- yields pass through these versions of the coroutine functions. (luacheck
 -- takes the standard library's tables as read-only: writing them is this

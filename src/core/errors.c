@@ -308,4 +308,9 @@ lasio_oserror_raise_(lua_State *L, const char *op, int err) {
     return lua_error(L);
 }
 
+int
+lasio_argerror_(lua_State *L, int arg, const char *fname, const char *msg) {
+    return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+}
+
 /* ====== } */

@@ -19,6 +19,9 @@ end
 -- "lasio.core.open_connection" on some runs: the loaded entry of the core
 -- becomes a view that reaches its fields through metamethods, so only the
 -- public "lasio.open_connection" is found.
+-- lasio.fs is found there too, as "lasio.fs.read_file" (and by
+-- require "lasio.fs").
+package.loaded["lasio.fs"] = core.fs
 package.loaded["lasio.core"] = setmetatable({}, {
     __index = core,
     __newindex = core,

@@ -714,5 +714,11 @@ LASIO_HIDDEN int lasio_oserror_raise_(lua_State *L, const char *op, int err);
  * a method call. [-0, +0, v] */
 LASIO_HIDDEN int lasio_argerror_(lua_State *L, int arg, const char *fname,
                                  const char *msg);
+/* Checks that method argument idx (self is 1) has the type (a string also
+ * passes as a number when it converts, a number as a string, as
+ * luaL_check* accept them), else lasio_argerror_ names fname.
+ * [-0, +0, v] */
+LASIO_HIDDEN void lasio_checkargtype_(lua_State *L, int idx, int type,
+                                      const char *fname);
 
 #endif

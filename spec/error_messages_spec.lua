@@ -183,7 +183,10 @@ describe("methods name themselves in their argument errors", function()
     local cases = {
         { "fut:add_done_callback", function() local f = lasio.Future() return f.add_done_callback, f, 1 end },
         { "fut:remove_done_callback", function() local f = lasio.Future() return f.remove_done_callback, f, 1 end },
-        { "loop:add_signal_handler", function() local l = lasio.get_running_loop() return l.add_signal_handler, l, {} end },
+        { "loop:add_signal_handler", function()
+            local l = lasio.get_running_loop()
+            return l.add_signal_handler, l, {}
+        end },
         { "Condition:wait_for", function() local c = lasio.Condition() return c.wait_for, c, 1 end },
         { "reader:read", "read", {} },
         { "reader:readexactly", "readexactly", {} },

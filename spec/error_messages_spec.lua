@@ -78,6 +78,18 @@ describe("error messages", function()
             .. "/nonexistent/lasio.sock)", e.message)
     end))
 
+    it("bind failures name the address, IPv6 in brackets", async(function()
+        local e = select(2, pcall(lasio.open_datagram, { local_addr = { "192.0.2.1", 5000 } }))
+        assert.are.equal("bind: Cannot assign requested address (while binding "
+            .. "192.0.2.1:5000)", e.message)
+        local server = lasio.start_server(function() end, "::1", 0)
+        local port = server:sockets()[1].port
+        e = select(2, pcall(lasio.start_server, function() end, "::1", port))
+        assert.are.equal("bind: Address already in use (while binding [::1]:" .. port .. ")",
+            e.message)
+        server:close()
+    end))
+
     it("open_connection(nil, 80) says lasio.open_connection on every run", function()
         -- the name came from a search of the loaded modules in hash order,
         -- which varies between processes: run a few

@@ -193,10 +193,10 @@ push_where(lua_State *L, int err) {
     lua_getfield(L, -1, "addr");
     lua_getfield(L, -2, "port");
     lua_getfield(L, -3, "family");
-    const char *fmt = lua_isstring(L, -1) && strcmp(lua_tostring(L, -1),
-                                                     "inet6") == 0
-                          ? "[%s]:%s"
-                          : "%s:%s";
+    const char *fmt =
+        lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "inet6") == 0
+            ? "[%s]:%s"
+            : "%s:%s";
     lua_pushfstring(L, fmt, lua_tostring(L, -3), lua_tostring(L, -2));
     lua_replace(L, -5);
     lua_pop(L, 3);
@@ -237,8 +237,7 @@ raise_failed(lua_State *L) {
                         strerror((int)lua_tointeger(L, first + 3)));
         luaL_addvalue(&b);
     } else {
-        lua_pushfstring(L, "open_connection: all %d attempts failed: ",
-                        (int)n);
+        lua_pushfstring(L, "open_connection: all %d attempts failed: ", (int)n);
         luaL_addvalue(&b);
     }
     for (lua_Integer i = 1; i <= n; i++) {

@@ -203,6 +203,16 @@ lasio_pushaddrstr_(lua_State *L, const struct sockaddr *sa, socklen_t len) {
     lua_pop(L, 2);
 }
 
+int
+lasio_raise_addrerror_(lua_State *L, const char *op, int err, const char *doing,
+                       const struct sockaddr *sa, socklen_t len) {
+    lasio_pushaddrstr_(L, sa, len);
+    const char *msg = lua_pushfstring(L, "%s (while %s %s)", strerror(err),
+                                      doing, lua_tostring(L, -1));
+    lasio_oserror_pushmsg_(L, op, err, msg);
+    return lua_error(L);
+}
+
 /* ====== } */
 
 /* {====== Option tables ====== */

@@ -222,9 +222,9 @@ static int
 dgram_send(lua_State *L) {
     struct lasio_dgram *d = checkdgram(L, 1);
     if (lua_type(L, 2) != LUA_TSTRING)
-        return lasio_argerror_(L, 1, "endpoint:send",
-                               lua_pushfstring(L, "string expected, got %s",
-                                               luaL_typename(L, 2)));
+        return lasio_argerror_(
+            L, 1, "endpoint:send",
+            lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 2)));
     lua_settop(L, 3);
     if (lua_isnil(L, 3)) {
         if (!d->connected)
@@ -437,10 +437,12 @@ od_step(lua_State *L, int which) {
         setsockopt(d->fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0)
         return lasio_oserror_raise_(L, "setsockopt", errno);
     if (a->has[0] && bind(d->fd, &a->sa[0].sa, a->len[0]) != 0)
-        return lasio_oserror_raise_(L, "bind", errno);
+        return lasio_raise_addrerror_(L, "bind", errno, "binding", &a->sa[0].sa,
+                                      a->len[0]);
     if (a->has[1]) {
         if (connect(d->fd, &a->sa[1].sa, a->len[1]) != 0)
-            return lasio_oserror_raise_(L, "connect", errno);
+            return lasio_raise_addrerror_(L, "connect", errno, "connecting to",
+                                          &a->sa[1].sa, a->len[1]);
         d->connected = 1;
     }
     return 1;

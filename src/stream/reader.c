@@ -311,9 +311,9 @@ reader_readuntil(lua_State *L) {
     }
     size_t seplen;
     if (lua_type(L, 2) != LUA_TSTRING)
-        return lasio_argerror_(L, 1, "reader:readuntil",
-                               lua_pushfstring(L, "string expected, got %s",
-                                               luaL_typename(L, 2)));
+        return lasio_argerror_(
+            L, 1, "reader:readuntil",
+            lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 2)));
     lua_tolstring(L, 2, &seplen);
     if (seplen == 0)
         return luaL_argerror(L, 2,

@@ -99,9 +99,9 @@ writer_write(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
     size_t n;
     if (lua_type(L, 2) != LUA_TSTRING)
-        return lasio_argerror_(L, 1, "writer:write",
-                               lua_pushfstring(L, "string expected, got %s",
-                                               luaL_typename(L, 2)));
+        return lasio_argerror_(
+            L, 1, "writer:write",
+            lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 2)));
     const char *p = lua_tolstring(L, 2, &n);
     lasio_stream_send_(L, s, p, n, "write");
     return 0;

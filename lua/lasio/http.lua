@@ -14,4 +14,11 @@ return setmetatable(M, {
         rawset(t, k, v)
         return v
     end,
+    -- pairs lists every name (the reference manual's check reads them)
+    __pairs = function(t)
+        for k in pairs(where) do
+            if rawget(t, k) == nil then rawset(t, k, require(where[k])[k]) end
+        end
+        return next, t, nil
+    end,
 })

@@ -90,7 +90,8 @@ describe("error messages", function()
         server:close()
     end))
 
-    it("open_connection(nil, 80) says lasio.open_connection on every run", function()
+    it("open_connection(nil, 80) says lasio.open_connection on every run, "
+        .. "tracebacks say lasio.taskgroup", function()
         -- the name came from a search of the loaded modules in hash order,
         -- which varies between processes: run a few
         local code = [[
@@ -98,13 +99,21 @@ describe("error messages", function()
             local _, e = pcall(lasio.open_connection, nil, 80)
             local _, f = pcall(lasio.fs.read_file, {})
             io.write(e, "\n", f, "\n")
+            lasio.run(function()
+                lasio.taskgroup(function() io.write(debug.traceback(), "\n") end)
+                local _, g = pcall(lasio.http.get, 1)
+                io.write(g, "\n")
+            end)
         ]]
         for _ = 1, 12 do
             local out, err, status = helper.run_child(code, { interp = helper.interp })
             assert.are.equal(0, status, err)
             has(out, "bad argument #1 to 'lasio.open_connection' (string expected, got nil)")
             has(out, "bad argument #1 to 'lasio.fs.read_file' (string expected, got table)")
+            has(out, "in function 'lasio.taskgroup'")
+            has(out, "lasio.http.get: url must be a string")
             assert.falsy(out:find("lasio.core", 1, true), out)
+            assert.falsy(out:find("lasio.taskgroup.taskgroup", 1, true), out)
         end
     end)
 

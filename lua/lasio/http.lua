@@ -11,13 +11,14 @@ return setmetatable(M, {
         local part = where[k]
         if not part then return nil end
         local v = require(part)[k]
+        require("lasio.loaded").view(part) -- "lasio.http.get" in messages
         rawset(t, k, v)
         return v
     end,
     -- pairs lists every name (the reference manual's check reads them)
     __pairs = function(t)
         for k in pairs(where) do
-            if rawget(t, k) == nil then rawset(t, k, require(where[k])[k]) end
+            local _ = t[k] -- loads it
         end
         return next, t, nil
     end,

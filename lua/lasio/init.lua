@@ -14,19 +14,12 @@ for k, v in pairs(core) do
     if k ~= "internal" and k ~= "coroutine" then M[k] = v end
 end
 
--- Argument errors and tracebacks name a C function by searching the loaded
--- modules in hash order (lauxlib's pushglobalfuncname), which would say
--- "lasio.core.open_connection" on some runs: the loaded entry of the core
--- becomes a view that reaches its fields through metamethods, so only the
--- public "lasio.open_connection" is found.
--- lasio.fs is found there too, as "lasio.fs.read_file" (and by
--- require "lasio.fs").
+-- Messages name functions by their public names (loaded.lua): the core's
+-- loaded entry becomes a view, and so does each part's below. lasio.fs
+-- is a loaded module of its own ("lasio.fs.read_file", require "lasio.fs").
+local view = require("lasio.loaded").view
 package.loaded["lasio.fs"] = core.fs
-package.loaded["lasio.core"] = setmetatable({}, {
-    __index = core,
-    __newindex = core,
-    __pairs = function() return next, core, nil end,
-})
+view("lasio.core")
 
 -- Awaits inside a user's coroutine suspend the whole task: the scheduler's
 -- yields pass through these versions of the coroutine functions. (luacheck
@@ -62,6 +55,7 @@ local function load_parts()
             assert(rawget(M, k) == nil, "lasio: two definitions of " .. k)
             M[k] = v
         end
+        view("lasio." .. name)
     end
 end
 

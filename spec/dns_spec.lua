@@ -503,7 +503,9 @@ describe("open_connection by name (happy eyeballs)", function()
         local ok, e = pcall(lasio.open_connection, "refused.test", 1)
         assert.is_false(ok)
         assert.are.equal("ECONNREFUSED", e.code)
-        assert.are.equal("connect: Connection refused", e.message)
+        assert.are.equal("connect: Connection refused (while connecting to "
+            .. "127.0.0.3:1, 127.0.0.4:1)", e.message)
+        assert.are.equal(2, #e.errors)
         srv.close()
     end))
 
@@ -522,8 +524,10 @@ describe("open_connection by name (happy eyeballs)", function()
             assert.are.equal("ECONNREFUSED", e.errors[1].code)
             assert.are.equal("connect", e.op)
             assert.is_nil(e.code)
-            assert.matches("open_connection: all 3 attempts failed: 127.0.0.3 port 1: "
-                .. "connect: Connection refused; fe80::1 port 1: ", e.message, 1, true)
+            assert.matches("open_connection: all 3 attempts failed: connect: "
+                .. "Connection refused (while connecting to 127.0.0.3:1); connect: ",
+                e.message, 1, true)
+            assert.matches("(while connecting to [fe80::1]:1)", e.message, 1, true)
             srv.close()
         end))
 

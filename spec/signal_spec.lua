@@ -123,7 +123,7 @@ describe("loop:add_signal_handler", function()
         local loop = lasio.new_event_loop()
         loop:close()
         assert.has_error(function() loop:add_signal_handler("SIGUSR1", print) end,
-            "add_signal_handler: the loop is closed")
+            "loop:add_signal_handler: the loop is closed")
         assert.is_false(loop:remove_signal_handler("SIGUSR1"))
     end)
 end)

@@ -146,7 +146,8 @@ describe("open_connection and start_server", function()
         assert.are.equal("ECONNREFUSED", e.code)
         assert.are.equal(111, e.errno)
         assert.are.equal("connect", e.op)
-        assert.are.equal("OSError: connect: Connection refused", tostring(e))
+        assert.are.equal("OSError: connect: Connection refused (while connecting to "
+            .. "127.0.0.1:" .. port .. ")", tostring(e))
     end))
 
     it("localhost tries its addresses in turn", async(function()

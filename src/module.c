@@ -21,13 +21,29 @@ spawn_loop(lua_State *L, const char *what) {
     return loop;
 }
 
+/* Starts fn(...) as a task; fname is the public name that was called (one
+ * C function under two names would be named after either, by hash order). */
+static int
+spawn(lua_State *L, const char *fname) {
+    if (lua_type(L, 1) != LUA_TFUNCTION)
+        return lasio_argerror_(L, 1, fname,
+                               lua_pushfstring(L, "function expected, got %s",
+                                               luaL_typename(L, 1)));
+    struct lasio_loop *loop = spawn_loop(L, fname);
+    lasio_task_create_(L, loop, 1, lua_gettop(L) - 1, fname);
+    return 1;
+}
+
 /* lasio.spawn(fn, ...) */
 static int
 module_spawn(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    struct lasio_loop *loop = spawn_loop(L, "lasio.spawn");
-    lasio_task_create_(L, loop, 1, lua_gettop(L) - 1, "lasio.spawn");
-    return 1;
+    return spawn(L, "lasio.spawn");
+}
+
+/* lasio.create_task(fn, ...), asyncio's name */
+static int
+module_create_task(lua_State *L) {
+    return spawn(L, "lasio.create_task");
 }
 
 /* lasio.await(aw): a function is started as a task first. */
@@ -127,7 +143,7 @@ static const luaL_Reg core_funcs[] = {
     /* public: the top level */
     {"sleep", lasio_sleep_},
     {"spawn", module_spawn},
-    {"create_task", module_spawn},
+    {"create_task", module_create_task},
     {"await", module_await},
     {"current_task", module_current_task},
     {"all_tasks", module_all_tasks},

@@ -11,7 +11,15 @@ return setmetatable(M, {
         local part = where[k]
         if not part then return nil end
         local v = require(part)[k]
+        require("lasio.loaded").view(part) -- "lasio.http.get" in messages
         rawset(t, k, v)
         return v
+    end,
+    -- pairs lists every name (the reference manual's check reads them)
+    __pairs = function(t)
+        for k in pairs(where) do
+            local _ = t[k] -- loads it
+        end
+        return next, t, nil
     end,
 })

@@ -579,9 +579,9 @@ local function copy(t)
     return o
 end
 
--- lasio.http.request(method, url [, opts]) -> res
-function M.request(method, url, opts)
-    local what = "lasio.http.request"
+-- lasio.http.request(method, url [, opts]) -> res; what names the public
+-- function in errors (reached by tail calls, so level 2 is the user's code)
+local function request(what, method, url, opts)
     if type(method) ~= "string" or not method:match("^[!#$%%&'*+.^_`|~%w-]+$")
     then
         error(what .. ": method must be a token string, not "
@@ -629,8 +629,12 @@ function M.request(method, url, opts)
         .. ")"), 2)
 end
 
+function M.request(method, url, opts)
+    return request("lasio.http.request", method, url, opts)
+end
+
 function M.get(url, opts)
-    return M.request("GET", url, opts)
+    return request("lasio.http.get", "GET", url, opts)
 end
 
 -- ====== }

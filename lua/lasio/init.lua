@@ -14,6 +14,13 @@ for k, v in pairs(core) do
     if k ~= "internal" and k ~= "coroutine" then M[k] = v end
 end
 
+-- Messages name functions by their public names (loaded.lua): the core's
+-- loaded entry becomes a view, and so does each part's below. lasio.fs
+-- is a loaded module of its own ("lasio.fs.read_file", require "lasio.fs").
+local view = require("lasio.loaded").view
+package.loaded["lasio.fs"] = core.fs
+view("lasio.core")
+
 -- Awaits inside a user's coroutine suspend the whole task: the scheduler's
 -- yields pass through these versions of the coroutine functions. (luacheck
 -- takes the standard library's tables as read-only: writing them is this
@@ -49,6 +56,7 @@ local function load_parts()
             assert(rawget(M, k) == nil, "lasio: two definitions of " .. k)
             M[k] = v
         end
+        view("lasio." .. name)
     end
 end
 

@@ -302,6 +302,11 @@ function Condition:wait()
 end
 
 function Condition:wait_for(predicate)
+    local mt = getmetatable(predicate)
+    if type(predicate) ~= "function" and not (type(mt) == "table" and mt.__call) then
+        error(("lasio.Condition:wait_for: predicate must be a function, got %s")
+            :format(type(predicate)), 2)
+    end
     local result = predicate()
     while not result do
         cond_wait(self, "lasio.Condition:wait_for")

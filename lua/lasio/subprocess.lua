@@ -36,10 +36,12 @@ end
 function M.wait(proc, timeout)
     if timeout ~= nil then
         if type(timeout) ~= "number" then
-            error(("wait: timeout must be a number or nil, got %s"):format(
+            error(("proc:wait: timeout must be a number or nil, got %s"):format(
                 type(timeout)), 2)
         elseif timeout ~= timeout or timeout < 0 then
-            error(("wait: timeout must be >= 0, got %f"):format(timeout), 2)
+            -- NaN prints as "-nan" with %f: name it plainly
+            error(("proc:wait: timeout must be >= 0, got %s"):format(
+                timeout ~= timeout and "nan" or ("%f"):format(timeout)), 2)
         end
     end
     if timeout == nil or proc.returncode ~= nil then return proc:_wait() end

@@ -763,4 +763,18 @@ LASIO_HIDDEN void lasio_oserror_pushmsg_(lua_State *L, const char *op, int err,
 LASIO_HIDDEN int lasio_oserror_raise_(lua_State *L, const char *op, int err);
 /* ====== } */
 
+/* Raises "bad argument #arg to 'fname' (msg)" with the public name given:
+ * luaL_argerror finds a name only from the call site or by searching the
+ * loaded modules, which gives '?' for a method called through pcall or a
+ * tail call. Methods count arguments after self, as luaL_argerror does for
+ * a method call. [-0, +0, v] */
+LASIO_HIDDEN int lasio_argerror_(lua_State *L, int arg, const char *fname,
+                                 const char *msg);
+/* Checks that method argument idx (self is 1) has the type (a string also
+ * passes as a number when it converts, a number as a string, as
+ * luaL_check* accept them), else lasio_argerror_ names fname.
+ * [-0, +0, v] */
+LASIO_HIDDEN void lasio_checkargtype_(lua_State *L, int idx, int type,
+                                      const char *fname);
+
 #endif

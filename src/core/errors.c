@@ -308,4 +308,21 @@ lasio_oserror_raise_(lua_State *L, const char *op, int err) {
     return lua_error(L);
 }
 
+int
+lasio_argerror_(lua_State *L, int arg, const char *fname, const char *msg) {
+    return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+}
+
+void
+lasio_checkargtype_(lua_State *L, int idx, int type, const char *fname) {
+    int ok = lua_type(L, idx) == type ||
+             (type == LUA_TNUMBER && lua_isnumber(L, idx)) ||
+             (type == LUA_TSTRING && lua_isstring(L, idx));
+    if (!ok)
+        lasio_argerror_(L, idx - 1, fname,
+                        lua_pushfstring(L, "%s expected, got %s",
+                                        lua_typename(L, type),
+                                        luaL_typename(L, idx)));
+}
+
 /* ====== } */

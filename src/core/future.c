@@ -458,7 +458,7 @@ future_cancel(lua_State *L) {
 static int
 future_add_done_callback(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lasio_checkargtype_(L, 2, LUA_TFUNCTION, "fut:add_done_callback");
     lasio_future_add_callback_(L, 1, f, 2);
     return 0;
 }
@@ -466,7 +466,7 @@ future_add_done_callback(lua_State *L) {
 static int
 future_remove_done_callback(lua_State *L) {
     struct lasio_future *f = lasio_checkfuture_(L, 1);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lasio_checkargtype_(L, 2, LUA_TFUNCTION, "fut:remove_done_callback");
     lua_pushinteger(L, lasio_future_remove_callback_(L, 1, f, 2));
     return 1;
 }

@@ -152,7 +152,9 @@ lasio_io_checktimeout_(lua_State *L, int idx, const char *what) {
         luaL_error(L, "%s: timeout must be a number or nil, got %s", what,
                    luaL_typename(L, idx));
     double v = lua_tonumber(L, idx);
-    if (isnan(v) || v < 0)
+    if (isnan(v)) /* printf writes NaN as "-nan" here: say it plainly */
+        luaL_error(L, "%s: timeout must be >= 0, got nan", what);
+    if (v < 0)
         luaL_error(L, "%s: timeout must be >= 0, got %f", what, v);
     return v;
 }

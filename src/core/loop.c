@@ -738,7 +738,7 @@ loop_newindex(lua_State *L) {
                           key ? key : luaL_typename(L, 2));
     double v = luaL_checknumber(L, 3);
     if (!(v >= 0))
-        return luaL_argerror(L, 3, "must be >= 0");
+        return luaL_error(L, "loop.slow_callback_duration must be >= 0");
     loop->slow_callback_duration = v;
     return 0;
 }

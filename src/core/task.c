@@ -9,6 +9,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
+#include <string.h>
 #include "core/core.h"
 
 const char lasio_yield_sentinel_ = 0;
@@ -357,19 +358,67 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
 
 /* {====== Awaiting ====== */
 
-/* Names the innermost C function that makes the caller non-yieldable. */
+/* Pushes the name under which the loaded modules hold the function on
+ * top ("string.gsub", "require"), or nil: the shortest such name, the
+ * first in byte order among equals, so the answer never depends on the
+ * hash order of the tables (lauxlib's own search takes the first found).
+ * [-0, +1, m] */
+static void
+push_loaded_name(lua_State *L) {
+    int fn = lua_gettop(L);
+    luaL_checkstack(L, 8, NULL);
+    lua_pushnil(L); /* best name so far */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) { /* module name, module */
+        if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) { /* key, value */
+                if (lua_rawequal(L, -1, fn) && lua_type(L, -2) == LUA_TSTRING) {
+                    const char *mod = lua_tostring(L, -4);
+                    if (strcmp(mod, LUA_GNAME) == 0)
+                        lua_pushvalue(L, -2);
+                    else
+                        lua_pushfstring(L, "%s.%s", mod, lua_tostring(L, -2));
+                    size_t n, bn;
+                    const char *name = lua_tolstring(L, -1, &n);
+                    const char *best = lua_tolstring(L, fn + 1, &bn);
+                    if (!best || n < bn || (n == bn && strcmp(name, best) < 0))
+                        lua_replace(L, fn + 1);
+                    else
+                        lua_pop(L, 1);
+                }
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, fn + 1);
+    lua_remove(L, fn);
+}
+
+/* Names the innermost C function that makes the caller non-yieldable:
+ * its public name, else the name at the call site; the name is left on
+ * the stack. [-0, +1, m] */
 static const char *
 blocking_c_function(lua_State *L) {
     lua_Debug ar;
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
-        if (!lua_getinfo(L, "Sn", &ar))
+        if (!lua_getinfo(L, "Snf", &ar))
             break;
-        if (ar.what[0] == 'C')
-            return ar.name ? ar.name : "a C function";
+        if (ar.what[0] == 'C') {
+            push_loaded_name(L);
+            lua_remove(L, -2); /* the function */
+            if (lua_isstring(L, -1))
+                return lua_tostring(L, -1);
+            lua_pop(L, 1);
+            return lua_pushstring(L, ar.name ? ar.name : "a C function");
+        }
+        lua_pop(L, 1);
         if (ar.what[0] == 'm')
-            return "the main chunk of a require";
+            return lua_pushliteral(L, "the main chunk of a require");
     }
-    return "a C function";
+    return lua_pushliteral(L, "a C function");
 }
 
 struct lasio_task *
@@ -461,7 +510,9 @@ lasio_sleep_(lua_State *L) {
         return luaL_error(L, "lasio.sleep: delay must be a number, got %s",
                           luaL_typename(L, 1));
     double delay = lua_tonumber(L, 1);
-    if (isnan(delay) || delay < 0)
+    if (isnan(delay)) /* printf writes NaN as "-nan" here: say it plainly */
+        return luaL_error(L, "lasio.sleep: delay must be >= 0, got nan");
+    if (delay < 0)
         return luaL_error(L, "lasio.sleep: delay must be >= 0, got %f", delay);
     struct lasio_task *t = lasio_check_await_(L, &loop, "lasio.sleep");
     int base = lua_gettop(L);

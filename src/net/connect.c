@@ -114,6 +114,20 @@ add_error(lua_State *L, struct conn_req *r, int i) {
     lua_rawseti(L, SLOT_ERRS, k);
 }
 
+/* Records the failure of op for the attempt to address i, as an OSError
+ * whose message names that address. */
+static void
+attempt_failed(lua_State *L, struct conn_req *r, int i, const char *op,
+               int err) {
+    lasio_pushaddrstr_(L, &r->sa[i].sa, r->len[i]);
+    const char *msg = lua_pushfstring(L, "%s (while connecting to %s)",
+                                      strerror(err), lua_tostring(L, -1));
+    lasio_oserror_pushmsg_(L, op, err, msg);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    add_error(L, r, i);
+}
+
 /* Releases every attempt still connecting. */
 static void
 drop_attempts(lua_State *L, struct conn_req *r) {
@@ -139,8 +153,7 @@ start_attempt(lua_State *L, struct conn_req *r, struct lasio_loop *loop) {
     int family = r->sa[i].sa.sa_family;
     int fd = lasio_socket_(family, SOCK_STREAM);
     if (fd < 0) {
-        lasio_oserror_push_(L, "socket", errno);
-        add_error(L, r, i);
+        attempt_failed(L, r, i, "socket", errno);
         lua_pop(L, 1);
         return;
     }
@@ -151,8 +164,7 @@ start_attempt(lua_State *L, struct conn_req *r, struct lasio_loop *loop) {
         bind(fd, &r->local.sa, r->local_len) != 0) {
         int err = errno;
         close(fd);
-        lasio_oserror_push_(L, "bind", err);
-        add_error(L, r, i);
+        attempt_failed(L, r, i, "bind", err);
         lua_pop(L, 1);
         return;
     }
@@ -163,8 +175,7 @@ start_attempt(lua_State *L, struct conn_req *r, struct lasio_loop *loop) {
     int err = rc == 0 ? 0 : errno;
     if (rc != 0 && err != EINPROGRESS) {
         close(fd);
-        lasio_oserror_push_(L, "connect", err);
-        add_error(L, r, i);
+        attempt_failed(L, r, i, "connect", err);
         lua_pop(L, 1);
         return;
     }
@@ -175,49 +186,77 @@ start_attempt(lua_State *L, struct conn_req *r, struct lasio_loop *loop) {
     r->live++;
 }
 
-/* Every attempt failed: raises the one error when all are the same (by
- * message), else an OSError listing them, with `errors` (each with its
- * `address`), and code / errno when they share one. */
+/* Pushes the address of an attempt's error as messages write it. */
+static void
+push_where(lua_State *L, int err) {
+    lua_getfield(L, err, "address");
+    lua_getfield(L, -1, "addr");
+    lua_getfield(L, -2, "port");
+    lua_getfield(L, -3, "family");
+    const char *fmt =
+        lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "inet6") == 0
+            ? "[%s]:%s"
+            : "%s:%s";
+    lua_pushfstring(L, fmt, lua_tostring(L, -3), lua_tostring(L, -2));
+    lua_replace(L, -5);
+    lua_pop(L, 3);
+}
+
+/* Every attempt failed: raises the one error when there was one attempt;
+ * when all failed the same way (op and code), one OSError naming every
+ * address ("connect: Connection refused (while connecting to
+ * 127.0.0.3:80, 127.0.0.4:80)"); else an OSError listing each failure.
+ * Both have `errors` (each with its `address`), and code / errno when the
+ * errors share one. */
 static int
 raise_failed(lua_State *L) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, SLOT_ERRS);
     if (n == 0)
         return luaL_error(L, "open_connection: no address to connect to");
-    int same_msg = 1, same_code = 1;
     lua_rawgeti(L, SLOT_ERRS, 1);
-    lua_getfield(L, -1, "message");
+    if (n == 1)
+        return lua_error(L);
+    int same_code = 1;
+    lua_getfield(L, -1, "op");
     lua_getfield(L, -2, "code");
     lua_getfield(L, -3, "errno");
     int first = lua_gettop(L) - 3;
     for (lua_Integer i = 2; i <= n; i++) {
         lua_rawgeti(L, SLOT_ERRS, i);
-        lua_getfield(L, -1, "message");
+        lua_getfield(L, -1, "op");
         lua_getfield(L, -2, "code");
-        same_msg = same_msg && lua_rawequal(L, -2, first + 1);
-        same_code = same_code && lua_rawequal(L, -1, first + 2);
+        same_code = same_code && lua_rawequal(L, -2, first + 1) &&
+                    lua_rawequal(L, -1, first + 2);
         lua_pop(L, 3);
-    }
-    if (same_msg) {
-        lua_settop(L, first);
-        return lua_error(L);
     }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    lua_pushfstring(L, "open_connection: all %d attempts failed: ", (int)n);
-    luaL_addvalue(&b);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, SLOT_ERRS, i);
-        lua_getfield(L, -1, "address");
-        lua_getfield(L, -1, "addr");
-        lua_getfield(L, -2, "port");
-        lua_getfield(L, -4, "message");
-        lua_pushfstring(L, "%s%s port %s: %s", i > 1 ? "; " : "",
-                        lua_tostring(L, -3), lua_tostring(L, -2),
-                        lua_tostring(L, -1));
-        lua_replace(L, -6);
-        lua_pop(L, 4);
+    if (same_code) {
+        lua_pushfstring(L, "%s: %s (while connecting to ",
+                        lua_tostring(L, first + 1),
+                        strerror((int)lua_tointeger(L, first + 3)));
+        luaL_addvalue(&b);
+    } else {
+        lua_pushfstring(L, "open_connection: all %d attempts failed: ", (int)n);
         luaL_addvalue(&b);
     }
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, SLOT_ERRS, i);
+        if (same_code) {
+            push_where(L, lua_gettop(L));
+            lua_pushstring(L, i > 1 ? ", " : "");
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        } else { /* each message names its address */
+            lua_getfield(L, -1, "message");
+            lua_pushfstring(L, "%s%s", i > 1 ? "; " : "", lua_tostring(L, -1));
+            lua_replace(L, -2);
+        }
+        lua_replace(L, -2);
+        luaL_addvalue(&b);
+    }
+    if (same_code)
+        luaL_addchar(&b, ')');
     luaL_pushresult(&b);
     lasio_newerror_(L, ERR_OSERROR, lua_tostring(L, -1), 1);
     lua_pushvalue(L, SLOT_ERRS);
@@ -225,6 +264,8 @@ raise_failed(lua_State *L) {
     lua_pushliteral(L, "connect");
     lua_setfield(L, -2, "op");
     if (same_code) {
+        lua_pushvalue(L, first + 1);
+        lua_setfield(L, -2, "op");
         lua_pushvalue(L, first + 2);
         lua_setfield(L, -2, "code");
         lua_pushvalue(L, first + 3);
@@ -290,8 +331,7 @@ reap(lua_State *L, struct conn_req *r) {
         lua_pushboolean(L, 0);
         lua_rawseti(L, SLOT_TRIES, i);
         r->live--;
-        lasio_oserror_push_(L, "connect", err);
-        add_error(L, r, i - 1);
+        attempt_failed(L, r, i - 1, "connect", err);
     }
     return 0;
 }

@@ -32,6 +32,17 @@ union lasio_sockaddr {
 /* Pushes the address table {family=, addr=, port=} of sa. [-0, +1, m] */
 LASIO_HIDDEN void lasio_pushaddr_(lua_State *L, const struct sockaddr *sa,
                                   socklen_t len);
+/* Pushes the address as error messages write it: "127.0.0.1:80",
+ * "[::1]:80", a Unix path, "@name" for an abstract one. [-0, +1, m] */
+LASIO_HIDDEN void lasio_pushaddrstr_(lua_State *L, const struct sockaddr *sa,
+                                     socklen_t len);
+/* Raises the OSError of op failing with err on the address, named in the
+ * message: "bind: Address already in use (while binding 127.0.0.1:80)"
+ * (doing = "binding"). [-0, +0, v] */
+LASIO_HIDDEN int lasio_raise_addrerror_(lua_State *L, const char *op, int err,
+                                        const char *doing,
+                                        const struct sockaddr *sa,
+                                        socklen_t len);
 /* Parses a numeric host and a port into sa; returns 0, or -1 when host is
  * not a numeric address. family: AF_UNSPEC, AF_INET or AF_INET6. */
 LASIO_HIDDEN int lasio_parseaddr_(const char *host, int port, int family,

@@ -183,6 +183,36 @@ lasio_pushsockname_(lua_State *L, int fd, int peer) {
     lasio_pushaddr_(L, &sa.sa, len);
 }
 
+/* How error messages write an address: "127.0.0.1:80", "[::1]:80", a Unix
+ * path, or "@name" for an abstract socket. [-0, +1, m] */
+void
+lasio_pushaddrstr_(lua_State *L, const struct sockaddr *sa, socklen_t len) {
+    lasio_pushaddr_(L, sa, len);
+    lua_getfield(L, -1, "addr");
+    lua_getfield(L, -2, "port");
+    const char *addr = lua_tostring(L, -2);
+    if (sa->sa_family == AF_INET6)
+        lua_pushfstring(L, "[%s]:%s", addr, lua_tostring(L, -1));
+    else if (sa->sa_family == AF_INET)
+        lua_pushfstring(L, "%s:%s", addr, lua_tostring(L, -1));
+    else if (addr && addr[0] == '\0')
+        lua_pushfstring(L, "@%s", addr + 1);
+    else
+        lua_pushstring(L, addr ? addr : "?");
+    lua_replace(L, -4);
+    lua_pop(L, 2);
+}
+
+int
+lasio_raise_addrerror_(lua_State *L, const char *op, int err, const char *doing,
+                       const struct sockaddr *sa, socklen_t len) {
+    lasio_pushaddrstr_(L, sa, len);
+    const char *msg = lua_pushfstring(L, "%s (while %s %s)", strerror(err),
+                                      doing, lua_tostring(L, -1));
+    lasio_oserror_pushmsg_(L, op, err, msg);
+    return lua_error(L);
+}
+
 /* ====== } */
 
 /* {====== Option tables ====== */

@@ -606,18 +606,8 @@ add_listener(lua_State *L, struct lasio_server *sv,
         lasio_oserror_raise_(L, "setsockopt", errno);
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, &sa->sa, len) != 0) {
-        int err = errno;
-        lasio_pushaddr_(L, &sa->sa, len);
-        lua_getfield(L, -1, "addr");
-        lua_getfield(L, -2, "port");
-        const char *msg =
-            lua_pushfstring(L, "%s (while binding %s%s%s)", strerror(err),
-                            lua_tostring(L, -2), lua_isnil(L, -1) ? "" : ":",
-                            lua_isnil(L, -1) ? "" : lua_tostring(L, -1));
-        lasio_oserror_pushmsg_(L, "bind", err, msg);
-        lua_error(L);
-    }
+    if (bind(fd, &sa->sa, len) != 0)
+        lasio_raise_addrerror_(L, "bind", errno, "binding", &sa->sa, len);
     if (listen(fd, backlog) != 0)
         lasio_oserror_raise_(L, "listen", errno);
     sv->evs[sv->nfds - 1] =

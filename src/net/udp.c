@@ -221,7 +221,10 @@ send_try(lua_State *L, struct lasio_dgram *d) {
 static int
 dgram_send(lua_State *L) {
     struct lasio_dgram *d = checkdgram(L, 1);
-    luaL_checktype(L, 2, LUA_TSTRING);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return lasio_argerror_(
+            L, 1, "endpoint:send",
+            lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 2)));
     lua_settop(L, 3);
     if (lua_isnil(L, 3)) {
         if (!d->connected)
@@ -251,7 +254,8 @@ dgram_send(lua_State *L) {
 static int
 dgram_get_extra_info(lua_State *L) {
     struct lasio_dgram *d = checkdgram(L, 1);
-    const char *name = luaL_checkstring(L, 2);
+    lasio_checkargtype_(L, 2, LUA_TSTRING, "endpoint:get_extra_info");
+    const char *name = lua_tostring(L, 2);
     lua_settop(L, 3);
     if (d->fd >= 0 &&
         (strcmp(name, "peername") == 0 || strcmp(name, "sockname") == 0)) {
@@ -434,10 +438,12 @@ od_step(lua_State *L, int which) {
         setsockopt(d->fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0)
         return lasio_oserror_raise_(L, "setsockopt", errno);
     if (a->has[0] && bind(d->fd, &a->sa[0].sa, a->len[0]) != 0)
-        return lasio_oserror_raise_(L, "bind", errno);
+        return lasio_raise_addrerror_(L, "bind", errno, "binding", &a->sa[0].sa,
+                                      a->len[0]);
     if (a->has[1]) {
         if (connect(d->fd, &a->sa[1].sa, a->len[1]) != 0)
-            return lasio_oserror_raise_(L, "connect", errno);
+            return lasio_raise_addrerror_(L, "connect", errno, "connecting to",
+                                          &a->sa[1].sa, a->len[1]);
         d->connected = 1;
     }
     return 1;

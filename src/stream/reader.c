@@ -272,6 +272,7 @@ reader_read(lua_State *L) {
     struct lasio_stream *s = lasio_checkreader_(L, 1);
     if (lua_isnoneornil(L, 2))
         return run_op(L, s, OP_READALL);
+    lasio_checkargtype_(L, 2, LUA_TNUMBER, "reader:read");
     lua_Integer n = luaL_checkinteger(L, 2);
     if (n < 0)
         return run_op(L, s, OP_READALL);
@@ -288,6 +289,7 @@ reader_read(lua_State *L) {
 static int
 reader_readexactly(lua_State *L) {
     struct lasio_stream *s = lasio_checkreader_(L, 1);
+    lasio_checkargtype_(L, 2, LUA_TNUMBER, "reader:readexactly");
     lua_Integer n = luaL_checkinteger(L, 2);
     if (n < 0)
         return luaL_argerror(L, 2,
@@ -309,7 +311,9 @@ reader_readuntil(lua_State *L) {
     }
     size_t seplen;
     if (lua_type(L, 2) != LUA_TSTRING)
-        return luaL_typeerror(L, 2, "string");
+        return lasio_argerror_(
+            L, 1, "reader:readuntil",
+            lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 2)));
     lua_tolstring(L, 2, &seplen);
     if (seplen == 0)
         return luaL_argerror(L, 2,

@@ -98,7 +98,10 @@ static int
 writer_write(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
     size_t n;
-    luaL_checktype(L, 2, LUA_TSTRING);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return lasio_argerror_(
+            L, 1, "writer:write",
+            lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 2)));
     const char *p = lua_tolstring(L, 2, &n);
     lasio_stream_send_(L, s, p, n, "write");
     return 0;
@@ -107,7 +110,7 @@ writer_write(lua_State *L) {
 static int
 writer_writelines(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
+    lasio_checkargtype_(L, 2, LUA_TTABLE, "writer:writelines");
     check_writable(L, s, "writelines");
     lua_Integer n = luaL_len(L, 2);
     for (lua_Integer i = 1; i <= n; i++) {
@@ -266,7 +269,8 @@ writer_is_closing(lua_State *L) {
 static int
 writer_get_extra_info(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
-    const char *name = luaL_checkstring(L, 2);
+    lasio_checkargtype_(L, 2, LUA_TSTRING, "writer:get_extra_info");
+    const char *name = lua_tostring(L, 2);
     lua_settop(L, 3);
     if (strcmp(name, "fd") == 0) {
         if (s->fd >= 0) {
@@ -310,6 +314,10 @@ writer_gettimeout(lua_State *L) {
 static int
 writer_set_write_buffer_limits(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
+    for (int i = 2; i <= 3; i++)
+        if (!lua_isnoneornil(L, i))
+            lasio_checkargtype_(L, i, LUA_TNUMBER,
+                                "writer:set_write_buffer_limits");
     lua_Integer high = luaL_optinteger(L, 2, LASIO_WRITE_HIGH);
     lua_Integer low = luaL_optinteger(L, 3, high / 4);
     if (high < 0 || low < 0 || low > high)

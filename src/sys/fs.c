@@ -654,7 +654,8 @@ file_read(lua_State *L) {
                           "invalid count");
             continue;
         }
-        const char *fmt = luaL_checkstring(L, i);
+        lasio_checkargtype_(L, i, LUA_TSTRING, "file:read");
+        const char *fmt = lua_tostring(L, i);
         if (*fmt == '*')
             fmt++;
         luaL_argcheck(L, *fmt == 'a' || *fmt == 'l' || *fmt == 'L', i,
@@ -685,7 +686,9 @@ file_write(lua_State *L) {
     struct lasio_file *f = checkfile(L, 1, "write");
     int n = lua_gettop(L) - 1;
     for (int i = 2; i <= n + 1; i++)
-        luaL_checklstring(L, i, NULL); /* numbers become strings */
+        lasio_checkargtype_(L, i, LUA_TSTRING, "file:write");
+    for (int i = 2; i <= n + 1; i++)
+        lua_tolstring(L, i, NULL); /* numbers become strings */
     if (n == 0)
         return 1;
     lua_concat(L, n);
@@ -703,6 +706,8 @@ file_seek(lua_State *L) {
     static const int modes[] = {SEEK_SET, SEEK_CUR, SEEK_END};
     static const char *const names[] = {"set", "cur", "end", NULL};
     struct lasio_file *f = checkfile(L, 1, "seek");
+    if (!lua_isnoneornil(L, 2))
+        lasio_checkargtype_(L, 2, LUA_TSTRING, "file:seek");
     int op = luaL_checkoption(L, 2, "cur", names);
     lua_Integer off = luaL_optinteger(L, 3, 0);
     unread(f);

@@ -601,7 +601,7 @@ process_send_signal(lua_State *L) {
         lua_Integer v = lua_tointeger(L, 2);
         sig = v < INT_MIN || v > INT_MAX ? -1 : (int)v;
     } else {
-        sig = lasio_checksignal_(L, 2);
+        sig = lasio_checksignal_(L, 2, "proc:send_signal");
     }
     return signal_child(L, p, sig, 0, "send_signal");
 }

@@ -40,20 +40,29 @@ static const struct {
                     {"SIGCLD", SIGCHLD},      {NULL, 0}};
 
 int
-lasio_checksignal_(lua_State *L, int idx) {
+lasio_checksignal_(lua_State *L, int idx, const char *fname) {
+    int arg = idx - 1; /* the methods count arguments after self */
     if (lua_type(L, idx) == LUA_TNUMBER) {
         lua_Integer n = lua_tointeger(L, idx);
         if (!lua_isinteger(L, idx) || n <= 0 || n >= 65)
-            luaL_argerror(L, idx, "invalid signal number");
+            lasio_argerror_(L, arg, fname,
+                            lua_pushfstring(L, "invalid signal number %s",
+                                            luaL_tolstring(L, idx, NULL)));
         return (int)n;
     }
-    const char *s = luaL_checkstring(L, idx);
+    const char *s = lua_tostring(L, idx);
+    if (!s || lua_type(L, idx) != LUA_TSTRING)
+        lasio_argerror_(L, arg, fname,
+                        lua_pushfstring(L,
+                                        "signal name or number expected, "
+                                        "got %s",
+                                        luaL_typename(L, idx)));
     const char *bare = strncmp(s, "SIG", 3) == 0 ? s + 3 : s;
     for (int i = 0; signal_names[i].name; i++)
         if (strcmp(signal_names[i].name + 3, bare) == 0)
             return signal_names[i].sig;
-    return luaL_argerror(L, idx,
-                         lua_pushfstring(L, "unknown signal name '%s'", s));
+    return lasio_argerror_(L, arg, fname,
+                           lua_pushfstring(L, "unknown signal name '%s'", s));
 }
 
 /* Pushes the loop's anchors table, or nil when the loop was forgotten. */
@@ -423,18 +432,24 @@ is_fault(int sig) {
 static int
 loop_add_signal_handler(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
-    int sig = lasio_checksignal_(L, 2);
-    luaL_checktype(L, 3, LUA_TFUNCTION);
+    const char *fname = "loop:add_signal_handler";
+    int sig = lasio_checksignal_(L, 2, fname);
+    if (lua_type(L, 3) != LUA_TFUNCTION)
+        return lasio_argerror_(L, 2, fname,
+                               lua_pushfstring(L, "function expected, got %s",
+                                               luaL_typename(L, 3)));
     if (loop->closed)
-        return luaL_error(L, "add_signal_handler: the loop is closed");
+        return luaL_error(L, "%s: the loop is closed", fname);
     if (sig > MAX_SIGNAL)
-        return luaL_argerror(L, 2, "real-time signals are not supported");
+        return lasio_argerror_(L, 1, fname,
+                               "real-time signals are not supported");
     if (sig == SIGKILL || sig == SIGSTOP)
-        return luaL_argerror(L, 2, "SIGKILL and SIGSTOP cannot be handled");
+        return lasio_argerror_(L, 1, fname,
+                               "SIGKILL and SIGSTOP cannot be handled");
     if (is_fault(sig))
-        return luaL_argerror(L, 2,
-                             "a fault signal cannot be handled on "
-                             "the loop");
+        return lasio_argerror_(L, 1, fname,
+                               "a fault signal cannot be handled on "
+                               "the loop");
     int n = lua_gettop(L) - 2; /* fn and its arguments */
     lua_createtable(L, n, 1);
     for (int i = 1; i <= n; i++) {
@@ -449,8 +464,7 @@ loop_add_signal_handler(lua_State *L) {
     lua_pop(L, 1);
     loop->on_signals = dispatch;
     if (!had && lasio_sighub_add_user_(loop, sig) < 0)
-        return luaL_error(L, "add_signal_handler: cannot handle signal %d",
-                          sig);
+        return luaL_error(L, "%s: cannot handle signal %d", fname, sig);
     lua_pushvalue(L, call);
     lua_rawseti(L, -2, sig); /* the slot existed or the table grows: a
                                 memory error here leaves the hub watching,
@@ -464,7 +478,7 @@ loop_add_signal_handler(lua_State *L) {
 static int
 loop_remove_signal_handler(lua_State *L) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
-    int sig = lasio_checksignal_(L, 2);
+    int sig = lasio_checksignal_(L, 2, "loop:remove_signal_handler");
     int had = 0;
     if (sig <= MAX_SIGNAL) {
         pushhandlers(L, loop, 0);

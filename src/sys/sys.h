@@ -22,7 +22,7 @@ LASIO_HIDDEN void lasio_signal_open_(lua_State *L);
 LASIO_HIDDEN void lasio_signal_default_(struct lasio_loop *loop);
 /* The signal number named by the value at idx ("SIGTERM", "TERM" or a
  * number), or raises an argument error. */
-LASIO_HIDDEN int lasio_checksignal_(lua_State *L, int idx);
+LASIO_HIDDEN int lasio_checksignal_(lua_State *L, int idx, const char *fname);
 /* ====== } */
 
 /* {====== Helpers (sysutil.c) ====== */

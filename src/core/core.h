@@ -605,6 +605,13 @@ LASIO_HIDDEN void lasio_vclock_shuffle_(struct lasio_loop *loop);
 /* Raises VirtualTimeError naming fn when the current loop is virtual and
  * real I/O is not allowed; called before any side effect. [-0, +0, v] */
 LASIO_HIDDEN void lasio_vclock_refuse_(lua_State *L, const char *fn);
+/* Loops made from now on are virtual, as the table on top asks (nil:
+ * real time again); pops it. [-1, +0, -] */
+LASIO_HIDDEN void lasio_vclock_request_(lua_State *L);
+/* Did the virtual time limit (stored in *limit) cancel the loop's main
+ * task? 0 for a real-time loop. */
+LASIO_HIDDEN int lasio_vclock_limit_hit_(struct lasio_loop *loop,
+                                         double *limit);
 /* Sets core.internal.vclock_* into the table at the top. [-0, +0, m] */
 LASIO_HIDDEN void lasio_vclock_open_(lua_State *L);
 /* ====== } */

@@ -17,6 +17,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
@@ -26,6 +27,7 @@
 #define NS 1000000000LL
 
 static const char config_key = 0; /* the state's request: table or nil */
+static const char os_key = 0;     /* os.time/os.date wrapped already */
 
 struct lasio_vclock {
     int64_t start;  /* ns the clock starts at */
@@ -39,6 +41,7 @@ struct lasio_vclock {
     unsigned char shuffle, limit_hit, real_io_used;
     struct event *wait_ev; /* a real-time wait (rate, real_io) */
     unsigned long jumps;
+    FILE *log; /* the event log --check-determinism compares, or NULL */
 };
 
 /* {====== The PRNG: xoshiro256** seeded by splitmix64 ====== */
@@ -77,6 +80,79 @@ random_below(struct lasio_vclock *vc, uint64_t n) {
 
 /* ====== } */
 
+/* {====== os.time and os.date on the virtual epoch ====== */
+
+/* The running loop's virtual time as os.time() would give it, pushed;
+ * or nothing pushed (0) in real time. */
+static int
+push_vtime(lua_State *L) {
+    struct lasio_loop *loop = lasio_current_loop_(L);
+    if (!loop || !loop->vc)
+        return 0;
+    int64_t secs = loop->vnow / NS - (loop->vnow % NS < 0);
+    lua_pushinteger(L, (lua_Integer)(loop->vc->epoch + secs));
+    return 1;
+}
+
+/* os.time([t]): with no table, the virtual epoch plus the virtual
+ * seconds. Upvalue 1: the original. */
+static int
+vtime_os_time(lua_State *L) {
+    if (lua_isnoneornil(L, 1) && push_vtime(L))
+        return 1;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* os.date([fmt [, t]]): without t, at the virtual time. */
+static int
+vtime_os_date(lua_State *L) {
+    if (lua_isnoneornil(L, 2)) {
+        if (lua_isnone(L, 1))
+            lua_pushliteral(L, "%c");
+        lua_settop(L, 1);
+        if (!push_vtime(L))
+            lua_settop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* Wraps os.time and os.date once per state, the first time a virtual
+ * loop is made: a state without one keeps Lua's own. [-0, +0, m] */
+static void
+wrap_os(lua_State *L) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &os_key) != LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &os_key);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, "os") == LUA_TTABLE) {
+        if (lua_getfield(L, -1, "time") == LUA_TFUNCTION) {
+            lua_pushcclosure(L, vtime_os_time, 1);
+            lua_setfield(L, -2, "time");
+        } else {
+            lua_pop(L, 1);
+        }
+        if (lua_getfield(L, -1, "date") == LUA_TFUNCTION) {
+            lua_pushcclosure(L, vtime_os_date, 1);
+            lua_setfield(L, -2, "date");
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 2);
+}
+
+/* ====== } */
+
 /* {====== Creation ====== */
 
 static double
@@ -108,6 +184,8 @@ lasio_vclock_attach_(lua_State *L, struct lasio_loop *loop) {
     vc->seed = lua_tointeger(L, -1);
     lua_getfield(L, t, "shuffle");
     vc->shuffle = (unsigned char)lua_toboolean(L, -1);
+    if (lua_getfield(L, t, "log") == LUA_TSTRING)
+        vc->log = fopen(lua_tostring(L, -1), "w");
     lua_getfield(L, t, "once");
     if (lua_toboolean(L, -1)) { /* lasio.testing.run: this loop only */
         lua_pushnil(L);
@@ -118,6 +196,7 @@ lasio_vclock_attach_(lua_State *L, struct lasio_loop *loop) {
     for (int i = 0; i < 4; i++)
         vc->rng[i] = splitmix64(&x);
     loop->vnow = vc->start;
+    wrap_os(L);
 }
 
 void
@@ -128,6 +207,9 @@ lasio_vclock_free_(struct lasio_loop *loop) {
     if (vc->wait_ev)
         event_free(vc->wait_ev);
     vc->wait_ev = NULL;
+    if (vc->log)
+        fclose(vc->log);
+    vc->log = NULL;
     /* vc itself stays until the loop's memory goes: the clock is still
      * read after close (loop:time()) */
 }
@@ -232,6 +314,10 @@ lasio_vclock_turn_(lua_State *L, struct lasio_loop *loop) {
         if (when > loop->vnow)
             loop->vnow = when;
         vc->jumps++;
+        if (vc->log) /* what ran before the jump, and where it goes */
+            fprintf(vc->log, "jump %lu: %lu steps, %d tasks, to %lld ns\n",
+                    vc->jumps, loop->steps, loop->ntasks,
+                    (long long)loop->vnow);
         lasio_timerheap_collect_(L, loop, loop->vnow);
         return 0;
     }
@@ -334,6 +420,21 @@ vclock_random(lua_State *L) {
     }
     lua_pushnumber(L, (double)(next_random(loop->vc) >> 11) * 0x1.0p-53);
     return 1;
+}
+
+/* vclock_limit_hit(loop): did the virtual time limit cancel the main
+ * task of this loop (also once it is closed)? */
+int
+lasio_vclock_limit_hit_(struct lasio_loop *loop, double *limit) {
+    if (!loop->vc)
+        return 0;
+    *limit = loop->vc->limit_s;
+    return loop->vc->limit_hit;
+}
+
+void
+lasio_vclock_request_(lua_State *L) {
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &config_key);
 }
 
 /* ready_count(): entries in the running loop's ready queue. */

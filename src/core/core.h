@@ -612,6 +612,9 @@ LASIO_HIDDEN void lasio_vclock_request_(lua_State *L);
  * task? 0 for a real-time loop. */
 LASIO_HIDDEN int lasio_vclock_limit_hit_(struct lasio_loop *loop,
                                          double *limit);
+/* core.internal.run_fresh(fn, ...): lasio.run on a new loop, also from a
+ * task of a running loop (which waits meanwhile). */
+LASIO_HIDDEN int lasio_run_fresh_(lua_State *L);
 /* Sets core.internal.vclock_* into the table at the top. [-0, +0, m] */
 LASIO_HIDDEN void lasio_vclock_open_(lua_State *L);
 /* ====== } */

@@ -747,13 +747,14 @@ loop_newindex(lua_State *L) {
 
 /* {====== Module-level functions ====== */
 
-/* lasio.run(fn, ...) */
+/* lasio.run(fn, ...); `fresh`: on a new loop even inside a running one
+ * (lasio.testing.run), which waits meanwhile */
 static int
-module_run(lua_State *L) {
+run_on_new_loop(lua_State *L, int fresh) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int nargs = lua_gettop(L) - 1;
     struct lasio_loop *running = lasio_running_loop_(L);
-    if (running) {
+    if (running && !fresh) {
         if (!running->current || !lua_isyieldable(L))
             return luaL_error(L, "lasio.run: cannot be called from a "
                                  "callback of a running loop");
@@ -782,6 +783,16 @@ module_run(lua_State *L) {
         return lua_error(L);
     lua_settop(L, main);
     return lasio_future_results_(L, main, f);
+}
+
+static int
+module_run(lua_State *L) {
+    return run_on_new_loop(L, 0);
+}
+
+int
+lasio_run_fresh_(lua_State *L) {
+    return run_on_new_loop(L, 1);
 }
 
 static int

@@ -445,10 +445,20 @@ ready_count(lua_State *L) {
     return 1;
 }
 
+/* now_ns(): the current loop's clock in integer ns. */
+static int
+now_ns(lua_State *L) {
+    struct lasio_loop *loop = lasio_current_loop_(L);
+    lua_pushinteger(L, loop ? (lua_Integer)lasio_loop_now_ns_(loop) : 0);
+    return 1;
+}
+
 static const luaL_Reg vclock_funcs[] = {{"vclock_request", vclock_request},
                                         {"vclock_info", vclock_info},
                                         {"vclock_random", vclock_random},
                                         {"ready_count", ready_count},
+                                        {"now_ns", now_ns},
+                                        {"run_fresh", lasio_run_fresh_},
                                         {NULL, NULL}};
 
 void

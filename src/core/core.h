@@ -600,6 +600,11 @@ LASIO_HIDDEN void lasio_vclock_gc_(struct lasio_loop *loop);
  * rule. Returns 0 to go on, 1 when nothing can move (deadlock), -1 when
  * libevent failed. [-0, +0, e] */
 LASIO_HIDDEN int lasio_vclock_turn_(lua_State *L, struct lasio_loop *loop);
+/* The jump of the idle path taken inside the drain once the queue is
+ * empty, when nothing outside the loop can wake a task: returns 1 with
+ * the due timers queued, or 0 (the idle path decides). [-0, +0, m] */
+LASIO_HIDDEN int lasio_vclock_drain_jump_(lua_State *L,
+                                          struct lasio_loop *loop);
 /* Shuffles the ready batch of a virtual loop run with shuffle. */
 LASIO_HIDDEN void lasio_vclock_shuffle_(struct lasio_loop *loop);
 /* Raises VirtualTimeError naming fn when the current loop is virtual and

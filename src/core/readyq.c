@@ -419,7 +419,9 @@ drain_batch(lua_State *L) {
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
     int tasks = lua_gettop(L), top = tasks;
-    while (loop->rq_count > 0 && !loop->stopping) {
+    while (!loop->stopping &&
+           (loop->rq_count > 0 ||
+            (loop->vc && lasio_vclock_drain_jump_(L, loop)))) {
         if (d->turn_left <= 0 && (d->turn_left = next_turn(L, loop)) == 0)
             break;
         d->turn_left--;

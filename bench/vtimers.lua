@@ -3,7 +3,7 @@
 -- delays scaled to 0..86400 s, scheduled in one burst from a task; waits
 -- until all fired. rate is timers per real second, to compare with
 -- timers.lua's rate (real time, delays of 0-100 ms) in the same run.
--- usage: lasio --virtual-time bench/vtimers.lua [N]   (or plain lasio /
+-- usage: lasio --virtual-time bench/vtimers.lua [N [distinct]]   (or plain lasio /
 -- lua5.4: the script then runs itself on lasio.testing.run)
 -- SPDX-License-Identifier: MIT
 local dir = arg[0]:match("(.*/)") or "./"
@@ -12,6 +12,7 @@ local C = require "common"
 local lasio = require "lasio"
 local testing = require "lasio.testing"
 local n = C.arg(1, 1000000)
+local distinct = arg and arg[2] == "distinct"
 
 local function wall()
     local p = io.popen("date +%s.%N")
@@ -33,8 +34,10 @@ local function bench()
     local c0, w0 = os.clock(), wall()
     local t0 = loop:time()
     for _ = 1, n do
-        -- 0..100 spread over the day, plus a fine part so few deadlines tie
-        local delay = rand() * 864 + rand() / 100
+        -- the peers' 0..100 scaled to the day (101 instants, as timers.lua
+        -- has 101 distinct delays); "distinct": nearly every deadline its own
+        local delay = rand() * 864
+        if distinct then delay = delay + rand() / 100 end
         loop:call_later(delay, fire, t0 + delay)
     end
     done:await()

@@ -352,6 +352,41 @@ describe("timers", function()
             assert.is_true(n > 10)
         end))
 
+    -- asyncio's _run_once collects due timers on every turn: a due
+    -- callback waits for the batch in front of it, not a whole budget
+    it("call_later(0) runs within two turns of a sleep(0) loop", async(function()
+        local loop = lasio.get_running_loop()
+        local turns, ran_at = 0, nil
+        loop:call_later(0, function() ran_at = turns end)
+        while not ran_at and turns < 10000 do
+            turns = turns + 1
+            lasio.sleep(0)
+        end
+        assert.is_not_nil(ran_at)
+        assert.is_true(ran_at <= 2, "ran after " .. tostring(ran_at) .. " turns")
+    end))
+
+    it("a due timer runs on the next turn among several busy tasks", async(function()
+        local loop = lasio.get_running_loop()
+        local running, turns = true, 0
+        local spinners = {}
+        for i = 1, 3 do
+            spinners[i] = lasio.spawn(function()
+                while running do lasio.sleep(0) end
+            end)
+        end
+        lasio.sleep(0)
+        local ran_at
+        loop:call_later(0, function() ran_at = turns end)
+        while not ran_at and turns < 10000 do
+            turns = turns + 1
+            lasio.sleep(0)
+        end
+        running = false
+        for _, t in ipairs(spinners) do t:await() end
+        assert.is_true(ran_at <= 2, "ran after " .. tostring(ran_at) .. " turns")
+    end))
+
     -- covers T4 (the loop part: a deadline already in the past)
     it("a deadline in the past runs on a later turn, not inline (T4)", async(function()
         local loop = lasio.get_running_loop()

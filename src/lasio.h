@@ -167,6 +167,17 @@ LASIO_API int lasio_exception_handler_set(lua_State *L, int idx);
  */
 LASIO_API struct event_base *lasio_get_base(lua_State *L);
 
+/*
+ * Virtual time (docs/VIRTUAL_TIME.md): declares work of the host that a
+ * task waits for, so the virtual clock of the state's running (else
+ * current) loop holds while it is pending: +1 when the work starts, -1
+ * when its result is delivered (both on the loop's thread). Does nothing
+ * to a real-time loop but count. Returns LUA_OK, or LUA_ERRRUN when no
+ * loop is open or more was released than held (nothing changed).
+ * Stack: [-0, +0, -]
+ */
+LASIO_API int lasio_loop_hold(lua_State *L, int delta);
+
 /* ====== } */
 
 /* {====== Futures from C ====== */

@@ -124,7 +124,8 @@ module_isfuture(lua_State *L) {
 
 static int
 module_time(lua_State *L) {
-    lua_pushnumber(L, lasio_time_());
+    struct lasio_loop *loop = lasio_current_loop_(L);
+    lua_pushnumber(L, loop ? lasio_loop_time_(loop) : lasio_time_());
     return 1;
 }
 
@@ -193,6 +194,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_httpformat_open_(L); /* http_check_header, http_send(_chunk) */
     lasio_websocket_open_(L);  /* websocket */
     lasio_gather_open_(L);     /* gather_ops */
+    lasio_vclock_open_(L);     /* vclock_*, ready_count */
     lua_pop(L, 1);
     lua_pushliteral(L, LASIO_VERSION);
     lua_setfield(L, -2, "VERSION");

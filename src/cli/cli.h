@@ -18,6 +18,8 @@
 #define LASIO_EXIT_SYNTAX 3
 #define LASIO_EXIT_UNRETRIEVED 4
 #define LASIO_EXIT_DEADLOCK 5
+#define LASIO_EXIT_NONDETERMINISTIC 6
+#define LASIO_EXIT_TIMEOUT 124
 #define LASIO_EXIT_SIGINT 130
 #define LASIO_EXIT_SIGTERM 143
 
@@ -46,6 +48,51 @@ void lasio_cli_preload_facade_(lua_State *L);
  * exit status, 128 + the signal for a worker killed by one.
  */
 int lasio_cli_supervise_(int n, int *status);
+
+/* {====== Virtual time options (vtime.c) ====== */
+
+struct lasio_loop;
+
+/* What the options of virtual time asked for. */
+struct lasio_cli_vt {
+    int on;                  /* --virtual-time */
+    int shuffle;             /* --shuffle */
+    int real_io_ms;          /* --real-io[=MS], else -1 */
+    int check_n;             /* --check-determinism[=N], else 0 */
+    int has_seed;            /* --seed or LASIO_SEED given */
+    long long seed;          /* the seed (chosen when not given) */
+    double limit;            /* --virtual-limit, else 0 */
+    double real_timeout;     /* --real-timeout, else 0 */
+    double rate;             /* --time-rate, else 0 */
+    char **argv;             /* the command line, for the rerun command */
+    int script;              /* argv index of the script, or 0 */
+    struct lasio_loop *loop; /* the run's loop (kept by the state) */
+};
+
+/* Takes argv[*i] when it is an option of virtual time (*i moves past a
+ * separate value): 1 taken, 0 not one, -1 bad value (message printed). */
+int lasio_cli_vt_option_(struct lasio_cli_vt *vt, char **argv, int *i);
+/* Checks the options together and reads LASIO_SEED (a seed is chosen when
+ * none is given); -1 on a usage error (message printed). */
+int lasio_cli_vt_check_(struct lasio_cli_vt *vt, int interactive);
+/* Before the loop is made: asks for virtual loops. [-0, +0, m] */
+void lasio_cli_vt_request_(lua_State *L, struct lasio_cli_vt *vt);
+/* After the standard libraries: seeds math.random. [-0, +0, e] */
+void lasio_cli_vt_seed_(lua_State *L, struct lasio_cli_vt *vt);
+/* Before the run: notes the current loop and arms the --real-timeout
+ * watchdog on it. */
+void lasio_cli_vt_start_(lua_State *L, struct lasio_cli_vt *vt);
+/* After the run: the limit's message, and for a failed virtual run the
+ * seed and the command that reruns it. Returns the exit status (1 when
+ * the virtual time limit ended a run). */
+int lasio_cli_vt_finish_(struct lasio_cli_vt *vt, int status);
+/* --check-determinism: runs the command check_n times with one seed,
+ * passes the first run's output through, and returns its status, or 6
+ * with the first difference printed. */
+int lasio_cli_vt_check_determinism_(struct lasio_cli_vt *vt, int argc,
+                                    char **argv);
+
+/* ====== } */
 
 /* {====== The size-class allocator (alloc.c) and the command's state
  * (clistate.c) ====== */

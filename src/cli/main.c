@@ -41,17 +41,19 @@ struct cli {
     int workers;     /* --workers N, 0 without it */
     const char *why; /* what is wrong with a bad option value, or NULL */
     const char *bad; /* that value (NULL when missing) */
+    struct lasio_cli_vt vt; /* the options of virtual time (vtime.c) */
 };
 
 /* bits of the options found by collectargs (lua.c's, plus lasio's) */
-#define has_error 1   /* bad option */
-#define has_i 2       /* -i */
-#define has_v 4       /* -v */
-#define has_e 8       /* -e */
-#define has_E 16      /* -E */
-#define has_help 32   /* --help */
-#define has_bytes 64  /* --allow-bytecode */
-#define has_debug 128 /* --debug */
+#define has_error 1    /* bad option */
+#define has_i 2        /* -i */
+#define has_v 4        /* -v */
+#define has_e 8        /* -e */
+#define has_E 16       /* -E */
+#define has_help 32    /* --help */
+#define has_bytes 64   /* --allow-bytecode */
+#define has_debug 128  /* --debug */
+#define has_badval 256 /* a bad value of an option (message printed) */
 
 #define MAX_WORKERS 1024
 #define MAX_WORKERS_TEXT "1024"
@@ -73,6 +75,19 @@ static const char options_text[] =
     "            default: a crafted binary chunk can crash Lua)\n"
     "  --debug   debug mode for every event loop (sets LASIO_DEBUG=1,\n"
     "            which child processes inherit)\n"
+    "  --virtual-time    run on a virtual clock that jumps to the next timer\n"
+    "            when nothing is ready; real I/O is refused\n"
+    "  --real-io[=MS]    with --virtual-time: allow real I/O; the clock holds\n"
+    "            MS ms (10) after I/O events (not deterministic)\n"
+    "  --seed=N  seed math.random and the virtual loop's PRNG (LASIO_SEED)\n"
+    "  --shuffle         with --virtual-time: run each ready batch in a\n"
+    "            seeded random order\n"
+    "  --check-determinism[=N]  run N (2) times with one seed; exit 6 at\n"
+    "            the first difference\n"
+    "  --virtual-limit=S cancel the main task at virtual time S\n"
+    "  --real-timeout=S  after S wall-clock seconds list every task, exit 124\n"
+    "  --time-rate=R     with --virtual-time: let the clock flow R times\n"
+    "            real time instead of jumping\n"
     "  --help    show this help and exit\n"
     "  --workers N  run the script in N processes (1 to 1024) that share\n"
     "            their listening ports; a crashed one is restarted\n";
@@ -106,6 +121,8 @@ static const char help_text[] =
     "       retrieved\n"
     "  5    deadlock: tasks wait for something that can never happen (they\n"
     "       are listed on stderr)\n"
+    "  6    --check-determinism: two runs differed\n"
+    "  124  --real-timeout reached (every task listed on stderr)\n"
     "  130  SIGINT, 143 SIGTERM: the first one cancels the main task, so\n"
     "       <close> handlers run; a second SIGINT ends the process at once\n"
     "  the script's own status with os.exit\n";
@@ -502,6 +519,13 @@ collectargs(struct cli *c) {
             args |= has_debug;
             continue;
         }
+        if (argv[i][1] == '-' && argv[i][2] != '\0') {
+            int taken = lasio_cli_vt_option_(&c->vt, argv, &i);
+            if (taken < 0)
+                return has_badval;
+            if (taken > 0)
+                continue;
+        }
         switch (argv[i][1]) {
         case '-': /* '--' */
             if (argv[i][2] != '\0')
@@ -553,6 +577,8 @@ open_libs(lua_State *L, struct cli *c) {
         lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
     }
     luaL_openlibs(L);
+    lasio_cli_vt_seed_(L, &c->vt);
+    lasio_cli_vt_request_(L, &c->vt); /* before lasio_open makes the loop */
     if (!(c->flags & has_bytes))
         lasio_cli_refuse_binary_(L);
     guard_stdout(L);
@@ -608,13 +634,15 @@ pmain(lua_State *L) {
         add_step(L, c, 1, 0);
     }
     lua_pushcclosure(L, main_task, 1);
-    c->status = lasio_cli_run_(L, 0);
+    lasio_cli_vt_start_(L, &c->vt);
+    c->status = lasio_cli_vt_finish_(&c->vt, lasio_cli_run_(L, 0));
     return 0;
 }
 
 int
 main(int argc, char **argv) {
-    struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR, 0, NULL, NULL};
+    struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR, 0, NULL, NULL, {0}};
+    c.vt.real_io_ms = -1;
     lua_State *L;
     struct lasio_alloc *alloc;
     c.flags = collectargs(&c);
@@ -622,6 +650,15 @@ main(int argc, char **argv) {
         print_usage(argv[c.script], &c);
         return LASIO_EXIT_USAGE;
     }
+    c.vt.argv = argv;
+    c.vt.script = c.script;
+    if (c.flags == has_badval ||
+        lasio_cli_vt_check_(&c.vt, (c.flags & has_i) ||
+                                       (c.script == 0 && isatty(0) &&
+                                        !(c.flags & (has_e | has_v)))) < 0)
+        return LASIO_EXIT_USAGE;
+    if (c.vt.check_n)
+        return lasio_cli_vt_check_determinism_(&c.vt, argc, argv);
     if (c.flags & has_help) {
         print_help();
         return flush_stdout(LASIO_EXIT_OK);

@@ -9,6 +9,8 @@
 #ifndef lasio_core_h
 #define lasio_core_h
 
+#include <math.h>
+#include <stdint.h>
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -97,7 +99,7 @@ struct lasio_iolink {
 
 /* An entry of the loop's timer heap (timerheap.c). */
 struct lasio_timer_entry {
-    double when;       /* monotonic deadline */
+    int64_t when;      /* deadline in ns of the loop's clock */
     unsigned long seq; /* arrival order, for ties */
     void *owner;       /* a TimerHandle or a Task (kind byte first) */
     int *posp;         /* the owner's index field */
@@ -172,6 +174,12 @@ struct lasio_loop {
      * code (1); on_posted runs the calls other threads queued (pin.c). */
     void (*on_signals)(lua_State *L, struct lasio_loop *loop, int from_hook);
     void (*on_posted)(struct lasio_loop *loop);
+    /* Virtual time (vclock.c): NULL in real time, the one test the real
+     * path pays. vnow is the virtual clock in ns; vholds counts what holds
+     * the clock still (thread jobs, a C host's lasio_loop_hold). */
+    struct lasio_vclock *vc;
+    int64_t vnow;
+    long vholds;
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */
@@ -218,6 +226,38 @@ LASIO_HIDDEN void lasio_loop_leave_(lua_State *L, struct lasio_loop *loop);
 /* Pushes the userdata of loop. [-0, +1, -] */
 LASIO_HIDDEN void lasio_pushloop_(lua_State *L, struct lasio_loop *loop);
 LASIO_HIDDEN double lasio_time_(void);
+/* CLOCK_MONOTONIC in ns. */
+LASIO_HIDDEN int64_t lasio_mono_ns_(void);
+/* The loop's clock in ns: virtual or monotonic. */
+static inline int64_t
+lasio_loop_now_ns_(struct lasio_loop *loop) {
+    return loop->vc ? loop->vnow : lasio_mono_ns_();
+}
+/* The loop's clock in seconds (loop:time()). */
+static inline double
+lasio_loop_time_(struct lasio_loop *loop) {
+    return loop->vc ? (double)loop->vnow / 1e9 : lasio_time_();
+}
+/* A delay in seconds (>= 0, finite or huge) as whole ns, rounded up so a
+ * timer never fires early (rule 11); saturates far in the future. */
+static inline int64_t
+lasio_delay_ns_(double delay) {
+    double d = delay * 1e9;
+    if (!(d < 4e18))
+        return (int64_t)4e18;
+    int64_t n = (int64_t)d;
+    return (double)n < d ? n + 1 : n;
+}
+/* The deadline `delay` seconds (>= 0) from now on the loop's clock, in
+ * ns: rounded up on the monotonic clock (never early), to the nearest ns
+ * on a virtual one (exact sums: 0.1 + 0.2 s is 0.3 s). */
+static inline int64_t
+lasio_loop_deadline_ns_(struct lasio_loop *loop, double delay) {
+    if (loop->vc)
+        return loop->vnow + (delay < 4e9 ? (int64_t)llround(delay * 1e9)
+                                         : lasio_delay_ns_(delay));
+    return lasio_mono_ns_() + lasio_delay_ns_(delay);
+}
 /* Reports a context table at the top through the exception handler;
  * pops it. [-1, +0, -] (errors in the handler are caught and printed) */
 LASIO_HIDDEN void lasio_call_exception_handler_(lua_State *L,
@@ -580,12 +620,53 @@ LASIO_HIDDEN void lasio_timer_open_(lua_State *L);
 /* Adds owner (whose heap index lives at *posp) due at `when`. Returns -1
  * when out of memory (nothing changed). */
 LASIO_HIDDEN int lasio_timerheap_add_(struct lasio_loop *loop, void *owner,
-                                      int *posp, double when);
+                                      int *posp, int64_t when);
+/* Moves every entry due at `now` (ns of the loop's clock) to the ready
+ * queue, in (deadline, arrival) order. Raises only when out of memory
+ * (no timer lost). [-0, +0, m] */
+LASIO_HIDDEN void
+lasio_timerheap_collect_(lua_State *L, struct lasio_loop *loop, int64_t now);
 /* Removes the entry whose index is *posp (no-op when not in the heap). */
 LASIO_HIDDEN void lasio_timerheap_remove_(struct lasio_loop *loop, int *posp);
 LASIO_HIDDEN void lasio_timerheap_fire_cb_(int fd, short what, void *arg);
 /* Forgets every entry and frees the heap (loop close). */
 LASIO_HIDDEN void lasio_timerheap_free_(struct lasio_loop *loop);
+/* ====== } */
+
+/* {====== Virtual time (vclock.c) ====== */
+/* Makes the new loop virtual when the state asked for virtual loops
+ * (core.internal.vclock_request). [-0, +0, m] */
+LASIO_HIDDEN void lasio_vclock_attach_(lua_State *L, struct lasio_loop *loop);
+/* Frees the virtual clock's events (loop close); the clock stays. */
+LASIO_HIDDEN void lasio_vclock_free_(struct lasio_loop *loop);
+/* Frees all of it (the loop's __gc). */
+LASIO_HIDDEN void lasio_vclock_gc_(struct lasio_loop *loop);
+/* One turn of a virtual loop's run: the ready work, or else the jump
+ * rule. Returns 0 to go on, 1 when nothing can move (deadlock), -1 when
+ * libevent failed. [-0, +0, e] */
+LASIO_HIDDEN int lasio_vclock_turn_(lua_State *L, struct lasio_loop *loop);
+/* The jump of the idle path taken inside the drain once the queue is
+ * empty, when nothing outside the loop can wake a task: returns 1 with
+ * the due timers queued, or 0 (the idle path decides). [-0, +0, m] */
+LASIO_HIDDEN int lasio_vclock_drain_jump_(lua_State *L,
+                                          struct lasio_loop *loop);
+/* Shuffles the ready batch of a virtual loop run with shuffle. */
+LASIO_HIDDEN void lasio_vclock_shuffle_(struct lasio_loop *loop);
+/* Raises VirtualTimeError naming fn when the current loop is virtual and
+ * real I/O is not allowed; called before any side effect. [-0, +0, v] */
+LASIO_HIDDEN void lasio_vclock_refuse_(lua_State *L, const char *fn);
+/* Loops made from now on are virtual, as the table on top asks (nil:
+ * real time again); pops it. [-1, +0, -] */
+LASIO_HIDDEN void lasio_vclock_request_(lua_State *L);
+/* Did the virtual time limit (stored in *limit) cancel the loop's main
+ * task? 0 for a real-time loop. */
+LASIO_HIDDEN int lasio_vclock_limit_hit_(struct lasio_loop *loop,
+                                         double *limit);
+/* core.internal.run_fresh(fn, ...): lasio.run on a new loop, also from a
+ * task of a running loop (which waits meanwhile). */
+LASIO_HIDDEN int lasio_run_fresh_(lua_State *L);
+/* Sets core.internal.vclock_* into the table at the top. [-0, +0, m] */
+LASIO_HIDDEN void lasio_vclock_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Errors (errors.c) ====== */
@@ -603,6 +684,7 @@ enum lasio_errclass {
     ERR_LIMITOVERRUN,
     ERR_OSERROR,
     ERR_HTTP,
+    ERR_VIRTUALTIME,
     ERR_NCLASSES
 };
 /* Pushes the class table. [-0, +1, m] */

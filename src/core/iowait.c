@@ -15,7 +15,13 @@ lasio_io_wait_(lua_State *L, struct lasio_task *t, int base, double deadline) {
     struct lasio_loop *loop = t->fut.loop;
     lua_settop(L, base);
     if (deadline > 0) {
-        if (lasio_timerheap_add_(loop, t, &t->heap_pos, deadline))
+        /* I/O deadlines are monotonic times: a virtual loop (real I/O
+         * allowed) waits for the time left, on its own clock */
+        int64_t when =
+            loop->vc ? loop->vnow +
+                           lasio_delay_ns_(fmax(deadline - lasio_time_(), 0))
+                     : lasio_delay_ns_(deadline);
+        if (lasio_timerheap_add_(loop, t, &t->heap_pos, when))
             luaL_error(L, "not enough memory");
         t->waiting = WAIT_SLEEP;
     } else {

@@ -24,6 +24,13 @@ lasio_time_(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+int64_t
+lasio_mono_ns_(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 struct lasio_loop *
 lasio_checkloop_(lua_State *L, int idx) {
     return lasio_checkobj_(L, idx, &lasio_loop_token_, LASIO_LOOP_MT);
@@ -163,6 +170,7 @@ newloop(lua_State *L, struct event_base *base) {
     loop->mt_timer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, idx);
     loop->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lasio_vclock_attach_(L, loop);
     loop->closed = 0;
     return loop;
 }
@@ -203,6 +211,7 @@ release(lua_State *L, struct lasio_loop *loop) {
     if (loop->timer_ev)
         event_free(loop->timer_ev);
     loop->drain_ev = loop->wake_ev = loop->timer_ev = NULL;
+    lasio_vclock_free_(loop);
     lasio_timerheap_free_(loop);
     for (int i = 0; i < 2; i++) {
         if (loop->wake_fd[i] >= 0)
@@ -264,6 +273,7 @@ loop_gc(lua_State *L) {
         loop->closed = 1;
     }
     release(L, loop); /* also what a half-built loop acquired */
+    lasio_vclock_gc_(loop);
     return 0;
 }
 
@@ -314,6 +324,15 @@ lasio_loop_run_(lua_State *L, struct lasio_loop *loop) {
     while (!loop->stopping && !loop->closed) {
         if (loop->until_no_tasks && loop->ntasks == 0)
             break;
+        if (loop->vc) { /* virtual time: the jump rule (vclock.c) */
+            int r = lasio_vclock_turn_(L, loop);
+            if (r < 0)
+                break;
+            deadlock = r;
+            if (deadlock)
+                break;
+            continue;
+        }
         if (loop->rq_count == 0 && loop->th_n == 0 && loop->nsources == 0) {
             deadlock = 1;
             break;
@@ -552,8 +571,7 @@ loop_create_future(lua_State *L) {
 
 static int
 loop_time(lua_State *L) {
-    lasio_checkloop_(L, 1);
-    lua_pushnumber(L, lasio_time_());
+    lua_pushnumber(L, lasio_loop_time_(lasio_checkloop_(L, 1)));
     return 1;
 }
 
@@ -745,13 +763,14 @@ loop_newindex(lua_State *L) {
 
 /* {====== Module-level functions ====== */
 
-/* lasio.run(fn, ...) */
+/* lasio.run(fn, ...); `fresh`: on a new loop even inside a running one
+ * (lasio.testing.run), which waits meanwhile */
 static int
-module_run(lua_State *L) {
+run_on_new_loop(lua_State *L, int fresh) {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int nargs = lua_gettop(L) - 1;
     struct lasio_loop *running = lasio_running_loop_(L);
-    if (running) {
+    if (running && !fresh) {
         if (!running->current || !lua_isyieldable(L))
             return luaL_error(L, "lasio.run: cannot be called from a "
                                  "callback of a running loop");
@@ -783,6 +802,16 @@ module_run(lua_State *L) {
         return lua_error(L);
     lua_settop(L, main);
     return lasio_future_results_(L, main, f);
+}
+
+static int
+module_run(lua_State *L) {
+    return run_on_new_loop(L, 0);
+}
+
+int
+lasio_run_fresh_(lua_State *L) {
+    return run_on_new_loop(L, 1);
 }
 
 static int

@@ -394,7 +394,21 @@ struct drain {
     int steps;
     double start;
     int done;
+    int turn_left; /* entries left of the current turn */
 };
+
+/* A turn's end (asyncio's _run_once): the timers due now join the queue,
+ * so call_later(0, f) runs on the next turn even while tasks keep the
+ * queue busy with sleep(0); a virtual loop may also shuffle the batch.
+ * Out of line: the drain's loop stays small. */
+static __attribute__((noinline)) int
+next_turn(lua_State *L, struct lasio_loop *loop) {
+    if (loop->th_n > 0)
+        lasio_timerheap_collect_(L, loop, lasio_loop_now_ns_(loop));
+    if (loop->vc)
+        lasio_vclock_shuffle_(loop);
+    return loop->rq_count;
+}
 
 /* Runs entries until the queue is empty, the loop stops, or the batch
  * budget is used (then sets d->done). Called under lua_pcall. */
@@ -405,7 +419,12 @@ drain_batch(lua_State *L) {
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
     int tasks = lua_gettop(L), top = tasks;
-    while (loop->rq_count > 0 && !loop->stopping) {
+    while (!loop->stopping &&
+           (loop->rq_count > 0 ||
+            (loop->vc && lasio_vclock_drain_jump_(L, loop)))) {
+        if (d->turn_left <= 0 && (d->turn_left = next_turn(L, loop)) == 0)
+            break;
+        d->turn_left--;
         int steps = ++d->steps;
         int n = take(L, loop, tasks);
         if (loop->debug) {
@@ -440,7 +459,7 @@ drain_batch(lua_State *L) {
  * Called through lasio_guarded_. */
 static int
 drain_body(lua_State *L) {
-    struct drain d = {lua_touserdata(L, 1), 0, 0, 0};
+    struct drain d = {lua_touserdata(L, 1), 0, 0, 0, 0};
     int base = lua_gettop(L);
     while (!d.done) {
         lua_pushcfunction(L, lasio_msgh_);

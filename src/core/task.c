@@ -522,7 +522,8 @@ lasio_sleep_(lua_State *L) {
     } else if (isinf(delay)) {
         t->waiting = WAIT_FOREVER;
     } else {
-        if (lasio_timerheap_add_(loop, t, &t->heap_pos, lasio_time_() + delay))
+        if (lasio_timerheap_add_(loop, t, &t->heap_pos,
+                                 lasio_loop_deadline_ns_(loop, delay)))
             return luaL_error(L, "lasio.sleep: not enough memory");
         t->waiting = WAIT_SLEEP;
     }

@@ -90,8 +90,10 @@ lasio_call_soon_(lua_State *L) {
     return 1;
 }
 
+/* Schedules fidx at `when` seconds of the loop's clock, due at when_ns. */
 static int
-schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx) {
+schedule_at(lua_State *L, struct lasio_loop *loop, double when, int64_t when_ns,
+            int fidx) {
     checkcallable(L, fidx);
     struct lasio_handle *h = newhandle(L, loop, fidx, 1);
     h->when = when;
@@ -99,7 +101,7 @@ schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx) {
         return 1;
     lasio_pushtasks_(L, loop);
     h->slot = lasio_slot_take_(L, loop, -1, -2);
-    if (lasio_timerheap_add_(loop, h, &h->heap_pos, when)) {
+    if (lasio_timerheap_add_(loop, h, &h->heap_pos, when_ns)) {
         lasio_slot_release_(L, loop, -1, h->slot);
         h->slot = LUA_NOREF;
         return luaL_error(L, "call_later: not enough memory");
@@ -127,14 +129,19 @@ int
 lasio_call_later_(lua_State *L) {
     struct lasio_loop *loop = checkopen(L);
     double delay = checktime(L, 2, "delay");
-    return schedule_at(L, loop, lasio_time_() + (delay > 0 ? delay : 0), 3);
+    if (!(delay > 0))
+        delay = 0;
+    int64_t when = lasio_loop_deadline_ns_(loop, delay); /* one clock read */
+    return schedule_at(L, loop, (double)when / 1e9, when, 3);
 }
 
 /* loop:call_at(when, fn, ...) */
 int
 lasio_call_at_(lua_State *L) {
     struct lasio_loop *loop = checkopen(L);
-    return schedule_at(L, loop, checktime(L, 2, "when"), 3);
+    double when = checktime(L, 2, "when");
+    return schedule_at(L, loop, when,
+                       when > 0 ? lasio_delay_ns_(when) : 0, 3);
 }
 
 void

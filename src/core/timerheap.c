@@ -10,37 +10,28 @@
  * the loop (anchored handles, pending tasks) while they are in the heap.
  * SPDX-License-Identifier: MIT
  */
-#include <math.h>
 #include <stdlib.h>
 #include <event2/event.h>
 
 #include "core/core.h"
 
 /* Delays past this are "never" for libevent's timeval arithmetic. */
-#define MAX_DELAY 1e9
+#define MAX_DELAY_NS ((int64_t)1000000000 * 1000000000)
 
-/* Seconds still to wait for `when`, or 0 when due. */
-static double
-remaining(double when) {
-    double rem = when - lasio_time_();
-    return rem > 0 ? rem : 0;
-}
-
-/* Arms ev to fire at monotonic time `when`, never before. Returns
+/* Arms ev to fire at monotonic time `when` (ns), never before. Returns
  * event_add's result: -1 when libevent ran out of memory. */
 static int
-arm(struct event *ev, double when) {
-    double rem = remaining(when);
-    if (rem > MAX_DELAY)
-        rem = MAX_DELAY;
+arm(struct event *ev, int64_t when) {
+    int64_t rem = when - lasio_mono_ns_();
+    if (rem < 0)
+        rem = 0;
+    if (rem > MAX_DELAY_NS)
+        rem = MAX_DELAY_NS;
+    /* round up to the microsecond: a timer may fire late, never early */
+    int64_t us = (rem + 999) / 1000;
     struct timeval tv;
-    tv.tv_sec = (time_t)rem;
-    /* round up: a timer may fire late, never early */
-    tv.tv_usec = (suseconds_t)ceil((rem - (double)tv.tv_sec) * 1e6);
-    if (tv.tv_usec >= 1000000) {
-        tv.tv_sec++;
-        tv.tv_usec -= 1000000;
-    }
+    tv.tv_sec = (time_t)(us / 1000000);
+    tv.tv_usec = (suseconds_t)(us % 1000000);
     return evtimer_add(ev, &tv);
 }
 
@@ -92,6 +83,8 @@ sift_down(struct lasio_loop *loop, int i) {
  * fail (-1, out of memory). */
 static int
 rearm(struct lasio_loop *loop) {
+    if (loop->vc) /* virtual deadlines: the idle path jumps to them */
+        return 0;
     if (loop->th_n == 0) {
         event_del(loop->timer_ev);
         return 0;
@@ -101,7 +94,7 @@ rearm(struct lasio_loop *loop) {
 
 int
 lasio_timerheap_add_(struct lasio_loop *loop, void *owner, int *posp,
-                     double when) {
+                     int64_t when) {
     if (loop->th_n == loop->th_cap) {
         int cap = loop->th_cap ? loop->th_cap * 2 : 64;
         void *a = realloc(loop->th, (size_t)cap * sizeof *loop->th);
@@ -140,13 +133,8 @@ lasio_timerheap_remove_(struct lasio_loop *loop, int *posp) {
         rearm(loop);
 }
 
-/* Moves the due entries to the ready queue, in deadline order. Room in
- * the queue is made before an entry leaves the heap, so running out of
- * memory loses no timer. Called through lasio_guarded_. */
-static int
-fire_body(lua_State *L) {
-    struct lasio_loop *loop = lua_touserdata(L, 1);
-    double now = lasio_time_();
+void
+lasio_timerheap_collect_(lua_State *L, struct lasio_loop *loop, int64_t now) {
     while (loop->th_n > 0 && loop->th[0].when <= now && !loop->closed) {
         lasio_readyq_reserve_(L, loop, 1);
         struct lasio_timer_entry e = loop->th[0];
@@ -162,6 +150,15 @@ fire_body(lua_State *L) {
             lasio_readyq_push_timer_(L, loop,
                                      e.owner); /* anchored until taken */
     }
+}
+
+/* Moves the due entries to the ready queue, in deadline order. Room in
+ * the queue is made before an entry leaves the heap, so running out of
+ * memory loses no timer. Called through lasio_guarded_. */
+static int
+fire_body(lua_State *L) {
+    struct lasio_loop *loop = lua_touserdata(L, 1);
+    lasio_timerheap_collect_(L, loop, lasio_mono_ns_());
     return 0;
 }
 

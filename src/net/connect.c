@@ -477,6 +477,7 @@ common_opts(lua_State *L, struct conn_req *r, int hostidx, const char *what) {
 static int
 module_open_connection(lua_State *L) {
     const char *what = "open_connection";
+    lasio_vclock_refuse_(L, "lasio.open_connection");
     const char *host = luaL_checkstring(L, ARG_HOST);
     int port = lasio_checkport_(L, ARG_PORT, what);
     lua_settop(L, ARG_OPTS);
@@ -529,6 +530,7 @@ module_open_connection(lua_State *L) {
 static int
 module_open_unix_connection(lua_State *L) {
     const char *what = "open_unix_connection";
+    lasio_vclock_refuse_(L, "lasio.open_unix_connection");
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
     lua_settop(L, 2);

@@ -776,6 +776,7 @@ family_opt(lua_State *L, int opts, const char *what) {
 static int
 module_getaddrinfo(lua_State *L) {
     const char *what = "getaddrinfo";
+    lasio_vclock_refuse_(L, "lasio.getaddrinfo");
     lua_settop(L, GA_OPTS);
     lasio_checkopts_(L, GA_OPTS, what, gai_opts);
     const char *host = checkhost(L, GA_HOST, what);
@@ -897,6 +898,7 @@ gni_done(lua_State *L, struct dns_query *q) {
 static int
 module_getnameinfo(lua_State *L) {
     const char *what = "getnameinfo";
+    lasio_vclock_refuse_(L, "lasio.getnameinfo");
     char addr[INET6_ADDRSTRLEN];
     int family;
     lua_settop(L, GN_OPTS);

@@ -716,6 +716,7 @@ lasio_net_listeners_shared_(lua_State *L) {
 static int
 module_start_server(lua_State *L) {
     const char *what = "start_server";
+    lasio_vclock_refuse_(L, "lasio.start_server");
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int t = lua_type(L, 2);
     if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TTABLE)
@@ -774,6 +775,7 @@ module_start_server(lua_State *L) {
 static int
 module_start_unix_server(lua_State *L) {
     const char *what = "start_unix_server";
+    lasio_vclock_refuse_(L, "lasio.start_unix_server");
     size_t plen;
     luaL_checktype(L, 1, LUA_TFUNCTION);
     const char *path = luaL_checklstring(L, 2, &plen);

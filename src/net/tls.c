@@ -94,6 +94,7 @@ optstring(lua_State *L, const char *key) {
 static int
 module_ssl_context(lua_State *L) {
     const char *what = "ssl_context";
+    lasio_vclock_refuse_(L, "lasio.ssl_context");
     char err[256];
     lua_settop(L, 1);
     lasio_checkopts_(L, 1, what, ctx_opts);
@@ -824,6 +825,7 @@ static const char *const start_tls_opts[] = {"server_hostname", "timeout",
 
 static int
 writer_start_tls(lua_State *L) {
+    lasio_vclock_refuse_(L, "StreamWriter:start_tls");
     struct lasio_stream *s = lasio_checkwriter_(L, 1);
     lua_settop(L, 3);
     lasio_tls_checkctx_(L, 2, "start_tls");

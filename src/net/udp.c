@@ -453,6 +453,7 @@ od_step(lua_State *L, int which) {
  * addresses are resolved (the call suspends then). */
 static int
 module_open_datagram(lua_State *L) {
+    lasio_vclock_refuse_(L, "lasio.open_datagram");
     lua_settop(L, 1);
     lasio_checkopts_(L, 1, "open_datagram", dgram_opts);
     struct od_addrs *a = lua_newuserdatauv(L, sizeof *a, 0);

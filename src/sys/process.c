@@ -474,6 +474,7 @@ spawn(lua_State *L, int opts, const char *what) {
 /* lasio.create_subprocess_exec(prog, args [, opts]) */
 static int
 module_create_subprocess_exec(lua_State *L) {
+    lasio_vclock_refuse_(L, "lasio.create_subprocess_exec");
     luaL_checkstring(L, 1);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -500,6 +501,7 @@ module_create_subprocess_exec(lua_State *L) {
 /* lasio.create_subprocess_shell(cmd [, opts]): /bin/sh -c cmd */
 static int
 module_create_subprocess_shell(lua_State *L) {
+    lasio_vclock_refuse_(L, "lasio.create_subprocess_shell");
     luaL_checkstring(L, 1);
     lua_settop(L, 2);
     lua_pushliteral(L, "/bin/sh");

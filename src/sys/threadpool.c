@@ -248,6 +248,7 @@ retire(lua_State *L, struct lasio_loop *loop, struct lasio_job *job) {
     if (job->counted) {
         job->counted = 0;
         lasio_sys_uncount_(loop);
+        loop->vholds--;
     }
 }
 
@@ -473,6 +474,7 @@ cancel_cb(lua_State *L) {
     if (running && running->counted) { /* only the loop thread reads it */
         running->counted = 0;
         lasio_sys_uncount_(pool->loop);
+        pool->loop->vholds--;
     }
     pthread_mutex_unlock(&pool->lock);
     if (found) {
@@ -532,6 +534,7 @@ lasio_pool_start_(lua_State *L, struct lasio_loop *loop, struct lasio_job **box,
     *box = NULL;
     job->counted = 1;
     loop->nsources++;
+    loop->vholds++; /* a virtual clock holds for it */
     pthread_cond_signal(&pool->cond);
     pthread_mutex_unlock(&pool->lock);
     lua_replace(L, pidx); /* the Future on top, where the pool was */

@@ -891,6 +891,52 @@ test_two_states(void) {
 
 /* ====== } */
 
+/* {====== Virtual time: lasio_loop_hold ====== */
+
+static int
+host_hold(lua_State *L) {
+    lua_pushinteger(L, lasio_loop_hold(L, (int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+/* A host timer's work (50 real ms) against a virtual timer due at 1 s:
+ * held, the clock waits for the host; not held, it jumps past it. */
+static const char hold_script[] =
+    "local testing = require 'lasio.testing'\n"
+    "return testing.run(function(hold)\n"
+    "    local loop = lasio.get_running_loop()\n"
+    "    local fired = false\n"
+    "    loop:call_later(1, function() fired = true end)\n"
+    "    if hold then assert(host_hold(1) == 0) end\n"
+    "    local v = host_later(50, 7):await()\n"
+    "    if hold then assert(host_hold(-1) == 0) end\n"
+    "    return ('%d %.1f %s'):format(v, loop:time(), tostring(fired))\n"
+    "end, nil, ...)";
+
+static void
+test_loop_hold(void) {
+    lua_State *L = harness_state(NULL);
+    lua_register(L, "host_hold", host_hold);
+    lua_register(L, "host_later", host_later);
+    /* no loop running, nothing held: refused, nothing changed */
+    CHECK_INT(lasio_loop_hold(L, -1), LUA_ERRRUN);
+    CHECK_INT(lasio_loop_hold(L, 1), LUA_OK);
+    CHECK_INT(lasio_loop_hold(L, -1), LUA_OK);
+    harness_load(L, hold_script);
+    lua_pushboolean(L, 1);
+    CHECK_INT(lasio_run(L, 1, 1), LASIO_OK);
+    CHECK_STR(lua_tostring(L, -1), "7 0.0 false");
+    lua_pop(L, 1);
+    harness_load(L, hold_script);
+    lua_pushboolean(L, 0);
+    CHECK_INT(lasio_run(L, 1, 1), LASIO_OK);
+    CHECK_STR(lua_tostring(L, -1), "7 1.0 true");
+    lua_pop(L, 1);
+    lua_close(L);
+}
+
+/* ====== } */
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -907,6 +953,7 @@ static const struct {
              {"teardown", test_teardown},
              {"never_early", test_never_early},
              {"two_states", test_two_states},
+             {"loop_hold", test_loop_hold},
              {NULL, NULL}};
 
 int

@@ -37,6 +37,7 @@ struct cli {
     int flags;  /* the has_* bits below */
     int nsteps; /* steps queued for the main task so far */
     int status; /* exit status */
+    struct lasio_cli_limits lim; /* --max-memory, --sandbox, ... */
 };
 
 /* bits of the options found by collectargs (lua.c's, plus lasio's) */
@@ -63,7 +64,14 @@ static const char options_text[] =
     "  --allow-bytecode  allow binary (precompiled) chunks as the script\n"
     "            and in load, loadfile, dofile and require (refused by\n"
     "            default: a crafted binary chunk can crash Lua)\n"
-    "  --help    show this help and exit\n";
+    "  --help    show this help and exit\n"
+    "Limits for untrusted scripts (docs/UNTRUSTED.md):\n"
+    "  --max-memory=SIZE  cap the Lua state's memory (K, M, G suffixes)\n"
+    "  --forced-yield=N   suspend a task every N VM instructions\n"
+    "  --max-instructions=N, --max-cpu=SECONDS  the run's budgets\n"
+    "  --max-tasks=N, --max-timers=N  caps of pending tasks and timers\n"
+    "  --sandbox[=io]     run the script in the sandbox (=io: with\n"
+    "            lasio's I/O); --max-output=SIZE caps its print\n";
 
 static const char help_text[] =
     "\n"
@@ -120,6 +128,8 @@ static void
 print_usage(const char *badoption) {
     if (badoption[1] == 'e' || badoption[1] == 'l')
         fprintf(stderr, "%s: '%s' needs argument\n", PROGNAME, badoption);
+    else if (badoption[1] == '-' && strchr(badoption, '='))
+        fprintf(stderr, "%s: bad value in option '%s'\n", PROGNAME, badoption);
     else
         fprintf(stderr, "%s: unrecognized option '%s'\n", PROGNAME, badoption);
     fprintf(stderr, "usage: %s [options] [script [args]]\n%s", PROGNAME,
@@ -409,9 +419,13 @@ queue_script(lua_State *L, struct cli *c) {
     int status;
     if (strcmp(fname, "-") == 0 && strcmp(c->argv[c->script - 1], "--") != 0)
         fname = NULL; /* stdin */
-    status = lasio_cli_loadfile_(L, fname, (c->flags & has_bytes) != 0);
-    if (status == LUA_OK)
+    /* a sandboxed script is text, whatever --allow-bytecode says */
+    status = lasio_cli_loadfile_(L, fname,
+                                 (c->flags & has_bytes) && !c->lim.sandbox);
+    if (status == LUA_OK) {
+        lasio_cli_sandbox_(L, &c->lim);
         add_step(L, c, 1, 1);
+    }
     return status;
 }
 
@@ -456,6 +470,11 @@ collectargs(struct cli *c) {
             args |= has_bytes;
             continue;
         }
+        int limit = lasio_cli_limit_option_(&c->lim, argv[i]);
+        if (limit < 0)
+            return has_error;
+        if (limit)
+            continue;
         switch (argv[i][1]) {
         case '-': /* '--' */
             if (argv[i][2] != '\0')
@@ -530,6 +549,12 @@ pmain(lua_State *L) {
     if (c->flags & has_v)
         print_version();
     open_libs(L, c);
+    const char *bad_limits = lasio_cli_apply_limits_(L, &c->lim);
+    if (bad_limits) {
+        l_message(PROGNAME, bad_limits);
+        c->status = LASIO_EXIT_USAGE;
+        return 0;
+    }
     createargtable(L, c->argv, c->argc, c->script);
     lua_gc(L, LUA_GCRESTART);   /* start GC... */
     lua_gc(L, LUA_GCGEN, 0, 0); /* ...in generational mode, as lua.c */
@@ -566,7 +591,7 @@ pmain(lua_State *L) {
 
 int
 main(int argc, char **argv) {
-    struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR};
+    struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR, {0}};
     lua_State *L;
     struct lasio_alloc *alloc;
     c.flags = collectargs(&c);

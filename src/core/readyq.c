@@ -427,8 +427,10 @@ drain_batch(lua_State *L) {
             else if (now - d->start >= RQ_BATCH_SECONDS)
                 break;
         }
-        if (steps >= RQ_BATCH_STEPS)
+        if (steps >= RQ_BATCH_STEPS || loop->end_batch) {
+            loop->end_batch = 0; /* a task was preempted: poll now */
             break;
+        }
     }
     d->done = 1;
     return 0;

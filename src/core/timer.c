@@ -93,6 +93,8 @@ lasio_call_soon_(lua_State *L) {
 static int
 schedule_at(lua_State *L, struct lasio_loop *loop, double when, int fidx) {
     checkcallable(L, fidx);
+    if (loop->limits)
+        lasio_cap_check_(L, loop, 1);
     struct lasio_handle *h = newhandle(L, loop, fidx, 1);
     h->when = when;
     if (isinf(when)) /* never fires: not armed, not a wake-up source */

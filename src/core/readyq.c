@@ -474,6 +474,7 @@ lasio_readyq_drain_cb_(int fd, short what, void *arg) {
         /* more work: let libevent poll timers and I/O first */
         static const struct timeval zero = {0, 0};
         loop->drain_armed = 1;
-        event_add(loop->drain_ev, &zero);
+        if (event_add(loop->drain_ev, &zero) < 0) /* no room in the heap */
+            event_active(loop->drain_ev, EV_TIMEOUT, 0); /* never allocates */
     }
 }

@@ -92,6 +92,56 @@ copy_fields(lua_State *L, int src, const char *const *names) {
     }
 }
 
+/* {====== Read-only views ======
+ * The tables of lasio (its classes, lasio.fs, ...) are the host's own: a
+ * sandbox sees them through views that read through (and wrap the
+ * tables they lead to), call through, and refuse writes. */
+
+static void push_view(lua_State *L, int idx);
+
+static int
+view_index(lua_State *L) {
+    lua_settop(L, 2);
+    lua_gettable(L, lua_upvalueindex(1));
+    if (lua_istable(L, -1))
+        push_view(L, -1);
+    return 1;
+}
+
+static int
+view_newindex(lua_State *L) {
+    return luaL_error(L, "attempt to change a read-only table of lasio");
+}
+
+static int
+view_call(lua_State *L) {
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_replace(L, 1); /* the real table, called in the view's place */
+    lua_call(L, n - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void
+push_view(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    lua_newtable(L);
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, idx);
+    lua_pushcclosure(L, view_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, view_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushvalue(L, idx);
+    lua_pushcclosure(L, view_call, 1);
+    lua_setfield(L, -2, "__call");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+}
+
+/* ====== } */
+
 /* getmetatable for tables only (and their __metatable field). */
 static int
 sandbox_getmetatable(lua_State *L) {
@@ -238,6 +288,18 @@ lasio_sandbox_env_(lua_State *L, int allow_io, long long max_output) {
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     if (lua_getfield(L, -1, "lasio") == LUA_TTABLE) {
         copy_fields(L, -1, allow_io ? NULL : lasio_no_io);
+        lua_pushnil(L); /* its tables as read-only views */
+        while (lua_next(L, -2)) {
+            if (lua_istable(L, -1)) {
+                push_view(L, -1);
+                lua_remove(L, -2);
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, -4);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
         if (lua_getfield(L, -2, "coroutine") == LUA_TTABLE) {
             copy_fields(L, -1, NULL);
             lua_setfield(L, env, "coroutine"); /* lasio's forwarding one */

@@ -17,7 +17,7 @@ else()
 endif()
 
 foreach(t open_close run reentrant step host_dispatch futures threads async
-        handler teardown never_early two_states)
+        handler teardown never_early two_states limits)
     add_test(NAME embed-${t} COMMAND embed_api_test ${t})
     set_tests_properties(embed-${t} PROPERTIES TIMEOUT 120
         ENVIRONMENT "${LASIO_C_TEST_ENV}")

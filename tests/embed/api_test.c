@@ -848,8 +848,7 @@ test_limits(void) {
     CHECK_INT(lasio_run(L, 0, 1), LASIO_OK);
     CHECK(lua_toboolean(L, -1));
     lua_settop(L, 0);
-    CHECK_INT(lasio_load_sandboxed(L, "\x1bLua", 4, "=bin", 0, 0),
-              LUA_ERRRUN);
+    CHECK_INT(lasio_load_sandboxed(L, "\x1bLua", 4, "=bin", 0, 0), LUA_ERRRUN);
     CHECK_STR(lua_tostring(L, -1), "binary chunk");
     lua_settop(L, 0);
     CHECK_INT(lasio_sandbox_env(L, LASIO_SANDBOX_IO, 0), LASIO_OK);

@@ -12,3 +12,9 @@ files["spec"] = {std = "+busted"}
 -- Run by examples/embed/host.c: the host sets the globals lasio (the
 -- module) and host (its async C functions).
 files["examples/embed/sensors.lua"] = {read_globals = {"lasio", "host"}}
+
+-- Untrusted scripts run in a sandbox environment that holds lasio (the
+-- hostile corpus of spec/untrusted_spec.lua, the scripts of
+-- examples/embed/untrusted.c); some of them write to it on purpose.
+files["spec/hostile"] = {std = "+busted", globals = {"lasio", "string"}}
+files["examples/embed/untrusted"] = {read_globals = {"lasio"}}

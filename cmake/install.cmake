@@ -40,6 +40,13 @@ target_link_libraries(embed_host PRIVATE lasio_static PkgConfig::LUA
 set_target_properties(embed_host PROPERTIES OUTPUT_NAME host
     RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/examples/embed)
 lasio_target_options(embed_host)
+# ... and one that runs untrusted scripts with budgets (docs/UNTRUSTED.md).
+add_executable(embed_untrusted examples/embed/untrusted.c)
+target_link_libraries(embed_untrusted PRIVATE lasio_static PkgConfig::LUA
+    Threads::Threads m)
+set_target_properties(embed_untrusted PROPERTIES OUTPUT_NAME untrusted
+    RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/examples/embed)
+lasio_target_options(embed_untrusted)
 
 # lasio.pc finds the prefix from its own place, so the tree can move (and
 # `cmake --install --prefix` works).

@@ -58,4 +58,32 @@ describe("examples/embed", function()
             assert.is_truthy(out:find("heartbeat still armed: yes", 1, true),
                 out)
         end)
+
+    it("untrusted.c runs several sandboxed scripts with their own budgets "
+        .. "on one loop, its ticker on time", function()
+        local bin = helper.build .. "/examples/embed/untrusted"
+        assert.is_truthy(slurp(bin), "not built: " .. bin)
+        local tmp = os.tmpname()
+        local cmd = string.format("cd %s/examples/embed && timeout 60 %s "
+            .. "untrusted/fib.lua:1000000:1:1000000 "
+            .. "untrusted/spin.lua:5000000:1:1000000 "
+            .. "untrusted/hog.lua:100000000:2:4000000 "
+            .. "untrusted/escape.lua:1000000:1:1000000 >%s 2>%s.err",
+            helper.shell_quote(helper.root), helper.shell_quote(bin), tmp, tmp)
+        local _, _, status = os.execute(cmd)
+        local out, err = slurp(tmp), slurp(tmp .. ".err")
+        os.remove(tmp)
+        os.remove(tmp .. ".err")
+        assert.are.equal(0, status, err)
+        assert.are.equal("", err)
+        assert.are.equal(table.concat({
+            "fib.lua: returned 6765",
+            "spin.lua: stopped by its instructions budget",
+            "hog.lua: stopped by its memory budget",
+            "escape.lua: failed: escape.lua:2: attempt to call a nil value "
+                .. "(field 'execute')",
+            "ticker: 20 ticks, on time: yes",
+            "memory: peak under the cap: yes",
+            "" }, "\n"), out)
+    end)
 end)

@@ -321,4 +321,98 @@ LASIO_API int lasio_pin_post(lasio_pin *pin, lasio_pin_fn fn, void *ud);
 
 /* ====== } */
 
+/* {====== Untrusted scripts: memory cap, budgets, caps, sandbox ======
+ * docs/UNTRUSTED.md is the chapter on these. */
+
+/*
+ * Caps the memory the Lua state holds at `bytes` (0: no cap). The first
+ * call puts lasio's counting allocator in front of the state's allocator
+ * (whatever lua_newstate was given; lua_close puts it back). An allocation
+ * that would pass the cap fails as "not enough memory" (LUA_ERRMEM) in the
+ * code that asked, after Lua's emergency collection; the loop and the
+ * other tasks go on. The count is exact for what Lua allocates: the peak
+ * never passes the cap; memory outside Lua's allocator (libevent, stream
+ * buffers, the allocator's own overhead) is not counted (docs/UNTRUSTED.md
+ * measures it). Returns LASIO_OK; LASIO_EINVAL when the state already
+ * holds more than `bytes` after a full collection; LUA_ERRRUN or
+ * LUA_ERRMEM when memory ran out.
+ * Stack: [-0, +0, -]
+ */
+LASIO_API int lasio_set_memory_limit(lua_State *L, size_t bytes);
+
+/*
+ * What the state holds now and the most it held since the counting
+ * allocator was put in front (lasio_set_memory_limit, or a task's memory
+ * budget). LASIO_EINVAL when it has none. Either pointer may be NULL.
+ * Stack: [-0, +0, -]
+ */
+LASIO_API int lasio_memory_usage(lua_State *L, size_t *used, size_t *peak);
+
+/*
+ * Forced yields (preemption): a task that runs `instructions` VM
+ * instructions is suspended at that point and requeued behind the ready
+ * tasks, and the loop polls its timers and I/O before it goes on, so one
+ * spinning task cannot starve the others (0: off). The count of a task
+ * goes on across its awaits. Where the task cannot yield (inside a C
+ * function such as table.sort's comparator, a metamethod called from C, a
+ * coroutine the task resumed itself) it goes on to the next point where
+ * it can. Applies to tasks spawned after the call, from the main thread
+ * or from a task. Returns LASIO_OK, LASIO_EINVAL (negative),
+ * LASIO_ECLOSED (lasio is not open).
+ * Stack: [-0, +0, -]
+ */
+LASIO_API int lasio_set_forced_yield(lua_State *L, long instructions);
+
+/*
+ * The run's budgets, counted from this call over every task and callback
+ * of the loop (0: none): VM instructions and CPU seconds of the thread
+ * running the loop. Past one, the running code gets a
+ * lasio.BudgetExceeded error (fields budget = "instructions" or "cpu",
+ * scope = "run", limit), and so does every later one that runs Lua code,
+ * so the run ends. Checked every 10,000 instructions (or every forced
+ * yield): a C function (string.rep, a pattern match) runs to its end
+ * first; the memory cap bounds what it can allocate.
+ * Returns LASIO_OK, LASIO_EINVAL, LASIO_ECLOSED.
+ * Stack: [-0, +0, -]
+ */
+LASIO_API int lasio_set_run_budget(lua_State *L, long long instructions,
+                                   double cpu_seconds);
+
+/*
+ * Caps of the loop (0: none): pending tasks and pending timers
+ * (call_later, call_at, sleeps). Creating one more raises an error in the
+ * code that asked. Returns LASIO_OK, LASIO_EINVAL, LASIO_ECLOSED.
+ * Stack: [-0, +(0|1), -]
+ */
+LASIO_API int lasio_set_caps(lua_State *L, int max_tasks, int max_timers);
+
+/* The sandbox may use lasio's I/O (sockets, files, processes, HTTP). */
+#define LASIO_SANDBOX_IO 1
+
+/*
+ * Pushes a new sandbox environment: copies of the safe parts of the
+ * standard library (no io, os.execute and the like, package, require,
+ * loadfile, dofile, debug, string.dump; load takes text only; getmetatable
+ * answers for tables only; setmetatable refuses __gc; collectgarbage
+ * answers "count", "step", "isrunning"), print capped at max_output bytes
+ * (0: no cap), and a copy of the loaded lasio module (all of it with
+ * LASIO_SANDBOX_IO, else scheduling, synchronisation and errors only).
+ * Returns LASIO_OK or LUA_ERRMEM (error pushed instead).
+ * Stack: [-0, +1, -]
+ */
+LASIO_API int lasio_sandbox_env(lua_State *L, int flags, long long max_output);
+
+/*
+ * Loads `chunk` (text only: a binary chunk is refused) as a function whose
+ * environment is a new sandbox environment (lasio_sandbox_env). Pushes the
+ * function, or the error (LUA_ERRRUN for a syntax error or a binary
+ * chunk, LUA_ERRMEM). LASIO_EINVAL (nothing pushed) for NULL arguments.
+ * Stack: [-0, +(0|1), -]
+ */
+LASIO_API int lasio_load_sandboxed(lua_State *L, const char *chunk, size_t len,
+                                   const char *name, int flags,
+                                   long long max_output);
+
+/* ====== } */
+
 #endif

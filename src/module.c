@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include "core/core.h"
+#include "embed/embed.h"
 #include "net/net.h"
 #include "http/http.h"
 #include "sys/sys.h"
@@ -173,6 +174,8 @@ luaopen_lasio_core(lua_State *L) {
     lasio_future_open_(L);
     lasio_task_open_(L);
     lasio_taskfactory_open_(L);
+    lasio_budget_open_(L); /* set_limits, memory, task:set_budget */
+    lasio_sandbox_open_(L);
     lasio_timer_open_(L);
     lasio_loop_open_(L);
     lasio_waitq_open_(L);

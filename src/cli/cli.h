@@ -158,4 +158,23 @@ void lasio_cli_push_repl_(lua_State *L);
 
 /* ====== } */
 
+/* The options for untrusted scripts (clilimits.c). */
+struct lasio_cli_limits {
+    size_t memory;
+    long forced_yield;
+    long long instructions, max_output;
+    double cpu;
+    int max_tasks, max_timers;
+    int sandbox; /* 0 none, 1 without lasio's I/O, 2 with it */
+    int any;     /* a limit besides the sandbox was given */
+};
+/* Reads one such option into lim: 1 taken, 0 not one of them, -1 a bad
+ * value. */
+int lasio_cli_limit_option_(struct lasio_cli_limits *lim, const char *arg);
+/* Applies the limits to L's loop: NULL, or why not. */
+const char *lasio_cli_apply_limits_(lua_State *L,
+                                    const struct lasio_cli_limits *lim);
+/* With --sandbox: gives the loaded main chunk on top a sandbox as _ENV. */
+void lasio_cli_sandbox_(lua_State *L, const struct lasio_cli_limits *lim);
+
 #endif

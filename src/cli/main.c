@@ -41,7 +41,8 @@ struct cli {
     int workers;     /* --workers N, 0 without it */
     const char *why; /* what is wrong with a bad option value, or NULL */
     const char *bad; /* that value (NULL when missing) */
-    struct lasio_cli_vt vt; /* the options of virtual time (vtime.c) */
+    struct lasio_cli_vt vt;      /* the options of virtual time (vtime.c) */
+    struct lasio_cli_limits lim; /* --max-memory, --sandbox, ... */
 };
 
 /* bits of the options found by collectargs (lua.c's, plus lasio's) */
@@ -90,7 +91,14 @@ static const char options_text[] =
     "            real time instead of jumping\n"
     "  --help    show this help and exit\n"
     "  --workers N  run the script in N processes (1 to 1024) that share\n"
-    "            their listening ports; a crashed one is restarted\n";
+    "            their listening ports; a crashed one is restarted\n"
+    "Limits for untrusted scripts (docs/UNTRUSTED.md):\n"
+    "  --max-memory=SIZE  cap the Lua state's memory (K, M, G suffixes)\n"
+    "  --forced-yield=N   suspend a task every N VM instructions\n"
+    "  --max-instructions=N, --max-cpu=SECONDS  the run's budgets\n"
+    "  --max-tasks=N, --max-timers=N  caps of pending tasks and timers\n"
+    "  --sandbox[=io]     run the script in the sandbox (=io: with\n"
+    "            lasio's I/O); --max-output=SIZE caps its print\n";
 
 static const char help_text[] =
     "\n"
@@ -155,6 +163,8 @@ print_usage(const char *badoption, const struct cli *c) {
                 c->bad ? "'" : "");
     else if (badoption[1] == 'e' || badoption[1] == 'l')
         fprintf(stderr, "%s: '%s' needs argument\n", PROGNAME, badoption);
+    else if (badoption[1] == '-' && strchr(badoption, '='))
+        fprintf(stderr, "%s: bad value in option '%s'\n", PROGNAME, badoption);
     else
         fprintf(stderr, "%s: unrecognized option '%s'\n", PROGNAME, badoption);
     fprintf(stderr, "usage: %s [options] [script [args]]\n%s", PROGNAME,
@@ -444,9 +454,13 @@ queue_script(lua_State *L, struct cli *c) {
     int status;
     if (strcmp(fname, "-") == 0 && strcmp(c->argv[c->script - 1], "--") != 0)
         fname = NULL; /* stdin */
-    status = lasio_cli_loadfile_(L, fname, (c->flags & has_bytes) != 0);
-    if (status == LUA_OK)
+    /* a sandboxed script is text, whatever --allow-bytecode says */
+    status = lasio_cli_loadfile_(L, fname,
+                                 (c->flags & has_bytes) && !c->lim.sandbox);
+    if (status == LUA_OK) {
+        lasio_cli_sandbox_(L, &c->lim);
         add_step(L, c, 1, 1);
+    }
     return status;
 }
 
@@ -526,6 +540,11 @@ collectargs(struct cli *c) {
             if (taken > 0)
                 continue;
         }
+        int limit = lasio_cli_limit_option_(&c->lim, argv[i]);
+        if (limit < 0)
+            return has_error;
+        if (limit)
+            continue;
         switch (argv[i][1]) {
         case '-': /* '--' */
             if (argv[i][2] != '\0')
@@ -604,6 +623,12 @@ pmain(lua_State *L) {
     if (c->flags & has_v)
         print_version();
     open_libs(L, c);
+    const char *bad_limits = lasio_cli_apply_limits_(L, &c->lim);
+    if (bad_limits) {
+        l_message(PROGNAME, bad_limits);
+        c->status = LASIO_EXIT_USAGE;
+        return 0;
+    }
     createargtable(L, c->argv, c->argc, c->script);
     lua_gc(L, LUA_GCRESTART);   /* start GC... */
     lua_gc(L, LUA_GCGEN, 0, 0); /* ...in generational mode, as lua.c */
@@ -641,7 +666,8 @@ pmain(lua_State *L) {
 
 int
 main(int argc, char **argv) {
-    struct cli c = {argc, argv, 0, 0, 0, LASIO_EXIT_ERROR, 0, NULL, NULL, {0}};
+    struct cli c = {argc, argv, 0,    0,   0,  LASIO_EXIT_ERROR,
+                    0,    NULL, NULL, {0}, {0}};
     c.vt.real_io_ms = -1;
     lua_State *L;
     struct lasio_alloc *alloc;

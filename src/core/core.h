@@ -180,6 +180,8 @@ struct lasio_loop {
     struct lasio_vclock *vc;
     int64_t vnow;
     long vholds;
+    struct lasio_limits *limits; /* budgets and caps (budget.c), or NULL */
+    unsigned char end_batch;     /* a task was preempted: poll before more */
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */
@@ -198,12 +200,16 @@ struct lasio_statectx {
     struct lasio_loop *running; /* the registry's running loop, or NULL */
 };
 LASIO_HIDDEN extern lua_Alloc lasio_ctx_allocf_;
+LASIO_HIDDEN void *lasio_memcap_alloc_(void *ud, void *ptr, size_t osize,
+                                       size_t nsize);
 /* The context of L's state, or NULL. [-0, +0, -] */
 static inline struct lasio_statectx *
 lasio_statectx_(lua_State *L) {
     void *ud;
     lua_Alloc f = lua_getallocf(L, &ud);
-    return f && f == lasio_ctx_allocf_ ? (struct lasio_statectx *)ud : NULL;
+    return f && (f == lasio_ctx_allocf_ || f == lasio_memcap_alloc_)
+               ? (struct lasio_statectx *)ud
+               : NULL;
 }
 
 LASIO_HIDDEN struct lasio_loop *lasio_checkloop_(lua_State *L, int idx);
@@ -487,6 +493,8 @@ struct lasio_task {
     unsigned char wq_woken; /* a WaitQueue woke it; cleared by its wait */
     struct lasio_waitq *wq; /* the WaitQueue it is linked in, or NULL */
     struct lasio_task *wq_next, *wq_prev;
+    struct lasio_budget *budget; /* its budgets (budget.c), or NULL */
+    unsigned char preempted;     /* suspended by the forced-yield hook */
 };
 
 LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
@@ -667,6 +675,79 @@ LASIO_HIDDEN int lasio_vclock_limit_hit_(struct lasio_loop *loop,
 LASIO_HIDDEN int lasio_run_fresh_(lua_State *L);
 /* Sets core.internal.vclock_* into the table at the top. [-0, +0, m] */
 LASIO_HIDDEN void lasio_vclock_open_(lua_State *L);
+/* {====== Memory cap, budgets, preemption, caps ======
+ * (memcap.c, budget.c; docs/UNTRUSTED.md) */
+
+/* The counting allocator in front of a state's own. */
+struct lasio_memcap {
+    struct lasio_statectx ctx; /* first: the state's context (see above) */
+    lua_Alloc inner;           /* the state's allocator before */
+    void *inner_ud;
+    size_t used, peak, limit;  /* bytes Lua holds; limit SIZE_MAX: none */
+    struct lasio_budget *task; /* the running task's, with a memory budget */
+};
+
+/* A task's budgets: 0 means none. Counted while the task runs. */
+struct lasio_budget {
+    long long instructions, instr_used;
+    double cpu, cpu_used, cpu_start; /* thread CPU seconds */
+    size_t memory, mem_used;         /* bytes allocated (growth), not net */
+    lua_State *co;          /* the task's coroutine, for the sticky hook */
+    unsigned char exceeded; /* BUDGET_* of the first one exceeded */
+};
+enum { BUDGET_NONE, BUDGET_INSTRUCTIONS, BUDGET_CPU, BUDGET_MEMORY };
+
+/* A loop's limits. */
+struct lasio_limits {
+    int quantum;       /* count of the budget hook, in VM instructions */
+    long forced_yield; /* suspend a task every N instructions; 0 off */
+    long long run_instructions, run_instr_used; /* the run's budget */
+    double run_cpu, run_cpu_start;
+    unsigned char run_exceeded;
+    int max_tasks, max_timers; /* 0: no cap */
+    long long max_output, output_used;
+};
+
+/* The state's counting allocator, or NULL. [-0, +0, -] */
+LASIO_HIDDEN struct lasio_memcap *lasio_memcap_get_(lua_State *L);
+/* Puts the counting allocator in front (once); NULL when out of memory.
+ * [-0, +0, -] */
+LASIO_HIDDEN struct lasio_memcap *lasio_memcap_install_(lua_State *L);
+/* Sets the cap (0: none). Returns 0, -1 out of memory, -2 the state holds
+ * more than that already (after a full collection). [-0, +0, -] */
+LASIO_HIDDEN int lasio_memcap_set_limit_(lua_State *L, size_t limit);
+/* Counts grow bytes against a task's memory budget: 1 when exceeded. */
+LASIO_HIDDEN int lasio_budget_memory_grow_(struct lasio_budget *b, size_t grow);
+/* The loop's limits, made on first use. [-0, +0, m] */
+LASIO_HIDDEN struct lasio_limits *lasio_limits_(lua_State *L,
+                                                struct lasio_loop *loop);
+/* Puts the budget hook on thread co when the loop's limits need one,
+ * else clears its hook (for hooks that are done, as the signal
+ * layer's). [-0, +0, -] */
+LASIO_HIDDEN void lasio_budget_rearm_(lua_State *co, struct lasio_loop *loop);
+/* Around a step of a task that has budgets. */
+LASIO_HIDDEN void lasio_budget_enter_(struct lasio_loop *loop,
+                                      struct lasio_task *t);
+LASIO_HIDDEN void lasio_budget_leave_(struct lasio_loop *loop,
+                                      struct lasio_task *t);
+/* A preempted task t that was cancelled since: the CancelledError on top
+ * of L (popped) is raised where it stopped when it resumes. [-1, +0, -] */
+LASIO_HIDDEN void lasio_budget_cancel_at_resume_(lua_State *L,
+                                                 struct lasio_task *t);
+/* The task's body ended with the error on top: replaced by the
+ * BudgetExceeded error when a budget of t was exceeded. [-1, +1, m] */
+LASIO_HIDDEN void lasio_budget_error_(lua_State *L, struct lasio_task *t);
+/* Raises unless the loop may hold one more task / timer. */
+LASIO_HIDDEN void lasio_cap_check_(lua_State *L, struct lasio_loop *loop,
+                                   int timers);
+/* Sets the run's forced yield (0: off), instruction and CPU budgets (0:
+ * none), counted from now, and hooks the threads that spawn tasks. */
+LASIO_HIDDEN int lasio_limits_set_(lua_State *L, struct lasio_loop *loop,
+                                   long forced_yield, long long instructions,
+                                   double cpu);
+/* Adds the budget functions to the module table at the top and
+ * set_budget to the Task methods. [-0, +0, m] */
+LASIO_HIDDEN void lasio_budget_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Errors (errors.c) ====== */
@@ -685,6 +766,7 @@ enum lasio_errclass {
     ERR_OSERROR,
     ERR_HTTP,
     ERR_VIRTUALTIME,
+    ERR_BUDGET,
     ERR_NCLASSES
 };
 /* Pushes the class table. [-0, +1, m] */

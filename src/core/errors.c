@@ -64,6 +64,7 @@ static const struct classdef classdefs[ERR_NCLASSES] = {
     [ERR_OSERROR] = {"OSError", ERR_BASE},
     [ERR_HTTP] = {"HTTPError", ERR_BASE},
     [ERR_VIRTUALTIME] = {"VirtualTimeError", ERR_BASE},
+    [ERR_BUDGET] = {"BudgetExceeded", ERR_BASE},
 };
 
 /* [-0, +1, m] the registry table of classes, indexed by class id + 1 */

@@ -446,8 +446,10 @@ drain_batch(lua_State *L) {
             else if (now - d->start >= RQ_BATCH_SECONDS)
                 break;
         }
-        if (steps >= RQ_BATCH_STEPS)
+        if (steps >= RQ_BATCH_STEPS || loop->end_batch) {
+            loop->end_batch = 0; /* a task was preempted: poll now */
             break;
+        }
     }
     d->done = 1;
     return 0;
@@ -491,6 +493,7 @@ lasio_readyq_drain_cb_(int fd, short what, void *arg) {
         /* more work: let libevent poll timers and I/O first */
         static const struct timeval zero = {0, 0};
         loop->drain_armed = 1;
-        event_add(loop->drain_ev, &zero);
+        if (event_add(loop->drain_ev, &zero) < 0) /* no room in the heap */
+            event_active(loop->drain_ev, EV_TIMEOUT, 0); /* never allocates */
     }
 }

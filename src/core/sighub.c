@@ -46,8 +46,8 @@ static struct {
 static void
 interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
-    lua_sethook(L, NULL, 0, 0);
     struct lasio_loop *loop = lasio_running_loop_(L);
+    lasio_budget_rearm_(L, loop); /* the budget hook, or none */
     if (loop && loop->on_signals)
         loop->on_signals(L, loop, 1);
 }

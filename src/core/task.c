@@ -65,6 +65,8 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     luaL_checkstack(L, 6, NULL);
     if (loop->closed)
         luaL_error(L, "cannot create a task: the loop is closed");
+    if (loop->limits)
+        lasio_cap_check_(L, loop, 0);
     struct lasio_task *t =
         lua_newuserdatauv(L, sizeof(struct lasio_task), TASK_NUV);
     t->fut.kind = KIND_TASK;
@@ -75,6 +77,8 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->has_waiter = 0;
     t->num_cancels = 0;
     t->counted = 0;
+    t->budget = NULL;
+    t->preempted = 0;
     t->co = NULL;
     t->heap_pos = -1;
     t->wq_woken = 0;
@@ -172,6 +176,8 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
 static void
 task_ended_with_error(lua_State *L, int idx, struct lasio_task *t) {
     idx = lua_absindex(L, idx);
+    if (t->budget)
+        lasio_budget_error_(L, t);
     if (lasio_iserror_(L, -1, ERR_CANCELLED)) {
         lua_getfield(L, -1, "message");
         lua_remove(L, -2);
@@ -200,6 +206,12 @@ task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres) {
     lua_State *co = t->co;
     if (nres >= 1 && lua_touserdata(co, -nres) == LASIO_SENTINEL) {
         lua_pop(co, nres);
+        return;
+    }
+    if (nres == 0 && t->preempted) { /* the forced-yield hook: requeue */
+        t->scheduled = 1;
+        t->fut.loop->end_batch = 1;
+        lasio_readyq_push_task_(L, t->fut.loop, t);
         return;
     }
     /* a yield that is not the scheduler's (a coroutine.yield captured
@@ -244,7 +256,14 @@ lasio_task_step_(lua_State *L, int idx) {
         return;
     luaL_checkstack(L, 4, NULL);
     lua_State *co = t->co;
-    if (t->must_cancel) {
+    if (t->preempted) { /* resumes where the forced-yield hook stopped it */
+        t->preempted = 0;
+        if (t->must_cancel) {
+            t->must_cancel = 0;
+            push_cancel_error(L, idx);
+            lasio_budget_cancel_at_resume_(L, t);
+        }
+    } else if (t->must_cancel) {
         t->must_cancel = 0;
         if (!t->started) { /* cancelled before its first step: the body
                               never runs */
@@ -279,7 +298,11 @@ lasio_task_step_(lua_State *L, int idx) {
     loop->current = t;
     loop->steps++;
     loop->running_L = co;
+    if (t->budget)
+        lasio_budget_enter_(loop, t);
     int status = lua_resume(co, L, nargs, &nres);
+    if (t->budget)
+        lasio_budget_leave_(loop, t);
     loop->running_L = prev_L;
     loop->current = prev;
     if (status == LUA_YIELD) {

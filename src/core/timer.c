@@ -95,6 +95,8 @@ static int
 schedule_at(lua_State *L, struct lasio_loop *loop, double when, int64_t when_ns,
             int fidx) {
     checkcallable(L, fidx);
+    if (loop->limits)
+        lasio_cap_check_(L, loop, 1);
     struct lasio_handle *h = newhandle(L, loop, fidx, 1);
     h->when = when;
     if (isinf(when)) /* never fires: not armed, not a wake-up source */

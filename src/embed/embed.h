@@ -29,4 +29,12 @@ LASIO_HIDDEN int lasio_api_call_(lua_State *L, lua_CFunction body,
 LASIO_HIDDEN int lasio_api_refuse_(lua_State *L, struct lasio_apicall *c,
                                    int code, const char *msg);
 
+/* Pushes a new sandbox environment (sandbox.c): allow_io gives the
+ * whole lasio table, max_output caps print's bytes (0: no cap).
+ * [-0, +1, m] */
+LASIO_HIDDEN void lasio_sandbox_env_(lua_State *L, int allow_io,
+                                     long long max_output);
+/* Sets lasio.sandbox_env in the module table at the top. [-0, +0, m] */
+LASIO_HIDDEN void lasio_sandbox_open_(lua_State *L);
+
 #endif

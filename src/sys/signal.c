@@ -214,12 +214,12 @@ spin_hook(lua_State *L, lua_Debug *ar) {
     struct lasio_loop *loop = lasio_running_loop_(L);
     if (!loop || !loop->current || loop->closed ||
         loop->steps != loop->spin_steps) {
-        lua_sethook(L, NULL, 0, 0);
+        lasio_budget_rearm_(L, loop);
         return;
     }
     if (lasio_time_() - loop->spin_since < SPIN_GRACE)
         return;
-    lua_sethook(L, NULL, 0, 0);
+    lasio_budget_rearm_(L, loop);
     interrupt_running(L, loop);
 }
 

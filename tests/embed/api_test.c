@@ -842,6 +842,85 @@ test_never_early(void) {
 
 /* ====== } */
 
+/* {====== Limits for untrusted scripts (R1-R5) ====== */
+
+static void
+test_limits(void) {
+    /* refusals before lasio is open, and bad arguments */
+    lua_State *bare = luaL_newstate();
+    CHECK_INT(lasio_set_forced_yield(bare, 100), LASIO_ECLOSED);
+    CHECK_INT(lasio_set_run_budget(bare, 1000, 0), LASIO_ECLOSED);
+    CHECK_INT(lasio_set_caps(bare, 1, 1), LASIO_ECLOSED);
+    CHECK_INT(lasio_memory_usage(bare, NULL, NULL), LASIO_EINVAL);
+    CHECK_INT(lasio_set_forced_yield(bare, -1), LASIO_EINVAL);
+    CHECK_INT(lasio_set_run_budget(bare, -1, 0), LASIO_EINVAL);
+    CHECK_INT(lasio_set_caps(bare, -1, 0), LASIO_EINVAL);
+    CHECK_INT(lasio_load_sandboxed(bare, NULL, 0, "x", 0, 0), LASIO_EINVAL);
+    CHECK_INT(lua_gettop(bare), 0);
+    lua_close(bare);
+
+    lua_State *L = harness_state(NULL);
+    /* R1: a cap below what the state holds is refused; a cap holds */
+    CHECK_INT(lasio_set_memory_limit(L, 1000), LASIO_EINVAL);
+    CHECK_INT(lasio_set_memory_limit(L, 8u << 20), LASIO_OK);
+    size_t used = 0, peak = 0;
+    CHECK_INT(lasio_memory_usage(L, &used, &peak), LASIO_OK);
+    CHECK(used > 0 && used <= peak && peak <= (8u << 20));
+    CHECK_INT(harness_run(L, "local t = lasio.spawn(function() local s = 'x' "
+                             "while true do s = s .. s end end)\n"
+                             "local ok, e = pcall(t.await, t)\n"
+                             "return e"),
+              LASIO_OK);
+    CHECK_STR(lua_tostring(L, -1), "not enough memory");
+    lua_settop(L, 0);
+    CHECK_INT(lasio_memory_usage(L, NULL, &peak), LASIO_OK);
+    CHECK(peak <= (8u << 20));
+    /* R3: a spinning task does not stall a sleeping one */
+    CHECK_INT(lasio_set_forced_yield(L, 10000), LASIO_OK);
+    CHECK_INT(harness_run(L, "local stop = false\n"
+                             "local spin = lasio.spawn(function() "
+                             "while not stop do end end)\n"
+                             "lasio.sleep(0.01) stop = true spin:await()\n"
+                             "return 'woke'"),
+              LASIO_OK);
+    CHECK_STR(lua_tostring(L, -1), "woke");
+    lua_settop(L, 0);
+    /* R5: the caps */
+    CHECK_INT(lasio_set_caps(L, 3, 0), LASIO_OK);
+    CHECK_INT(harness_run(L, "return select(2, pcall(function() for i = 1, 5 "
+                             "do lasio.spawn(function() end) end end))"),
+              LASIO_OK);
+    CHECK_STR(lua_tostring(L, -1), "too many tasks: the loop's cap is 3");
+    lua_settop(L, 0);
+    CHECK_INT(lasio_set_caps(L, 0, 0), LASIO_OK);
+    /* R2: the run's budget ends a spinning run */
+    CHECK_INT(lasio_set_run_budget(L, 1000000, 0), LASIO_OK);
+    CHECK_INT(harness_run(L, "while true do end"), LUA_ERRRUN);
+    lua_getfield(L, -1, "budget");
+    CHECK_STR(lua_tostring(L, -1), "instructions");
+    lua_settop(L, 0);
+    CHECK_INT(lasio_set_run_budget(L, 0, 0), LASIO_OK);
+    /* R4: a sandboxed chunk sees no io; binary chunks are refused */
+    const char *src = "return io == nil and os.execute == nil and "
+                      "string.dump == nil and lasio.sleep ~= nil";
+    CHECK_INT(lasio_load_sandboxed(L, src, strlen(src), "=sb", 0, 0), LASIO_OK);
+    CHECK_INT(lasio_run(L, 0, 1), LASIO_OK);
+    CHECK(lua_toboolean(L, -1));
+    lua_settop(L, 0);
+    CHECK_INT(lasio_load_sandboxed(L, "\x1bLua", 4, "=bin", 0, 0), LUA_ERRRUN);
+    CHECK_STR(lua_tostring(L, -1), "binary chunk");
+    lua_settop(L, 0);
+    CHECK_INT(lasio_sandbox_env(L, LASIO_SANDBOX_IO, 0), LASIO_OK);
+    lua_getfield(L, -1, "lasio");
+    lua_getfield(L, -1, "open_connection");
+    CHECK(lua_isfunction(L, -1));
+    lua_settop(L, 0);
+    lasio_close(L);
+    lua_close(L);
+}
+
+/* ====== } */
+
 /* {====== Two states in one thread (E5) ====== */
 
 static void
@@ -954,6 +1033,7 @@ static const struct {
              {"never_early", test_never_early},
              {"two_states", test_two_states},
              {"loop_hold", test_loop_hold},
+             {"limits", test_limits},
              {NULL, NULL}};
 
 int

@@ -534,6 +534,51 @@ sc_dispatch(void) {
     completed = ok;
 }
 
+/* A capped state: memory cap, forced yields, caps, a task budget, a
+ * sandboxed chunk; a task that runs into the cap and one past its
+ * budget fail, the rest completes. */
+static const char capped_script[] =
+    "local spin = lasio.spawn(function() local n = 0\n"
+    "  for i = 1, 20000 do n = n + i end return n end)\n"
+    "local bomb = lasio.spawn(function() local s = 'x'\n"
+    "  while true do s = s .. s end end)\n"
+    "local over = lasio.spawn(function() while true do end end)\n"
+    "over:set_budget{instructions = 5000}\n"
+    "local ok1 = pcall(bomb.result, (pcall(lasio.wait, {bomb}) and bomb))\n"
+    "local ok2, e = pcall(lasio.wait_for, over, 5)\n"
+    "assert(not ok1 and not ok2 and lasio.BudgetExceeded:is(e))\n"
+    "local f = assert(load('return lasio.sleep(0) or 1', 'c', 't', sandbox))\n"
+    "return spin:await() + lasio.spawn(f):await()\n";
+
+static void
+sc_capped(void) {
+    lua_State *L = open_state(NULL);
+    if (!L)
+        return;
+    int st = lasio_set_memory_limit(L, 4u << 20);
+    if (st == LASIO_OK)
+        st = lasio_set_forced_yield(L, 1000);
+    if (st == LASIO_OK)
+        st = lasio_set_caps(L, 50, 50);
+    if (st == LASIO_OK) {
+        st = lasio_sandbox_env(L, 0, 100);
+        if (st == LASIO_OK)
+            lua_setglobal(L, "sandbox");
+        else
+            lua_pop(L, 1);
+    }
+    if (st == LASIO_OK)
+        st = luaL_loadstring(L, capped_script);
+    if (st == LASIO_OK)
+        st = lasio_run(L, 0, 1);
+    size_t used = 0, peak = 0;
+    int ok = st == LASIO_OK && lua_tointeger(L, -1) == 200010001 &&
+             lasio_memory_usage(L, &used, &peak) == LASIO_OK &&
+             peak <= (4u << 20);
+    lua_close(L);
+    completed = ok;
+}
+
 /* ====== } */
 
 static volatile long current_n;
@@ -559,10 +604,10 @@ on_alarm(int sig) {
 static const struct {
     const char *name;
     void (*fn)(void);
-} scenarios[] = {{"open", sc_open},     {"run", sc_run},
-                 {"step", sc_step},     {"cfuture", sc_cfuture},
-                 {"close", sc_close},   {"dispatch", sc_dispatch},
-                 {"module", sc_module}, {NULL, NULL}};
+} scenarios[] = {
+    {"open", sc_open},       {"run", sc_run},       {"step", sc_step},
+    {"cfuture", sc_cfuture}, {"close", sc_close},   {"dispatch", sc_dispatch},
+    {"module", sc_module},   {"capped", sc_capped}, {NULL, NULL}};
 
 /* Runs fn with the N-th allocation failing; returns 1 when it needed
  * fewer than N allocations (the sweep is over). */

@@ -17,7 +17,8 @@ else()
 endif()
 
 foreach(t open_close run reentrant step host_dispatch futures threads async
-        handler collected_at_close teardown never_early two_states loop_hold)
+        handler collected_at_close teardown never_early two_states loop_hold
+        limits)
     add_test(NAME embed-${t} COMMAND embed_api_test ${t})
     set_tests_properties(embed-${t} PROPERTIES TIMEOUT 120
         ENVIRONMENT "${LASIO_C_TEST_ENV}")
@@ -48,7 +49,7 @@ target_link_libraries(embed_oom_test PRIVATE lasio_core PkgConfig::LUA
 target_link_options(embed_oom_test PRIVATE
     -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=strdup)
 lasio_target_options(embed_oom_test)
-foreach(s open run step cfuture close dispatch module)
+foreach(s open run step cfuture close dispatch module capped)
     add_test(NAME embed-oom-${s} COMMAND embed_oom_test ${s})
     set_tests_properties(embed-oom-${s} PROPERTIES TIMEOUT 1200
         ENVIRONMENT "${LASIO_C_TEST_ENV}")

@@ -1,0 +1,2 @@
+-- a loop that never awaits
+while true do end

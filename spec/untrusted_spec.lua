@@ -1,0 +1,289 @@
+-- Untrusted scripts (docs/UNTRUSTED.md): the memory cap, budgets, forced
+-- yields, caps and the sandbox, covering R1-R5, and the hostile corpus of
+-- spec/hostile/. Each case runs in a child process (both interpreters),
+-- so its limits never reach the spec runner's own state.
+-- SPDX-License-Identifier: MIT
+local helper = require "helper"
+
+local function child(code, opts)
+    return helper.run_child(code, opts)
+end
+
+-- Runs body (Lua source run inside lasio.run) under interp.
+local function in_loop(interp, body, opts)
+    opts = opts or {}
+    opts.interp = interp
+    return child("local lasio = require 'lasio'\nlasio.run(function()\n"
+        .. body .. "\nend)\n", opts)
+end
+
+for _, interp in ipairs(helper.interps) do
+    local name = interp:match("[^/]+$")
+
+    describe("untrusted scripts (" .. name .. ")", function()
+        it("R1: a capped state fails the allocation that passes the cap; "
+            .. "the other tasks go on and the peak stays under the cap", function()
+            local out, err, status = in_loop(interp, [[
+                lasio.set_limits{ memory = 16 * 1024 * 1024 }
+                local ticks = 0
+                local ticker = lasio.spawn(function()
+                    for _ = 1, 5 do lasio.sleep(0.01) ticks = ticks + 1 end
+                end)
+                local bomb = lasio.spawn(function()
+                    local s = "x" while true do s = s .. s end
+                end)
+                local ok, e = pcall(bomb.await, bomb)
+                ticker:await()
+                local used, peak, cap = lasio.memory()
+                print(ok, e, ticks, peak <= cap, cap, used < cap)
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("false\tnot enough memory\t5\ttrue\t16777216\ttrue\n", out)
+        end)
+
+        it("R1: a cap below what the state holds is refused", function()
+            local out, err, status = in_loop(interp, [[
+                print(pcall(lasio.set_limits, { memory = 1000 }))
+                print(pcall(lasio.set_limits, { memory = -1 }))
+            ]])
+            assert.equal(0, status, err)
+            assert.matches("false\t[^\n]*lasio.set_limits: option 'memory' is below", out)
+            assert.matches("option 'memory' must be a number >= 0, got %-1", out)
+        end)
+
+        it("R2: a task past its instruction budget gets BudgetExceeded naming it, "
+            .. "also through pcall; other tasks go on", function()
+            local out, err, status = in_loop(interp, [[
+                local t = lasio.spawn(function()
+                    while true do pcall(function() while true do end end) end
+                end)
+                t:set_budget{ instructions = 1e6 }
+                local other = lasio.spawn(function() lasio.sleep(0.01) return "other" end)
+                local ok, e = pcall(t.await, t)
+                print(ok, lasio.BudgetExceeded:is(e), e.budget, e.scope, e.limit)
+                print(other:await(), t:get_budget().exceeded,
+                    t:get_budget().instructions_used >= 1e6)
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("false\ttrue\tinstructions\ttask\t1000000.0\n"
+                .. "other\tinstructions\ttrue\n", out)
+        end)
+
+        it("R2: a task past its CPU budget, and one past its memory budget", function()
+            local out, err, status = in_loop(interp, [[
+                local c = lasio.spawn(function() while true do end end)
+                c:set_budget{ cpu = 0.05 }
+                local m = lasio.spawn(function()
+                    local t = {} while true do t[#t + 1] = {} end
+                end)
+                m:set_budget{ memory = 1e6 }
+                local _, e1 = pcall(c.await, c)
+                local _, e2 = pcall(m.await, m)
+                print(e1.budget, e2.budget, m:get_budget().memory_used <= 1e6)
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("cpu\tmemory\ttrue\n", out)
+        end)
+
+        it("R2: bad budgets raise naming the function and the option", function()
+            local out, err, status = in_loop(interp, [[
+                local t = lasio.spawn(function() end)
+                print(pcall(t.set_budget, t, { cpu = "x" }))
+                print(pcall(t.set_budget, t, 5))
+            ]])
+            assert.equal(0, status, err)
+            assert.matches("task:set_budget: option 'cpu' must be a number >= 0, got string", out)
+            assert.matches("bad argument #1 to '[^']*' %(table expected, got number%)", out)
+        end)
+
+        it("R2: the run's instruction and CPU budgets end a spinning run", function()
+            local _, err, status = child("while true do end",
+                { interp = helper.lasio_bin, flags = "--max-instructions=1000000" })
+            assert.equal(1, status)
+            assert.matches("BudgetExceeded: the run's instructions budget is exceeded "
+                .. "%(1000000 instructions%)", err)
+            _, err, status = child("while true do end",
+                { interp = helper.lasio_bin, flags = "--max-cpu=0.05" })
+            assert.equal(1, status)
+            assert.matches("the run's cpu budget is exceeded %(0.05 s%)", err)
+        end)
+
+        it("R3: with forced yields a spinning task lets timers and tasks run", function()
+            local out, err, status = in_loop(interp, [[
+                lasio.set_limits{ forced_yield = 10000 }
+                local spinning = true
+                local ticks, late = 0, 0
+                local ticker = lasio.spawn(function()
+                    for _ = 1, 10 do
+                        local t0 = lasio.time()
+                        lasio.sleep(0.01)
+                        late = math.max(late, lasio.time() - t0 - 0.01)
+                        if spinning then ticks = ticks + 1 end
+                    end
+                end)
+                local spin = lasio.spawn(function()
+                    local t0 = os.clock()
+                    while os.clock() - t0 < 0.3 and not ticker:done() do end
+                    spinning = false
+                    return "spun"
+                end)
+                print(spin:await(), ticks >= 5, late < ]] .. helper.t(0.25) .. [[)
+                ticker:await()
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("spun\ttrue\ttrue\n", out)
+        end)
+
+        it("R3: a task cancelled while preempted gets its CancelledError where it stopped",
+            function()
+            local out, err, status = in_loop(interp, [[
+                lasio.set_limits{ forced_yield = 1000 }
+                local closed = false
+                local t = lasio.spawn(function()
+                    local _ <close> = setmetatable({}, { __close = function() closed = true end })
+                    while true do end
+                end)
+                lasio.spawn(function() lasio.sleep(0.02) t:cancel("enough") end)
+                local ok, e = pcall(t.await, t)
+                print(ok, e, t:cancelled(), closed)
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("false\tCancelledError: enough\ttrue\ttrue\n", out)
+        end)
+
+        it("R4: the sandbox leaves out what reaches the process or the host", function()
+            local out, err, status = in_loop(interp, [[
+                local env = lasio.sandbox_env{}
+                local names = { "io", "require", "package", "loadfile", "dofile",
+                    "debug", "module" }
+                for _, n in ipairs(names) do assert(env[n] == nil, n) end
+                assert(env.os.execute == nil and env.os.exit == nil and env.os.getenv == nil)
+                assert(env.string.dump == nil and env.getmetatable("") == nil)
+                assert(env.lasio.open_connection == nil and env.lasio.fs == nil)
+                assert(env.lasio.sleep and env.lasio.spawn)
+                local io_env = lasio.sandbox_env{ io = true }
+                assert(io_env.lasio.open_connection and io_env.io == nil)
+                local f, e = env.load(string.dump(function() end))
+                print(f, e:match("binary chunk") ~= nil)
+                print(pcall(env.load, "return 1", "x", "b"))
+                print(pcall(function() io_env.lasio.fs.x = 1 end))
+                print(pcall(env.setmetatable, {}, { __gc = print }))
+                print(pcall(env.collectgarbage, "stop"))
+                print(load("return x", "c", "t", env)(), env.load("return _G")() == env)
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("nil\ttrue\n"
+                .. "false\tload: binary chunks are not allowed here (mode 'b')\n"
+                .. "false\tattempt to change a read-only table of lasio\n"
+                .. "false\tsetmetatable: __gc is not allowed here\n"
+                .. "false\tbad argument #1 to '?' (invalid option 'stop')\n"
+                .. "nil\ttrue\n", (out:gsub("%S*:%d+: ", ""):gsub("'collectgarbage'", "'?'")))
+        end)
+
+        it("R5: caps on tasks and timers raise instead of growing", function()
+            local out, err, status = in_loop(interp, [[
+                lasio.set_limits{ max_tasks = 10, max_timers = 5 }
+                local mine = {}
+                local ok, e = pcall(function()
+                    for i = 1, 20 do mine[i] = lasio.spawn(function() lasio.sleep(1) end) end
+                end)
+                print(ok, e)
+                local loop = lasio.get_running_loop()
+                ok, e = pcall(function()
+                    for _ = 1, 20 do loop:call_later(1, print) end
+                end)
+                print(ok, e)
+                lasio.set_limits{ max_tasks = 0, max_timers = 0 }
+                for _, t in ipairs(mine) do t:cancel() end
+            ]])
+            assert.equal(0, status, err)
+            assert.matches("false\t[^\n]*too many tasks: the loop's cap is 10\n"
+                .. "false\t[^\n]*too many timers: the loop's cap is 5\n", out)
+        end)
+
+        it("R5: print in the sandbox stops at the output cap", function()
+            local out, err, status = in_loop(interp, [[
+                local env = lasio.sandbox_env{ output = 10 }
+                print(pcall(env.print, "12345"), pcall(env.print, "123456"))
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("12345\ntrue\tfalse\tprint: the sandbox's output cap is reached\n", out)
+        end)
+
+        -- The hostile corpus: each script ends in an error, the host lives,
+        -- the ticker's timers stay on time (late at most the script's budget).
+        local dir = helper.root .. "/spec/hostile"
+        local h = io.popen("ls " .. helper.shell_quote(dir))
+        for file in h:lines() do
+            if file ~= "host.lua" and file:match("%.lua$") then
+                it("hostile: " .. file, function()
+                    local out, err, status = child(
+                        "arg = { [0] = 'host', ... }\n"
+                        .. "dofile(" .. string.format("%q", dir .. "/host.lua") .. ")\n",
+                        { interp = interp, args = helper.shell_quote(dir .. "/" .. file),
+                          timeout = helper.t(60) })
+                    assert.equal(0, status, err)
+                    local result = out:match("RESULT ([^\n]*)")
+                    assert.is_truthy(result, out .. err)
+                    assert.are_not.equal("returned", result)
+                    assert.equal("30", out:match("TICKS (%d+)"))
+                    assert.is_true(tonumber(out:match("LATE ([%d.e-]+)")) < helper.t(5))
+                end)
+            end
+        end
+        h:close()
+    end)
+end
+
+describe("untrusted scripts: the command's options", function()
+    it("bad values exit 2 naming the option", function()
+        for _, flag in ipairs{ "--max-memory=12Q", "--max-memory=", "--forced-yield=-1",
+            "--max-cpu=abc", "--max-tasks=1.5", "--forced-yield=10K" } do
+            local _, err, status = child("print(1)", { flags = flag })
+            assert.equal(2, status, flag)
+            assert.matches("bad value in option '" .. flag:gsub("%-", "%%-") .. "'", err)
+        end
+        local _, err, status = child("print(1)", { flags = "--max-memory=100" })
+        assert.equal(2, status)
+        assert.matches("the cap is below what the state holds", err)
+    end)
+
+    it("--max-memory takes K, M and G; the script sees the cap", function()
+        for flag, cap in pairs{ ["--max-memory=65536K"] = 67108864,
+            ["--max-memory=64M"] = 67108864, ["--max-memory=1G"] = 1073741824 } do
+            local out, err, status = child("print(select(3, lasio.memory()))",
+                { flags = flag })
+            assert.equal(0, status, err)
+            assert.equal(cap .. "\n", out)
+        end
+    end)
+
+    it("--sandbox runs the script without io, binary chunks refused even with "
+        .. "--allow-bytecode", function()
+        local out, err, status = child("print(io, os.execute, lasio.sleep ~= nil)",
+            { flags = "--sandbox" })
+        assert.equal(0, status, err)
+        assert.equal("nil\tnil\ttrue\n", out)
+        local dir = os.tmpname()
+        local f = assert(io.open(dir, "wb"))
+        f:write(string.dump(function() print("ran") end))
+        f:close()
+        local _, err2, status2 = child("", { flags = "--sandbox --allow-bytecode "
+            .. helper.shell_quote(dir) .. " --" })
+        os.remove(dir)
+        assert.are_not.equal(0, status2)
+        assert.matches("binary chunk", err2)
+    end)
+
+    it("--forced-yield lets the script's timers run beside a spinning task", function()
+        local out, err, status = child([[
+            local ticks = 0
+            lasio.spawn(function() while true do end end)
+            for _ = 1, 5 do lasio.sleep(0.01) ticks = ticks + 1 end
+            print(ticks)
+            os.exit(0)
+        ]], { flags = "--forced-yield=10000" })
+        assert.equal(0, status, err)
+        assert.equal("5\n", out)
+    end)
+end)

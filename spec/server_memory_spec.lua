@@ -253,19 +253,28 @@ describe("a server at its defaults", function()
     it("holds at most the documented memory per WebSocket whose messages "
         .. "nobody receives", async(function()
             local port, mem, stop = start_server()
-            local n = net.scale(16, 4)
+            local n = net.sanitized and 4 or 16
             local len = MiB - 16 -- the largest message a client may send
             local frame = string.char(0x82, 0x80 | 127)
                 .. string.pack(">I8", len) .. "\0\0\0\0" .. string.rep("m", len)
-            local base = {mem()}
-            local conns, sent = {}, 0
-            for i = 1, n do
+            local function upgrade()
                 local r, w = lasio.open_connection("127.0.0.1", port)
                 w:write("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                     .. "Connection: Upgrade\r\nSec-WebSocket-Key: "
                     .. "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
                     .. "13\r\n\r\n")
                 assert.matches("^HTTP/1.1 101", r:readuntil("\r\n\r\n"))
+                return r, w
+            end
+            -- warm-up: the WebSocket module is loaded on the first upgrade
+            local wr, ww = upgrade()
+            ww:write(string.char(0x82, 0x85) .. "\0\0\0\0hello")
+            ww:drain()
+            lasio.sleep(helper.t(0.2))
+            local base = {mem()}
+            local conns, sent = {}, 0
+            for i = 1, n do
+                local r, w = upgrade()
                 -- six messages, as long as the server takes them
                 for _ = 1, 6 do
                     w:write(frame)
@@ -287,6 +296,8 @@ describe("a server at its defaults", function()
             end
             check_growth("websockets", n, base, now, WS_HEAP, WS_RSS)
             for i = 1, n do conns[i][2]:abort() end
+            ww:abort()
+            assert.truthy(wr)
             stop()
         end))
 end)

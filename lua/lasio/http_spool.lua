@@ -17,14 +17,12 @@ local M = {}
 
 -- Holds the file of one body; closing it (at the end of M.read, however
 -- it ends: an error, a cancel) closes the file, which frees its space.
-local Spool = {}
-Spool.__index = Spool
-Spool.__close = function(self)
+local Spool = {__close = function(self)
     if self.file then
         self.file:close()
         self.file = nil
     end
-end
+end}
 
 -- Moves the parts gathered so far into a new temporary file.
 local function spill(parts, n)

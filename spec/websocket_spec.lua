@@ -290,8 +290,10 @@ describe("websocket over a loopback connection", function()
     end
 
     it("upgrades and echoes messages of every length form", async(function()
-        local server = echo_server()
-        local c = connect(server:sockets()[1].port)
+        -- the largest is over the default max_message (1 MiB)
+        local big = { max_message = 2 * 1024 * 1024 }
+        local server = echo_server(big)
+        local c = connect(server:sockets()[1].port, big)
         for _, n in ipairs({ 0, 1, 125, 126, 65535, 65536, net.scale(1024 * 1024, 70000) + 7 }) do
             local text = string.rep("é", n // 2) .. string.rep("a", n % 2)
             c:send(text)
@@ -538,6 +540,43 @@ describe("websocket queue and state", function()
         close_both(p)
     end))
 
+    it("stops reading when max_message bytes wait, whatever the count", async(function()
+        -- three messages of 400 bytes with max_message 1000: two fit the
+        -- queue (800 bytes), the third waits in the reader task, and the
+        -- ping behind it is not read until the queue has room
+        local p = server_end({ max_message = 1000 })
+        local m = string.rep("m", 400)
+        p.cw:write(cframe(2, m) .. cframe(2, m) .. cframe(2, m) .. cframe(9, "p"))
+        local ok = pcall(lasio.wait_for, function() return readframe(p.cr) end, 0.1)
+        assert.is_false(ok)
+        assert.are.same({ m, "binary" }, { p.ws:recv() })
+        local f = readframe(p.cr)
+        assert.are.equal(10, f.op)
+        assert.are.same({ m, "binary" }, { p.ws:recv() })
+        assert.are.same({ m, "binary" }, { p.ws:recv() })
+        close_both(p)
+    end))
+
+    it("queues a message of max_message bytes alone", async(function()
+        local p = server_end({ max_message = 1000 })
+        local m = string.rep("m", 1000)
+        p.cw:write(cframe(2, "x") .. cframe(2, m))
+        assert.are.same({ "x", "binary" }, { p.ws:recv() })
+        assert.are.same({ m, "binary" }, { p.ws:recv() })
+        close_both(p)
+    end))
+
+    it("defaults to messages of at most 1 MiB", async(function()
+        local p = server_end()
+        -- a header announcing 1 MiB + 1 bytes is refused before the payload
+        local head = string.char(0x82, 0x80 | 127) .. string.pack(">I8", 1024 * 1024 + 1) .. KEY
+        p.cw:write(head)
+        expect_close(p, 1009)
+        local e = recv_fails(p.ws, 1009)
+        assert.truthy(tostring(e):find("message longer than 1048576 bytes"))
+        p.done()
+    end))
+
     it("drops messages that arrive after its close frame", async(function()
         local p = server_end()
         local t = lasio.spawn(function() p.ws:close(1000, "enough") end)
@@ -711,6 +750,21 @@ describe("websocket close handshake", function()
         assert.are.same({ "bye", "text" }, { s:recv() })
         assert.are.same({ nil, 1000, "" }, { s:recv() })
         assert.is_true(s.closed)
+        p.done()
+    end))
+
+    it("closes as a to-be-closed variable left by an error, which goes on unchanged", async(function()
+        local s, c, p = ws_pair()
+        local ok, e = pcall(function()
+            local cc <close> = c
+            cc:send("bye")
+            error("boom", 0)
+        end)
+        assert.is_false(ok)
+        assert.are.equal("boom", e)
+        assert.is_true(c.closed)
+        assert.are.same({ "bye", "text" }, { s:recv() })
+        assert.are.same({ nil, 1000, "" }, { s:recv() })
         p.done()
     end))
 

@@ -10,6 +10,7 @@
 local lasio = require "lasio"
 local core = require "lasio.core"
 local body_reader = require "lasio.http_body"
+local body_spool = require "lasio.http_spool"
 
 local internal = core.internal
 local http_parser, http_send, http_send_chunk = internal.http_parser,
@@ -28,6 +29,7 @@ local defaults = {
     max_header_size = 16384,   -- 431 (the whole head)
     max_headers = 100,         -- 431
     max_body = 1024 * 1024,    -- 413
+    body_buffer_size = 16384,  -- req:body() past this: a temporary file
     headers_timeout = 60,      -- 408: the whole head, from its first byte
     request_timeout = 300,     -- the whole request (head and body)
     body_timeout = 60,         -- inactivity while reading the body
@@ -289,14 +291,17 @@ local function continue(req)
     end
 end
 
--- req:body(): the whole body (bounded by max_body: HTTPError 413 beyond).
+-- req:body(): the whole body (bounded by max_body: HTTPError 413 beyond;
+-- past body_buffer_size it waits in a temporary file, lasio.http_spool).
 function Request:body()
     local b = self._body
     if b then return b end
     continue(self)
     local conn = self._conn
-    b = client_io(conn, conn.parser.read_body, conn.parser, conn.reader,
-        body_timeout(self), true)
+    b = body_spool.read(conn.parser, conn.reader, function()
+        return body_timeout(self)
+    end, self.content_length, conn.server.body_buffer_size,
+        function(e) conn.client_error = e end)
     self._body = b
     return b
 end
@@ -678,8 +683,9 @@ local function check_opts(opts)
             error("lasio.http.serve: option " .. k .. " must be a number "
                 .. ">= 0, not " .. tostring(v), 3)
         end
-        if k == "lingering_bytes" and math.type(v) ~= "integer" then
-            error("lasio.http.serve: option lingering_bytes must be an "
+        if (k == "lingering_bytes" or k == "body_buffer_size")
+            and math.type(v) ~= "integer" then
+            error("lasio.http.serve: option " .. k .. " must be an "
                 .. "integer >= 0, not " .. tostring(v), 3)
         end
     end

@@ -6,7 +6,8 @@
 --
 -- One reader task per socket reads every frame as it arrives: it answers
 -- pings, matches pongs to ping() calls, queues whole messages for recv()
--- (at most max_queue of them; then it stops reading, so TCP pushes back),
+-- (at most max_queue of them and max_message bytes in all; then it stops
+-- reading, so TCP pushes back),
 -- and runs the close handshake whichever side starts it. recv() only
 -- takes messages from that queue, so a recv that is cancelled or times out
 -- loses nothing. Every frame is built in one string and sent with one
@@ -160,16 +161,27 @@ local function send_close(self, code, reason)
     self._space:set() -- a reader task waiting for queue room discards now
 end
 
+-- Is there room in the queue for a message of n bytes? At most
+-- max_queue messages and max_message bytes in all wait, so that a peer
+-- pins at most about twice max_message (the queue and the message
+-- waiting for room); a message alone always fits.
+local function has_room(self, n)
+    local count = self._qlast - self._qfirst + 1
+    return count == 0 or (count < self._max_queue
+        and self._qbytes + n <= self._max_message)
+end
+
 -- Queues a message for recv().
 local function deliver(self, msg, kind)
     if self._sent_close then return end -- after our close: dropped
-    while self._qlast - self._qfirst + 1 >= self._max_queue do
+    while not has_room(self, #msg) do
         self._space:clear()
         self._space:wait()
         if self._sent_close then return end
     end
     local q = self._qlast + 1
     self._qlast = q
+    self._qbytes = self._qbytes + #msg
     self._q[q] = msg
     self._qkind[q] = kind
     self._avail:set()
@@ -425,6 +437,7 @@ function WebSocket:recv()
             local msg, kind = self._q[q], self._qkind[q]
             self._q[q], self._qkind[q] = nil, nil
             self._qfirst = q + 1
+            self._qbytes = self._qbytes - #msg
             if q == self._qlast then
                 self._qfirst, self._qlast = 1, 0
                 if not self.closed then self._avail:clear() end
@@ -510,7 +523,11 @@ function WebSocket:close(code, reason)
     end
 end
 
-WebSocket.__close = WebSocket.close
+-- `<close>`: a normal close; the error that leaves the scope (the second
+-- argument) is not a close code, and goes on as it is.
+function WebSocket:__close()
+    return self:close()
+end
 
 function WebSocket:__tostring()
     if self.closed then
@@ -526,7 +543,7 @@ end
 
 local DEFAULTS = {
     client = false,
-    max_message = 16 * 1024 * 1024,
+    max_message = 1024 * 1024, -- as Python's websockets (docs/SERVER.md)
     max_frame = false, -- nil: max_message
     max_queue = 16,
     close_timeout = 5,
@@ -587,7 +604,7 @@ function M.wrap(reader, writer, opts)
         _max_queue = opts.max_queue or DEFAULTS.max_queue,
         _close_timeout = opts.close_timeout or DEFAULTS.close_timeout,
         _state = "open", _sent_close = false, _gave_up = false,
-        _q = {}, _qkind = {}, _qfirst = 1, _qlast = 0,
+        _q = {}, _qkind = {}, _qfirst = 1, _qlast = 0, _qbytes = 0,
         _avail = lasio.Event(), _space = lasio.Event(), _done = lasio.Event(),
         _pings = {}, _receiving = false,
         closed = false, close_code = nil, close_reason = nil,

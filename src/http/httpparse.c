@@ -685,9 +685,17 @@ parser_read_head(lua_State *L) {
 
 static int body_k(lua_State *L, int status, lua_KContext ctx);
 
+/* A body buffer larger than this is freed once its bytes are taken: a
+ * connection that once received a large body part (up to the stream's
+ * whole input buffer) must not keep that much for its lifetime
+ * (docs/SERVER.md, Memory). */
+#define BODY_KEEP 16384
+
 static void
 take_body(lua_State *L, struct httpparser *p) {
     lua_pushlstring(L, lasio_buf_at_(&p->body, p->body.off), p->body.len);
+    if (p->body.cap > BODY_KEEP)
+        lasio_buf_free_(&p->body);
     p->body.len = 0;
     p->body.off = 0;
 }

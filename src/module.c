@@ -6,6 +6,7 @@
  */
 #include "core/core.h"
 #include "net/net.h"
+#include "db/db.h"
 #include "http/http.h"
 #include "sys/sys.h"
 
@@ -174,6 +175,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_httpformat_open_(L); /* http_check_header, http_send(_chunk) */
     lasio_websocket_open_(L);  /* websocket */
     lasio_gather_open_(L);     /* gather_ops */
+    lasio_pg_open_(L);         /* pg_connect, pg_conninfo_parse */
     lua_pop(L, 1);
     lua_pushliteral(L, LASIO_VERSION);
     lua_setfield(L, -2, "VERSION");

@@ -135,6 +135,9 @@ end
 -- sequence of tables keyed by column name; count is the number of rows
 -- returned or affected (nil for a command that reports none).
 function Connection:query(sql, ...)
+    if type(sql) ~= "string" then
+        error("query: sql must be a string, got " .. type(sql), 2)
+    end
     local rows, n = self._c:query(sql, ...)
     if rows == false then error(pg_error("query", n), 2) end
     return rows, n

@@ -365,6 +365,14 @@ pgconn_handshake(lua_State *L) {
     return handshake(L, c, PGRES_POLLING_WRITING);
 }
 
+/* libpq prints the server's notices (NOTICE, WARNING) to stderr by
+ * default; a library must not write to the process's stderr, so they are
+ * dropped (RAISE NOTICE in a function, "table does not exist, skipping"). */
+static void
+drop_notice(void *arg, const char *message) {
+    (void)arg, (void)message;
+}
+
 /* core.internal.pg_connect(keywords, values) -> a connection whose
  * handshake has started, or nil and libpq's message. The caller resolved
  * host names already (hostaddr), so libpq never blocks on DNS. */
@@ -396,6 +404,7 @@ module_connect(lua_State *L) {
     c->pg = PQconnectStartParams(keys, vals, 0);
     if (!c->pg)
         return luaL_error(L, "pg.connect: not enough memory");
+    PQsetNoticeProcessor(c->pg, drop_notice, NULL);
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         lua_pushnil(L);
         lua_pushstring(L, PQerrorMessage(c->pg));

@@ -57,6 +57,7 @@
     X(PQresultStatus)                                                          \
     X(PQsendQueryParams)                                                       \
     X(PQserverVersion)                                                         \
+    X(PQsetNoticeProcessor)                                                    \
     X(PQsetnonblocking)                                                        \
     X(PQsocket)                                                                \
     X(PQstatus)                                                                \
@@ -110,6 +111,7 @@ LASIO_HIDDEN const char *lasio_pg_load_(void);
 #define PQresultStatus (*lasio_pg_api_.PQresultStatus)
 #define PQsendQueryParams (*lasio_pg_api_.PQsendQueryParams)
 #define PQserverVersion (*lasio_pg_api_.PQserverVersion)
+#define PQsetNoticeProcessor (*lasio_pg_api_.PQsetNoticeProcessor)
 #define PQsetnonblocking (*lasio_pg_api_.PQsetnonblocking)
 #define PQsocket (*lasio_pg_api_.PQsocket)
 #define PQstatus (*lasio_pg_api_.PQstatus)

@@ -188,6 +188,18 @@ take_results(struct lasio_pgconn *c) {
             continue;
         }
         struct pgnode *n = c->cur;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT ||
+            st == PGRES_COPY_BOTH) {
+            /* the session now waits for COPY data, which query has no
+             * way to give or take: the connection cannot go on */
+            if (n->res)
+                PQclear(n->res);
+            n->res = r;
+            fail(c, "COPY is not supported by lasio.pg: the connection "
+                    "was given up");
+            return;
+        }
         /* one statement gives one result; keep an error over the rest */
         if (!n->res || PQresultStatus(r) == PGRES_FATAL_ERROR) {
             if (n->res)

@@ -233,9 +233,12 @@ lasio_pg_pushresult_(lua_State *L, const void *resp) {
     case PGRES_COPY_OUT:
     case PGRES_COPY_BOTH:
         lua_pushboolean(L, 0);
-        pusherror(L, res, "COPY is not supported by query");
-        lua_pushstring(L, "COPY is not supported by query");
+        lua_createtable(L, 0, 2);
+        lua_pushliteral(L, "COPY is not supported by lasio.pg: the "
+                           "connection was given up");
         lua_setfield(L, -2, "message");
+        lua_pushliteral(L, "0A000"); /* feature_not_supported */
+        lua_setfield(L, -2, "sqlstate");
         return 2;
     default:
         lua_pushboolean(L, 0);

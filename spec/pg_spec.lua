@@ -96,6 +96,18 @@ describe("lasio.pg types", function()
         assert.equal(0.1 + 0.2, r.exact) -- %.17g round-trips a double
     end))
 
+    it("sends many parameters", async(function()
+        local db <close> = pg().connect(srv.conninfo)
+        local terms, args = {}, {}
+        for i = 1, 40 do
+            terms[i] = "$" .. i .. "::int"
+            args[i] = i
+        end
+        local rows = db:query("SELECT " .. table.concat(terms, " + ")
+            .. " AS s", table.unpack(args))
+        assert.equal(40 * 41 // 2, rows[1].s)
+    end))
+
     it("reports affected rows and keeps rows in order", async(function()
         local db <close> = pg().connect(srv.conninfo)
         db:query("CREATE TEMP TABLE items (id int PRIMARY KEY, name text)")
@@ -496,4 +508,35 @@ describe("lasio.pg server failure", function()
         local db2 <close> = pgm.connect(srv.conninfo)
         assert.equal(1, db2:query("SELECT 1 AS v")[1].v)
     end))
+end)
+
+describe("lasio.pg loading", function()
+    -- Startup: neither the facade nor require "lasio.pg" maps libpq; the
+    -- first connection does (src/db/pg_dl.c), in the command and in
+    -- stock lua5.4 loading the module.
+    for _, interp in ipairs(helper.interps) do
+        it("loads libpq on the first connection, not before (" .. interp
+            .. ")", function()
+            local out, err, status = helper.run_child(([[
+local lasio = require "lasio"
+local function mapped()
+    local f = assert(io.open("/proc/self/maps"))
+    local maps = f:read("a")
+    f:close()
+    return maps:find("libpq", 1, true) ~= nil
+end
+print("start", mapped())
+local pg = lasio.pg
+print("required", mapped())
+lasio.run(function()
+    local db <close> = pg.connect(%q)
+    print("connected", mapped(), db:query("SELECT 7 AS v")[1].v)
+end)
+]]):format(srv.conninfo), { interp = interp })
+            assert.are.equal("", err)
+            assert.is_true(status == 0 or status == true)
+            assert.are.equal("start\tfalse\nrequired\tfalse\nconnected\ttrue\t7\n",
+                out)
+        end)
+    end
 end)

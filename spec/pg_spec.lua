@@ -510,6 +510,32 @@ describe("lasio.pg server failure", function()
     end))
 end)
 
+describe("lasio.pg and the loop's end", function()
+    it("a connection outliving its loop is closed by it, and collected "
+        .. "safely", function()
+        local out, err, status = helper.run_child(([[
+local lasio = require "lasio"
+local pg = require "lasio.pg"
+local db
+lasio.run(function()
+    db = pg.connect(%q)
+    db:query("SELECT 1")
+end)
+print(db:info().state)
+collectgarbage()
+collectgarbage()
+db:close()
+db = nil
+collectgarbage()
+collectgarbage()
+print("ok")
+]]):format(srv.conninfo), { interp = "lua5.4" })
+        assert.are.equal("", err)
+        assert.is_true(status == 0 or status == true)
+        assert.are.equal("closed\nok\n", out)
+    end)
+end)
+
 describe("lasio.pg loading", function()
     -- Startup: neither the facade nor require "lasio.pg" maps libpq; the
     -- first connection does (src/db/pg_dl.c), in the command and in

@@ -38,8 +38,9 @@ struct pgnode {
 struct lasio_pgconn {
     struct lasio_iolink link; /* first: release casts back */
     unsigned char linked, state, flushing;
-    struct lasio_loop *loop;    /* borrowed: the connection is released with
-                                   its iolink before the loop goes */
+    struct lasio_loop *loop;    /* borrowed: the loop releases the
+                                   connection (iolink) before it goes,
+                                   which sets this to NULL */
     PGconn *pg;                 /* owned */
     struct event *rev, *wev;    /* once ready: persistent read; write while
                                    libpq has output left */
@@ -163,6 +164,7 @@ release(struct lasio_iolink *link) {
     struct lasio_pgconn *c = (struct lasio_pgconn *)link;
     c->linked = 0; /* the loop took it out of its list */
     close_conn(c);
+    c->loop = NULL; /* the loop goes: a later __gc must not reach it */
 }
 
 /* ====== } */

@@ -28,6 +28,7 @@ external_dependencies = {
     LIBEVENT = { header = "event2/event.h", library = "event_core" },
     OPENSSL = { header = "openssl/ssl.h" },
     LIBEDIT = { header = "histedit.h" },
+    LIBPQ = { header = "postgresql/libpq-fe.h" },
 }
 build = {
     type = "cmake",

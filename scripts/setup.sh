@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev
 libedit-dev libssl-dev node-llhttp lua-busted openssl ca-certificates curl lua-cjson
-lua-check nginx"
+lua-check nginx
+postgresql libpq-dev python3-asyncpg"
 
 missing=""
 for p in $PACKAGES; do
@@ -29,6 +30,12 @@ if [ -n "$missing" ]; then
     fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+
+# node-postgres, the peer of bench/pg.sh (project-local, when npm exists)
+if command -v npm >/dev/null 2>&1 && [ ! -d bench/peers/node_modules ]; then
+    (cd bench/peers && npm install --no-audit --no-fund --silent) ||
+        echo "setup: npm install in bench/peers failed (bench/pg.sh needs it)" >&2
 fi
 
 [ "${1:-}" = "--no-build" ] && exit 0

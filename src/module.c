@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "embed/embed.h"
 #include "net/net.h"
+#include "db/db.h"
 #include "http/http.h"
 #include "sys/sys.h"
 
@@ -198,6 +199,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_websocket_open_(L);  /* websocket */
     lasio_gather_open_(L);     /* gather_ops */
     lasio_vclock_open_(L);     /* vclock_*, ready_count */
+    lasio_pg_open_(L);         /* pg_connect, pg_conninfo_parse */
     lua_pop(L, 1);
     lua_pushliteral(L, LASIO_VERSION);
     lua_setfield(L, -2, "VERSION");

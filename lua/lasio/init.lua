@@ -61,7 +61,7 @@ local function load_parts()
 end
 
 -- Parts of their own, loaded only when their name is used.
-local lazy = {http = "lasio.http", testing = "lasio.testing"}
+local lazy = {http = "lasio.http", testing = "lasio.testing", pg = "lasio.pg"}
 
 return setmetatable(M, {
     __index = function(t, k)

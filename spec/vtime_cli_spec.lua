@@ -71,6 +71,18 @@ describe("lasio --virtual-time", function()
         assert.are.equal("usr1\t0.0\n", out)
     end)
 
+    it("lasio.testing.run inside keeps the run's loops virtual", function()
+        local out, err, status = run([[
+            local testing = require "lasio.testing"
+            print(testing.run(function() lasio.sleep(5) return lasio.time() end, {seed = 1}))
+            local loop = lasio.new_event_loop()
+            print(testing.virtual(), loop:time())
+            loop:close()
+        ]], "--virtual-time")
+        assert.are.equal(0, status, err)
+        assert.are.equal("5.0\ntrue\t0.0\n", out)
+    end)
+
     it("a deadlock exits 5 with the seed and the rerun command", function()
         local _, err, status = run([[lasio.sleep(1) lasio.Future():await()]], "--virtual-time --seed=77")
         assert.are.equal(5, status)

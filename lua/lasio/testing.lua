@@ -84,11 +84,11 @@ function M.run(fn, opts, ...)
         loop = lasio.get_running_loop()
         return fn(...)
     end
-    internal.vclock_request(r)
+    local outer = internal.vclock_request(r) -- the command's, kept
     local saved = math.random(0) -- math.random is reseeded: put it back after
     math.randomseed(r.seed)
     local res = table.pack(pcall(internal.run_fresh, main, ...))
-    internal.vclock_request(nil)
+    internal.vclock_request(outer)
     math.randomseed(saved)
     local vi = loop and internal.vclock_info(loop)
     if vi and vi.limit_hit then

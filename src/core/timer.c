@@ -142,8 +142,7 @@ int
 lasio_call_at_(lua_State *L) {
     struct lasio_loop *loop = checkopen(L);
     double when = checktime(L, 2, "when");
-    return schedule_at(L, loop, when,
-                       when > 0 ? lasio_delay_ns_(when) : 0, 3);
+    return schedule_at(L, loop, when, when > 0 ? lasio_delay_ns_(when) : 0, 3);
 }
 
 void

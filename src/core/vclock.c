@@ -402,14 +402,17 @@ lasio_vclock_refuse_(lua_State *L, const char *fn) {
 /* {====== core.internal.vclock_* ====== */
 
 /* vclock_request(opts or nil): loops made from now on are virtual with
- * opts {seed, start, epoch, limit, shuffle, real_io, rate, once}. */
+ * opts {seed, start, epoch, limit, shuffle, real_io, rate, once};
+ * returns the request it replaces. */
 static int
 vclock_request(lua_State *L) {
     if (!lua_isnil(L, 1))
         luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key);
+    lua_insert(L, 1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &config_key);
-    return 0;
+    return 1;
 }
 
 /* vclock_info([loop]): nil for a real loop (or none), else a table

@@ -154,6 +154,19 @@ describe("lasio.http.serve", function()
         srv:close()
     end))
 
+    -- found by the fuzz target http_server: the refusal's reason was
+    -- lost (llhttp reports a refusal in on_headers_complete as
+    -- HPE_CB_HEADERS_COMPLETE, not HPE_USER)
+    it("answers a transfer coding it does not support with its reason",
+        async(function()
+            local srv, port = H.serve(function(_, res) res:finish("no") end)
+            local out = H.raw(port, "POST / HTTP/1.1\r\nHost: x\r\n"
+                .. "Transfer-Encoding: gzip\r\n\r\n")
+            assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+            assert.matches("\r\n\r\nunsupported transfer coding", out)
+            srv:close()
+        end))
+
     it("streams a request body with req:reader()", async(function()
         local parts = {}
         local srv, port = H.serve(function(req, res)

@@ -379,7 +379,9 @@ raise_http(lua_State *L, struct httpparser *p, int status, const char *code,
 /* llhttp stopped with err: raises what it means. */
 static int
 raise_parse_error(lua_State *L, struct httpparser *p, llhttp_errno_t err) {
-    if (err == HPE_USER && p->limit_status)
+    /* a refusal of ours: llhttp reports it as HPE_USER from a span
+     * callback, HPE_CB_HEADERS_COMPLETE from on_headers_complete */
+    if ((err == HPE_USER || err == HPE_CB_HEADERS_COMPLETE) && p->limit_status)
         return raise_http(L, p, p->limit_status, "LIMIT", p->limit_msg, 0);
     /* bytes that never looked like HTTP get no answer (H1) */
     int silent = err == HPE_INVALID_METHOD || err == HPE_INVALID_CONSTANT;

@@ -14,13 +14,14 @@ M.PYTHON = "/usr/bin/python3"
 -- the node peers' packages (scripts/setup.sh installs them there)
 M.NODE_DIR = helper.root .. "/tests/interop"
 
--- Starts prog with args; opts as create_subprocess_exec's (stdout and
--- stderr piped unless given).
+-- Starts prog with args; opts as create_subprocess_exec's (stdin from
+-- /dev/null, stdout and stderr piped, unless given).
 function M.spawn(prog, args, opts)
     opts = opts or {}
     local argv = {"-u", "LD_PRELOAD", prog}
     for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-    local o = {stdout = lasio.PIPE, stderr = lasio.PIPE}
+    local o = {stdin = lasio.DEVNULL, stdout = lasio.PIPE,
+        stderr = lasio.PIPE}
     for k, v in pairs(opts) do o[k] = v end
     return lasio.create_subprocess_exec("env", argv, o)
 end
@@ -50,8 +51,8 @@ function M.node(code, args, input)
     return M.run("node", argv, input, {cwd = M.NODE_DIR})
 end
 
--- Starts a long-running peer and reads its stdout until a line matches
--- pattern: returns the process and the pattern's captures. The spec
+-- Starts a long-running peer and reads its stdout until a line (without
+-- its end of line) matches pattern: returns the process and the pattern's captures. The spec
 -- stops it with M.stop.
 function M.start(prog, args, pattern, opts)
     local p = M.spawn(prog, args, opts)
@@ -65,7 +66,7 @@ function M.start(prog, args, pattern, opts)
                 .. table.concat(seen) .. (err or ""))
         end
         seen[#seen + 1] = line
-        local caps = {line:match(pattern)}
+        local caps = {line:gsub("\r?\n$", ""):match(pattern)}
         if caps[1] then return p, table.unpack(caps) end
     end
 end

@@ -7,10 +7,11 @@
 -- text messages are valid UTF-8, kinds are "text" or "binary", a failure
 -- carries one of the close codes the socket may send itself, a close
 -- gives an integer code; and the whole outcome (messages, close or
--- failure) is the same whether the bytes arrive in one piece or one byte
--- at a time.
--- Input: byte 0 the limits (max_message and max_frame), byte 1 max_queue,
--- then the stream.
+-- failure) is the same whether the bytes arrive in one piece or in small
+-- pieces.
+-- Input: byte 0 the limits (max_message and max_frame), byte 1 max_queue
+-- (low 4 bits) and the size of the pieces - 1 (high 4 bits), then the
+-- stream.
 -- SPDX-License-Identifier: MIT
 local lasio = require "lasio"
 local ws = require "lasio.websocket"
@@ -82,9 +83,10 @@ return function(client_side)
         local opts = {client = client_side, max_message = max,
             max_frame = max, max_queue = 1 + b1 % 16, close_timeout = 0.05}
         local data = input:sub(3)
+        local piece = 1 + (b1 >> 4)
         local whole = outcome(data, math.max(#data, 1), opts)
-        local bytewise = outcome(data, 1, opts)
-        check(whole == bytewise, "whole:\n%s\nbyte by byte:\n%s", whole,
-            bytewise)
+        local split = outcome(data, piece, opts)
+        check(whole == split, "whole:\n%s\nin pieces of %d:\n%s", whole,
+            piece, split)
     end
 end

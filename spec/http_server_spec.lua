@@ -554,6 +554,19 @@ describe("HTTP bad input (H1-H7)", function()
             assert.are.equal(0, calls)
         end))
 
+    -- found by the fuzz target http_request: the limits of a pipelined
+    -- request were taken from the state the last request left
+    it("H7, H8: a pipelined request's over-long target gets 414 too",
+        async(function()
+            local srv2, port2 = H.serve(function(_, res) res:finish("ok") end,
+                {max_request_line = 50})
+            local out = H.raw(port2, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                .. "GET /" .. ("a"):rep(60) .. "\1" .. ("a"):rep(20)
+                .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert.are.same({200, 414}, H.statuses(out))
+            srv2:close()
+        end))
+
     it("H7: a header line, the whole head or the header count too large: 431",
         async(function()
             -- covers H7

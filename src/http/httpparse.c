@@ -309,6 +309,18 @@ init_settings(void) {
 static size_t
 head_budget(const struct httpparser *p) {
     size_t b = SIZE_MAX;
+    /* Between messages (none started, or the last one complete) the
+     * bytes may start the next message, whose head starts empty: the
+     * fields still describe the last one until on_message_begin. */
+    if (!p->started || p->complete) {
+        if (p->max_line)
+            b = p->max_line + 1;
+        if (p->max_head && p->max_head + 1 < b)
+            b = p->max_head + 1;
+        if (p->max_field && p->max_field + 1 < b)
+            b = p->max_field + 1;
+        return b;
+    }
     if (p->head_done)
         return b;
     if (!p->line_done && p->max_line)
@@ -871,6 +883,7 @@ trace_end(lua_State *L, struct httpparser *p, const char *how) {
     lua_rawseti(L, 5, (lua_Integer)lua_rawlen(L, 5) + 1);
     trace_line(L, 5, "%s", how);
     p->complete = 0;
+    p->started = 0; /* between messages, as next_message leaves it */
     p->body.len = p->body.off = 0;
 }
 

@@ -8,14 +8,21 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev
 libedit-dev libssl-dev node-llhttp lua-busted openssl ca-certificates curl lua-cjson
-lua-check nginx
-postgresql libpq-dev python3-asyncpg"
+lua-check nginx"
+# the PostgreSQL client's specs and benchmark peer
+PACKAGES="$PACKAGES postgresql libpq-dev python3-asyncpg"
+# the fuzz targets (scripts/fuzz.sh): clang and its libFuzzer runtime
+PACKAGES="$PACKAGES clang libclang-rt-14-dev"
+# the peers of the interoperability specs (spec/interop_*_spec.lua)
+PACKAGES="$PACKAGES python3 python3-websockets dnsmasq-base nodejs"
 
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
         missing="$missing $p"
 done
+# npm: Debian's, unless the installed nodejs brings its own
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -34,9 +41,13 @@ fi
 
 # node-postgres, the peer of bench/pg.sh (project-local, when npm exists)
 if command -v npm >/dev/null 2>&1 && [ ! -d bench/peers/node_modules ]; then
-    (cd bench/peers && npm install --no-audit --no-fund --silent) ||
+    (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error) ||
         echo "setup: npm install in bench/peers failed (bench/pg.sh needs it)" >&2
 fi
+
+# the node peers of the interoperability specs, into tests/interop/node_modules
+[ -d tests/interop/node_modules/ws ] ||
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 
 [ "${1:-}" = "--no-build" ] && exit 0
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

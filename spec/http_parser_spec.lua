@@ -192,6 +192,35 @@ describe("the HTTP parser", function()
             end
         end)
 
+    -- found by the fuzz target http_request: the next message of a
+    -- pipeline was given to llhttp whole, past its limits
+    it("H7, H8: a pipelined message's limits hold however the bytes are cut",
+        function()
+            local opts = {max_line = 50, max_field = 50, max_head = 120,
+                max_headers = 2}
+            local first = "GET /1 HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n"
+            local cases = {
+                {first .. "GET /" .. ("a"):rep(60) .. "\1 HTTP/1.1\r\n\r\n",
+                    "request", "error 414 "},
+                {first .. "GET / HTTP/1.1\r\nX: " .. ("v"):rep(55)
+                    .. "\1\r\n\r\n", "request", "error 431 "},
+                {first .. "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC\1: 3\r\n\r\n",
+                    "request", "error 431 "},
+                {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 "
+                    .. ("r"):rep(60) .. "\1\r\n\r\n", "response", "error 414 "},
+            }
+            for n, case in ipairs(cases) do
+                local s, kind = case[1], case[2]
+                local whole = internal.http_trace(kind, {s}, opts)
+                assert.is_truthy(whole:find("\n" .. case[3], 1, true),
+                    ("case %d: %s"):format(n, whole))
+                for i = 0, #s do
+                    assert.are.equal(whole, internal.http_trace(kind,
+                        split(s, i), opts), ("case %d cut at %d"):format(n, i))
+                end
+            end
+        end)
+
     -- A malicious server's heads that give the parser empty spans before
     -- it has stored any byte (an empty reason phrase, an empty header
     -- name): a clean error or a parsed head, never a zero-length copy to

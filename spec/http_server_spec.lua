@@ -154,6 +154,19 @@ describe("lasio.http.serve", function()
         srv:close()
     end))
 
+    -- found by the fuzz target http_server: the refusal's reason was
+    -- lost (llhttp reports a refusal in on_headers_complete as
+    -- HPE_CB_HEADERS_COMPLETE, not HPE_USER)
+    it("answers a transfer coding it does not support with its reason",
+        async(function()
+            local srv, port = H.serve(function(_, res) res:finish("no") end)
+            local out = H.raw(port, "POST / HTTP/1.1\r\nHost: x\r\n"
+                .. "Transfer-Encoding: gzip\r\n\r\n")
+            assert.matches("^HTTP/1.1 400 Bad Request\r\n", out)
+            assert.matches("\r\n\r\nunsupported transfer coding", out)
+            srv:close()
+        end))
+
     it("streams a request body with req:reader()", async(function()
         local parts = {}
         local srv, port = H.serve(function(req, res)
@@ -539,6 +552,19 @@ describe("HTTP bad input (H1-H7)", function()
             end
             srv:close()
             assert.are.equal(0, calls)
+        end))
+
+    -- found by the fuzz target http_request: the limits of a pipelined
+    -- request were taken from the state the last request left
+    it("H7, H8: a pipelined request's over-long target gets 414 too",
+        async(function()
+            local srv2, port2 = H.serve(function(_, res) res:finish("ok") end,
+                {max_request_line = 50})
+            local out = H.raw(port2, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                .. "GET /" .. ("a"):rep(60) .. "\1" .. ("a"):rep(20)
+                .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert.are.same({200, 414}, H.statuses(out))
+            srv2:close()
         end))
 
     it("H7: a header line, the whole head or the header count too large: 431",

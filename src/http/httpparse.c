@@ -309,6 +309,18 @@ init_settings(void) {
 static size_t
 head_budget(const struct httpparser *p) {
     size_t b = SIZE_MAX;
+    /* Between messages (none started, or the last one complete) the
+     * bytes may start the next message, whose head starts empty: the
+     * fields still describe the last one until on_message_begin. */
+    if (!p->started || p->complete) {
+        if (p->max_line)
+            b = p->max_line + 1;
+        if (p->max_head && p->max_head + 1 < b)
+            b = p->max_head + 1;
+        if (p->max_field && p->max_field + 1 < b)
+            b = p->max_field + 1;
+        return b;
+    }
     if (p->head_done)
         return b;
     if (!p->line_done && p->max_line)
@@ -379,7 +391,9 @@ raise_http(lua_State *L, struct httpparser *p, int status, const char *code,
 /* llhttp stopped with err: raises what it means. */
 static int
 raise_parse_error(lua_State *L, struct httpparser *p, llhttp_errno_t err) {
-    if (err == HPE_USER && p->limit_status)
+    /* a refusal of ours: llhttp reports it as HPE_USER from a span
+     * callback, HPE_CB_HEADERS_COMPLETE from on_headers_complete */
+    if ((err == HPE_USER || err == HPE_CB_HEADERS_COMPLETE) && p->limit_status)
         return raise_http(L, p, p->limit_status, "LIMIT", p->limit_msg, 0);
     /* bytes that never looked like HTTP get no answer (H1) */
     int silent = err == HPE_INVALID_METHOD || err == HPE_INVALID_CONSTANT;
@@ -877,6 +891,7 @@ trace_end(lua_State *L, struct httpparser *p, const char *how) {
     lua_rawseti(L, 5, (lua_Integer)lua_rawlen(L, 5) + 1);
     trace_line(L, 5, "%s", how);
     p->complete = 0;
+    p->started = 0; /* between messages, as next_message leaves it */
     p->body.len = p->body.off = 0;
 }
 

@@ -21,8 +21,7 @@
 #include "net/net.h"
 
 #define LASIO_DNSTCP_MT "lasio.DNSTcpLookup"
-#define QUERY_MAX 512   /* res_mkquery's packet for one name */
-#define REPLY_MAX 65537 /* 2-byte length and the largest message */
+#define QUERY_MAX 512 /* res_mkquery's packet for one name */
 
 enum { ST_IDLE, ST_CONNECTING, ST_SENDING, ST_RECEIVING };
 
@@ -248,23 +247,30 @@ send_queries(struct lasio_dnstcp *d) {
     return arm(d, EV_READ);
 }
 
+int
+lasio_dnstcp_input_(struct lasio_dnstcp *d, size_t n) {
+    d->inlen += n;
+    if (take_input(d) != 0)
+        return -1;
+    return all_answered(d);
+}
+
 /* Reads what has come; 1 when every question is answered, 0 to wait
  * for more, -1 on an error, EOF or a bad reply. */
 static int
 receive(struct lasio_dnstcp *d) {
     for (;;) {
-        ssize_t n = read(d->fd, d->in + d->inlen, REPLY_MAX - d->inlen);
+        ssize_t n =
+            read(d->fd, d->in + d->inlen, LASIO_DNSTCP_REPLY_MAX - d->inlen);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0)
             return -1;
-        d->inlen += (size_t)n;
-        if (take_input(d) != 0)
-            return -1;
-        if (all_answered(d))
-            return 1;
+        int r = lasio_dnstcp_input_(d, (size_t)n);
+        if (r != 0)
+            return r;
     }
     return arm(d, EV_READ) == 0 ? 0 : -1;
 }
@@ -372,7 +378,7 @@ lasio_dnstcp_new_(lua_State *L, struct lasio_loop *loop, const char *name,
     if ((want4 && add_query(d, ns_t_a) != 0) ||
         (want6 && add_query(d, ns_t_aaaa) != 0))
         luaL_error(L, "getaddrinfo: cannot build a query for '%s'", name);
-    d->in = malloc(REPLY_MAX);
+    d->in = malloc(LASIO_DNSTCP_REPLY_MAX);
     if (!d->in)
         luaL_error(L, "not enough memory");
     d->link.release = release_link;

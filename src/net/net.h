@@ -112,6 +112,8 @@ struct lasio_dnsanswer {
  * event; while a task waits, it is recorded in `waiter`, which the
  * continuation forgets. */
 #define LASIO_DNSTCP_MAXNS 8
+/* The input buffer: the 2-byte length and the largest message. */
+#define LASIO_DNSTCP_REPLY_MAX 65537
 struct lasio_dnstcp_q {
     unsigned short id;
     int qtype; /* ns_t_a or ns_t_aaaa */
@@ -152,6 +154,12 @@ LASIO_HIDDEN int lasio_dnstcp_add_server_(struct lasio_dnstcp *d,
  * has its outcome in d->answer, 0 when it waits for its socket or for
  * try_deadline. Runs no Lua code. */
 LASIO_HIDDEN int lasio_dnstcp_step_(struct lasio_dnstcp *d);
+/* Takes the n bytes of the server's reply stream that the caller put at
+ * d->in + d->inlen (at most LASIO_DNSTCP_REPLY_MAX - d->inlen): every
+ * complete reply among what has come is parsed into d->answer. Returns 1
+ * when every question is answered, 0 when more is needed, -1 on a reply
+ * that is malformed or answers no question of ours. Runs no Lua code. */
+LASIO_HIDDEN int lasio_dnstcp_input_(struct lasio_dnstcp *d, size_t n);
 /* Closes the socket and frees what the lookup holds. Idempotent. */
 LASIO_HIDDEN void lasio_dnstcp_release_(struct lasio_dnstcp *d);
 /* ====== } */

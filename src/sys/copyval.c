@@ -9,6 +9,7 @@
  * are not copied.
  * SPDX-License-Identifier: MIT
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,8 @@ lasio_copy_read_(lua_State *L, const char *data, size_t len) {
     struct reader r = {L, data, data + len};
     int n;
     get(&r, &n, sizeof n);
+    if (n < 0 || n > INT_MAX - 4)
+        luaL_error(L, "lasio.to_thread: corrupt value buffer");
     luaL_checkstack(L, n + 4, "too many values");
     for (int i = 0; i < n; i++)
         read_value(&r, 0);

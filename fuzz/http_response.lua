@@ -1,0 +1,3 @@
+-- The HTTP response parser target: see http_parse.lua.
+-- SPDX-License-Identifier: MIT
+return require("http_parse")("response")

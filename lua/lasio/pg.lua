@@ -123,6 +123,7 @@ function M.connect(conninfo)
         error("pg.connect: conninfo must be a string, got "
             .. type(conninfo), 2)
     end
+    internal.vclock_refuse("lasio.pg.connect")
     local c = start(conninfo)
     return setmetatable({ _c = c }, Connection)
 end

@@ -224,6 +224,7 @@ static int
 add_watcher(lua_State *L, short what, const char *key, const char *name) {
     struct lasio_loop *loop = lasio_checkloop_(L, 1);
     int fd = checkfd(L, 2, name);
+    lasio_vclock_refuse_(L, name);
     if (!lua_isfunction(L, 3)) {
         if (luaL_getmetafield(L, 3, "__call") == LUA_TNIL)
             return luaL_error(L, "%s: callback must be callable, got %s", name,
@@ -323,6 +324,7 @@ static int
 wait_fd(lua_State *L, short what, const char *name) {
     struct lasio_loop *loop;
     int fd = checkfd(L, 1, name);
+    lasio_vclock_refuse_(L, name);
     struct lasio_task *t = lasio_check_await_(L, &loop, name);
     lua_settop(L, 0);
     struct fdwatch *w = newwatch(L, loop, 0);

@@ -488,13 +488,19 @@ now_ns(lua_State *L) {
     return 1;
 }
 
-static const luaL_Reg vclock_funcs[] = {{"vclock_request", vclock_request},
-                                        {"vclock_info", vclock_info},
-                                        {"vclock_random", vclock_random},
-                                        {"ready_count", ready_count},
-                                        {"now_ns", now_ns},
-                                        {"run_fresh", lasio_run_fresh_},
-                                        {NULL, NULL}};
+/* vclock_refuse(fn): lasio_vclock_refuse_ for the Lua parts that do real
+ * I/O (the database clients), before they resolve or connect. */
+static int
+vclock_refuse(lua_State *L) {
+    lasio_vclock_refuse_(L, luaL_checkstring(L, 1));
+    return 0;
+}
+
+static const luaL_Reg vclock_funcs[] = {
+    {"vclock_request", vclock_request}, {"vclock_refuse", vclock_refuse},
+    {"vclock_info", vclock_info},       {"vclock_random", vclock_random},
+    {"ready_count", ready_count},       {"now_ns", now_ns},
+    {"run_fresh", lasio_run_fresh_},    {NULL, NULL}};
 
 void
 lasio_vclock_open_(lua_State *L) {

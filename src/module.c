@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "net/net.h"
 #include "http/http.h"
+#include "db/redis.h"
 #include "sys/sys.h"
 
 /* The running loop, which new tasks start on (asyncio's create_task). */
@@ -174,6 +175,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_httpformat_open_(L); /* http_check_header, http_send(_chunk) */
     lasio_websocket_open_(L);  /* websocket */
     lasio_gather_open_(L);     /* gather_ops */
+    lasio_redis_open_(L);      /* redis_connect, redis_errors, redis_null */
     lua_pop(L, 1);
     lua_pushliteral(L, LASIO_VERSION);
     lua_setfield(L, -2, "VERSION");

@@ -52,7 +52,7 @@ local function load_parts()
 end
 
 -- Parts of their own, loaded only when their name is used.
-local lazy = {http = "lasio.http"}
+local lazy = {http = "lasio.http", redis = "lasio.redis"}
 
 return setmetatable(M, {
     __index = function(t, k)

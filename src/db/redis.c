@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -500,9 +501,15 @@ send_command(lua_State *L, struct lasio_redis *c, int first, const char *what,
     for (int i = 0; i < n; i++) {
         int idx = first + i, t = lua_type(L, idx);
         if (t == LUA_TNUMBER && !lua_isinteger(L, idx)) {
-            /* every digit of a float: "%.14g" would round it */
+            /* the shortest text that reads back as the same float:
+             * Lua's own "%.14g" may round it */
             char buf[40];
-            snprintf(buf, sizeof buf, "%.17g", lua_tonumber(L, idx));
+            double v = lua_tonumber(L, idx);
+            for (int prec = 14; prec <= 17; prec++) {
+                snprintf(buf, sizeof buf, "%.*g", prec, v);
+                if (strtod(buf, NULL) == v)
+                    break;
+            }
             lua_pushstring(L, buf);
             lua_replace(L, idx);
         } else if (t != LUA_TSTRING && t != LUA_TNUMBER) {

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev
 libedit-dev libssl-dev node-llhttp lua-busted openssl ca-certificates curl lua-cjson
-lua-check"
+lua-check libhiredis-dev redis-server"
 
 missing=""
 for p in $PACKAGES; do

@@ -41,6 +41,11 @@ struct lasio_redis {
     lua_Integer phead, ptail; /* unread messages: [phead, ptail) */
     int err;                  /* errno value of why it ended */
     unsigned char linked, connecting, subscribed, nolua;
+    /* writes: commands sent while batching only ask for a flush, queued
+     * once on the ready queue, so the commands of one loop turn go out in
+     * one write with no epoll_ctl; the write event is added only when the
+     * socket cannot take everything (flushing) */
+    unsigned char batching, want_write, flush_queued;
     char errmsg[200]; /* why the connection ended, "" while it is up */
     char where[120];  /* "host:port" or the socket's path, for messages */
 };
@@ -428,7 +433,23 @@ del_read(void *p) {
 
 static void
 add_write(void *p) {
-    event_add(((struct lasio_redis *)p)->wev, NULL);
+    struct lasio_redis *c = p;
+    if (c->batching)
+        c->want_write = 1;
+    else
+        event_add(c->wev, NULL);
+}
+
+/* The flush queued by send_command: writes what the commands of this
+ * turn put in hiredis's buffer (hiredis adds the write event through
+ * add_write if the socket takes only part of it). */
+static int
+flush_cb(lua_State *L) {
+    struct lasio_redis *c = lua_touserdata(L, 1);
+    c->flush_queued = 0;
+    if (c->ac && !c->connecting)
+        redisAsyncHandleWrite(c->ac);
+    return 0;
 }
 
 static void
@@ -489,8 +510,8 @@ checkconn(lua_State *L, int idx) {
  * callback fn. Misuse raises: no command, an argument that is not a
  * string or a number (nil included, named by its position). */
 static void
-send_command(lua_State *L, struct lasio_redis *c, int first, const char *what,
-             redisCallbackFn *fn) {
+send_command(lua_State *L, struct lasio_redis *c, int self, int first,
+             const char *what, redisCallbackFn *fn) {
     int n = lua_gettop(L) - first + 1;
     if (n < 1)
         luaL_error(L, "%s: no command given", what);
@@ -535,17 +556,31 @@ send_command(lua_State *L, struct lasio_redis *c, int first, const char *what,
     }
     for (int i = 0; i < n; i++)
         argv[i] = lua_tolstring(L, first + i, &argvlen[i]);
-    if (redisAsyncCommandArgv(c->ac, fn, c, n, argv, argvlen) != REDIS_OK) {
+    c->batching = 1;
+    int r = redisAsyncCommandArgv(c->ac, fn, c, n, argv, argvlen);
+    c->batching = 0;
+    if (r != REDIS_OK) {
         note_error(c, "the connection is closing", EPIPE);
         push_conn_error(L, c, what);
         lua_error(L);
+    }
+    if (c->want_write) {
+        c->want_write = 0;
+        if (c->connecting || event_pending(c->wev, EV_WRITE, NULL)) {
+            event_add(c->wev, NULL); /* the write event will see it */
+        } else if (!c->flush_queued) {
+            lua_pushcfunction(L, flush_cb);
+            lasio_readyq_push_call_(L, c->loop, -1, self);
+            lua_pop(L, 1);
+            c->flush_queued = 1;
+        }
     }
 }
 
 /* Sends the command at 2.. and pushes the Future of its reply. */
 static void
 push_command(lua_State *L, struct lasio_redis *c, const char *what) {
-    send_command(L, c, 2, what, on_reply);
+    send_command(L, c, 1, 2, what, on_reply);
     lua_getiuservalue(L, 1, REDIS_UV_RING);
     lasio_future_push_(L, c->loop);
     lua_pushvalue(L, -1);
@@ -578,7 +613,7 @@ conn_call(lua_State *L) {
 static int
 conn_subscribe_command(lua_State *L) {
     struct lasio_redis *c = checkconn(L, 1);
-    send_command(L, c, 2, "redis subscribe", on_push);
+    send_command(L, c, 1, 2, "redis subscribe", on_push);
     c->subscribed = 1;
     reanchor(L, c, 1);
     return 0;

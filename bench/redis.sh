@@ -27,7 +27,7 @@ port=$((20000 + $$ % 20000))
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$dir" --logfile "$dir/redis.log" --daemonize yes \
     --pidfile "$dir/redis.pid"
-trap 'kill "$(cat "$dir/redis.pid")" 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do
     redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
     sleep 0.05

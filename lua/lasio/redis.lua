@@ -310,6 +310,10 @@ end
 
 -- A blocking command, or any command under command_timeout.
 local function slow_call(self, conn, ...)
+    if conn:status() == "closed" then -- ended while idle: reconnect first
+        if self.conn == conn then self.conn = nil end
+        conn = connection(self)
+    end
     local id
     if kind_of[...] == "blocking" then
         id = self.id

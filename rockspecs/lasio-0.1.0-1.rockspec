@@ -2,8 +2,9 @@
 -- the Lua files (lasio, lasio.*) into the rocks tree. `luarocks make
 -- rockspecs/lasio-0.1.0-1.rockspec` from a checkout. Needs cmake,
 -- pkg-config and the development files of Lua 5.4, libevent 2.1, OpenSSL
--- (headers only: libssl is loaded on first use) and libedit (the configure
--- step also describes the lasio command).
+-- (headers only: libssl is loaded on first use), hiredis (headers only:
+-- libhiredis is loaded on the first Redis connection) and libedit (the
+-- configure step also describes the lasio command).
 -- SPDX-License-Identifier: MIT
 rockspec_format = "3.0"
 package = "lasio"
@@ -27,6 +28,7 @@ dependencies = {
 external_dependencies = {
     LIBEVENT = { header = "event2/event.h", library = "event_core" },
     OPENSSL = { header = "openssl/ssl.h" },
+    HIREDIS = { header = "hiredis/async.h" },
     LIBEDIT = { header = "histedit.h" },
     LIBPQ = { header = "postgresql/libpq-fe.h" },
 }

@@ -11,6 +11,8 @@ libedit-dev libssl-dev node-llhttp lua-busted openssl ca-certificates curl lua-c
 lua-check nginx"
 # the PostgreSQL client's specs and benchmark peer
 PACKAGES="$PACKAGES postgresql libpq-dev python3-asyncpg"
+# the Redis client's specs
+PACKAGES="$PACKAGES libhiredis-dev redis-server"
 # the fuzz targets (scripts/fuzz.sh): clang and its libFuzzer runtime
 PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 # the peers of the interoperability specs (spec/interop_*_spec.lua)

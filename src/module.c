@@ -9,6 +9,7 @@
 #include "net/net.h"
 #include "db/db.h"
 #include "http/http.h"
+#include "db/redis.h"
 #include "sys/sys.h"
 
 /* The running loop, which new tasks start on (asyncio's create_task). */
@@ -200,6 +201,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_gather_open_(L);     /* gather_ops */
     lasio_vclock_open_(L);     /* vclock_*, ready_count */
     lasio_pg_open_(L);         /* pg_connect, pg_conninfo_parse */
+    lasio_redis_open_(L);      /* redis_connect, redis_errors, redis_null */
     lua_pop(L, 1);
     lua_pushliteral(L, LASIO_VERSION);
     lua_setfield(L, -2, "VERSION");

@@ -61,7 +61,8 @@ local function load_parts()
 end
 
 -- Parts of their own, loaded only when their name is used.
-local lazy = {http = "lasio.http", testing = "lasio.testing", pg = "lasio.pg"}
+local lazy = {http = "lasio.http", testing = "lasio.testing", pg = "lasio.pg",
+    redis = "lasio.redis"}
 
 return setmetatable(M, {
     __index = function(t, k)

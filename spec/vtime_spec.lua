@@ -221,6 +221,7 @@ describe("virtual time: real I/O is refused", function()
         {"add_writer", function() return lasio.get_running_loop():add_writer(1, print) end,
             "loop:add_writer"},
         {"pg.connect", function() return lasio.pg.connect("host=/nonexistent port=1") end},
+        {"redis.connect", function() return lasio.redis.connect("redis://127.0.0.1:1") end},
     }
     for _, case in ipairs(refused) do
         it(case[1] .. " raises VirtualTimeError before opening anything", function()

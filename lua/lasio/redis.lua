@@ -270,6 +270,7 @@ end})
 
 function M.connect(spec)
     local o = options(spec, "lasio.redis.connect", 1)
+    internal.vclock_refuse("lasio.redis.connect")
     local self = setmetatable({opts = o}, Client)
     self.conn = open(o)
     return self

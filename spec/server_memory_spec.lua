@@ -17,7 +17,7 @@ local KiB, MiB = 1024, 1024 * 1024
 local UPLOAD_HEAP = 48 * KiB     -- Lua objects of a connection in req:body()
 local UPLOAD_RSS = 640 * KiB     -- all of it: buffers, allocator included
 local WS_HEAP = 2 * MiB + 64 * KiB -- two messages of max_message, and objects
-local WS_RSS = 4 * MiB
+local WS_RSS = 4 * MiB + 128 * KiB -- and the objects, what malloc keeps
 
 local function post(length, extra)
     return "POST /upload HTTP/1.1\r\nHost: x\r\n" .. (extra or "")

@@ -40,7 +40,7 @@ local server = http.serve(function(req, res)
     if req.path == "/slow" then lasio.sleep(0.5) end
     res:finish(os.getenv("LASIO_WORKER") .. " " .. pid)
 end, "127.0.0.1", tonumber(arg[1]))
-io.stderr:write("up ", os.getenv("LASIO_WORKER"), "/", os.getenv("LASIO_WORKERS"), "\n")
+io.stderr:write("up " .. os.getenv("LASIO_WORKER") .. "/" .. os.getenv("LASIO_WORKERS") .. "\n") -- one write: atomic
 server:serve_forever()
 ]])
 

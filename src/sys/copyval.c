@@ -160,13 +160,14 @@ write_value(struct writer *w, int idx, int is_key) {
                            "the job belongs to",
                            w->what);
         }
-        /* fall through */
+        break; /* any other userdata: refused below */
     default:
-        luaL_error(L,
-                   "%s: cannot copy a %s value (only nil, "
-                   "booleans, numbers, strings and tables of them)",
-                   w->what, luaL_typename(L, idx));
+        break;
     }
+    luaL_error(L,
+               "%s: cannot copy a %s value (only nil, "
+               "booleans, numbers, strings and tables of them)",
+               w->what, luaL_typename(L, idx));
 }
 
 void

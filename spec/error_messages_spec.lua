@@ -177,7 +177,48 @@ local functions = {
     { "http.request", { 1 } },
     { "http.get", { 1 } },
     { "http.websocket", { 1 } },
+    { "ensure_future", { 1 } },
+    { "ensure_future", { function() end, 1 } },
+    { "Runner", { 1 } },
+    { "Runner", { { debug = 1 } } },
+    { "TaskGroup", { 1 } },
+    { "Timeout", { "x" } },
+    { "wait_readable", { "x" } },
+    { "wait_writable", { {} } },
+    { "eager_task_factory", { 1 } },
+    { "create_eager_task_factory", { 1 } },
+    { "set_limits", { 1 } },
+    { "set_limits", { { memory = -1 } } },
+    { "set_limits", { { forced_yield = "x" } } },
+    { "sandbox_env", { 1 } },
+    { "testing.run", { 1 } },
+    { "testing.run", { print, { seed = -1 } } },
+    { "testing.run", { print, { bogus = 1 } } },
+    { "testing.buggify", { "x" } },
+    { "testing.pipe", { { latency = -1 } } },
+    { "testing.listen", { 1 } },
+    { "testing.listen", { "x", 1 } },
+    { "testing.connect", { 1 } },
+    { "testing.partition", { "a", 1 } },
+    { "testing.hold", { 1 } },
+    { "testing.release", { 1 } },
+    { "pg.connect", { 1 } },
+    { "pg.pool", { 1 } },
+    { "pg.pool", { "dbname=x", { size = 0 } } },
+    { "pg.bytea", { 1 } },
+    { "pg.quote_ident", { 1 } },
 }
+-- lasio.redis, once it is part of the build
+if pcall(require, "lasio.redis") then
+    for _, row in ipairs({
+        { "redis.connect", { 1 } },
+        { "redis.connect", { "http://127.0.0.1" } },
+        { "redis.connect", { { port = 0 } } },
+        { "redis.connect", { { bogus = 1 } } },
+        { "redis.pool", { 1 } },
+        { "redis.pool", { "redis://127.0.0.1", { size = 0 } } },
+    }) do functions[#functions + 1] = row end
+end
 
 describe("every public function names itself in its argument errors", function()
     for _, row in ipairs(functions) do
@@ -221,6 +262,51 @@ describe("methods name themselves in their argument errors", function()
         { "file:seek", "file_seek", {} },
         { "endpoint:send", "dgram_send", {} },
         { "endpoint:get_extra_info", "dgram_get_extra_info", {} },
+        { "loop:add_reader", function()
+            local l = lasio.get_running_loop()
+            return l.add_reader, l, "x"
+        end },
+        { "loop:add_writer", function()
+            local l = lasio.get_running_loop()
+            return l.add_writer, l, {}
+        end },
+        { "loop:remove_reader", function()
+            local l = lasio.get_running_loop()
+            return l.remove_reader, l, "x"
+        end },
+        { "loop:remove_writer", function()
+            local l = lasio.get_running_loop()
+            return l.remove_writer, l, "x"
+        end },
+        { "loop:run_in_executor", function()
+            local l = lasio.get_running_loop()
+            return l.run_in_executor, l, 1
+        end },
+        { "loop:call_soon_threadsafe", function()
+            local l = lasio.get_running_loop()
+            return l.call_soon_threadsafe, l, 1
+        end },
+        { "loop:set_task_factory", function()
+            local l = lasio.get_running_loop()
+            return l.set_task_factory, l, 1
+        end },
+        { "task:set_budget", function()
+            local t = lasio.current_task()
+            return t.set_budget, t, 1
+        end },
+        { "task:set_budget", function()
+            local t = lasio.current_task()
+            return t.set_budget, t, { cpu = -1 }
+        end },
+        { "tg:spawn", function()
+            local tg
+            lasio.taskgroup(function(g) tg = g end)
+            return tg.spawn, tg, 1
+        end },
+        { "runner:run", function()
+            local r = lasio.Runner()
+            return r.run, r, 1
+        end },
     }
     for _, c in ipairs(cases) do
         it(c[1], async(function()

@@ -112,11 +112,30 @@ local shares = {
     PriorityQueue = { "Queue" },
     BoundedSemaphore = { "Semaphore" },
     ["http.Server"] = { "Server" },
+    -- in-process pipes have the stream methods
+    ["testing.PipeReader"] = { "StreamReader" },
+    ["testing.PipeWriter"] = { "StreamWriter" },
 }
+
+-- Servers some object types need, started before the loop runs (the
+-- helpers block) and stopped after: PostgreSQL always, Redis once
+-- lasio.redis is part of the build.
+local function start_servers()
+    local servers = { pg = require("pg_server").start() }
+    if pcall(require, "lasio.redis") then
+        servers.redis = require("redis_server").start()
+    end
+    return servers
+end
+
+local function stop_servers(servers)
+    require("pg_server").stop(servers.pg)
+    if servers.redis then servers.redis:stop() end
+end
 
 -- One object of every main type, made inside a task; `close` releases
 -- what needs it. Add a line here for a new object type.
-local function objects()
+local function objects(servers)
     local list, closers = {}, {}
     local function add(obj, close)
         list[#list + 1] = obj
@@ -137,6 +156,35 @@ local function objects()
     local tmo <close> = lasio.timeout(nil)
     add(tmo)
     lasio.taskgroup(function(tg) add(tg) end)
+    do
+        local tg <close> = lasio.TaskGroup()
+        add(tg)
+        local t <close> = lasio.Timeout(nil)
+        add(t)
+    end
+    local runner = lasio.Runner()
+    add(runner, function() runner:close() end)
+    local pr, pw = lasio.testing.pipe()
+    add(pr)
+    add(pw)
+    -- PostgreSQL: a connection, a transaction and a pool
+    local pg = lasio.pg
+    local conn = pg.connect(servers.pg.conninfo)
+    add(conn, function() conn:close() end)
+    local tx = conn:transaction()
+    add(tx, function() tx:rollback() end)
+    local pgpool = pg.pool(servers.pg.conninfo, { size = 1 })
+    add(pgpool, function() pgpool:close() end)
+    -- Redis: a client, a subscription and a pool
+    if servers.redis then
+        local redis = lasio.redis
+        local client = redis.connect(servers.redis:url())
+        add(client, function() client:close() end)
+        local sub = client:subscribe("reference")
+        add(sub, function() sub:close() end)
+        local rpool = redis.pool(servers.redis:url(), { size = 1 })
+        add(rpool, function() rpool:close() end)
+    end
     add(lasio.TimeoutError("x"))
     local server = lasio.start_server(function() end, "127.0.0.1", 0)
     local r, w = lasio.open_connection("127.0.0.1", server:sockets()[1].port)
@@ -225,8 +273,9 @@ describe("the reference manual", function()
             for _, k in ipairs(public_keys(require(mod))) do need(mod .. "." .. k) end
         end
         -- the methods of the object types
-        lasio.run(function()
-            local list, close = objects()
+        local servers = start_servers()
+        local ok, err = pcall(lasio.run, function()
+            local list, close = objects(servers)
             for _, obj in ipairs(list) do
                 local tname = assert(getmetatable(obj).__name, tostring(obj))
                     :gsub("^lasio%.", "")
@@ -243,6 +292,8 @@ describe("the reference manual", function()
             end
             close()
         end)
+        stop_servers(servers)
+        assert(ok, err)
         table.sort(missing)
         local dedup = {}
         for i, name in ipairs(missing) do

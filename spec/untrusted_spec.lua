@@ -93,7 +93,7 @@ for _, interp in ipairs(helper.interps) do
             ]])
             assert.equal(0, status, err)
             assert.matches("task:set_budget: option 'cpu' must be a number >= 0, got string", out)
-            assert.matches("bad argument #1 to '[^']*' %(table expected, got number%)", out)
+            assert.matches("task:set_budget: options must be a table, got number", out, 1, true)
         end)
 
         it("R2: the run's instruction and CPU budgets end a spinning run", function()

@@ -212,6 +212,9 @@ end
 -- {====== LISTEN / NOTIFY ======
 
 local function quote_ident(s)
+    if type(s) ~= "string" then
+        error("pg.quote_ident: expected a string, got " .. type(s), 2)
+    end
     return '"' .. s:gsub('"', '""') .. '"'
 end
 M.quote_ident = quote_ident

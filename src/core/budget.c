@@ -295,10 +295,12 @@ task_set_budget(lua_State *L) {
     struct lasio_task *t = lasio_totask_(L, 1);
     if (!t)
         return luaL_typeerror(L, 1, "Task");
+    const char *fn = "task:set_budget";
     lua_settop(L, 2);
     lua_insert(L, 1); /* the options at 1 */
-    luaL_checktype(L, 1, LUA_TTABLE);
-    const char *fn = "task:set_budget";
+    if (!lua_istable(L, 1))
+        return luaL_error(L, "%s: options must be a table, got %s", fn,
+                          luaL_typename(L, 1));
     double instructions = opt_amount(L, fn, "instructions");
     double cpu = opt_amount(L, fn, "cpu");
     double memory = opt_amount(L, fn, "memory");

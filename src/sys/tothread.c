@@ -375,10 +375,25 @@ lasio_loopproxy_push_(lua_State *W) {
 
 /* ====== } */
 
+/* loop:call_soon_threadsafe(fn, ...) on the loop's own thread: call_soon,
+ * with errors that name this method. */
+static int
+loop_call_soon_threadsafe(lua_State *L) {
+    if (!lua_isfunction(L, 2)) {
+        if (luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
+            return luaL_error(L,
+                              "loop:call_soon_threadsafe: fn must be "
+                              "callable, got %s",
+                              luaL_typename(L, 2));
+        lua_pop(L, 1);
+    }
+    return lasio_call_soon_(L);
+}
+
 static const luaL_Reg thread_loop_methods[] = {
     {"run_in_executor", loop_run_in_executor},
     /* on the loop's own thread it is call_soon (asyncio) */
-    {"call_soon_threadsafe", lasio_call_soon_},
+    {"call_soon_threadsafe", loop_call_soon_threadsafe},
     {NULL, NULL}};
 
 static const luaL_Reg thread_funcs[] = {{"to_thread", module_to_thread},

@@ -96,6 +96,16 @@ for _, interp in ipairs(helper.interps) do
             assert.matches("task:set_budget: options must be a table, got number", out, 1, true)
         end)
 
+        it("misspelt options of set_limits and sandbox_env are refused, naming them", function()
+            local out, err, status = in_loop(interp, [[
+                print(pcall(lasio.set_limits, { forced_yeild = 100 }))
+                print(pcall(lasio.sandbox_env, { outptu = 1 }))
+            ]])
+            assert.equal(0, status, err)
+            assert.matches("lasio.set_limits: unknown option 'forced_yeild'", out, 1, true)
+            assert.matches("lasio.sandbox_env: unknown option 'outptu'", out, 1, true)
+        end)
+
         it("R2: the run's instruction and CPU budgets end a spinning run", function()
             local _, err, status = child("while true do end",
                 { interp = helper.lasio_bin, flags = "--max-instructions=1000000" })

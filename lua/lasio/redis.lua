@@ -269,7 +269,7 @@ local kind_of = setmetatable({}, {__index = function(t, cmd)
 end})
 
 function M.connect(spec)
-    local o = options(spec, "lasio.redis.connect", 1)
+    local o = options(spec, "lasio.redis.connect", 2)
     internal.vclock_refuse("lasio.redis.connect")
     local self = setmetatable({opts = o}, Client)
     self.conn = open(o)
@@ -549,7 +549,7 @@ Pool.__name = "lasio.redis.Pool"
 -- lasio.redis.pool(url or opts [, {size = 10}]) -> Pool of up to size
 -- clients, each made on first need.
 function M.pool(spec, popts)
-    local o = options(spec, "lasio.redis.pool", 1)
+    local o = options(spec, "lasio.redis.pool", 2)
     local size = 10
     if popts ~= nil then
         if type(popts) ~= "table" then

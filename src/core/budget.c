@@ -386,8 +386,12 @@ lasio_limits_set_(lua_State *L, struct lasio_loop *loop, long forced_yield,
  * keep their value. Returns nothing. */
 static int
 module_set_limits(lua_State *L) {
+    static const char *const known[] = {
+        "forced_yield", "instructions", "cpu", "memory",
+        "max_tasks",    "max_timers",   NULL};
     const char *fn = "lasio.set_limits";
     luaL_checktype(L, 1, LUA_TTABLE);
+    lasio_checkopts_(L, 1, fn, known);
     lua_settop(L, 1);
     struct lasio_loop *loop = lasio_get_loop_(L);
     lua_pop(L, 1);

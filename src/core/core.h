@@ -750,6 +750,20 @@ LASIO_HIDDEN int lasio_limits_set_(lua_State *L, struct lasio_loop *loop,
 LASIO_HIDDEN void lasio_budget_open_(lua_State *L);
 /* ====== } */
 
+/* {====== Option tables (opts.c) ====== */
+/* Optional table field helpers for opts tables (opts may be absent). */
+LASIO_HIDDEN int lasio_optfield_(lua_State *L, int opts, const char *key);
+LASIO_HIDDEN int lasio_optboolean_(lua_State *L, int opts, const char *key,
+                                   int dflt, const char *what);
+LASIO_HIDDEN lua_Integer lasio_optinteger_(lua_State *L, int opts,
+                                           const char *key, lua_Integer dflt,
+                                           lua_Integer min, const char *what);
+/* Checks that opts (at idx) is nil or a table whose keys are all listed
+ * in the NULL-terminated `known`: a misspelt option raises. */
+LASIO_HIDDEN void lasio_checkopts_(lua_State *L, int idx, const char *what,
+                                   const char *const known[]);
+/* ====== } */
+
 /* {====== Errors (errors.c) ====== */
 enum lasio_errclass {
     ERR_BASE,

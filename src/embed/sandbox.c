@@ -327,8 +327,10 @@ static int
 module_sandbox_env(lua_State *L) {
     int allow_io = 0;
     long long output = 0;
+    static const char *const known[] = {"io", "output", NULL};
     if (!lua_isnoneornil(L, 1)) {
         luaL_checktype(L, 1, LUA_TTABLE);
+        lasio_checkopts_(L, 1, "lasio.sandbox_env", known);
         lua_getfield(L, 1, "io");
         allow_io = lua_toboolean(L, -1);
         lua_getfield(L, 1, "output");

@@ -62,17 +62,6 @@ LASIO_HIDDEN int lasio_checkpair_(lua_State *L, int idx, const char *what,
 LASIO_HIDDEN int lasio_socket_(int family, int type);
 /* Pushes get_extra_info's "peername" / "sockname" of fd, or nil. */
 LASIO_HIDDEN void lasio_pushsockname_(lua_State *L, int fd, int peer);
-/* Optional table field helpers for opts tables (opts may be absent). */
-LASIO_HIDDEN int lasio_optfield_(lua_State *L, int opts, const char *key);
-LASIO_HIDDEN int lasio_optboolean_(lua_State *L, int opts, const char *key,
-                                   int dflt, const char *what);
-LASIO_HIDDEN lua_Integer lasio_optinteger_(lua_State *L, int opts,
-                                           const char *key, lua_Integer dflt,
-                                           lua_Integer min, const char *what);
-/* Checks that opts (at idx) is nil or a table whose keys are all listed
- * in the NULL-terminated `known`: a misspelt option raises. */
-LASIO_HIDDEN void lasio_checkopts_(lua_State *L, int idx, const char *what,
-                                   const char *const known[]);
 /* ====== } */
 
 /* {====== The socket transport of streams (socket.c) ====== */

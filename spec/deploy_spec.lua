@@ -10,13 +10,6 @@ local lasio = require "lasio"
 local async = helper.async_guarded
 local NGINX = "/usr/sbin/nginx"
 
-local function free_port()
-    local s = lasio.start_server(function() end, "127.0.0.1", 0)
-    local port = s:sockets()[1].port
-    s:close()
-    s:wait_closed()
-    return port
-end
 
 local function read(path)
     local f = assert(io.open(path, "rb"))
@@ -95,7 +88,7 @@ end
 describe("examples/deploy: nginx in front of two lasio processes", function()
     it("balances requests over both and skips one that stopped", async(function()
         local dir = net.tmpdir()
-        local front, pa, pb = free_port(), free_port(), free_port()
+        local front, pa, pb = net.free_port(), net.free_port(), net.free_port()
         local a, b, nginx
         finally(function() -- nothing outlives a failed case
             for _, p in ipairs{a, b, nginx} do

@@ -79,14 +79,6 @@ local function timeout_error(fn, ...)
     return e
 end
 
--- A port nothing listens on.
-local function closed_port()
-    local s = lasio.start_server(function() end, "127.0.0.1", 0)
-    local port = s:sockets()[1].port
-    s:close()
-    s:wait_closed()
-    return port
-end
 
 describe("lasio.http.get and request", function()
     it("returns status, reason, version, headers and body", async(function()
@@ -776,7 +768,7 @@ describe("bad requests", function()
     end))
 
     it("raises OSError when the connection is refused", async(function()
-        local e = helper.raises(lasio.http.get, "http://127.0.0.1:" .. closed_port() .. "/")
+        local e = helper.raises(lasio.http.get, "http://127.0.0.1:" .. net.free_port() .. "/")
         assert.is_true(lasio.OSError:is(e))
         assert.are.equal("ECONNREFUSED", e.code)
     end))
@@ -986,7 +978,7 @@ describe("examples/http_fetch.lua", function()
 
     it("fetches the URLs it is given, and reports errors per URL", async(function()
         local _ <close>, url = serve(function(_, res) res:finish("given") end)
-        local dead = "http://127.0.0.1:" .. closed_port() .. "/"
+        local dead = "http://127.0.0.1:" .. net.free_port() .. "/"
         local p = lasio.create_subprocess_exec(helper.lasio_bin, {"examples/http_fetch.lua",
             "-t", "5", url .. "/one", dead, "nope://x"},
             {stdout = lasio.PIPE, stderr = lasio.PIPE, cwd = helper.root})

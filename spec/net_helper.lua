@@ -67,6 +67,18 @@ function M.status_kb(field)
     return tonumber(s:match(field .. ":%s*(%d+)"))
 end
 
+-- Inside a task: a TCP port on 127.0.0.1 nothing listens on right now
+-- (bound on port 0, then closed), for a child process to listen on or a
+-- connection to be refused by.
+function M.free_port()
+    local lasio = require "lasio"
+    local s = lasio.start_server(function() end, "127.0.0.1", 0)
+    local port = s:sockets()[1].port
+    s:close()
+    s:wait_closed()
+    return port
+end
+
 -- A new empty temporary directory; removed by M.rmdir.
 function M.tmpdir()
     local h = io.popen("mktemp -d")

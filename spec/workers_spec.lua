@@ -5,6 +5,7 @@
 -- process, so the file passes the same under both runners.
 -- SPDX-License-Identifier: MIT
 local helper = require "helper"
+local net = require "net_helper"
 local lasio = require "lasio"
 
 local async = helper.async_guarded
@@ -21,14 +22,6 @@ local function write(name, code)
     return path
 end
 
--- A port nothing listens on right now (bound on port 0, then closed).
-local function free_port()
-    local s = lasio.start_server(function() end, "127.0.0.1", 0)
-    local port = s:sockets()[1].port
-    s:close()
-    s:wait_closed()
-    return port
-end
 
 -- Every worker answers "<worker> <pid>"; /crash ends the answering worker
 -- with status 1, /slow answers after 0.5 s.
@@ -94,7 +87,7 @@ end
 
 describe("lasio --workers", function()
     it("runs N processes that share one port", async(function()
-        local port = free_port()
+        local port = net.free_port()
         local p = start({"--workers", "2", server_script, tostring(port)})
         local up = wait_up(p, 2)
         table.sort(up)
@@ -107,7 +100,7 @@ describe("lasio --workers", function()
     end))
 
     it("restarts a worker that crashes, with a message", async(function()
-        local port = free_port()
+        local port = net.free_port()
         local p = start({"--workers=2", server_script, tostring(port)})
         wait_up(p, 2)
         local before = answers(port, 40)
@@ -141,7 +134,7 @@ describe("lasio --workers", function()
     end))
 
     it("passes SIGTERM on: requests in flight finish, then the exit is 143", async(function()
-        local port = free_port()
+        local port = net.free_port()
         local p = start({"--workers", "2", server_script, tostring(port)})
         wait_up(p, 2)
         local slow = lasio.spawn(get, port, "/slow")
@@ -184,7 +177,7 @@ os.exit(os.getenv("LASIO_WORKER") == "2" and 9 or 0)
     end))
 
     it("takes its workers down with it when killed", async(function()
-        local port = free_port()
+        local port = net.free_port()
         local p = start({"--workers", "2", server_script, tostring(port)})
         wait_up(p, 2)
         local pids = {}

@@ -38,15 +38,24 @@ end
 -- A raw server: fn(r, w, n) runs for the n-th connection; the table it
 -- returns counts connections (conns) and has the base URL (url).
 local function raw_server(fn)
-    local s = {conns = 0}
+    local s = {conns = 0, writers = {}}
     s.server = lasio.start_server(function(r, w)
         s.conns = s.conns + 1
+        s.writers[w] = true
         pcall(fn, r, w, s.conns) -- a client that goes away ends it
+        s.writers[w] = nil
         w:close()
     end, "127.0.0.1", 0)
     s.port = s.server:sockets()[1].port
     s.url = "http://127.0.0.1:" .. s.port
-    s.close = function() s.server:close() end
+    -- also ends the connections still open: a handler waiting for the
+    -- client's EOF must not outlive its spec when the client's socket is
+    -- only closed by a later garbage collection (under the lasio command
+    -- every spec shares one loop, which waits for every task at the end)
+    s.close = function()
+        s.server:close()
+        for w in pairs(s.writers) do w:abort() end
+    end
     return s
 end
 

@@ -59,6 +59,14 @@ struct lasio_pool {
 
 /* {====== Workers ====== */
 
+/* Wakes the loop's thread through the pool's eventfd (wake_cb). */
+static void
+wake_loop(struct lasio_pool *pool) {
+    uint64_t one = 1;
+    ssize_t r = write(pool->wake_fd, &one, sizeof one);
+    (void)r; /* a full counter already means "wake up" */
+}
+
 static void
 stop_hook(lua_State *W, lua_Debug *ar) {
     (void)ar;
@@ -96,11 +104,8 @@ worker_main(void *arg) {
         else
             pool->done = job;
         pool->done_tail = job;
-        if (was_empty) {
-            uint64_t one = 1;
-            ssize_t r = write(pool->wake_fd, &one, sizeof one);
-            (void)r; /* a full counter already means "wake up" */
-        }
+        if (was_empty)
+            wake_loop(pool);
     }
     pthread_mutex_unlock(&pool->lock);
     if (w->W)
@@ -355,11 +360,8 @@ wake_cb(evutil_socket_t fd, short what, void *arg) {
     /* stopped by an error (memory): what is left is tried again on the
      * next wake-up, which nothing else would bring */
     pthread_mutex_lock(&pool->lock);
-    if (pool->done || pool->posted) {
-        uint64_t one = 1;
-        r = write(pool->wake_fd, &one, sizeof one);
-        (void)r;
-    }
+    if (pool->done || pool->posted)
+        wake_loop(pool);
     pthread_mutex_unlock(&pool->lock);
 }
 
@@ -389,11 +391,8 @@ lasio_pool_post_(struct lasio_pool *pool, struct lasio_posted *p) {
     else
         pool->posted = p;
     pool->posted_tail = p;
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t r = write(pool->wake_fd, &one, sizeof one);
-        (void)r; /* a full counter already means "wake up" */
-    }
+    if (was_empty)
+        wake_loop(pool);
     pthread_mutex_unlock(&pool->lock);
     return 0;
 }

@@ -4,20 +4,7 @@ local helper = require "helper"
 
 -- Runs examples/<path> from the project root, so messages name the file.
 local function run(path, interp)
-    local tmp = os.tmpname()
-    local cmd = string.format("cd %s && %s %s >%s.out 2>%s.err",
-        helper.shell_quote(helper.root), helper.shell_quote(interp or helper.lasio_bin),
-        path, tmp, tmp)
-    local _, _, status = os.execute(cmd)
-    local function slurp(p)
-        local h = assert(io.open(p))
-        local s = h:read("a")
-        h:close()
-        os.remove(p)
-        return s
-    end
-    os.remove(tmp)
-    return slurp(tmp .. ".out"), slurp(tmp .. ".err"), status
+    return helper.run_in_root(path, interp)
 end
 
 describe("examples", function()

@@ -83,6 +83,27 @@ function M.run_script(code, opts)
     return out, err, status
 end
 
+-- Runs `interp args` (default interp: the lasio binary; args already
+-- quoted for the shell, a path under the project first) from the project
+-- root, so messages name the file as the docs do; with `seconds`, under a
+-- hang guard (status 124). Returns stdout, stderr, exit status.
+function M.run_in_root(args, interp, seconds)
+    local tmp = os.tmpname()
+    local cmd = string.format("cd %s && %s%s %s >%s.out 2>%s.err",
+        shell_quote(M.root), seconds and ("timeout " .. seconds .. " ") or "",
+        shell_quote(interp or M.lasio_bin), args, tmp, tmp)
+    local _, _, status = os.execute(cmd)
+    local function slurp(p)
+        local h = assert(io.open(p))
+        local s = h:read("a")
+        h:close()
+        os.remove(p)
+        return s
+    end
+    os.remove(tmp)
+    return slurp(tmp .. ".out"), slurp(tmp .. ".err"), status
+end
+
 -- The interpreters a child script is run with: the lasio command and stock
 -- lua5.4 loading the C module (LUA_PATH / LUA_CPATH are inherited).
 M.interps = { M.lasio_bin, "lua5.4" }

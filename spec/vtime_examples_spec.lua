@@ -5,19 +5,7 @@
 local helper = require "helper"
 
 local function run(args, interp)
-    local tmp = os.tmpname()
-    local cmd = string.format("cd %s && timeout 60 %s %s >%s.out 2>%s.err",
-        helper.shell_quote(helper.root), helper.shell_quote(interp), args, tmp, tmp)
-    local _, _, status = os.execute(cmd)
-    local function slurp(p)
-        local h = assert(io.open(p))
-        local s = h:read("a")
-        h:close()
-        os.remove(p)
-        return s
-    end
-    os.remove(tmp)
-    return slurp(tmp .. ".out"), slurp(tmp .. ".err"), status
+    return helper.run_in_root(args, interp, 60)
 end
 
 local function both(path, lasio_flags, extra)

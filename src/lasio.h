@@ -415,4 +415,29 @@ LASIO_API int lasio_load_sandboxed(lua_State *L, const char *chunk, size_t len,
 
 /* ====== } */
 
+/* {====== Live introspection ====== */
+
+/*
+ * Serves the state's current loop to `lasio ps PID`, `lasio pstree PID`,
+ * `lasio dump PID` and `lasio trace PID` (docs/SEEING.md): a thread
+ * accepts on the abstract Unix socket `name` (NULL: "lasio/<pid>", the
+ * name those commands look for), answers peers of the process's own uid
+ * or root only, and hands each request to the loop, which answers between
+ * task steps while it runs (lasio_run, lasio_step, or the host's dispatch
+ * of its event_base). A loop that does not answer within 0.5 s is
+ * reported busy with the running task's line, sampled by a count hook
+ * that SIGURG sets on the loop's thread (unless the process handles
+ * SIGURG itself). Call it from the thread that runs the loop, once per
+ * process; lasio_close (the loop's close) stops serving. Serving keeps no
+ * loop running and holds no virtual clock.
+ * Returns LASIO_OK; LASIO_ECLOSED (no loop), LASIO_EINVAL (a name of 0 or
+ * more than 100 bytes), or LUA_ERRRUN with errno set when the socket or
+ * thread cannot be made (EADDRINUSE: the name is taken; EBUSY: this
+ * process serves a loop already).
+ * Stack: [-0, +0, -]
+ */
+LASIO_API int lasio_inspect_listen(lua_State *L, const char *name);
+
+/* ====== } */
+
 #endif

@@ -41,6 +41,15 @@ int lasio_cli_run_(lua_State *L, int nargs);
 void lasio_cli_preload_facade_(lua_State *L);
 
 /*
+ * Live introspection (inspect_cli.c): `lasio ps|pstree|dump PID`: when
+ * argv[1] names one, runs it and returns 1 with *status its exit status;
+ * returns 0 otherwise. lasio_cli_inspect_start_ serves the state's loop
+ * on the inspector socket unless off (--no-inspect) or LASIO_NO_INSPECT.
+ */
+int lasio_cli_inspect_(int argc, char **argv, int *status);
+void lasio_cli_inspect_start_(lua_State *L, int off);
+
+/*
  * `--workers N` (workers.c): forks n workers, restarts a crashed one with
  * backoff, passes SIGTERM, SIGINT, SIGHUP and SIGQUIT on, and waits for
  * all. Returns 1 in a worker, which goes on to run the script; 0 in the

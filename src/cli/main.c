@@ -55,6 +55,7 @@ struct cli {
 #define has_bytes 64   /* --allow-bytecode */
 #define has_debug 128  /* --debug */
 #define has_badval 256 /* a bad value of an option (message printed) */
+#define has_noinsp 512 /* --no-inspect */
 
 #define MAX_WORKERS 1024
 #define MAX_WORKERS_TEXT "1024"
@@ -90,6 +91,7 @@ static const char options_text[] =
     "  --time-rate=R     with --virtual-time: let the clock flow R times\n"
     "            real time instead of jumping\n"
     "  --help    show this help and exit\n"
+    "  --no-inspect  no inspector socket (as LASIO_NO_INSPECT=1)\n"
     "  --workers N  run the script in N processes (1 to 1024) that share\n"
     "            their listening ports; a crashed one is restarted\n"
     "Limits for untrusted scripts (docs/UNTRUSTED.md):\n"
@@ -117,6 +119,13 @@ static const char help_text[] =
     "  LUA_PATH_5_4, LUA_PATH, LUA_CPATH_5_4, LUA_CPATH   module paths\n"
     "  LASIO_DEBUG   any value but '' and '0': event loops start in debug\n"
     "                mode (slow steps reported, tasks' creation sites kept)\n"
+    "  LASIO_NO_INSPECT  any value but '' and '0': as --no-inspect\n"
+    "\n"
+    "Looking at a running lasio process (its inspector socket):\n"
+    "  lasio ps [--json] PID   its tasks: state, what each waits on, steps\n"
+    "  lasio pstree PID        the tasks as a tree of awaits (exit 1 on an\n"
+    "                          await cycle)\n"
+    "  lasio dump PID          every task's stack (also: kill -QUIT PID)\n"
     "\n"
     "Exit status:\n"
     "  0    success (also when a reader such as 'head' closed stdout early:\n"
@@ -533,6 +542,10 @@ collectargs(struct cli *c) {
             args |= has_debug;
             continue;
         }
+        if (strcmp(argv[i], "--no-inspect") == 0) {
+            args |= has_noinsp;
+            continue;
+        }
         if (argv[i][1] == '-' && argv[i][2] != '\0') {
             int taken = lasio_cli_vt_option_(&c->vt, argv, &i);
             if (taken < 0)
@@ -605,6 +618,7 @@ open_libs(lua_State *L, struct cli *c) {
         luaL_error(L, "cannot create the event loop");
     if (c->workers > 0)
         lasio_net_share_listeners_(L);
+    lasio_cli_inspect_start_(L, (c->flags & has_noinsp) != 0);
     lasio_cli_preload_facade_(L);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "lasio");
@@ -671,6 +685,8 @@ main(int argc, char **argv) {
     c.vt.real_io_ms = -1;
     lua_State *L;
     struct lasio_alloc *alloc;
+    if (lasio_cli_inspect_(argc, argv, &c.status)) /* lasio ps PID ... */
+        return c.status;
     c.flags = collectargs(&c);
     if (c.flags == has_error) {
         print_usage(argv[c.script], &c);

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <time.h>
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -182,6 +183,11 @@ struct lasio_loop {
     long vholds;
     struct lasio_limits *limits; /* budgets and caps (budget.c), or NULL */
     unsigned char end_batch;     /* a task was preempted: poll before more */
+    /* the inspector serving this loop (inspect.c), or NULL; and when the
+     * running step began (coarse monotonic ns: the end of the step before
+     * it or the start of the drain), for the steps' time and "loop busy" */
+    struct lasio_inspector *inspector;
+    int64_t step_start;
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */
@@ -495,6 +501,11 @@ struct lasio_task {
     struct lasio_task *wq_next, *wq_prev;
     struct lasio_budget *budget; /* its budgets (budget.c), or NULL */
     unsigned char preempted;     /* suspended by the forced-yield hook */
+    /* what the inspector shows (snapshot.c): steps run, their time in
+     * coarse monotonic ns (an unbiased estimate: see lasio_coarse_ns_),
+     * and when the last step ended */
+    unsigned long steps;
+    int64_t cpu_ns, since_ns;
 };
 
 LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
@@ -954,5 +965,62 @@ LASIO_HIDDEN int lasio_argerror_(lua_State *L, int arg, const char *fname,
  * [-0, +0, v] */
 LASIO_HIDDEN void lasio_checkargtype_(lua_State *L, int idx, int type,
                                       const char *fname);
+
+/* {====== Inspector (inspect.c, snapshot.c, jsonlite.c) ======
+ * `lasio ps PID` and its siblings: a thread accepts on an abstract Unix
+ * socket and hands each request to the loop, which answers between task
+ * steps (docs/SEEING.md, "Looking at a running process"). */
+
+/* The protocol's version, in every request and reply ("v"). */
+#define LASIO_INSPECT_VERSION 1
+
+/* CLOCK_MONOTONIC_COARSE in ns: a few instructions, ticks of some ms.
+ * Summed over steps, the differences of a coarse clock are an unbiased
+ * estimate of the time spent: a step crosses a tick with the probability
+ * of its length over the tick. */
+static inline int64_t
+lasio_coarse_ns_(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Starts serving loop on the abstract socket `name` (NULL: "lasio/PID").
+ * Call it on the thread that runs the loop. Returns 0, or -1 with errno
+ * (EBUSY: the process serves a loop already). */
+LASIO_HIDDEN int lasio_inspect_start_(struct lasio_loop *loop,
+                                      const char *name);
+/* Stops serving (the loop closes): joins the thread, frees everything.
+ * Runs no Lua code. */
+LASIO_HIDDEN void lasio_inspect_stop_(struct lasio_loop *loop);
+/* Answers the request text req (len bytes) on the loop: pushes the reply
+ * line (JSON, without its newline). [-0, +1, m] */
+LASIO_HIDDEN void lasio_snapshot_reply_(lua_State *L, struct lasio_loop *loop,
+                                        const char *req, size_t len);
+/* Pushes the text of `lasio dump` for loop (SIGQUIT). [-0, +1, m] */
+LASIO_HIDDEN void lasio_snapshot_dump_(lua_State *L, struct lasio_loop *loop);
+
+/* One top-level member of a JSON object: the key without its quotes and
+ * the value's raw text (a string keeps its quotes). */
+struct lasio_jfield {
+    const char *key, *val;
+    size_t klen, vlen;
+};
+/* Reads the JSON object text s: fills out[0..max-1] with its members and
+ * returns their count, or -1 when s is not one valid JSON object. */
+LASIO_HIDDEN int lasio_json_fields_(const char *s, size_t len,
+                                    struct lasio_jfield *out, int max);
+/* The member called key, or NULL. */
+LASIO_HIDDEN const struct lasio_jfield *
+lasio_json_get_(const struct lasio_jfield *f, int n, const char *key);
+/* Decodes the string value of f into dst (room for f->vlen + 1 bytes),
+ * NUL-terminated; returns its length (0 when f is not a string). */
+LASIO_HIDDEN size_t lasio_json_unquote_(const struct lasio_jfield *f,
+                                        char *dst);
+/* Writes s (len bytes) as a JSON string through put. */
+LASIO_HIDDEN void
+lasio_json_quote_(const char *s, size_t len,
+                  void (*put)(void *ud, const char *p, size_t n), void *ud);
+/* ====== } */
 
 #endif

@@ -204,6 +204,7 @@ release(lua_State *L, struct lasio_loop *loop) {
         link->release(link);
     }
     lasio_sighub_remove_all_(loop);
+    lasio_inspect_stop_(loop); /* its event, before the base goes */
     if (loop->drain_ev)
         event_free(loop->drain_ev);
     if (loop->wake_ev)

@@ -487,6 +487,7 @@ lasio_readyq_drain_cb_(int fd, short what, void *arg) {
     if (loop->in_drain || loop->closed)
         return;
     loop->in_drain = 1;
+    loop->step_start = lasio_coarse_ns_(); /* task steps time from here */
     lasio_guarded_(loop, drain_body);
     loop->in_drain = 0;
     if (loop->rq_count > 0 && !loop->closed) {

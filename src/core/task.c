@@ -85,6 +85,9 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->wq = NULL;
     t->wq_next = t->wq_prev = NULL;
     t->id = 0;
+    t->steps = 0;
+    t->cpu_ns = 0;
+    t->since_ns = loop->step_start; /* its creator's step: no clock read */
     lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_task_ref);
     lua_setmetatable(L, -2);
     int tidx = lua_gettop(L);
@@ -301,6 +304,12 @@ lasio_task_step_(lua_State *L, int idx) {
     if (t->budget)
         lasio_budget_enter_(loop, t);
     int status = lua_resume(co, L, nargs, &nres);
+    /* one clock read per step: the step began where the last one ended
+     * (or where the drain began) */
+    int64_t now = lasio_coarse_ns_();
+    t->cpu_ns += now - loop->step_start;
+    t->since_ns = loop->step_start = now;
+    t->steps++;
     if (t->budget)
         lasio_budget_leave_(loop, t);
     loop->running_L = prev_L;

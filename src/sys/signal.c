@@ -10,6 +10,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sys/sys.h"
@@ -380,6 +381,16 @@ module_shutdown_remove(lua_State *L) {
 
 /* ====== } */
 
+/* SIGQUIT under the command's default handling: every task's stack on
+ * stderr (`lasio dump`, docs/SEEING.md), the process goes on. */
+static void
+print_dump(lua_State *L, struct lasio_loop *loop) {
+    lasio_snapshot_dump_(L, loop);
+    fprintf(stderr, "%s", lua_tostring(L, -1));
+    fflush(stderr);
+    lua_pop(L, 1);
+}
+
 /* The loop's on_signals hook: handles the signals the hub flagged. Called
  * from the interrupt hook (from_hook), it may raise CancelledError in the
  * running task. */
@@ -399,6 +410,8 @@ dispatch(lua_State *L, struct lasio_loop *loop, int from_hook) {
     pending &= ~user;
     if (!pending || !loop->interrupt_mode)
         return;
+    if (pending & (1 << SIGQUIT)) /* the command's: the dump, and go on */
+        print_dump(L, loop);
     if (!(pending & ((1 << SIGINT) | (1 << SIGTERM))))
         return;
     int sig = pending & (1 << SIGTERM) ? SIGTERM : SIGINT;
@@ -419,6 +432,7 @@ lasio_signal_default_(struct lasio_loop *loop) {
     loop->on_signals = dispatch;
     lasio_sighub_add_(loop, SIGINT);
     lasio_sighub_add_(loop, SIGTERM);
+    lasio_sighub_add_(loop, SIGQUIT);
 }
 
 /* Signals whose handler would run again at once when it returns. */

@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 #define SAMPLE_MS 600 /* then its running line comes within this */
 #define READ_MS 2000  /* a client sends its request line within this */
 #define MAX_REQUEST 4096
+#define THREAD_STACK (128 * 1024) /* it needs some 16 KiB */
 /* Ignored by default, rarely used by programs: Go's runtime preempts
  * its goroutines with it for the same reasons. */
 #define BUSY_SIGNAL SIGURG
@@ -51,17 +53,15 @@ struct lasio_inspector {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     /* under lock */
-    char request[MAX_REQUEST];
     size_t request_len;
     unsigned long serial;   /* of the latest request */
     unsigned long answered; /* the request `reply` answers */
     char *reply;            /* malloc'd, or NULL */
     size_t reply_len;
+    int stopping; /* the loop let go: the thread ends and frees this */
     int sample_wanted, sample_ready;
     int sample_id;
     char sample_name[64], sample_where[160];
-    /* the loop thread's copy of the request it answers */
-    char taking[MAX_REQUEST];
     size_t taking_len;
     /* written by the signal handler on the loop's thread */
     int busy_id;
@@ -70,6 +70,10 @@ struct lasio_inspector {
     int saved_mask, saved_count;
     struct sigaction old_busy;
     int busy_installed;
+    /* last, and never cleared: the waiting request (under lock), and the
+     * loop thread's copy of the one it answers */
+    char request[MAX_REQUEST];
+    char taking[MAX_REQUEST];
 };
 
 /* The process's inspector, for the BUSY_SIGNAL handler. */
@@ -203,6 +207,8 @@ busy_handler(int sig) {
 
 /* ====== } */
 
+static void free_inspector(struct lasio_inspector *ins);
+
 /* {====== The inspector's thread ====== */
 
 static void
@@ -298,12 +304,12 @@ wait_until(struct lasio_inspector *ins, int64_t deadline,
 
 static int
 is_answered(struct lasio_inspector *ins, unsigned long serial) {
-    return ins->answered == serial;
+    return ins->answered == serial || ins->stopping;
 }
 
 static int
 is_sampled(struct lasio_inspector *ins, unsigned long serial) {
-    return ins->answered == serial || ins->sample_ready;
+    return ins->answered == serial || ins->sample_ready || ins->stopping;
 }
 
 /* Sends the reply of request serial (under the lock, which it releases). */
@@ -414,15 +420,20 @@ serve(struct lasio_inspector *ins, int fd) {
     ins->reply = NULL;
     pthread_mutex_unlock(&ins->lock);
     ssize_t w = write(ins->req_fd[1], "", 1);
-    (void)w; /* a full pipe already means "a request waits" */
+    (void)w; /* a full pipe already means "a request waits"; a closed one
+                (the loop let go) is seen below */
     pthread_mutex_lock(&ins->lock);
     if (wait_until(ins, lasio_mono_ns_() + (int64_t)ANSWER_MS * 1000000,
                    is_answered, serial)) {
         send_reply(ins, fd);
         return;
     }
+    int stopping = ins->stopping;
     pthread_mutex_unlock(&ins->lock);
-    send_busy(ins, fd, serial);
+    if (stopping)
+        send_error(fd, "the loop is closing");
+    else
+        send_busy(ins, fd, serial);
 }
 
 static void *
@@ -444,6 +455,7 @@ serve_thread(void *arg) {
         serve(ins, fd);
         close(fd);
     }
+    free_inspector(ins); /* the loop let go of it (stop) */
     return NULL;
 }
 
@@ -512,9 +524,10 @@ lasio_inspect_start_(struct lasio_loop *loop, const char *name) {
         errno = EBUSY;
         return -1;
     }
-    struct lasio_inspector *ins = calloc(1, sizeof *ins);
+    struct lasio_inspector *ins = malloc(sizeof *ins);
     if (!ins)
         return -1;
+    memset(ins, 0, offsetof(struct lasio_inspector, request));
     ins->loop = loop;
     ins->loop_thread = pthread_self();
     ins->listen_fd = ins->stop_fd[0] = ins->stop_fd[1] = -1;
@@ -537,12 +550,19 @@ lasio_inspect_start_(struct lasio_loop *loop, const char *name) {
         errno = err;
         return -1;
     }
-    /* the thread takes no signal: they are the loop thread's */
+    /* the thread takes no signal: they are the loop thread's. It is
+     * detached and frees the inspector when it ends, so stopping (a
+     * process's exit) never waits for it */
     sigset_t all, old;
+    pthread_attr_t attr;
     sigfillset(&all);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, THREAD_STACK);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    err = pthread_create(&ins->thread, NULL, serve_thread, ins);
+    err = pthread_create(&ins->thread, &attr, serve_thread, ins);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
     if (err) {
         free_inspector(ins);
         errno = err;
@@ -559,14 +579,21 @@ lasio_inspect_stop_(struct lasio_loop *loop) {
     struct lasio_inspector *ins = loop->inspector;
     if (!ins)
         return;
-    ssize_t w = write(ins->stop_fd[1], "", 1);
-    (void)w;
-    pthread_join(ins->thread, NULL);
     if (ins->busy_installed)
         sigaction(BUSY_SIGNAL, &ins->old_busy, NULL);
-    loop->inspector = NULL;
     the_inspector = NULL;
-    free_inspector(ins);
+    loop->inspector = NULL;
+    event_free(ins->req_ev);
+    close(ins->req_fd[0]);
+    pthread_mutex_lock(&ins->lock);
+    ins->req_ev = NULL;
+    ins->req_fd[0] = -1;
+    ins->stopping = 1;
+    pthread_cond_broadcast(&ins->cond);
+    pthread_mutex_unlock(&ins->lock);
+    /* the thread frees ins once it reads this: the last touch here */
+    ssize_t w = write(ins->stop_fd[1], "", 1);
+    (void)w;
 }
 
 /* ====== } */

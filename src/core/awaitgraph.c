@@ -75,7 +75,7 @@ lasio_task_site_record_(lua_State *L, struct lasio_loop *loop,
                         struct lasio_task *t) {
     lua_Debug ar;
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
-        lua_getinfo(L, "S", &ar);
+        lua_getinfo(L, "Sl", &ar); /* the line: one lookup, usually hit */
         if (ar.source == loop->site_user_src)
             goto found;
         if (ar.what[0] == 'C' || ar.source == loop->site_facade_src)
@@ -91,7 +91,6 @@ lasio_task_site_record_(lua_State *L, struct lasio_loop *loop,
     }
     return;
 found:
-    lua_getinfo(L, "l", &ar);
     t->site_src = ar.source;
     t->site_line = ar.currentline;
 }
@@ -126,39 +125,30 @@ lasio_task_pushsite_(lua_State *L, struct lasio_task *t) {
 }
 
 int
-lasio_task_pushparent_(lua_State *L, int idx, struct lasio_task *t) {
-    idx = lua_absindex(L, idx);
+lasio_task_pushparent_(lua_State *L, struct lasio_task *t) {
     if (t->parent_id == 0) {
         lua_pushnil(L);
         return 0;
     }
-    if (lua_getiuservalue(L, idx, TASK_UV_PARENT) == LUA_TUSERDATA)
-        return 1;
-    lua_pop(L, 1);
-    if (lasio_extra_get_(L, idx, EXTRA_PARENT) == LUA_TSTRING)
-        return 2;
-    lua_pop(L, 1);
+    /* no link is kept (spawn stays cheap, and a chain of tasks that each
+     * start the next holds nothing): a pending parent is in the tasks
+     * table */
+    lasio_pushtasks_(L, t->fut.loop);
+    int tasks = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, tasks)) {
+        struct lasio_task *p = lasio_totask_(L, -1);
+        if (p && p->id == t->parent_id && p->fut.loop == t->fut.loop &&
+            p->fut.state == FUT_PENDING) {
+            lua_replace(L, tasks);
+            lua_settop(L, tasks);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, tasks - 1);
     lua_pushfstring(L, "Task #%d", t->parent_id);
     return 2;
-}
-
-void
-lasio_task_forget_parent_(lua_State *L, int idx, struct lasio_task *t) {
-    idx = lua_absindex(L, idx);
-    if (lua_getiuservalue(L, idx, TASK_UV_PARENT) != LUA_TUSERDATA) {
-        lua_pop(L, 1);
-        return;
-    }
-    if (t->fut.log_error) { /* a report may name it later */
-        struct lasio_task *p = lua_touserdata(L, -1);
-        lasio_task_pushname_(L, -1, p);
-        lua_pushfstring(L, "Task #%d '%s'", p->id, lua_tostring(L, -1));
-        lasio_extra_set_(L, idx, EXTRA_PARENT);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_setiuservalue(L, idx, TASK_UV_PARENT);
 }
 
 /* ====== } */
@@ -231,6 +221,7 @@ lasio_task_pushwait_(lua_State *L, int idx, struct lasio_task *t) {
     }
     switch (t->waiting) {
     case WAIT_FUTURE: {
+        int top = lua_gettop(L);
         lua_getiuservalue(L, idx, TASK_UV_WAITER);
         struct lasio_future *w = lasio_tofuture_(L, -1);
         if (w && w->kind == KIND_TASK) {
@@ -242,7 +233,7 @@ lasio_task_pushwait_(lua_State *L, int idx, struct lasio_task *t) {
         } else if (w && lasio_extra_get_(L, -1, EXTRA_NAME) == LUA_TSTRING) {
             lua_replace(L, -2);
         } else {
-            lua_settop(L, idx);
+            lua_settop(L, top);
             lua_pushliteral(L, "Future");
         }
         return 1;
@@ -522,18 +513,23 @@ build(lua_State *L, int fidx, lua_State *co, int from, struct capture *c) {
 }
 
 void
-lasio_callgraph_capture_(lua_State *L, int fidx, lua_State *from_L, int depth,
-                         int limit, int has_limit) {
+lasio_callgraph_capture_(lua_State *L, int fidx, int index, lua_State *from_L,
+                         int depth, int limit, int has_limit) {
     fidx = lua_absindex(L, fidx);
+    int base = lua_gettop(L);
     struct lasio_future *f = lua_touserdata(L, fidx);
     struct capture c = {0, 0, limit, has_limit};
-    lasio_awaitgraph_index_(L, f->loop);
-    c.index = lua_gettop(L);
+    if (index) {
+        c.index = lua_absindex(L, index);
+    } else {
+        lasio_awaitgraph_index_(L, f->loop);
+        c.index = lua_gettop(L);
+    }
     lua_newtable(L);
     c.path = lua_gettop(L);
     build(L, fidx, from_L, from_L ? depth : 0, &c);
-    lua_replace(L, c.index);
-    lua_settop(L, c.index);
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
 }
 
 /* Appends the string on top, indented by level, to the list at out.
@@ -678,16 +674,18 @@ report_chain(lua_State *L, int out, int nidx, int level) {
 }
 
 void
-lasio_task_pushreport_(lua_State *L, int idx, struct lasio_task *t) {
+lasio_task_pushreport_(lua_State *L, int idx, struct lasio_task *t, int index) {
     idx = lua_absindex(L, idx);
+    index = index ? lua_absindex(L, index) : 0;
     lua_newtable(L);
     int out = lua_gettop(L);
     lua_pushliteral(L, "created at ");
-    if (!lasio_task_pushsite_(L, t)) {
+    int has_site = lasio_task_pushsite_(L, t);
+    if (!has_site) {
         lua_pop(L, 1);
         lua_pushliteral(L, "(no Lua caller)");
     }
-    int p = lasio_task_pushparent_(L, idx, t);
+    int p = lasio_task_pushparent_(L, t);
     if (p == 1) {
         struct lasio_task *pt = lua_touserdata(L, -1);
         lasio_task_pushname_(L, -1, pt);
@@ -702,9 +700,12 @@ lasio_task_pushreport_(lua_State *L, int idx, struct lasio_task *t) {
         lua_pushliteral(L, "");
     }
     lua_concat(L, 3);
-    add_line(L, out, 0);
+    if (has_site || p) /* the main task, made by the runtime: nothing */
+        add_line(L, out, 0);
+    else
+        lua_pop(L, 1);
     if (t->fut.state == FUT_PENDING && t->fut.loop && !t->fut.loop->closed) {
-        lasio_callgraph_capture_(L, idx, NULL, 0, 0, 0);
+        lasio_callgraph_capture_(L, idx, index, NULL, 0, 0, 0);
         report_chain(L, out, -1, 0);
         lua_pop(L, 1);
     }
@@ -778,7 +779,8 @@ capture_args(lua_State *L, const char *what, int *has_file) {
         fidx = lua_gettop(L);
         from = L;
     }
-    lasio_callgraph_capture_(L, fidx, from, (int)depth, (int)limit, has_limit);
+    lasio_callgraph_capture_(L, fidx, 0, from, (int)depth, (int)limit,
+                             has_limit);
     return 1;
 }
 
@@ -833,7 +835,7 @@ task_created_at(lua_State *L) {
             L, 0, "task:created_at",
             lua_pushfstring(L, "Task expected, got %s", luaL_typename(L, 1)));
     lasio_task_pushsite_(L, t);
-    lasio_task_pushparent_(L, 1, t);
+    lasio_task_pushparent_(L, t);
     return 2;
 }
 

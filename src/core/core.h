@@ -378,10 +378,8 @@ enum {
     EXTRA_NAME,          /* task name, or nil: "Task-<id>" */
     EXTRA_SITE,          /* where the task was created (debug mode) */
     EXTRA_CANCELMSG,     /* message of a pending cancellation */
-    EXTRA_AWAITS,        /* what a combinator's Future or a task awaits
+    EXTRA_AWAITS         /* what a combinator's Future or a task awaits
                             besides its waiter (awaitgraph.c) */
-    EXTRA_PARENT         /* the parent's name, kept once a failed task
-                            let go of TASK_UV_PARENT */
 };
 /* Pushes extra field key of the object at idx (nil when unset); returns
  * its type. [-0, +1, -] */
@@ -483,9 +481,7 @@ enum lasio_wait {
 enum {
     TASK_UV_CORO = FUT_NUV + 1, /* the coroutine (a Lua thread) */
     TASK_UV_WAITER,             /* the Future waited on, or nil */
-    TASK_UV_PARENT,             /* the task running when it was created,
-                                   while it is pending; or nil */
-    TASK_NUV = TASK_UV_PARENT
+    TASK_NUV = TASK_UV_WAITER
 };
 
 struct lasio_task {
@@ -891,15 +887,11 @@ LASIO_HIDDEN void lasio_task_site_record_(lua_State *L, struct lasio_loop *loop,
 /* Pushes "file:line" of the creating call, or nil (returns 0).
  * [-0, +1, m] */
 LASIO_HIDDEN int lasio_task_pushsite_(lua_State *L, struct lasio_task *t);
-/* Pushes the parent of the task at idx: the Task (returns 1) while this
- * one is pending, else a description "Task #3 'main'" (2), or nil (0)
- * for a task made outside any task. [-0, +1, m] */
-LASIO_HIDDEN int lasio_task_pushparent_(lua_State *L, int idx,
-                                        struct lasio_task *t);
-/* At retirement (task.c): lets go of the parent, keeping its
- * description when an error of the task may still be reported. */
-LASIO_HIDDEN void lasio_task_forget_parent_(lua_State *L, int idx,
-                                            struct lasio_task *t);
+/* Pushes the parent of t (the task running when it was created): the
+ * Task while it is pending (returns 1; found by its id, t->parent_id),
+ * else "Task #3" (2), or nil (0) for a task made outside any task.
+ * [-0, +1, m] */
+LASIO_HIDDEN int lasio_task_pushparent_(lua_State *L, struct lasio_task *t);
 /* Pushes what the pending task at idx waits on, or nil (returns 0) when
  * it is running, ready or done. [-0, +1, m] */
 LASIO_HIDDEN int lasio_task_pushwait_(lua_State *L, int idx,
@@ -915,19 +907,21 @@ LASIO_HIDDEN void lasio_await_link_(lua_State *L, int fidx, int xidx,
                                     const char *what);
 /* Pushes the FutureCallGraph {future=, call_stack={{file=, line=,
  * name=}...}, awaited_by={...}, cycle=true?} of the Future at fidx;
- * from_L: the running thread when fidx is the current task (its stack
- * from level depth), else NULL. limit as asyncio's (has_limit 0: all).
+ * index: an index of lasio_awaitgraph_index_ (0: one is made); from_L:
+ * the running thread when fidx is the current task (its stack from
+ * level depth), else NULL. limit as asyncio's (has_limit 0: all).
  * [-0, +1, m] */
-LASIO_HIDDEN void lasio_callgraph_capture_(lua_State *L, int fidx,
+LASIO_HIDDEN void lasio_callgraph_capture_(lua_State *L, int fidx, int index,
                                            lua_State *from_L, int depth,
                                            int limit, int has_limit);
 /* Pushes the text of the graph at nidx. [-0, +1, m] */
 LASIO_HIDDEN void lasio_callgraph_format_(lua_State *L, int nidx);
 /* Pushes the report block of the task at idx (diag.c's reports): where
  * it was created and by whom, and the awaited-by chain with the await
- * site of every edge. [-0, +1, m] */
+ * site of every edge, a line each, each ending in a newline; index as
+ * for lasio_callgraph_capture_. [-0, +1, m] */
 LASIO_HIDDEN void lasio_task_pushreport_(lua_State *L, int idx,
-                                         struct lasio_task *t);
+                                         struct lasio_task *t, int index);
 /* Sets capture_call_graph, format_call_graph, print_call_graph in the
  * module table at the top, core.internal.await_link / await_unlink and
  * task:created_at. [-0, +0, m] */

@@ -128,11 +128,8 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     }
     lasio_task_site_record_(L, loop, t);
     lasio_pushtasks_(L, loop);
-    if (loop->current) { /* the parent, held while this task is pending */
+    if (loop->current)
         t->parent_id = loop->current->id;
-        lua_rawgeti(L, -1, loop->current->fut.ref);
-        lua_setiuservalue(L, tidx, TASK_UV_PARENT);
-    }
     t->fut.ref = lasio_slot_take_(L, loop, -1, tidx);
     lua_pop(L, 1);
     t->id = ++loop->next_task_id;
@@ -181,8 +178,6 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
         lua_pushnil(L);
         lua_setiuservalue(L, idx, TASK_UV_WAITER);
     }
-    if (t->parent_id)
-        lasio_task_forget_parent_(L, idx, t);
 }
 
 /* The body ended with the error at the top (popped): a CancelledError

@@ -127,7 +127,18 @@ describe("what a task waits on", function()
             end)
             local awaiter = lasio.spawn(function() sleeper:await() end)
             awaiter:set_name("awaiter")
+            local sem, ev = lasio.Semaphore(0), lasio.Event()
+            local others = {
+                lasio.spawn(function() sem:acquire() end),
+                lasio.spawn(function() ev:wait() end),
+                lasio.spawn(function() lasio.sleep(math.huge) end),
+            }
             settle()
+            assert.are.equal("Semaphore.acquire", (waiting_on(others[1])))
+            assert.are.equal("Event.wait", (waiting_on(others[2])))
+            assert.are.equal("sleep inf", (waiting_on(others[3])))
+            for _, t in ipairs(others) do t:cancel() end
+            lasio.wait(others)
             assert.are.equal("sleep 1.5", (waiting_on(sleeper)))
             assert.are.equal("Queue.get", (waiting_on(getter)))
             assert.are.equal("Lock.acquire", (waiting_on(locker)))

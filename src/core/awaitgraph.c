@@ -231,7 +231,9 @@ lasio_task_pushwait_(lua_State *L, int idx, struct lasio_task *t) {
             lua_replace(L, -3);
             lua_pop(L, 1);
         } else if (w && lasio_extra_get_(L, -1, EXTRA_NAME) == LUA_TSTRING) {
-            lua_replace(L, -2);
+            push_what(L, lua_tostring(L, -1));
+            lua_replace(L, top + 1);
+            lua_settop(L, top + 1);
         } else {
             lua_settop(L, top);
             lua_pushliteral(L, "Future");
@@ -347,21 +349,22 @@ lasio_awaitgraph_index_(lua_State *L, struct lasio_loop *loop) {
 }
 
 /* core.internal.await_link(obj, x [, what]): obj (a Future or a Task)
- * awaits x, a Future or a table of them; what names a Future's wait
- * ("gather 3"). */
+ * awaits x, a Future or a table of them (nil: nothing more); what names
+ * a Future's wait ("gather 3", "lasio.Semaphore:acquire"). */
 static int
 await_link(lua_State *L) {
     lasio_checkfuture_(L, 1);
-    luaL_checkany(L, 2);
-    if (lasio_extra_get_(L, 1, EXTRA_AWAITS) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lasio_extra_set_(L, 1, EXTRA_AWAITS);
+    if (!lua_isnil(L, 2)) {
+        if (lasio_extra_get_(L, 1, EXTRA_AWAITS) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lasio_extra_set_(L, 1, EXTRA_AWAITS);
+        }
+        lua_pushvalue(L, 2);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
     }
-    lua_pushvalue(L, 2);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
     if (lua_type(L, 3) == LUA_TSTRING) {
         struct lasio_future *f = lua_touserdata(L, 1);
         if (f->kind != KIND_TASK) {

@@ -315,6 +315,14 @@ describe("lasio.capture_call_graph", function()
             -- the process goes on
             assert.is_table(lasio.capture_call_graph())
         end)
+        -- a task of a closed loop: its graph, with no one awaiting it
+        local loop = lasio.new_event_loop()
+        loop:set_exception_handler(function() end)
+        local t = loop:create_task(function() end)
+        loop:close()
+        assert.truthy(lasio.format_call_graph(t):find("^%* Task%(name='Task%-1', id=1%)$"),
+            lasio.format_call_graph(t))
+        assert.are.same({}, lasio.capture_call_graph(t).awaited_by)
     end)
 end)
 

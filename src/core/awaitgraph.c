@@ -136,7 +136,7 @@ lasio_task_pushparent_(lua_State *L, struct lasio_task *t) {
     lasio_pushtasks_(L, t->fut.loop);
     int tasks = lua_gettop(L);
     lua_pushnil(L);
-    while (lua_next(L, tasks)) {
+    while (lua_istable(L, tasks) && lua_next(L, tasks)) {
         struct lasio_task *p = lasio_totask_(L, -1);
         if (p && p->id == t->parent_id && p->fut.loop == t->fut.loop &&
             p->fut.state == FUT_PENDING) {
@@ -326,10 +326,10 @@ void
 lasio_awaitgraph_index_(lua_State *L, struct lasio_loop *loop) {
     lua_newtable(L);
     int index = lua_gettop(L);
-    lasio_pushtasks_(L, loop);
+    lasio_pushtasks_(L, loop); /* nil once the loop is closed */
     int tasks = index + 1;
     lua_pushnil(L);
-    while (lua_next(L, tasks)) {
+    while (lua_istable(L, tasks) && lua_next(L, tasks)) {
         int tidx = lua_gettop(L);
         struct lasio_task *t = lasio_totask_(L, tidx);
         if (t && t->fut.state == FUT_PENDING) {

@@ -40,8 +40,13 @@ describe("examples", function()
         assert.are.equal(5, status)
         assert.are.equal("", out)
         assert.truthy(err:find("deadlock", 1, true), err)
-        assert.truthy(err:find("task waiting-for-reply waits on lasio.Future<pending>", 1, true), err)
+        -- the one report format: what it waits on, its stack, where it was
+        -- created and by whom, and who awaits it with the await site
+        assert.truthy(err:find("task waiting-for-reply waits on Future (for ", 1, true), err)
         assert.truthy(err:find("forgotten_future.lua:7:", 1, true), err)
+        assert.truthy(err:find("created at examples/forgotten_future.lua:", 1, true), err)
+        assert.truthy(err:find("awaited by Task(name='Task-1 (main)', id=1) at "
+            .. "examples/forgotten_future.lua:10, in main chunk", 1, true), err)
         -- listed once, not again as "destroyed but pending"
         assert.falsy(err:find("destroyed", 1, true), err)
     end)

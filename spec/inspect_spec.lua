@@ -118,8 +118,12 @@ describe("lasio ps", function()
                                "Aqua Regia"}) do
             assert.truthy(out:match("\n%d+%s+" .. name .. "%s"), name)
         end
-        -- the four players sleep, an hour left
-        assert.are.equal(4, helper.count(out, "sleeping  sleep (3"))
+        -- the four players sleep an hour, awaited by their album, in its
+        -- task group, created by the line of tg:spawn
+        local _, players = out:gsub("\n%d+%s+[%w ]+%s+sleeping%s+sleep 3600%s+"
+            .. "[%d.]+s%s+#%d%s+TaskGroup #%d%s+[^\n]*albums%.lua:9%s+1%s+"
+            .. "[%d.]+s", "")
+        assert.are.equal(4, players, out)
         assert.are.equal(8, helper.count(out, "\n"))
     end)
 
@@ -146,8 +150,7 @@ describe("lasio ps", function()
             assert.is_true(t.waiting_on == cjson.null
                 or type(t.waiting_on) == "string")
             assert.is_true(t["for"] == cjson.null or t["for"] >= 0)
-            assert.is_true(t.awaits == cjson.null
-                or is_int(t.awaits))
+            assert.are.equal("table", type(t.awaits))
             assert.are.equal("table", type(t.awaited_by))
             assert.is_true(t.group == cjson.null or type(t.group) == "string")
             assert.is_true(t.created_at == cjson.null
@@ -156,7 +159,19 @@ describe("lasio ps", function()
             assert.is_true(is_int(t.steps) and t.steps >= 1)
             assert.is_true(type(t.cpu) == "number" and t.cpu >= 0)
         end
+        for _, t in ipairs(r.tasks) do
+            assert.is_true(t.parent == cjson.null or is_int(t.parent))
+        end
         assert.are.equal("sleeping", names.Levitate.state)
+        assert.are.equal("sleep 3600", names.Levitate.waiting_on)
+        local sun, main = names.Sundowning, names["Task-1 (main)"]
+        assert.are.same({sun.id}, names.Levitate.awaited_by)
+        assert.are.equal(sun.id, names.Levitate.parent)
+        assert.are.equal(("TaskGroup #%d"):format(sun.id), names.Levitate.group)
+        assert.truthy(names.Levitate.created_at:match("albums%.lua:9$"))
+        assert.are.same({main.id}, sun.awaited_by)
+        assert.are.equal(2, #main.awaits)
+        assert.are.equal(cjson.null, main.group)
         assert.truthy(names.Levitate.where:match("albums%.lua:2$"))
         assert.truthy(names.Sundowning.where:match("albums%.lua:7$"))
         assert.truthy(names["Task-1 (main)"].where:match("albums%.lua:17$"))
@@ -168,7 +183,8 @@ describe("lasio ps", function()
         assert.are.equal(0, st)
         for _, name in ipairs({"Sundowning", "TMBTE", "TNDNBTG", "Levitate",
                                "DYWTYLM", "Aqua Regia"}) do
-            assert.truthy(out:find("%(T%) #%d+ " .. name .. "\n"), name)
+            assert.truthy(out:find("%(T%) #%d+ " .. name
+                .. " %[TaskGroup #%d%]\n"), name)
         end
         assert.are.equal(4, helper.count(out, " albums.lua:2\n"))
         assert.falsy(out:find("await cycle"))
@@ -183,7 +199,8 @@ describe("lasio ps", function()
         -- the four players share one stack, the two albums another
         local players = out:match("%-%-%- 4 task%(s%) with this stack:\n(.*)")
         assert.truthy(players, out)
-        assert.truthy(players:find("#%d+ Levitate %[sleeping: sleep %("))
+        assert.truthy(players:find("#%d+ Levitate %[sleeping: sleep 3600, "
+            .. "for [%d.]+s%] created at [^\n]*albums%.lua:9\n"), players)
         assert.truthy(players:find("albums%.lua:2: in"))
         assert.truthy(out:find("%-%-%- 2 task%(s%) with this stack:\n"))
     end)
@@ -266,7 +283,8 @@ print("still here")
         assert.is_true(out, "the script did not go on")
         assert.truthy(stdout:find("still here"))
         assert.truthy(stderr:find("^lasio dump: process " .. pid), stderr)
-        assert.truthy(stderr:find("#2 napper [sleeping: sleep (", 1, true))
+        assert.truthy(stderr:find("#2 napper [sleeping: sleep 60, for ", 1,
+            true), stderr)
         assert.truthy(stderr:find("quit.lua:1: in function", 1, true))
     end)
 

@@ -175,6 +175,7 @@ luaopen_lasio_core(lua_State *L) {
     lasio_errors_open_(L);
     lasio_future_open_(L);
     lasio_task_open_(L);
+    lasio_awaitgraph_open_(L); /* call graphs, task:created_at */
     lasio_taskfactory_open_(L);
     lasio_budget_open_(L); /* set_limits, memory, task:set_budget */
     lasio_sandbox_open_(L);

@@ -9,6 +9,7 @@ local core = require "lasio.core"
 
 local CancelledError, TimeoutError = core.CancelledError, core.TimeoutError
 local current_task = core.current_task
+local await_link = core.internal.await_link
 local select, type, error, pcall = select, type, error, pcall
 local unpack, pack = table.unpack, table.pack
 
@@ -238,6 +239,7 @@ function M.wait(list, opts)
     local _, futs = start_all(loop, list, n)
 
     local waiter = loop:create_future()
+    await_link(waiter, futs, "wait " .. #futs)
     local release = releaser(waiter)
     local handle
     if timeout ~= nil and timeout < math.huge then
@@ -335,7 +337,10 @@ function M.as_completed(list, opts)
                 remaining = remaining - 1
                 error(TimeoutError(), 2)
             end
-            if waiter == nil or waiter:done() then waiter = loop:create_future() end
+            if waiter == nil or waiter:done() then
+                waiter = loop:create_future()
+                await_link(waiter, todo, "as_completed")
+            end
             waiter:await()
         end
     end
@@ -361,6 +366,7 @@ function M.shield(aw)
     end
     if inner:done() then return inner end
     local outer = inner:get_loop():create_future()
+    await_link(outer, inner, "shield")
     local function inner_done(f)
         if outer:cancelled() then
             if not f:cancelled() then f:exception() end -- mark it retrieved

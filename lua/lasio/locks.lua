@@ -10,6 +10,7 @@ local core = require "lasio.core"
 
 local current_task = core.current_task
 local WaitQueue = core.WaitQueue
+local await_link = core.internal.await_link
 local CancelledError = core.CancelledError
 local BrokenBarrierError = core.BrokenBarrierError
 local error, pcall, setmetatable, getmetatable = error, pcall, setmetatable, getmetatable
@@ -74,7 +75,9 @@ local function new_waiter(self, what)
         end
         self._loop = loop
     end
-    return loop:create_future()
+    local fut = loop:create_future()
+    await_link(fut, nil, what) -- what a task waiting on it shows
+    return fut
 end
 
 -- q: a WaitQueue (Lock, Event), a waiter FIFO (the others) or nil.

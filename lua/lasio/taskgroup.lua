@@ -9,6 +9,7 @@ local core = require "lasio.core"
 
 local CancelledError, ErrorGroup = core.CancelledError, core.ErrorGroup
 local current_task = core.current_task
+local await_link, await_unlink = core.internal.await_link, core.internal.await_unlink
 local select, type, error, pcall = select, type, error, pcall
 
 local M = {}
@@ -127,6 +128,7 @@ local function exit(self, ok, exc)
             self._on_completed = self._loop:create_future()
         end
         local waiter = self._on_completed
+        await_link(waiter, self._tasks, "TaskGroup " .. self._ntasks)
         local wok, e = pcall(waiter.await, waiter)
         if not wok then
             if not CancelledError:is(e) then
@@ -145,6 +147,7 @@ local function exit(self, ok, exc)
         self._on_completed = nil
     end
     self._finished = true
+    await_unlink(self._parent, self._tasks)
 
     if self._parent_cancel_requested then
         -- the cancel we made is taken back; a CancelledError is passed
@@ -193,6 +196,8 @@ local function new_group(what)
         _on_completed = nil,
     }, TaskGroup)
     self._on_done = function(t) on_task_done(self, t) end
+    -- the parent awaits its running children (asyncio 3.14's awaited-by)
+    await_link(parent, self._tasks)
     return self
 end
 

@@ -183,6 +183,12 @@ struct lasio_loop {
     long vholds;
     struct lasio_limits *limits; /* budgets and caps (budget.c), or NULL */
     unsigned char end_batch;     /* a task was preempted: poll before more */
+    /* the await graph (awaitgraph.c): the loop's clock read at the start
+     * of a drain and every few steps, so a suspending task notes when it
+     * began to wait without a clock read of its own; the last chunk
+     * sources seen creating tasks, user code's and the facade's */
+    double time_cache;
+    const char *site_user_src, *site_facade_src;
     /* the inspector serving this loop (inspect.c), or NULL; and when the
      * running step began (coarse monotonic ns: the end of the step before
      * it or the start of the drain), for the steps' time and "loop busy" */
@@ -377,7 +383,9 @@ enum {
     EXTRA_TRACEBACK = 1, /* traceback of the stored error */
     EXTRA_NAME,          /* task name, or nil: "Task-<id>" */
     EXTRA_SITE,          /* where the task was created (debug mode) */
-    EXTRA_CANCELMSG      /* message of a pending cancellation */
+    EXTRA_CANCELMSG,     /* message of a pending cancellation */
+    EXTRA_AWAITS         /* what a combinator's Future or a task awaits
+                            besides its waiter (awaitgraph.c) */
 };
 /* Pushes extra field key of the object at idx (nil when unset); returns
  * its type. [-0, +1, -] */
@@ -501,11 +509,21 @@ struct lasio_task {
     struct lasio_task *wq_next, *wq_prev;
     struct lasio_budget *budget; /* its budgets (budget.c), or NULL */
     unsigned char preempted;     /* suspended by the forced-yield hook */
-    /* what the inspector shows (snapshot.c): steps run, their time in
-     * coarse monotonic ns (an unbiased estimate: see lasio_coarse_ns_),
-     * and when the last step ended */
+    /* the await graph (awaitgraph.c): the creating call's chunk source
+     * (anchored for the state's life, formatted only when asked) and
+     * line; the parent's id; what a WAIT_QUEUE or I/O wait is for (a
+     * static or anchored string) and its fd (-1: none); the loop time
+     * the current wait began */
+    const char *site_src;
+    int site_line, parent_id;
+    const char *wait_what;
+    int wait_fd;
+    double wait_since;
+    /* what the inspector shows (snapshot.c): steps run and their time
+     * in coarse monotonic ns (an unbiased estimate: see
+     * lasio_coarse_ns_) */
     unsigned long steps;
-    int64_t cpu_ns, since_ns;
+    int64_t cpu_ns;
 };
 
 LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
@@ -858,6 +876,67 @@ LASIO_HIDDEN void lasio_protected_call_(lua_State *L, struct lasio_loop *loop,
 LASIO_HIDDEN void lasio_report_callback_error_(lua_State *L,
                                                struct lasio_loop *loop,
                                                int handleidx);
+/* ====== } */
+
+/* {====== The await graph (awaitgraph.c) ======
+ * What the inspector, the dump and the reports read about a task; each
+ * pushes a fresh value and reads only (no Lua code runs):
+ *   lasio_task_pushsite_     "file:line" of the call that created it
+ *   lasio_task_pushparent_   the task running then (or its description)
+ *   lasio_task_pushwait_     what it waits on ("sleep 1.5", "Queue.get",
+ *                            "read fd 7 tcp 127.0.0.1:80", "gather 3",
+ *                            "Task #9 name"); t->wait_since says since
+ *                            when, in loop time (loop:time())
+ *   lasio_awaitgraph_index_  who awaits what: {[Future] = {Task...}}
+ *   lasio_callgraph_capture_ and lasio_callgraph_format_: asyncio's
+ *                            FutureCallGraph and its text
+ *   lasio_task_pushreport_   the report block of a task (diag.c) */
+/* At creation (task.c): notes the first caller outside lasio's facade.
+ * [-0, +0, m] */
+LASIO_HIDDEN void lasio_task_site_record_(lua_State *L, struct lasio_loop *loop,
+                                          struct lasio_task *t);
+/* Pushes "file:line" of the creating call, or nil (returns 0).
+ * [-0, +1, m] */
+LASIO_HIDDEN int lasio_task_pushsite_(lua_State *L, struct lasio_task *t);
+/* Pushes the parent of t (the task running when it was created): the
+ * Task while it is pending (returns 1; found by its id, t->parent_id),
+ * else "Task #3" (2), or nil (0) for a task made outside any task.
+ * [-0, +1, m] */
+LASIO_HIDDEN int lasio_task_pushparent_(lua_State *L, struct lasio_task *t);
+/* Pushes what the pending task at idx waits on, or nil (returns 0) when
+ * it is running, ready or done. [-0, +1, m] */
+LASIO_HIDDEN int lasio_task_pushwait_(lua_State *L, int idx,
+                                      struct lasio_task *t);
+/* Pushes {[Future or Task] = {Task, ...}}: for every pending task, what
+ * it awaits (its waiter, and what a combinator or task group links).
+ * [-0, +1, m] */
+LASIO_HIDDEN void lasio_awaitgraph_index_(lua_State *L,
+                                          struct lasio_loop *loop);
+/* The Future at fidx awaits x at xidx (a Future, or a table whose keys
+ * or values are Futures); what names its wait ("gather 3"). [-0, +0, m] */
+LASIO_HIDDEN void lasio_await_link_(lua_State *L, int fidx, int xidx,
+                                    const char *what);
+/* Pushes the FutureCallGraph {future=, call_stack={{file=, line=,
+ * name=}...}, awaited_by={...}, cycle=true?} of the Future at fidx;
+ * index: an index of lasio_awaitgraph_index_ (0: one is made); from_L:
+ * the running thread when fidx is the current task (its stack from
+ * level depth), else NULL. limit as asyncio's (has_limit 0: all).
+ * [-0, +1, m] */
+LASIO_HIDDEN void lasio_callgraph_capture_(lua_State *L, int fidx, int index,
+                                           lua_State *from_L, int depth,
+                                           int limit, int has_limit);
+/* Pushes the text of the graph at nidx. [-0, +1, m] */
+LASIO_HIDDEN void lasio_callgraph_format_(lua_State *L, int nidx);
+/* Pushes the report block of the task at idx (diag.c's reports): where
+ * it was created and by whom, and the awaited-by chain with the await
+ * site of every edge, a line each, each ending in a newline; index as
+ * for lasio_callgraph_capture_. [-0, +1, m] */
+LASIO_HIDDEN void lasio_task_pushreport_(lua_State *L, int idx,
+                                         struct lasio_task *t, int index);
+/* Sets capture_call_graph, format_call_graph, print_call_graph in the
+ * module table at the top, core.internal.await_link / await_unlink and
+ * task:created_at. [-0, +0, m] */
+LASIO_HIDDEN void lasio_awaitgraph_open_(lua_State *L);
 /* ====== } */
 
 /* {====== Signal hub (sighub.c) ====== */

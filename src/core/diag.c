@@ -249,13 +249,17 @@ lasio_diag_untrack_(lua_State *L, int idx, struct lasio_future *f) {
     lua_pop(L, 1);
 }
 
-/* Debug mode: copies where the task at tidx was created into the context
- * table on top, as source_traceback. */
+/* Adds to the context table on top where the task at tidx was created
+ * and by whom, and who awaits it (the report block, as origin), and in
+ * debug mode the creation traceback (source_traceback). */
 static void
 add_site(lua_State *L, int tidx) {
     tidx = lua_absindex(L, tidx);
-    if (!lasio_totask_(L, tidx))
+    struct lasio_task *t = lasio_totask_(L, tidx);
+    if (!t)
         return;
+    lasio_task_pushreport_(L, tidx, t, 0);
+    lua_setfield(L, -2, "origin");
     if (lasio_extra_get_(L, tidx, EXTRA_SITE) == LUA_TSTRING)
         lua_setfield(L, -2, "source_traceback");
     else
@@ -410,38 +414,44 @@ lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop) {
                     "signal handler left)\n",
                     loop->ntasks);
     int acc = lua_gettop(L);
+    lasio_awaitgraph_index_(L, loop);
+    int index = lua_gettop(L);
     lasio_pushloop_(L, loop);
     lua_getiuservalue(L, -1, LOOP_UV_TASKS);
     lua_remove(L, -2);
     int tasks = lua_gettop(L);
+    double now = lasio_loop_time_(loop);
     lua_pushnil(L);
     while (lua_next(L, tasks)) {
         struct lasio_task *t = lasio_totask_(L, -1);
         int task = lua_gettop(L);
         if (t && t->fut.state == FUT_PENDING) {
+            /* the one report format (awaitgraph.c): what it waits on, its
+             * stack, where it was created and by whom, who awaits it */
             lua_pushliteral(L, "task ");
             lasio_task_pushname_(L, task, t);
-            if (lua_getiuservalue(L, task, TASK_UV_WAITER) == LUA_TNIL) {
+            if (!lasio_task_pushwait_(L, task, t)) {
                 lua_pop(L, 1);
                 lua_pushliteral(L, " waits forever\n");
             } else {
-                luaL_tolstring(L, -1, NULL);
+                char since[40];
+                snprintf(since, sizeof since, " (for %.1f s)\n",
+                         now - t->wait_since);
+                lua_pushfstring(L, " waits on %s%s", lua_tostring(L, -1),
+                                since);
                 lua_remove(L, -2);
-                lua_pushliteral(L, " waits on ");
-                lua_insert(L, -2);
-                lua_pushliteral(L, "\n");
-                lua_concat(L, 3);
             }
             lasio_task_pushstack_(L, task, t);
             lua_pushliteral(L, "\n");
+            lasio_task_pushreport_(L, task, t, index);
             if (lasio_extra_get_(L, task, EXTRA_SITE) == LUA_TSTRING) {
                 lua_pushliteral(L, "created at:\n");
                 lua_insert(L, -2);
                 lua_pushliteral(L, "\n");
-                lua_concat(L, 8);
+                lua_concat(L, 9);
             } else {
                 lua_pop(L, 1);
-                lua_concat(L, 5);
+                lua_concat(L, 6);
             }
             append(L, acc);
         }

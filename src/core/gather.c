@@ -7,6 +7,8 @@
  * The semantics are those of asyncio's gather (docs/API.md, "gather").
  * SPDX-License-Identifier: MIT
  */
+#include <stdio.h>
+
 #include "core/core.h"
 
 #define LASIO_GATHER_MT "lasio.Gather"
@@ -214,6 +216,13 @@ gather_waiter(lua_State *L) {
     lasio_future_push_(L, loop);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, GATHER_UV_WAKE);
+    /* the gathering task awaits the children through it */
+    struct gather *g = lua_touserdata(L, 1);
+    char what[32];
+    snprintf(what, sizeof what, "gather %d", g->nfuts);
+    lua_getiuservalue(L, 1, GATHER_UV_UNIQ);
+    lasio_await_link_(L, -2, -1, what);
+    lua_pop(L, 1);
     return 1;
 }
 

@@ -28,6 +28,8 @@ lasio_io_wait_(lua_State *L, struct lasio_task *t, int base, double deadline) {
         t->waiting = WAIT_FOREVER;
     }
     loop->nsources++;
+    t->wait_what = "I/O"; /* the I/O layer may say more after this */
+    t->wait_fd = -1;
 }
 
 void

@@ -602,6 +602,9 @@ default_handler(lua_State *L, int ctx) {
     print_field(L, ctx, "future");
     print_field(L, ctx, "handle");
     print_field(L, ctx, "exception");
+    if (lua_getfield(L, ctx, "origin") == LUA_TSTRING) /* awaitgraph.c */
+        fprintf(stderr, "%s", lua_tostring(L, -1));
+    lua_settop(L, ctx);
     if (lua_getfield(L, ctx, "source_traceback") == LUA_TSTRING)
         fprintf(stderr, "created at:\n%s\n", lua_tostring(L, -1));
     lua_settop(L, ctx);

@@ -441,6 +441,7 @@ drain_batch(lua_State *L) {
         lua_settop(L, top);
         if (steps % RQ_CLOCK_EVERY == 0) {
             double now = lasio_time_();
+            loop->time_cache = now;
             if (d->start == 0)
                 d->start = now;
             else if (now - d->start >= RQ_BATCH_SECONDS)
@@ -462,6 +463,7 @@ drain_batch(lua_State *L) {
 static int
 drain_body(lua_State *L) {
     struct drain d = {lua_touserdata(L, 1), 0, 0, 0, 0};
+    d.loop->time_cache = lasio_time_(); /* when waits begin (awaitgraph.c) */
     int base = lua_gettop(L);
     while (!d.done) {
         lua_pushcfunction(L, lasio_msgh_);

@@ -15,21 +15,29 @@
 
 #include "core/core.h"
 
-/* One pending task. `awaits` is the row of the task it awaits (its
- * TASK_UV_WAITER is a task) or -1; the tasks awaiting a row are the list
- * first_awaiter, next_awaiter... */
+/* One pending task. Its await edges (from awaitgraph.c's index) are in
+ * the snapshot's edge array: the ones to the tasks it awaits (first_out,
+ * next_out...) and from the tasks awaiting it (first_in, next_in...). */
 struct row {
     int id, ref;
     struct lasio_task *t;
-    int awaits, first_awaiter, next_awaiter;
-    int mark;  /* cycle search: 0 new, 1 on the path, 2 done */
-    int shown; /* pstree: drawn already */
+    int first_out, first_in;
+    int group, group_nth; /* row of the task whose TaskGroup it is in (-1:
+                             none), and which of that task's groups */
+    int mark;             /* cycle search: 0 new, 1 on the path, 2 done */
+    int shown;            /* pstree: drawn already */
+};
+
+struct edge {
+    int from, to; /* rows: `from` awaits `to` */
+    int next_out, next_in;
 };
 
 struct snap {
     struct lasio_loop *loop;
     struct row *rows;
-    int n;
+    struct edge *edges;
+    int n, nedges;
     int tasks;   /* stack index of the loop's tasks table */
     int64_t now; /* coarse monotonic ns */
 };
@@ -55,8 +63,74 @@ find_row(struct snap *s, struct lasio_task *t) {
     return -1;
 }
 
-/* Collects the pending tasks; pushes the tasks table and the rows'
- * userdata. [-0, +2, m] */
+/* The edges of the await index at idx ({[Future] = {Task...}}) between
+ * pending tasks: counts them (fill 0) or stores them. */
+static int
+walk_index(lua_State *L, struct snap *s, int idx, int fill) {
+    int k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        struct lasio_task *to = lasio_totask_(L, -2);
+        int j = to ? find_row(s, to) : -1;
+        if (j >= 0 && lua_istable(L, -1)) {
+            lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+            for (lua_Integer m = 1; m <= n; m++) {
+                lua_rawgeti(L, -1, m);
+                struct lasio_task *from = lasio_totask_(L, -1);
+                int i = from ? find_row(s, from) : -1;
+                lua_pop(L, 1);
+                if (i < 0 || i == j)
+                    continue;
+                if (fill && k < s->nedges) {
+                    struct edge *e = &s->edges[k];
+                    e->from = i;
+                    e->to = j;
+                    e->next_out = s->rows[i].first_out;
+                    e->next_in = s->rows[j].first_in;
+                    s->rows[i].first_out = s->rows[j].first_in = k;
+                }
+                k++;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    return k;
+}
+
+/* The task groups: a task running a TaskGroup links the set of its
+ * children (a table of tasks) in its EXTRA_AWAITS (awaitgraph.c). */
+static void
+find_groups(lua_State *L, struct snap *s) {
+    for (int i = 0; i < s->n; i++) {
+        lua_rawgeti(L, s->tasks, s->rows[i].ref);
+        if (lasio_extra_get_(L, -1, EXTRA_AWAITS) != LUA_TTABLE) {
+            lua_pop(L, 2);
+            continue;
+        }
+        int nth = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            if (!lua_istable(L, -1) || lasio_tofuture_(L, -1))
+                continue;
+            nth++;
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+                lua_pop(L, 1);
+                struct lasio_task *c = lasio_totask_(L, -1);
+                int j = c ? find_row(s, c) : -1;
+                if (j >= 0 && s->rows[j].group < 0) {
+                    s->rows[j].group = i;
+                    s->rows[j].group_nth = nth;
+                }
+            }
+        }
+        lua_pop(L, 2);
+    }
+}
+
+/* Collects the pending tasks and their awaits; pushes the tasks table,
+ * the rows' and the edges' userdata. [-0, +3, m] */
 static void
 collect(lua_State *L, struct snap *s, struct lasio_loop *loop) {
     s->loop = loop;
@@ -74,27 +148,20 @@ collect(lua_State *L, struct snap *s, struct lasio_loop *loop) {
             r->id = t->id;
             r->ref = t->fut.ref;
             r->t = t;
-            r->awaits = r->first_awaiter = r->next_awaiter = -1;
-            r->mark = r->shown = 0;
+            r->first_out = r->first_in = r->group = -1;
+            r->group_nth = r->mark = r->shown = 0;
         }
         lua_pop(L, 1);
     }
     qsort(s->rows, (size_t)s->n, sizeof(struct row), by_id);
-    for (int i = 0; i < s->n; i++) {
-        struct row *r = &s->rows[i];
-        if (r->t->waiting != WAIT_FUTURE || !r->t->has_waiter)
-            continue;
-        lua_rawgeti(L, s->tasks, r->ref);
-        lua_getiuservalue(L, -1, TASK_UV_WAITER);
-        struct lasio_task *w = lasio_totask_(L, -1);
-        lua_pop(L, 2);
-        int j = w ? find_row(s, w) : -1;
-        if (j >= 0) {
-            r->awaits = j;
-            r->next_awaiter = s->rows[j].first_awaiter;
-            s->rows[j].first_awaiter = i;
-        }
-    }
+    lasio_awaitgraph_index_(L, loop);
+    int index = lua_gettop(L);
+    s->nedges = walk_index(L, s, index, 0);
+    s->edges =
+        lua_newuserdatauv(L, sizeof(struct edge) * (size_t)(s->nedges + 1), 0);
+    walk_index(L, s, index, 1);
+    lua_remove(L, index);
+    find_groups(L, s);
 }
 
 /* Pushes the task of row i. [-0, +1, -] */
@@ -119,68 +186,24 @@ state_of(struct snap *s, struct lasio_task *t) {
     return t->waiting == WAIT_SLEEP ? "sleeping" : "waiting";
 }
 
-/* Seconds since the task last ran (or, running, since its step began);
- * -1 before its first step. */
+/* Seconds the task has waited (or, running, run), or -1 when it is
+ * ready. */
 static double
 for_of(struct snap *s, struct lasio_task *t) {
-    int64_t since = s->loop->current == t ? s->loop->step_start : t->since_ns;
-    if (since <= 0 || since > s->now)
-        return since > s->now ? 0 : -1;
-    return (double)(s->now - since) / 1e9;
+    if (s->loop->current == t)
+        return (double)(s->now - s->loop->step_start) / 1e9;
+    if (t->scheduled || t->waiting == WAIT_NONE || t->wait_since <= 0)
+        return -1;
+    double d = lasio_loop_time_(s->loop) - t->wait_since;
+    return d > 0 ? d : 0;
 }
 
-/* Pushes what row i waits on, or nil. [-0, +1, m] */
+/* Pushes what row i waits on, or nil (awaitgraph.c). [-0, +1, m] */
 static void
 push_waiting_on(lua_State *L, struct snap *s, int i) {
-    struct lasio_task *t = s->rows[i].t;
-    struct lasio_loop *loop = s->loop;
-    if (s->loop->current == t || t->scheduled) {
-        lua_pushnil(L);
-        return;
-    }
-    switch (t->waiting) {
-    case WAIT_FUTURE:
-        if (s->rows[i].awaits >= 0) {
-            int j = s->rows[i].awaits;
-            lua_pushfstring(L, "task #%d ", s->rows[j].id);
-            push_name(L, s, j);
-            lua_concat(L, 2);
-            return;
-        }
-        push_task(L, s, i);
-        lua_getiuservalue(L, -1, TASK_UV_WAITER);
-        luaL_tolstring(L, -1, NULL);
-        lua_replace(L, -3);
-        lua_pop(L, 1);
-        return;
-    case WAIT_SLEEP:
-        if (t->heap_pos >= 0 && t->heap_pos < loop->th_n) {
-            double left = (double)(loop->th[t->heap_pos].when -
-                                   lasio_loop_now_ns_(loop)) /
-                          1e9;
-            lua_pushfstring(L, "sleep (%f s left)", left > 0 ? left : 0.0);
-            /* %f of lua_pushfstring has many digits: keep one */
-            const char *p = strchr(lua_tostring(L, -1), '.');
-            if (p) {
-                lua_pushlstring(L, lua_tostring(L, -1),
-                                (size_t)(p + 2 - lua_tostring(L, -1)));
-                lua_pushliteral(L, " s left)");
-                lua_concat(L, 2);
-                lua_replace(L, -2);
-            }
-        } else {
-            lua_pushliteral(L, "sleep");
-        }
-        return;
-    case WAIT_QUEUE:
-        lua_pushliteral(L, "a wait queue (lock, event, queue...)");
-        return;
-    case WAIT_FOREVER:
-        lua_pushliteral(L, "nothing (waits forever)");
-        return;
-    default:
-        lua_pushnil(L);
-    }
+    lua_rawgeti(L, s->tasks, s->rows[i].ref);
+    lasio_task_pushwait_(L, -1, s->rows[i].t);
+    lua_remove(L, -2);
 }
 
 /* Is a frame's source lasio's own (the facade compiled in or on disk)? */
@@ -204,35 +227,24 @@ push_user_line(lua_State *L, lua_State *co) {
     lua_pushnil(L);
 }
 
-/* Pushes where row i was created ("file:line"), or nil: the first line
- * of its creation traceback outside lasio (debug mode). [-0, +1, m] */
+/* Pushes where row i was created ("file:line"), or nil. [-0, +1, m] */
 static void
 push_created_at(lua_State *L, struct snap *s, int i) {
-    push_task(L, s, i);
-    if (lasio_extra_get_(L, -1, EXTRA_SITE) != LUA_TSTRING) {
-        lua_pop(L, 2);
+    lasio_task_pushsite_(L, s->rows[i].t);
+}
+
+/* Pushes the name of row i's task group ("TaskGroup #3", the task that
+ * runs it; "TaskGroup #3.2" for its second one), or nil. [-0, +1, m] */
+static void
+push_group(lua_State *L, struct snap *s, int i) {
+    struct row *r = &s->rows[i];
+    if (r->group < 0)
         lua_pushnil(L);
-        return;
-    }
-    const char *tb = lua_tostring(L, -1), *line;
-    for (line = strchr(tb, '\n'); line; line = strchr(line + 1, '\n')) {
-        const char *start = line + 1;
-        while (*start == '\t' || *start == ' ')
-            start++;
-        if (*start == '[' || strstr(start, "lasio/") == start ||
-            strncmp(start, "...", 3) == 0)
-            continue;
-        const char *colon = strchr(start, ':');
-        const char *colon2 = colon ? strchr(colon + 1, ':') : NULL;
-        if (!colon2)
-            continue;
-        lua_pushlstring(L, start, (size_t)(colon2 - start));
-        lua_replace(L, -3);
-        lua_pop(L, 1);
-        return;
-    }
-    lua_pop(L, 2);
-    lua_pushnil(L);
+    else if (r->group_nth > 1)
+        lua_pushfstring(L, "TaskGroup #%d.%d", s->rows[r->group].id,
+                        r->group_nth);
+    else
+        lua_pushfstring(L, "TaskGroup #%d", s->rows[r->group].id);
 }
 
 /* {====== lasio ps ====== */
@@ -281,16 +293,16 @@ push_cell(lua_State *L, struct snap *s, int i, int c) {
     case 5: {
         luaL_Buffer b;
         luaL_buffinit(L, &b);
-        for (int j = r->first_awaiter; j >= 0; j = s->rows[j].next_awaiter) {
-            lua_pushfstring(L, "%s#%d", j == r->first_awaiter ? "" : ",",
-                            s->rows[j].id);
+        for (int e = r->first_in; e >= 0; e = s->edges[e].next_in) {
+            lua_pushfstring(L, "%s#%d", e == r->first_in ? "" : ",",
+                            s->rows[s->edges[e].from].id);
             luaL_addvalue(&b);
         }
         luaL_pushresult(&b);
         break;
     }
     case 6:
-        lua_pushnil(L); /* task groups name no task yet */
+        push_group(L, s, i);
         break;
     case 7:
         push_created_at(L, s, i);
@@ -422,22 +434,29 @@ add_json_row(lua_State *L, luaL_Buffer *b, struct snap *s, int i) {
         luaL_addstring(b, "null");
     else
         add_number(b, f);
-    luaL_addstring(b, ",\"awaits\":");
-    if (r->awaits >= 0) {
-        snprintf(buf, sizeof buf, "%d", s->rows[r->awaits].id);
-        luaL_addstring(b, buf);
-    } else {
-        luaL_addstring(b, "null");
-    }
-    luaL_addstring(b, ",\"awaited_by\":[");
-    for (int j = r->first_awaiter; j >= 0; j = s->rows[j].next_awaiter) {
-        snprintf(buf, sizeof buf, "%s%d", j == r->first_awaiter ? "" : ",",
-                 s->rows[j].id);
+    luaL_addstring(b, ",\"awaits\":[");
+    for (int e = r->first_out; e >= 0; e = s->edges[e].next_out) {
+        snprintf(buf, sizeof buf, "%s%d", e == r->first_out ? "" : ",",
+                 s->rows[s->edges[e].to].id);
         luaL_addstring(b, buf);
     }
-    luaL_addstring(b, "],\"group\":null,\"created_at\":");
+    luaL_addstring(b, "],\"awaited_by\":[");
+    for (int e = r->first_in; e >= 0; e = s->edges[e].next_in) {
+        snprintf(buf, sizeof buf, "%s%d", e == r->first_in ? "" : ",",
+                 s->rows[s->edges[e].from].id);
+        luaL_addstring(b, buf);
+    }
+    luaL_addstring(b, "],\"group\":");
+    push_group(L, s, i);
+    add_json_value(b);
+    luaL_addstring(b, ",\"created_at\":");
     push_created_at(L, s, i);
     add_json_value(b);
+    if (r->t->parent_id > 0)
+        snprintf(buf, sizeof buf, ",\"parent\":%d", r->t->parent_id);
+    else
+        snprintf(buf, sizeof buf, ",\"parent\":null");
+    luaL_addstring(b, buf);
     luaL_addstring(b, ",\"where\":");
     push_user_line(L, r->t->co);
     add_json_value(b);
@@ -482,33 +501,45 @@ add_label(lua_State *L, luaL_Buffer *b, struct snap *s, int i) {
     luaL_addvalue(b);
 }
 
-/* Finds the await cycles (each task awaits at most one task, so a cycle
- * is a path that comes back); adds one line per cycle. Returns their
- * count. */
+/* Depth-first from row i along the awaits; path[0..depth-1] holds the
+ * rows on the way. Adds a line per cycle found (a row met again on the
+ * path). Returns their count. */
 static int
-add_cycles(lua_State *L, luaL_Buffer *b, struct snap *s) {
+cycles_from(lua_State *L, luaL_Buffer *b, struct snap *s, int i, int *path,
+            int depth) {
     int found = 0;
-    for (int i = 0; i < s->n; i++) {
-        int j = i;
-        while (j >= 0 && s->rows[j].mark == 0) {
-            s->rows[j].mark = 1;
-            j = s->rows[j].awaits;
-        }
-        if (j >= 0 && s->rows[j].mark == 1) { /* came back to this path */
+    s->rows[i].mark = 1;
+    path[depth] = i;
+    luaL_checkstack(L, 4, NULL);
+    for (int e = s->rows[i].first_out; e >= 0; e = s->edges[e].next_out) {
+        int j = s->edges[e].to;
+        if (s->rows[j].mark == 1) { /* back on the path: a cycle */
+            int k = depth;
+            while (path[k] != j)
+                k--;
             luaL_addstring(b, "await cycle: ");
-            int k = j;
-            do {
-                add_label(L, b, s, k);
+            for (; k <= depth; k++) {
+                add_label(L, b, s, path[k]);
                 luaL_addstring(b, " \xe2\x86\x92 "); /* → */
-                k = s->rows[k].awaits;
-            } while (k != j);
+            }
             add_label(L, b, s, j);
             luaL_addchar(b, '\n');
             found++;
+        } else if (s->rows[j].mark == 0) {
+            found += cycles_from(L, b, s, j, path, depth + 1);
         }
-        for (j = i; j >= 0 && s->rows[j].mark == 1; j = s->rows[j].awaits)
-            s->rows[j].mark = 2;
     }
+    s->rows[i].mark = 2;
+    return found;
+}
+
+/* Finds the await cycles; adds one line per cycle. Returns their count. */
+static int
+add_cycles(lua_State *L, luaL_Buffer *b, struct snap *s, int *path) {
+    int found = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->rows[i].mark == 0)
+            found += cycles_from(L, b, s, i, path, 0);
     return found;
 }
 
@@ -545,20 +576,27 @@ add_frames(lua_State *L, luaL_Buffer *b, lua_State *co, const char *prefix,
 
 /* Adds task i and, below its frames, the tasks it awaits. */
 static void
-add_tree(lua_State *L, luaL_Buffer *b, struct snap *s, int i, int depth,
-         int hops) {
+add_tree(lua_State *L, luaL_Buffer *b, struct snap *s, int i, int depth) {
     luaL_checkstack(L, 8, NULL);
     s->rows[i].shown = 1;
     for (int k = 0; k < depth; k++)
         luaL_addstring(b, "    ");
     luaL_addstring(b, "\xe2\x94\x94\xe2\x94\x80\xe2\x94\x80 (T) ");
     add_label(L, b, s, i);
+    push_group(L, s, i);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+    } else {
+        luaL_addstring(b, " [");
+        luaL_addvalue(b);
+        luaL_addchar(b, ']');
+    }
     luaL_addchar(b, '\n');
     int inner = add_frames(L, b, s->rows[i].t->co, "", depth + 1);
-    /* the task it awaits hangs below its innermost frame */
-    int j = s->rows[i].awaits;
-    if (j >= 0 && hops < s->n && !s->rows[j].shown)
-        add_tree(L, b, s, j, inner, hops + 1);
+    /* the tasks it awaits hang below its innermost frame */
+    for (int e = s->rows[i].first_out; e >= 0; e = s->edges[e].next_out)
+        if (!s->rows[s->edges[e].to].shown)
+            add_tree(L, b, s, s->edges[e].to, inner);
 }
 
 /* Pushes the pstree text; *cycles gets the count of await cycles.
@@ -566,13 +604,17 @@ add_tree(lua_State *L, luaL_Buffer *b, struct snap *s, int i, int depth,
 static void
 push_pstree(lua_State *L, struct snap *s, int *cycles) {
     luaL_Buffer b;
+    /* the cycle search's path, made before the buffer takes the top */
+    int *path = lua_newuserdatauv(L, sizeof(int) * (size_t)(s->n + 1), 0);
+    int ud = lua_gettop(L);
     luaL_buffinit(L, &b);
     /* roots: the tasks nothing awaits */
     for (int i = 0; i < s->n; i++)
-        if (s->rows[i].first_awaiter < 0)
-            add_tree(L, &b, s, i, 0, 0);
-    *cycles = add_cycles(L, &b, s);
+        if (s->rows[i].first_in < 0)
+            add_tree(L, &b, s, i, 0);
+    *cycles = add_cycles(L, &b, s, path);
     luaL_pushresult(&b);
+    lua_remove(L, ud);
 }
 
 /* ====== } */
@@ -583,6 +625,7 @@ void
 lasio_snapshot_dump_(lua_State *L, struct lasio_loop *loop) {
     struct snap s;
     luaL_checkstack(L, 12, NULL);
+    int first = lua_gettop(L) + 1;
     collect(L, &s, loop);
     int base = lua_gettop(L);
     /* stacks[traceback] = {row indexes}, in order of first appearance */
@@ -608,11 +651,13 @@ lasio_snapshot_dump_(lua_State *L, struct lasio_loop *loop) {
         lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
         lua_pop(L, 2);
     }
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
+    /* the text's pieces: no luaL_Buffer, since values come and go on
+     * the stack between them */
+    lua_newtable(L);
+    int parts = lua_gettop(L), np = 0;
     lua_pushfstring(L, "lasio dump: process %d, %d pending task(s)\n",
                     (int)getpid(), s.n);
-    luaL_addvalue(&b);
+    lua_rawseti(L, parts, ++np);
     lua_Integer ngroups = (lua_Integer)lua_rawlen(L, order);
     for (lua_Integer g = 1; g <= ngroups; g++) {
         lua_rawgeti(L, order, g);
@@ -620,53 +665,72 @@ lasio_snapshot_dump_(lua_State *L, struct lasio_loop *loop) {
         lua_rawget(L, stacks);
         lua_Integer count = (lua_Integer)lua_rawlen(L, -1);
         lua_pushfstring(L, "\n--- %d task(s) with this stack:\n", (int)count);
-        luaL_addvalue(&b);
+        lua_rawseti(L, parts, ++np);
         for (lua_Integer k = 1; k <= count; k++) {
             lua_rawgeti(L, -1, k);
             int i = (int)lua_tointeger(L, -1);
             lua_pop(L, 1);
-            luaL_addstring(&b, "  ");
-            add_label(L, &b, &s, i);
+            lua_pushliteral(L, "  ");
+            lua_rawseti(L, parts, ++np);
+            lua_pushfstring(L, "#%d ", s.rows[i].id);
+            lua_rawseti(L, parts, ++np);
+            push_name(L, &s, i);
+            lua_rawseti(L, parts, ++np);
             lua_pushfstring(L, " [%s", state_of(&s, s.rows[i].t));
-            luaL_addvalue(&b);
+            lua_rawseti(L, parts, ++np);
             push_waiting_on(L, &s, i);
             if (lua_isnil(L, -1)) {
                 lua_pop(L, 1);
             } else {
-                luaL_addstring(&b, ": ");
-                luaL_addvalue(&b);
+                lua_pushliteral(L, ": ");
+                lua_rawseti(L, parts, ++np);
+                lua_rawseti(L, parts, ++np);
             }
             double f = for_of(&s, s.rows[i].t);
             if (f >= 0) {
-                luaL_addstring(&b, ", for ");
+                lua_pushliteral(L, ", for ");
+                lua_rawseti(L, parts, ++np);
                 push_seconds(L, f);
-                luaL_addvalue(&b);
+                lua_rawseti(L, parts, ++np);
             }
-            luaL_addstring(&b, "]");
+            lua_pushliteral(L, "]");
+            lua_rawseti(L, parts, ++np);
             push_created_at(L, &s, i);
             if (lua_isnil(L, -1)) {
                 lua_pop(L, 1);
             } else {
-                luaL_addstring(&b, " created at ");
-                luaL_addvalue(&b);
+                lua_pushliteral(L, " created at ");
+                lua_rawseti(L, parts, ++np);
+                lua_rawseti(L, parts, ++np);
             }
-            luaL_addchar(&b, '\n');
+            lua_pushliteral(L, "\n");
+            lua_rawseti(L, parts, ++np);
         }
         lua_pop(L, 1); /* the list; the stack text stays on top */
         size_t n;
         const char *tb = lua_tolstring(L, -1, &n);
         if (n == 0) {
             lua_pop(L, 1);
-            luaL_addstring(&b, "(not started yet)\n");
+            lua_pushliteral(L, "(not started yet)\n");
+            lua_rawseti(L, parts, ++np);
         } else {
-            luaL_addvalue(&b);
-            if (tb[n - 1] != '\n')
-                luaL_addchar(&b, '\n');
+            int nl = tb[n - 1] == '\n';
+            lua_rawseti(L, parts, ++np);
+            if (!nl) {
+                lua_pushliteral(L, "\n");
+                lua_rawseti(L, parts, ++np);
+            }
         }
     }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int k = 1; k <= np; k++) {
+        lua_rawgeti(L, parts, k);
+        luaL_addvalue(&b);
+    }
     luaL_pushresult(&b);
-    lua_replace(L, base - 1);
-    lua_settop(L, base - 1);
+    lua_replace(L, first);
+    lua_settop(L, first);
 }
 
 /* ====== } */
@@ -740,6 +804,7 @@ lasio_snapshot_reply_(lua_State *L, struct lasio_loop *loop, const char *req,
         return;
     }
     struct snap s;
+    int first = lua_gettop(L) + 1;
     collect(L, &s, loop);
     int cycles = 0;
     if (strcmp(cmd, "ps") == 0 && js)
@@ -750,8 +815,8 @@ lasio_snapshot_reply_(lua_State *L, struct lasio_loop *loop, const char *req,
         push_pstree(L, &s, &cycles);
     if (!(strcmp(cmd, "ps") == 0 && js))
         wrap_text(L, cycles > 0 ? 1 : 0);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
+    lua_replace(L, first);
+    lua_settop(L, first);
 }
 
 /* ====== } */

@@ -85,9 +85,14 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->wq = NULL;
     t->wq_next = t->wq_prev = NULL;
     t->id = 0;
+    t->site_src = NULL;
+    t->site_line = 0;
+    t->parent_id = 0;
+    t->wait_what = NULL;
+    t->wait_fd = -1;
+    t->wait_since = 0;
     t->steps = 0;
     t->cpu_ns = 0;
-    t->since_ns = loop->step_start; /* its creator's step: no clock read */
     lua_rawgeti(L, LUA_REGISTRYINDEX, loop->mt_task_ref);
     lua_setmetatable(L, -2);
     int tidx = lua_gettop(L);
@@ -123,7 +128,10 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
         luaL_traceback(L, L, NULL, 1);
         lasio_extra_set_(L, tidx, EXTRA_SITE);
     }
+    lasio_task_site_record_(L, loop, t);
     lasio_pushtasks_(L, loop);
+    if (loop->current)
+        t->parent_id = loop->current->id;
     t->fut.ref = lasio_slot_take_(L, loop, -1, tidx);
     lua_pop(L, 1);
     t->id = ++loop->next_task_id;
@@ -209,6 +217,10 @@ task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres) {
     lua_State *co = t->co;
     if (nres >= 1 && lua_touserdata(co, -nres) == LASIO_SENTINEL) {
         lua_pop(co, nres);
+        struct lasio_loop *loop = t->fut.loop;
+        if (t->waiting != WAIT_SLEEP || t->wait_what) /* sleep: its own */
+            t->wait_since =
+                loop->vc ? (double)loop->vnow / 1e9 : loop->time_cache;
         return;
     }
     if (nres == 0 && t->preempted) { /* the forced-yield hook: requeue */
@@ -308,7 +320,7 @@ lasio_task_step_(lua_State *L, int idx) {
      * (or where the drain began) */
     int64_t now = lasio_coarse_ns_();
     t->cpu_ns += now - loop->step_start;
-    t->since_ns = loop->step_start = now;
+    loop->step_start = now;
     t->steps++;
     if (t->budget)
         lasio_budget_leave_(loop, t);
@@ -548,15 +560,17 @@ lasio_sleep_(lua_State *L) {
         return luaL_error(L, "lasio.sleep: delay must be >= 0, got %f", delay);
     struct lasio_task *t = lasio_check_await_(L, &loop, "lasio.sleep");
     int base = lua_gettop(L);
+    t->wait_what = NULL;
     if (delay == 0) {
         t->scheduled = 1;
         lasio_readyq_push_task_(L, loop, t);
     } else if (isinf(delay)) {
         t->waiting = WAIT_FOREVER;
     } else {
-        if (lasio_timerheap_add_(loop, t, &t->heap_pos,
-                                 lasio_loop_deadline_ns_(loop, delay)))
+        int64_t when = lasio_loop_deadline_ns_(loop, delay);
+        if (lasio_timerheap_add_(loop, t, &t->heap_pos, when))
             return luaL_error(L, "lasio.sleep: not enough memory");
+        t->wait_since = (double)when / 1e9 - delay;
         t->waiting = WAIT_SLEEP;
     }
     lua_pushlightuserdata(L, LASIO_SENTINEL);

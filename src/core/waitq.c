@@ -82,6 +82,7 @@ lasio_waitq_link_(lua_State *L, struct lasio_waitq *q, const char *what) {
     q->n++;
     t->wq_woken = 0;
     t->waiting = WAIT_QUEUE;
+    t->wait_what = what; /* static, or kept on the waiting stack */
 }
 
 int
@@ -102,9 +103,9 @@ static int
 wait_k(lua_State *L, int status, lua_KContext ctx) {
     int woken;
     (void)status, (void)ctx;
-    if (lasio_waitq_resumed_(L, 1, &woken)) {
+    if (lasio_waitq_resumed_(L, 2, &woken)) {
         lua_pushboolean(L, 0);
-        lua_pushvalue(L, 3);
+        lua_pushvalue(L, 4);
         lua_pushboolean(L, woken);
         return 3;
     }
@@ -120,9 +121,8 @@ static int
 waitq_wait(lua_State *L) {
     struct lasio_waitq *q = checkwaitq(L, 1);
     const char *what = luaL_optstring(L, 2, "wait");
-    lua_settop(L, 2); /* keeps `what` alive while linking */
+    lua_settop(L, 2); /* keeps `what` alive while the task waits */
     lasio_waitq_link_(L, q, what);
-    lua_settop(L, 1);
     lua_pushlightuserdata(L, LASIO_SENTINEL);
     return lua_yieldk(L, 1, 0, wait_k);
 }

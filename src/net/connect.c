@@ -362,6 +362,7 @@ advance(lua_State *L, struct conn_req *r) {
         if (more && r->delay >= 0 && (wake == 0 || r->next_at < wake))
             wake = r->next_at;
         lasio_io_wait_(L, t, BASE, wake);
+        t->wait_what = "connect"; /* what the await graph shows */
         for (int i = 1; i <= r->next; i++) {
             if (lua_rawgeti(L, SLOT_TRIES, i) == LUA_TUSERDATA)
                 ((struct lasio_stream *)lua_touserdata(L, -1))->reader = t;

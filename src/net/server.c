@@ -387,6 +387,7 @@ server_wait(lua_State *L, struct lasio_server *sv, enum swait w) {
         sv->capwait = cap;
     }
     lasio_io_wait_(L, t, 1, 0);
+    t->wait_what = "accept"; /* what the await graph shows */
     sv->waiters[sv->nwait++] = t;
     return lasio_io_yield_(L, w, server_wait_k);
 }

@@ -232,6 +232,7 @@ region_close(lua_State *L) {
  * variable: begin now, end when it closes. */
 static int
 trace_region(lua_State *L) {
+    check_name(L, 1, "lasio.trace.region", &(size_t){0});
     lua_settop(L, 2);
     user_event(L, TEV_BEGIN, "lasio.trace.region");
     lua_settop(L, 2);

@@ -1,6 +1,7 @@
 -- The fixed three-task flow whose trace spec/golden/trace_three.jsonl
 -- holds (trace_spec.lua): a producer, a consumer renamed after spawn, and
 -- the main task awaiting both, in virtual time.
+local lasio = require "lasio"
 local q = lasio.Queue()
 local producer = lasio.spawn(function()
     for i = 1, 3 do

@@ -219,11 +219,20 @@ site_of(struct lasio_trace *tr, lua_State *L) {
         if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 ||
             in_facade(ar.source))
             continue;
+        /* "file:line", by hand: this runs at every task creation */
         char buf[LUA_IDSIZE + 24];
-        int n =
-            snprintf(buf, sizeof buf, "%s:%d", ar.short_src, ar.currentline);
-        return intern(tr, buf,
-                      n < (int)sizeof buf ? (size_t)n : sizeof buf - 1);
+        size_t n = strlen(ar.short_src);
+        memcpy(buf, ar.short_src, n);
+        buf[n++] = ':';
+        char num[12], *p = num + sizeof num;
+        int line = ar.currentline;
+        do {
+            *--p = (char)('0' + line % 10);
+            line /= 10;
+        } while (line);
+        memcpy(buf + n, p, (size_t)(num + sizeof num - p));
+        n += (size_t)(num + sizeof num - p);
+        return intern(tr, buf, n);
     }
     return 0;
 }

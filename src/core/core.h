@@ -1083,6 +1083,12 @@ LASIO_HIDDEN void lasio_trace_done_(lua_State *L, int idx,
 /* t was renamed to the string at nameidx. */
 LASIO_HIDDEN void lasio_trace_rename_(lua_State *L, struct lasio_loop *loop,
                                       struct lasio_task *t, int nameidx);
+/* Right after lasio_io_wait_ (which records an io.wait and a task.wait
+ * of t knowing neither): names the fd and the operation of that wait,
+ * "StreamReader:read fd 7". */
+LASIO_HIDDEN void lasio_trace_io_detail_(struct lasio_loop *loop,
+                                         struct lasio_task *t, int fd,
+                                         const char *op);
 /* Any other event: numbers a, b, c and a static string (may be NULL). */
 LASIO_HIDDEN void lasio_trace_emit_(struct lasio_loop *loop, int ev,
                                     int32_t task, int64_t a, int64_t b,

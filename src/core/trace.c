@@ -382,6 +382,46 @@ lasio_trace_rename_(lua_State *L, struct lasio_loop *loop, struct lasio_task *t,
     emitted(tr, r);
 }
 
+/* The i-th newest kept record (0: the last), or NULL. */
+static struct lasio_trace_rec *
+newest(struct lasio_trace *tr, size_t i) {
+    if (!tr->recording || i >= tr->n)
+        return NULL;
+    size_t k = tr->n - 1 - i;
+    return &tr->recs[tr->ring ? (tr->head + k) % tr->ring : k];
+}
+
+void
+lasio_trace_io_detail_(struct lasio_loop *loop, struct lasio_task *t, int fd,
+                       const char *op) {
+    struct lasio_trace *tr = loop->trace;
+    struct lasio_trace_rec *w = newest(tr, 0), *io = newest(tr, 1);
+    if (!w || w->ev != TEV_TASK_WAIT || w->task != t->id)
+        return;
+    char buf[160];
+    size_t n = strlen(op);
+    if (n > 120)
+        n = 120;
+    memcpy(buf, op, n);
+    memcpy(buf + n, " fd ", 4);
+    n += 4;
+    char num[12], *p = num + sizeof num;
+    unsigned u = fd < 0 ? 0u : (unsigned)fd;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    memcpy(buf + n, p, (size_t)(num + sizeof num - p));
+    n += (size_t)(num + sizeof num - p);
+    uint32_t what = intern(tr, buf, n);
+    if (what)
+        w->s1 = what;
+    if (io && io->ev == TEV_IO_WAIT && io->task == t->id) {
+        io->a = fd;
+        io->s1 = intern_cstr(tr, op);
+    }
+}
+
 void
 lasio_trace_emit_(struct lasio_loop *loop, int ev, int32_t task, int64_t a,
                   int64_t b, int64_t c, const char *what) {

@@ -222,6 +222,8 @@ lasio_reader_wait_(lua_State *L, struct lasio_stream *s, int base,
     if (loop != s->loop)
         return luaL_error(L, "%s: the stream belongs to another loop", op);
     lasio_io_wait_(L, t, base, s->rdeadline);
+    if (loop->trace)
+        lasio_trace_io_detail_(loop, t, s->fd, op);
     s->reader = t;
     lasio_stream_update_reading_(s);
     return lasio_io_yield_(L, ctx, k);

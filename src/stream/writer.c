@@ -193,6 +193,8 @@ wait_w(lua_State *L, struct lasio_stream *s, enum wop op) {
     /* slot BASE + 1 keeps the deadline across the suspension */
     lua_pushnumber(L, deadline);
     lasio_io_wait_(L, t, BASE + 1, deadline);
+    if (loop->trace)
+        lasio_trace_io_detail_(loop, t, s->fd, wopnames[op]);
     lasio_stream_add_ww_(s, t);
     return lasio_io_yield_(L, op, write_k);
 }

@@ -780,7 +780,8 @@ write_chrome(struct lasio_trace *tr) {
         rc = -1;
     struct sbuf b = {0};
     if (rc == 0) {
-        qsort(c.ev, c.n, sizeof *c.ev, cmp_cev);
+        if (c.n > 1)
+            qsort(c.ev, c.n, sizeof *c.ev, cmp_cev);
         PUTLIT(&b, "{\"traceEvents\":[\n");
         int first = 1;
         seen[0] = 1;

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "harness.h"
+#include "core/core.h" /* lasio_trace_record_for_, for the inspector */
 
 static double
 now(void) {
@@ -1062,6 +1063,64 @@ test_trace_sink(void) {
     lua_close(closed);
 }
 
+/* A timed recording, as the inspector's `lasio trace PID` starts one: the
+ * file is written after the time, from the loop, and the callback told. */
+struct recorded {
+    int calls, status;
+    char path[64];
+};
+
+static void
+on_written(void *ud, int status, const char *path) {
+    struct recorded *r = ud;
+    r->calls++;
+    r->status = status;
+    snprintf(r->path, sizeof r->path, "%s", path);
+}
+
+static void
+test_trace_record_for(void) {
+    lua_State *L = harness_state(NULL);
+    struct lasio_loop *loop = lasio_current_loop_(L);
+    struct recorded r = {0, -2, ""};
+    char err[256], path[] = "/tmp/lasio_record_for_XXXXXX.jsonl";
+    int fd = mkstemps(path, 6);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_INT(lasio_trace_record_for_(loop, path, TRACE_JSONL, 0.05, on_written,
+                                      &r, err, sizeof err),
+              0);
+    /* a second recording meanwhile is refused, naming the first */
+    CHECK_INT(lasio_trace_record_for_(loop, path, TRACE_JSONL, 0.05, on_written,
+                                      &r, err, sizeof err),
+              -1);
+    CHECK(strstr(err, "being recorded already") != NULL);
+    CHECK_INT(harness_run(L, "for i = 1, 20 do lasio.sleep(0.01) end "
+                             "return 1"),
+              LASIO_OK);
+    lua_pop(L, 1);
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(r.status, 0);
+    CHECK_STR(r.path, path);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    char line[256];
+    CHECK(fgets(line, sizeof line, f) != NULL);
+    CHECK(strstr(line, "{\"lasio_trace\":1,\"clock\":\"real\"") == line);
+    int events = 0;
+    while (fgets(line, sizeof line, f))
+        events++;
+    fclose(f);
+    CHECK(events > 3);
+    unlink(path);
+    /* an unwritable path fails at once */
+    CHECK_INT(lasio_trace_record_for_(loop, "/nonexistent/x.json", TRACE_CHROME,
+                                      1, on_written, &r, err, sizeof err),
+              -1);
+    CHECK(strstr(err, "cannot open '/nonexistent/x.json'") != NULL);
+    lua_close(L);
+}
+
 /* ====== } */
 
 static const struct {
@@ -1083,6 +1142,7 @@ static const struct {
              {"loop_hold", test_loop_hold},
              {"limits", test_limits},
              {"trace_sink", test_trace_sink},
+             {"trace_record_for", test_trace_record_for},
              {NULL, NULL}};
 
 int

@@ -83,6 +83,8 @@ lasio_waitq_link_(lua_State *L, struct lasio_waitq *q, const char *what) {
     t->wq_woken = 0;
     t->waiting = WAIT_QUEUE;
     t->wait_what = what; /* static, or kept on the waiting stack */
+    if (loop->trace)
+        lasio_trace_wait_(L, loop, t, TWAIT_WHAT, 0, what);
 }
 
 int

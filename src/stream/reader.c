@@ -224,6 +224,8 @@ lasio_reader_wait_(lua_State *L, struct lasio_stream *s, int base,
     lasio_io_wait_(L, t, base, s->rdeadline);
     t->wait_what = "read"; /* what the await graph shows */
     t->wait_fd = s->fd;
+    if (loop->trace)
+        lasio_trace_io_detail_(loop, t, s->fd, op);
     s->reader = t;
     lasio_stream_update_reading_(s);
     return lasio_io_yield_(L, ctx, k);

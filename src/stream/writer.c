@@ -195,6 +195,8 @@ wait_w(lua_State *L, struct lasio_stream *s, enum wop op) {
     lasio_io_wait_(L, t, BASE + 1, deadline);
     t->wait_what = "write"; /* what the await graph shows */
     t->wait_fd = s->fd;
+    if (loop->trace)
+        lasio_trace_io_detail_(loop, t, s->fd, wopnames[op]);
     lasio_stream_add_ww_(s, t);
     return lasio_io_yield_(L, op, write_k);
 }

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "harness.h"
+#include "core/core.h" /* lasio_trace_record_for_, for the inspector */
 
 static double
 now(void) {
@@ -1016,6 +1017,112 @@ test_loop_hold(void) {
 
 /* ====== } */
 
+/* {====== The trace sink ====== */
+
+struct sink_seen {
+    int n, creates, waits, last_seq, in_order;
+    char last[256];
+};
+
+static void
+sink(void *ud, const struct lasio_trace_event *ev) {
+    struct sink_seen *s = ud;
+    s->n++;
+    s->in_order &= ev->seq == s->last_seq + 1;
+    s->last_seq = (int)ev->seq;
+    if (strcmp(ev->ev, "task.create") == 0)
+        s->creates++;
+    if (strcmp(ev->ev, "task.wait") == 0)
+        s->waits++;
+    snprintf(s->last, sizeof s->last, "%.*s", (int)ev->len, ev->json);
+}
+
+static void
+test_trace_sink(void) {
+    lua_State *L = harness_state(NULL);
+    struct sink_seen s = {0, 0, 0, 0, 1, ""};
+    CHECK_INT(lasio_trace_set_sink(L, sink, &s), LUA_OK);
+    CHECK_INT(harness_run(L, "local t = lasio.spawn(function() "
+                             "lasio.sleep(0.001) end) lasio.await(t) "
+                             "return 1"),
+              LASIO_OK);
+    lua_pop(L, 1);
+    CHECK(s.creates == 2); /* the main task and t */
+    CHECK(s.waits >= 2);   /* t's sleep, the main task's await */
+    CHECK(s.in_order);
+    CHECK(strncmp(s.last, "{\"seq\":", 7) == 0);
+    int n = s.n;
+    CHECK_INT(lasio_trace_set_sink(L, NULL, NULL), LUA_OK);
+    CHECK_INT(harness_run(L, "lasio.sleep(0.001) return 1"), LASIO_OK);
+    lua_pop(L, 1);
+    CHECK_INT(s.n, n); /* removed: nothing more */
+    lua_close(L);
+    lua_State *closed = harness_state(NULL);
+    CHECK_INT(lasio_close(closed), LASIO_OK);
+    CHECK_INT(lasio_trace_set_sink(closed, sink, &s), LASIO_ECLOSED);
+    lua_close(closed);
+}
+
+/* A timed recording, as the inspector's `lasio trace PID` starts one: the
+ * file is written after the time, from the loop, and the callback told. */
+struct recorded {
+    int calls, status;
+    char path[64];
+};
+
+static void
+on_written(void *ud, int status, const char *path) {
+    struct recorded *r = ud;
+    r->calls++;
+    r->status = status;
+    snprintf(r->path, sizeof r->path, "%s", path);
+}
+
+static void
+test_trace_record_for(void) {
+    lua_State *L = harness_state(NULL);
+    struct lasio_loop *loop = lasio_current_loop_(L);
+    struct recorded r = {0, -2, ""};
+    char err[256], path[] = "/tmp/lasio_record_for_XXXXXX.jsonl";
+    int fd = mkstemps(path, 6);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_INT(lasio_trace_record_for_(loop, path, TRACE_JSONL, 0.05, on_written,
+                                      &r, err, sizeof err),
+              0);
+    /* a second recording meanwhile is refused, naming the first */
+    CHECK_INT(lasio_trace_record_for_(loop, path, TRACE_JSONL, 0.05, on_written,
+                                      &r, err, sizeof err),
+              -1);
+    CHECK(strstr(err, "being recorded already") != NULL);
+    CHECK_INT(harness_run(L, "for i = 1, 20 do lasio.sleep(0.01) end "
+                             "return 1"),
+              LASIO_OK);
+    lua_pop(L, 1);
+    CHECK_INT(r.calls, 1);
+    CHECK_INT(r.status, 0);
+    CHECK_STR(r.path, path);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    char line[256];
+    CHECK(fgets(line, sizeof line, f) != NULL);
+    CHECK(strstr(line, "{\"lasio_trace\":1,\"clock\":\"real\"") == line);
+    int events = 0;
+    while (fgets(line, sizeof line, f))
+        events++;
+    fclose(f);
+    CHECK(events > 3);
+    unlink(path);
+    /* an unwritable path fails at once */
+    CHECK_INT(lasio_trace_record_for_(loop, "/nonexistent/x.json", TRACE_CHROME,
+                                      1, on_written, &r, err, sizeof err),
+              -1);
+    CHECK(strstr(err, "cannot open '/nonexistent/x.json'") != NULL);
+    lua_close(L);
+}
+
+/* ====== } */
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -1034,6 +1141,8 @@ static const struct {
              {"two_states", test_two_states},
              {"loop_hold", test_loop_hold},
              {"limits", test_limits},
+             {"trace_sink", test_trace_sink},
+             {"trace_record_for", test_trace_record_for},
              {NULL, NULL}};
 
 int

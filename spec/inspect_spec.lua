@@ -336,12 +336,47 @@ for req in sys.argv[2:]:
         assert.are.equal('malformed request: "v" and "cmd" are needed',
             lines[2].error)
         assert.are.equal('unsupported request: "v" must be 1', lines[3].error)
-        assert.are.equal('unknown command "nope" (ps, pstree, dump)',
+        assert.are.equal('unknown command "nope" (ps, pstree, dump, trace)',
             lines[4].error)
         local ps, _, pst = sh(string.format("%s ps %d", q(bin), pid))
         stop()
         assert.are.equal(0, pst)
         assert.truthy(ps:find("Task%-1 %(main%)"))
+    end)
+
+    it("trace PID records the running script for S seconds", function()
+        local pid, stop = start("ticker.lua", [[
+lasio.spawn(function()
+    while true do lasio.sleep(0.01) end
+end):set_name("ticker")
+print("ready") io.stdout:flush()
+lasio.sleep(60)
+]])
+        local file = tmp .. "/live.jsonl"
+        local out, err, st = sh(string.format(
+            "cd %s && %s trace %d --seconds 0.5 -o live.jsonl", q(tmp),
+            q(bin), pid))
+        local _, _, bad = sh(string.format(
+            "%s trace %d --seconds 0.5 -o live.txt", q(bin), pid))
+        local _, err2, st2 = sh(string.format(
+            "%s trace %d --seconds 0.2 -o /nonexistent/x.json", q(bin), pid))
+        local ps, _, pst = sh(string.format("%s ps %d", q(bin), pid))
+        stop()
+        assert.are.equal("", err)
+        assert.are.equal(0, st)
+        assert.are.equal("wrote " .. file .. "\n", out)
+        local lines = {}
+        for l in slurp(file):gmatch("[^\n]+") do
+            lines[#lines + 1] = cjson.decode(l)
+        end
+        assert.is_true(#lines > 10, #lines .. " lines")
+        local names = slurp(file)
+        assert.truthy(names:find('"ticker"', 1, true))
+        assert.are.equal(2, bad)
+        assert.are.equal(1, st2)
+        assert.truthy(err2:find("^lasio trace: cannot open"), err2)
+        assert.are.equal(0, pst) -- the script goes on
+        assert.truthy(ps:find("ticker"))
     end)
 
     it("ps of a process that is not lasio, or not running: an error",
@@ -363,7 +398,8 @@ for req in sys.argv[2:]:
         assert.are.equal(1, st)
         assert.are.equal("lasio ps: no process with pid " .. dead .. "\n", err)
         for _, args in ipairs({"ps", "ps abc", "ps --json", "pstree 1 2",
-                               "dump -1"}) do
+                               "dump -1", "trace 1", "trace 1 -o x.json",
+                               "trace 1 --seconds 0 -o x.json"}) do
             out, err, st = sh(string.format("%s %s", q(bin), args))
             assert.are.equal("", out)
             assert.are.equal(2, st, args)

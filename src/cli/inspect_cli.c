@@ -35,11 +35,16 @@ lasio_cli_inspect_start_(lua_State *L, int off) {
 static int
 usage(const char *cmd) {
     fprintf(stderr,
-            "usage: lasio %s%s PID\n"
+            "usage: lasio %s PID%s\n"
             "  lasio ps [--json] PID   the tasks of a running lasio process\n"
             "  lasio pstree PID        its tasks as a tree of awaits\n"
-            "  lasio dump PID          every task's stack\n",
-            cmd, strcmp(cmd, "ps") == 0 ? " [--json]" : "");
+            "  lasio dump PID          every task's stack\n"
+            "  lasio trace PID --seconds S -o FILE.json|FILE.jsonl\n"
+            "                          record its events for S seconds\n",
+            cmd,
+            strcmp(cmd, "ps") == 0      ? " [--json]"
+            : strcmp(cmd, "trace") == 0 ? " --seconds S -o FILE"
+                                        : "");
     return LASIO_EXIT_USAGE;
 }
 
@@ -72,12 +77,12 @@ connect_to(const char *cmd, long pid) {
 
 /* Reads the reply until the server closes; malloc'd, NUL-terminated. */
 static char *
-read_reply(int fd, size_t *len) {
+read_reply(int fd, size_t *len, int wait_ms) {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     while (buf) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, REPLY_MS) <= 0)
+        if (poll(&p, 1, wait_ms) <= 0)
             break;
         if (n + 1 >= cap) {
             char *more = realloc(buf, cap * 2);
@@ -139,6 +144,23 @@ show_reply(const char *cmd, char *reply, size_t len, int raw) {
     return st ? atoi(st->val) : LASIO_EXIT_OK;
 }
 
+/* The request being written (lasio_json_quote_'s put). */
+struct reqbuf {
+    char *p;
+    size_t n, cap;
+};
+
+static void
+put_req(void *ud, const char *p, size_t n) {
+    struct reqbuf *b = ud;
+    if (b->n + n < b->cap) {
+        memcpy(b->p + b->n, p, n);
+        b->n += n;
+    } else {
+        b->n = b->cap; /* too long: refused by the caller */
+    }
+}
+
 static int
 is_pid(const char *s, long *pid) {
     char *end;
@@ -148,33 +170,88 @@ is_pid(const char *s, long *pid) {
     return *end == '\0' && *pid > 0;
 }
 
+/* `lasio trace PID --seconds S -o FILE`: fills the request; 0 when the
+ * command line is wrong. */
+static int
+trace_request(int argc, char **argv, long *pid, char *req, size_t reqlen,
+              double *seconds) {
+    const char *out = NULL, *sec = NULL;
+    if (argc < 3 || !is_pid(argv[2], pid))
+        return 0;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+            sec = argv[++i];
+        else if (strncmp(argv[i], "--seconds=", 10) == 0)
+            sec = argv[i] + 10;
+        else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+            out = argv[++i];
+        else
+            return 0;
+    }
+    char *end;
+    *seconds = sec ? strtod(sec, &end) : 0;
+    if (!sec || *end != '\0' || !(*seconds > 0 && *seconds <= 3600) || !out ||
+        lasio_trace_format_of_(out) < 0)
+        return 0;
+    char path[3072], cwd[2048];
+    if (out[0] == '/')
+        snprintf(path, sizeof path, "%s", out);
+    else if (getcwd(cwd, sizeof cwd))
+        snprintf(path, sizeof path, "%s/%s", cwd, out);
+    else
+        return 0;
+    struct reqbuf b = {req, 0, reqlen};
+    b.n = (size_t)snprintf(req, reqlen,
+                           "{\"v\":%d,\"cmd\":\"trace\",\"seconds\":%g,"
+                           "\"path\":",
+                           LASIO_INSPECT_VERSION, *seconds);
+    lasio_json_quote_(path, strlen(path), put_req, &b);
+    if (b.n + 3 > reqlen)
+        return 0;
+    memcpy(req + b.n, "}\n", 3);
+    return 1;
+}
+
 int
 lasio_cli_inspect_(int argc, char **argv, int *status) {
-    static const char *const cmds[] = {"ps", "pstree", "dump", NULL};
+    static const char *const cmds[] = {"ps", "pstree", "dump", "trace", NULL};
     const char *const *c;
+    long pid = 0;
     if (argc < 2)
         return 0;
     for (c = cmds; *c && strcmp(*c, argv[1]) != 0; c++)
         ;
-    if (!*c)
+    /* `lasio trace view|text FILE` is the trace viewer's */
+    if (!*c ||
+        (strcmp(*c, "trace") == 0 && (argc < 3 || !is_pid(argv[2], &pid))))
         return 0;
     const char *cmd = *c;
-    int json = 0, i = 2;
-    long pid = 0;
-    if (strcmp(cmd, "ps") == 0 && argc > i && strcmp(argv[i], "--json") == 0)
-        json = 1, i++;
-    if (argc != i + 1 || !is_pid(argv[i], &pid)) {
-        *status = usage(cmd);
-        return 1;
+    int json = 0, i = 2, wait_ms = REPLY_MS;
+    char req[4096];
+    if (strcmp(cmd, "trace") == 0) {
+        double seconds;
+        if (!trace_request(argc, argv, &pid, req, sizeof req, &seconds)) {
+            *status = usage(cmd);
+            return 1;
+        }
+        wait_ms += (int)(seconds * 1000);
+    } else {
+        if (strcmp(cmd, "ps") == 0 && argc > i &&
+            strcmp(argv[i], "--json") == 0)
+            json = 1, i++;
+        if (argc != i + 1 || !is_pid(argv[i], &pid)) {
+            *status = usage(cmd);
+            return 1;
+        }
+        snprintf(req, sizeof req,
+                 "{\"v\":%d,\"cmd\":\"%s\",\"format\":\"%s\"}\n",
+                 LASIO_INSPECT_VERSION, cmd, json ? "json" : "text");
     }
     *status = LASIO_EXIT_ERROR;
     int fd = connect_to(cmd, pid);
     if (fd < 0)
         return 1;
-    char req[96];
-    int n = snprintf(req, sizeof req,
-                     "{\"v\":%d,\"cmd\":\"%s\",\"format\":\"%s\"}\n",
-                     LASIO_INSPECT_VERSION, cmd, json ? "json" : "text");
+    int n = (int)strlen(req);
     /* a refused peer may find the socket closed: its reply says why */
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n && errno != EPIPE &&
         errno != ECONNRESET) {
@@ -184,7 +261,7 @@ lasio_cli_inspect_(int argc, char **argv, int *status) {
         return 1;
     }
     size_t len;
-    char *reply = read_reply(fd, &len);
+    char *reply = read_reply(fd, &len, wait_ms);
     close(fd);
     if (!reply) {
         fprintf(stderr, "lasio %s: not enough memory\n", cmd);

@@ -131,6 +131,7 @@ static const char help_text[] =
     "  lasio pstree PID        the tasks as a tree of awaits (exit 1 on an\n"
     "                          await cycle)\n"
     "  lasio dump PID          every task's stack (also: kill -QUIT PID)\n"
+    "  lasio trace PID --seconds S -o FILE   record its events for S s\n"
     "\n"
     "Exit status:\n"
     "  0    success (also when a reader such as 'head' closed stdout early:\n"

@@ -32,9 +32,10 @@
 
 #include "core/core.h"
 
-#define ANSWER_MS 500 /* the loop answers within this, or is "busy" */
-#define SAMPLE_MS 600 /* then its running line comes within this */
-#define READ_MS 2000  /* a client sends its request line within this */
+#define ANSWER_MS 500        /* the loop answers within this, or is "busy" */
+#define SAMPLE_MS 600        /* then its running line comes within this */
+#define READ_MS 2000         /* a client sends its request line within this */
+#define TRACE_WRITE_MS 10000 /* a recording is written within this */
 #define MAX_REQUEST 4096
 #define THREAD_STACK (128 * 1024) /* it needs some 16 KiB */
 /* Ignored by default, rarely used by programs: Go's runtime preempts
@@ -56,6 +57,7 @@ struct lasio_inspector {
     size_t request_len;
     unsigned long serial;   /* of the latest request */
     unsigned long answered; /* the request `reply` answers */
+    unsigned long tracing;  /* the `trace` request a recording answers */
     char *reply;            /* malloc'd, or NULL */
     size_t reply_len;
     int stopping; /* the loop let go: the thread ends and frees this */
@@ -89,6 +91,133 @@ answer_inner(lua_State *L) {
     return 1;
 }
 
+struct strbuf {
+    char buf[1024];
+    size_t n;
+};
+
+static void
+sb_put(void *ud, const char *p, size_t n) {
+    struct strbuf *b = ud;
+    if (n > sizeof b->buf - 2 - b->n)
+        n = sizeof b->buf - 2 - b->n;
+    memcpy(b->buf + b->n, p, n);
+    b->n += n;
+}
+
+static void
+sb_puts(struct strbuf *b, const char *s) {
+    sb_put(b, s, strlen(s));
+}
+
+static void
+sb_quote(struct strbuf *b, const char *s) {
+    lasio_json_quote_(s, strlen(s), sb_put, b);
+}
+
+/* Sets the reply of request serial (text of len bytes, copied). */
+static void
+set_reply(struct lasio_inspector *ins, unsigned long serial, const char *text,
+          size_t len) {
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, text, len);
+        copy[len] = '\n';
+    }
+    pthread_mutex_lock(&ins->lock);
+    free(ins->reply);
+    ins->reply = copy;
+    ins->reply_len = copy ? len + 1 : 0;
+    ins->answered = serial;
+    pthread_cond_broadcast(&ins->cond);
+    pthread_mutex_unlock(&ins->lock);
+}
+
+static void
+set_error(struct lasio_inspector *ins, unsigned long serial, const char *msg) {
+    struct strbuf b = {.n = 0};
+    sb_puts(&b, "{\"v\":1,\"ok\":false,\"error\":");
+    sb_quote(&b, msg);
+    sb_puts(&b, "}");
+    set_reply(ins, serial, b.buf, b.n);
+}
+
+/* The timed recording of a `trace` request is written (from the loop). */
+static void
+trace_written(void *ud, int status, const char *path) {
+    struct lasio_loop *loop = ud;
+    struct lasio_inspector *ins = loop->inspector;
+    char msg[600];
+    if (!ins || !ins->tracing)
+        return;
+    if (status != 0) {
+        snprintf(msg, sizeof msg, "cannot write %s: %s", path, strerror(errno));
+        set_error(ins, ins->tracing, msg);
+    } else {
+        struct strbuf b = {.n = 0};
+        snprintf(msg, sizeof msg, "wrote %s\n", path);
+        sb_puts(&b, "{\"v\":1,\"ok\":true,\"status\":0,\"text\":");
+        sb_quote(&b, msg);
+        sb_puts(&b, "}");
+        set_reply(ins, ins->tracing, b.buf, b.n);
+    }
+    ins->tracing = 0;
+}
+
+/* A `trace` request: starts the timed recording, whose end answers it.
+ * Returns 1 when it handled the request. */
+static int
+start_trace(lua_State *L, struct lasio_loop *loop, struct lasio_inspector *ins,
+            unsigned long serial) {
+    struct lasio_jfield f[16];
+    int n = lasio_json_fields_(ins->taking, ins->taking_len, f, 16);
+    const struct lasio_jfield *cmd = lasio_json_get_(f, n, "cmd");
+    if (!cmd || cmd->vlen != 7 || memcmp(cmd->val, "\"trace\"", 7) != 0)
+        return 0;
+    const struct lasio_jfield *sec = lasio_json_get_(f, n, "seconds");
+    const struct lasio_jfield *path = lasio_json_get_(f, n, "path");
+    char file[MAX_REQUEST], err[300];
+    double seconds = sec ? strtod(sec->val, NULL) : 0;
+    if (!(seconds > 0 && seconds <= 3600) || !path || path->val[0] != '"') {
+        set_error(ins, serial,
+                  "trace: needs \"seconds\" (0 to 3600) and "
+                  "\"path\" (a .json or .jsonl file)");
+        return 1;
+    }
+    lasio_json_unquote_(path, file);
+    int format = lasio_trace_format_of_(file);
+    if (format < 0) {
+        set_error(ins, serial, "the path must end in .json or .jsonl");
+        return 1;
+    }
+    if (ins->tracing) {
+        set_error(ins, serial,
+                  "a recording for the inspector runs "
+                  "already");
+        return 1;
+    }
+    if (lasio_trace_record_for_(loop, file, format, seconds, trace_written,
+                                loop, err, sizeof err) < 0) {
+        set_error(ins, serial, err);
+        return 1;
+    }
+    ins->tracing = serial;
+    /* the tasks made before the recording: their tracks get their names */
+    lasio_pushtasks_(L, loop);
+    lua_pushnil(L);
+    while (loop->trace && lua_next(L, -2)) {
+        struct lasio_task *t = lasio_totask_(L, -1);
+        if (t && t->fut.state == FUT_PENDING) {
+            lasio_task_pushname_(L, -1, t);
+            lasio_trace_rename_(L, loop, t, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
 /* Through lasio_guarded_: answers the waiting request. */
 static int
 answer_body(lua_State *L) {
@@ -103,7 +232,7 @@ answer_body(lua_State *L) {
         ins->taking_len = ins->request_len;
     }
     pthread_mutex_unlock(&ins->lock);
-    if (!fresh)
+    if (!fresh || start_trace(L, loop, ins, serial))
         return 0;
     lua_pushcfunction(L, answer_inner);
     lua_pushlightuserdata(L, loop);
@@ -116,18 +245,7 @@ answer_body(lua_State *L) {
                "(out of memory)\"}";
         len = strlen(text);
     }
-    char *copy = malloc(len + 1);
-    if (copy) {
-        memcpy(copy, text, len);
-        copy[len] = '\n';
-    }
-    pthread_mutex_lock(&ins->lock);
-    free(ins->reply);
-    ins->reply = copy;
-    ins->reply_len = copy ? len + 1 : 0;
-    ins->answered = serial;
-    pthread_cond_broadcast(&ins->cond);
-    pthread_mutex_unlock(&ins->lock);
+    set_reply(ins, serial, text, len);
     return 0;
 }
 
@@ -222,30 +340,6 @@ send_all(int fd, const char *p, size_t n) {
         p += w;
         n -= (size_t)w;
     }
-}
-
-struct strbuf {
-    char buf[1024];
-    size_t n;
-};
-
-static void
-sb_put(void *ud, const char *p, size_t n) {
-    struct strbuf *b = ud;
-    if (n > sizeof b->buf - 2 - b->n)
-        n = sizeof b->buf - 2 - b->n;
-    memcpy(b->buf + b->n, p, n);
-    b->n += n;
-}
-
-static void
-sb_puts(struct strbuf *b, const char *s) {
-    sb_put(b, s, strlen(s));
-}
-
-static void
-sb_quote(struct strbuf *b, const char *s) {
-    lasio_json_quote_(s, strlen(s), sb_put, b);
 }
 
 static void
@@ -422,9 +516,17 @@ serve(struct lasio_inspector *ins, int fd) {
     ssize_t w = write(ins->req_fd[1], "", 1);
     (void)w; /* a full pipe already means "a request waits"; a closed one
                 (the loop let go) is seen below */
+    /* a trace answers once its recording is written */
+    int64_t wait_ms = ANSWER_MS;
+    const struct lasio_jfield *sec = lasio_json_get_(f, nf, "seconds");
+    if (cmd->vlen == 7 && memcmp(cmd->val, "\"trace\"", 7) == 0 && sec) {
+        double seconds = strtod(sec->val, NULL);
+        if (seconds > 0 && seconds <= 3600)
+            wait_ms += (int64_t)(seconds * 1000) + TRACE_WRITE_MS;
+    }
     pthread_mutex_lock(&ins->lock);
-    if (wait_until(ins, lasio_mono_ns_() + (int64_t)ANSWER_MS * 1000000,
-                   is_answered, serial)) {
+    if (wait_until(ins, lasio_mono_ns_() + wait_ms * 1000000, is_answered,
+                   serial)) {
         send_reply(ins, fd);
         return;
     }

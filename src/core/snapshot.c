@@ -798,7 +798,8 @@ lasio_snapshot_reply_(lua_State *L, struct lasio_loop *loop, const char *req,
         return;
     }
     if (strcmp(cmd, "ps") != 0 && strcmp(cmd, "pstree") != 0) {
-        lua_pushfstring(L, "unknown command \"%s\" (ps, pstree, dump)", cmd);
+        lua_pushfstring(L, "unknown command \"%s\" (ps, pstree, dump, trace)",
+                        cmd);
         push_error_reply(L, lua_tostring(L, -1));
         lua_remove(L, -2);
         return;

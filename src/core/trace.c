@@ -300,17 +300,14 @@ lasio_trace_ready_(struct lasio_loop *loop, struct lasio_task *t) {
     struct lasio_trace_rec *r = append(loop, tr, TEV_TASK_READY, t->id);
     if (!r)
         return;
-    if (tr->by != TBY_NONE) {
+    if (tr->by != TBY_NONE) { /* a wake-up the caller named */
         r->kind = tr->by;
-        r->a = tr->by_task;
-    } else if (loop->current && loop->current != t) {
+        r->a = tr->by == TBY_TASK ? tr->by_task : 0;
+    } else if (loop->current) { /* the running task (itself at sleep(0)) */
         r->kind = TBY_TASK;
         r->a = loop->current->id;
-    } else
-        r->kind = loop->current ? TBY_START : TBY_CB;
-    if (loop->current == t && tr->by == TBY_NONE) {
-        r->kind = TBY_TASK; /* sleep(0), a yield: it readies itself */
-        r->a = t->id;
+    } else {
+        r->kind = TBY_CB; /* a callback of the ready queue */
     }
     emitted(tr, r);
 }

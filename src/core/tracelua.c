@@ -329,14 +329,13 @@ trace_stop(lua_State *L) {
     struct lasio_loop *loop = trace_loop(L);
     if (!loop || !loop->trace || !loop->trace->recording)
         return luaL_error(L, "lasio.trace.stop: no trace is being recorded");
-    char *path = strdup(loop->trace->path);
+    lua_pushstring(L, loop->trace->path); /* for the message: the trace
+                                             forgets it */
     if (lasio_trace_stop_(loop) < 0) {
-        lasio_oserror_pushmsg_(L, "lasio.trace.stop", errno,
-                               path ? path : "the trace file");
-        free(path);
+        int err = errno;
+        lasio_oserror_pushmsg_(L, "lasio.trace.stop", err, lua_tostring(L, -1));
         return lua_error(L);
     }
-    free(path);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -579,6 +579,45 @@ sc_capped(void) {
     completed = ok;
 }
 
+/* The trace: a sink, a recording to a file, user events. */
+static const char trace_script[] =
+    "local path = os.tmpname() .. '.json'\n"
+    "lasio.trace.start(path, {stacks = true})\n"
+    "local t = lasio.spawn(function() lasio.sleep(0.001) return 1 end)\n"
+    "t:set_name('sleeper')\n"
+    "do local _ <close> = lasio.trace.region('r', {k = 'v'})\n"
+    "  lasio.trace.mark('m', {1, 2}) lasio.trace.counter('c', 0.5) end\n"
+    "local q = lasio.Queue()\n"
+    "lasio.spawn(function() q:put(lasio.await(t)) end)\n"
+    "local v = q:get()\n"
+    "lasio.trace.stop()\n"
+    "os.remove(path)\n"
+    "return v\n";
+
+static int sink_events;
+
+static void
+count_event(void *ud, const struct lasio_trace_event *ev) {
+    (void)ud, (void)ev;
+    sink_events++;
+}
+
+static void
+sc_trace(void) {
+    lua_State *L = open_state(NULL);
+    if (!L)
+        return;
+    sink_events = 0;
+    int st = lasio_trace_set_sink(L, count_event, NULL);
+    if (st == LASIO_OK)
+        st = luaL_loadstring(L, trace_script);
+    if (st == LASIO_OK)
+        st = lasio_run(L, 0, 1);
+    int ok = st == LASIO_OK && lua_tointeger(L, -1) == 1;
+    lua_close(L);
+    completed = ok && sink_events > 0;
+}
+
 /* ====== } */
 
 static volatile long current_n;
@@ -604,10 +643,11 @@ on_alarm(int sig) {
 static const struct {
     const char *name;
     void (*fn)(void);
-} scenarios[] = {
-    {"open", sc_open},       {"run", sc_run},       {"step", sc_step},
-    {"cfuture", sc_cfuture}, {"close", sc_close},   {"dispatch", sc_dispatch},
-    {"module", sc_module},   {"capped", sc_capped}, {NULL, NULL}};
+} scenarios[] = {{"open", sc_open},     {"run", sc_run},
+                 {"step", sc_step},     {"cfuture", sc_cfuture},
+                 {"close", sc_close},   {"dispatch", sc_dispatch},
+                 {"module", sc_module}, {"capped", sc_capped},
+                 {"trace", sc_trace},   {NULL, NULL}};
 
 /* Runs fn with the N-th allocation failing; returns 1 when it needed
  * fewer than N allocations (the sweep is over). */

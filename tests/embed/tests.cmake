@@ -49,7 +49,7 @@ target_link_libraries(embed_oom_test PRIVATE lasio_core PkgConfig::LUA
 target_link_options(embed_oom_test PRIVATE
     -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=strdup)
 lasio_target_options(embed_oom_test)
-foreach(s open run step cfuture close dispatch module capped)
+foreach(s open run step cfuture close dispatch module capped trace)
     add_test(NAME embed-oom-${s} COMMAND embed_oom_test ${s})
     set_tests_properties(embed-oom-${s} PROPERTIES TIMEOUT 1200
         ENVIRONMENT "${LASIO_C_TEST_ENV}")

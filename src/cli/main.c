@@ -671,6 +671,8 @@ main(int argc, char **argv) {
     c.vt.real_io_ms = -1;
     lua_State *L;
     struct lasio_alloc *alloc;
+    if (lasio_cli_tool_(argc, argv, &c.status)) /* lasio trace ... */
+        return c.status;
     c.flags = collectargs(&c);
     if (c.flags == has_error) {
         print_usage(argv[c.script], &c);

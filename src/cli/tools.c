@@ -79,8 +79,8 @@ run_tool(lua_State *L) {
     for (i = 2; i < r->argc; i++)
         lua_pushstring(L, r->argv[i]);
     lua_call(L, r->argc - 1, 1);
-    r->status = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1)
-                                     : LASIO_EXIT_ERROR;
+    r->status =
+        lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : LASIO_EXIT_ERROR;
     return 0;
 }
 

@@ -9,7 +9,8 @@
 --                  (a task's slices never overlap; sorted by t)
 --     mark         {t, name, ev} (an instant: completion, cancel request,
 --                  rename, user mark, the loop's own events)
---   model.flows    {from, ft, to, tt, cat = "wake"|"spawn"} (task ids)
+--   model.flows    {from, ft, to, tt, cat = "wake"|"spawn", seq} (task
+--                  ids; seq: the event's place in a JSONL file)
 --   model.t0, t1   the first and last instant (ns)
 -- Times are integer nanoseconds of the trace's clock; ev is the decoded
 -- event the slice or mark comes from, for the tooltip.
@@ -77,7 +78,7 @@ jsonl_event["task.create"] = function(m, ev, ts)
     tk.name, tk.parent, tk.site = ev.name, ev.parent, ev.site
     if type(ev.parent) == "number" and ev.parent ~= 0 then
         m.flows[#m.flows + 1] = {from = ev.parent, ft = ts, to = ev.task,
-            tt = ts, cat = "spawn"}
+            tt = ts, cat = "spawn", seq = ev.seq}
     end
     add_mark(m, ev.task, ts, "create", ev)
 end
@@ -88,7 +89,7 @@ jsonl_event["task.ready"] = function(m, ev, ts)
     if math.type(by) == "integer" or math.type(by) == "float" then
         task(m, by)
         m.flows[#m.flows + 1] = {from = ns(by), ft = ts, to = ev.task,
-            tt = ts, cat = "wake"}
+            tt = ts, cat = "wake", seq = ev.seq}
     end
 end
 
@@ -283,7 +284,8 @@ function M.read(path)
         if header.lasio_trace ~= 1 then
             return nil, string.format("'%s' is a lasio trace of version " ..
                 "%s; this lasio reads version 1", path,
-                tostring(header.lasio_trace)), true
+                tostring(math.tointeger(header.lasio_trace) or
+                    header.lasio_trace)), true
         end
         local m, bad = read_jsonl(cjson, text, header, path)
         if not m then return nil, bad, true end

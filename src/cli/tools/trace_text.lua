@@ -143,14 +143,14 @@ function M.write(m, write)
     for _, f in ipairs(m.flows) do
         local list = incoming[f.to] or {}
         incoming[f.to] = list
-        list[#list + 1] = {t = f.tt, line = string.format("  %s %-11s %-10s from #%s",
+        list[#list + 1] = {t = f.tt, seq = f.seq or 0, line = string.format("  %s %-11s %-10s from #%s",
             seconds(f.tt), "", f.cat, show(f.from))}
     end
     for _, r in ipairs(m.rows) do
         write(row_title(r):gsub("%s+$", "") .. "\n")
         local lines = {}
         for _, f in ipairs(incoming[r.id] or {}) do
-            lines[#lines + 1] = {t = f.t, rank = 0, seq = 0, line = f.line,
+            lines[#lines + 1] = {t = f.t, rank = 0, seq = f.seq, line = f.line,
                 idx = #lines}
         end
         for n, mk in ipairs(r.marks) do
@@ -166,9 +166,7 @@ function M.write(m, write)
         local by_seq = m.format == "jsonl"
         table.sort(lines, function(a, b)
             if a.t ~= b.t then return a.t < b.t end
-            if by_seq and a.rank > 0 and b.rank > 0 then
-                if a.seq ~= b.seq then return a.seq < b.seq end
-            end
+            if by_seq and a.seq ~= b.seq then return a.seq < b.seq end
             if a.rank ~= b.rank then return a.rank < b.rank end
             if a.seq ~= b.seq then return a.seq < b.seq end
             return a.idx < b.idx

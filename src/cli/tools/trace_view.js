@@ -15,6 +15,7 @@
   var COLOURS = ["#2e9e44", "#e8a317", "#b9cde6", "#8e6cc9"];
   var FLOW_COLOURS = ["rgba(47,79,209,0.75)", "rgba(120,120,120,0.8)"];
 
+  var started = performance.now();
   var data = JSON.parse(document.getElementById("trace-data").textContent);
   var rows = data.rows;
   var flows = Array.isArray(data.flows) ? data.flows : [];
@@ -162,31 +163,50 @@
     }
   }
 
+  // The arrows between visible rows, in one path per kind (a path per
+  // arrow is slow in a software canvas). An arrow with one end out of
+  // sight is a short stub at the visible end, pointing to the other, one
+  // per pixel: a task that spawned 10,000 others stays readable.
+  var MAX_ARROWS = 5000;
   function drawFlows(first, last) {
-    var tEnd = view.t0 + view.w, drawn = 0;
-    for (var i = 0; i < flows.length && drawn < 20000; i++) {
-      var f = flows[i];
-      var lo = Math.min(f[0], f[2]), hi = Math.max(f[0], f[2]);
-      if (hi < first || lo > last) continue;
-      if (Math.max(f[1], f[3]) < view.t0 || Math.min(f[1], f[3]) > tEnd)
-        continue;
-      var x0 = xOf(f[1]), y0 = rowY(f[0]) + ROW_H / 2;
-      var x1 = xOf(f[3]), y1 = rowY(f[2]) + ROW_H / 2;
-      ctx.strokeStyle = ctx.fillStyle = FLOW_COLOURS[f[4]];
-      ctx.setLineDash(f[4] === 1 ? [3, 3] : []);
-      ctx.beginPath();
-      ctx.moveTo(x0, y0);
-      // a small bend, so that arrows at one instant stay apart
-      ctx.bezierCurveTo(x0 + 12, y0, x1 - 12, y1, x1, y1);
-      ctx.stroke();
+    var tEnd = view.t0 + view.w;
+    for (var cat = 0; cat < 2; cat++) {
+      var lines = new Path2D(), heads = new Path2D(), drawn = 0, stubs = {};
+      for (var i = 0; i < flows.length && drawn < MAX_ARROWS; i++) {
+        var f = flows[i];
+        if (f[4] !== cat) continue;
+        var in0 = f[0] >= first && f[0] <= last;
+        var in1 = f[2] >= first && f[2] <= last;
+        if (!in0 && !in1) continue;
+        if (Math.max(f[1], f[3]) < view.t0 || Math.min(f[1], f[3]) > tEnd)
+          continue;
+        var x0 = xOf(f[1]), y0 = rowY(f[0]) + ROW_H / 2;
+        var x1 = xOf(f[3]), y1 = rowY(f[2]) + ROW_H / 2;
+        var dir = y1 >= y0 ? 1 : -1;
+        if (!in0 || !in1) {
+          var x = in0 ? x0 : x1, y = in0 ? y0 : y1;
+          var key = Math.round(x) + ":" + Math.round(y) + ":" + dir;
+          if (stubs[key]) continue;
+          stubs[key] = true;
+          lines.moveTo(x, y);
+          lines.lineTo(x, y + dir * ROW_H * 0.6);
+          drawn++;
+          continue;
+        }
+        lines.moveTo(x0, y0);
+        // a small bend, so that arrows at one instant stay apart
+        lines.bezierCurveTo(x0 + 12, y0, x1 - 12, y1, x1, y1);
+        heads.moveTo(x1, y1);
+        heads.lineTo(x1 - 4, y1 - 6 * dir);
+        heads.lineTo(x1 + 4, y1 - 6 * dir);
+        heads.closePath();
+        drawn++;
+      }
+      ctx.strokeStyle = ctx.fillStyle = FLOW_COLOURS[cat];
+      ctx.setLineDash(cat === 1 ? [3, 3] : []);
+      ctx.stroke(lines);
       ctx.setLineDash([]);
-      var dir = y1 >= y0 ? 1 : -1;
-      ctx.beginPath();
-      ctx.moveTo(x1, y1);
-      ctx.lineTo(x1 - 4, y1 - 6 * dir);
-      ctx.lineTo(x1 + 4, y1 - 6 * dir);
-      ctx.fill();
-      drawn++;
+      ctx.fill(heads);
     }
   }
 
@@ -217,6 +237,7 @@
   }
 
   function draw() {
+    var drawStart = performance.now();
     pending = false;
     var dpr = window.devicePixelRatio || 1;
     width = canvas.clientWidth;
@@ -249,6 +270,7 @@
     body.setAttribute("data-rows", rows.length);
     body.setAttribute("data-first-row", first);
     body.setAttribute("data-visible-rows", Math.max(0, last - first + 1));
+    body.setAttribute("data-draw-ms", Math.round(performance.now() - drawStart));
     body.setAttribute("data-state", "drawn");
   }
 
@@ -364,6 +386,24 @@
 
   // ====== }
 
+  // The page's address may ask for a view: #row=N (the first row shown),
+  // from=NS and to=NS (the time range, ns from the trace's start).
+  function viewFromHash() {
+    var q = {};
+    window.location.hash.replace(/^#/, "").split("&").forEach(function (p) {
+      var kv = p.split("=");
+      if (kv.length === 2 && isFinite(Number(kv[1]))) q[kv[0]] = Number(kv[1]);
+    });
+    if (q.row !== undefined) view.scrollY = q.row * ROW_H;
+    if (q.from !== undefined && q.to !== undefined && q.to > q.from) {
+      view.t0 = q.from;
+      view.w = Math.max(q.to - q.from, MIN_SPAN);
+    }
+  }
+  window.addEventListener("hashchange", function () { viewFromHash(); redraw(); });
+
   info();
+  viewFromHash();
+  body.setAttribute("data-load-ms", Math.round(performance.now() - started));
   draw();
 })();

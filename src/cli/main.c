@@ -102,6 +102,11 @@ static const char options_text[] =
 
 static const char help_text[] =
     "\n"
+    "Tools (a script of that name runs as 'lasio ./trace'):\n"
+    "  lasio trace view FILE [-o OUT.html]  draw a trace file as a timeline\n"
+    "            in one self-contained HTML page (FILE.html by default)\n"
+    "  lasio trace text FILE  print a trace file as a text timeline per task\n"
+    "\n"
     "LUA_INIT, -e, -l and the script run in command-line order as the main\n"
     "task of an event loop, so 'lasio.sleep(1)' works at top level and\n"
     "'lasio' is a global. The script gets the remaining arguments as '...'\n"

@@ -154,6 +154,7 @@ local function objects(servers)
     end
     add(lasio.Barrier(2))
     local tmo <close> = lasio.timeout(nil)
+    add(lasio.trace.region("reference"))
     add(tmo)
     lasio.taskgroup(function(tg) add(tg) end)
     do

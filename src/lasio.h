@@ -178,6 +178,35 @@ LASIO_API struct event_base *lasio_get_base(lua_State *L);
  */
 LASIO_API int lasio_loop_hold(lua_State *L, int delta);
 
+/*
+ * One event of the loop's trace (docs/SEEING.md, The trace format), as
+ * the sink gets it: `json` is the event's JSONL line (no newline), with
+ * the fields of the format; `ev` its kind ("task.create", "task.wait",
+ * ...). Everything is borrowed for the duration of the call.
+ */
+struct lasio_trace_event {
+    long long seq;    /* 1, 2, 3... over the events this sink got */
+    long long ts;     /* the loop's clock in ns (virtual, or since the
+                         trace started) */
+    const char *ev;   /* the kind */
+    int task;         /* the task it is about, 0 for none */
+    const char *json; /* the whole event as one JSON object */
+    size_t len;       /* strlen(json) */
+};
+typedef void (*lasio_trace_sink_fn)(void *ud,
+                                    const struct lasio_trace_event *ev);
+
+/*
+ * Sends every event of the state's running (else current) loop's trace to
+ * fn(ud, ev), on the loop's thread, as it happens; fn NULL removes the
+ * sink. fn must not call into Lua or lasio. Independent of a recording to
+ * a file (--trace, lasio.trace.start): both can be on. Returns LUA_OK,
+ * LASIO_ECLOSED when no loop is open, LUA_ERRMEM.
+ * Stack: [-0, +0, -]
+ */
+LASIO_API int lasio_trace_set_sink(lua_State *L, lasio_trace_sink_fn fn,
+                                   void *ud);
+
 /* ====== } */
 
 /* {====== Futures from C ====== */

@@ -56,6 +56,28 @@ int lasio_cli_tool_(int argc, char **argv, int *status);
  */
 int lasio_cli_supervise_(int n, int *status);
 
+/* {====== Trace options (clitrace.c) ====== */
+
+/* What --trace, --trace-ring and --trace-stacks asked for. */
+struct lasio_cli_trace {
+    const char *path; /* --trace FILE, or NULL */
+    int format;       /* from the file name (enum lasio_trace_format) */
+    long ring;        /* --trace-ring N, else 0 */
+    int stacks;       /* --trace-stacks */
+};
+
+/* Takes argv[*i] when it is a trace option (*i moves past a separate
+ * value): 1 taken, 0 not one, -1 bad value (message printed). */
+int lasio_cli_trace_option_(struct lasio_cli_trace *ct, char **argv, int *i);
+/* Checks the options together: -1 on a usage error (message printed). */
+int lasio_cli_trace_check_(struct lasio_cli_trace *ct);
+/* After the loop is made, before any chunk runs: wraps os.exit so that it
+ * writes a running recording, and starts --trace's. Returns NULL, or the
+ * message of a usage error (the file cannot be opened). [-0, +0, m] */
+const char *lasio_cli_trace_start_(lua_State *L, struct lasio_cli_trace *ct);
+
+/* ====== } */
+
 /* {====== Virtual time options (vtime.c) ====== */
 
 struct lasio_loop;

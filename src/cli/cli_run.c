@@ -72,6 +72,8 @@ lasio_cli_run_(lua_State *L, int nargs) {
     lasio_task_pushname_(L, main, t);
     lua_pushliteral(L, " (main)");
     lua_concat(L, 2);
+    if (loop->trace)
+        lasio_trace_rename_(L, loop, t, -1);
     lasio_extra_set_(L, main, EXTRA_NAME);
     lasio_loop_set_main_(L, loopidx, main);
     if (lasio_loop_run_(L, loop)) {

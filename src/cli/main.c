@@ -41,8 +41,9 @@ struct cli {
     int workers;     /* --workers N, 0 without it */
     const char *why; /* what is wrong with a bad option value, or NULL */
     const char *bad; /* that value (NULL when missing) */
-    struct lasio_cli_vt vt;      /* the options of virtual time (vtime.c) */
-    struct lasio_cli_limits lim; /* --max-memory, --sandbox, ... */
+    struct lasio_cli_vt vt;       /* the options of virtual time (vtime.c) */
+    struct lasio_cli_limits lim;  /* --max-memory, --sandbox, ... */
+    struct lasio_cli_trace trace; /* --trace FILE, ... */
 };
 
 /* bits of the options found by collectargs (lua.c's, plus lasio's) */
@@ -89,6 +90,10 @@ static const char options_text[] =
     "  --real-timeout=S  after S wall-clock seconds list every task, exit 124\n"
     "  --time-rate=R     with --virtual-time: let the clock flow R times\n"
     "            real time instead of jumping\n"
+    "  --trace FILE      record the run's events: FILE.json (Chrome trace,\n"
+    "            for Perfetto) or FILE.jsonl (lasio events, a line each)\n"
+    "  --trace-ring N    with --trace: keep only the last N events\n"
+    "  --trace-stacks    with --trace: a Lua stack summary on wait events\n"
     "  --help    show this help and exit\n"
     "  --workers N  run the script in N processes (1 to 1024) that share\n"
     "            their listening ports; a crashed one is restarted\n"
@@ -540,6 +545,8 @@ collectargs(struct cli *c) {
         }
         if (argv[i][1] == '-' && argv[i][2] != '\0') {
             int taken = lasio_cli_vt_option_(&c->vt, argv, &i);
+            if (taken == 0)
+                taken = lasio_cli_trace_option_(&c->trace, argv, &i);
             if (taken < 0)
                 return has_badval;
             if (taken > 0)
@@ -629,6 +636,8 @@ pmain(lua_State *L) {
         print_version();
     open_libs(L, c);
     const char *bad_limits = lasio_cli_apply_limits_(L, &c->lim);
+    if (!bad_limits)
+        bad_limits = lasio_cli_trace_start_(L, &c->trace);
     if (bad_limits) {
         l_message(PROGNAME, bad_limits);
         c->status = LASIO_EXIT_USAGE;
@@ -671,8 +680,8 @@ pmain(lua_State *L) {
 
 int
 main(int argc, char **argv) {
-    struct cli c = {argc, argv, 0,    0,   0,  LASIO_EXIT_ERROR,
-                    0,    NULL, NULL, {0}, {0}};
+    struct cli c = {argc, argv, 0,    0,   0,   LASIO_EXIT_ERROR,
+                    0,    NULL, NULL, {0}, {0}, {0}};
     c.vt.real_io_ms = -1;
     lua_State *L;
     struct lasio_alloc *alloc;
@@ -685,7 +694,7 @@ main(int argc, char **argv) {
     }
     c.vt.argv = argv;
     c.vt.script = c.script;
-    if (c.flags == has_badval ||
+    if (c.flags == has_badval || lasio_cli_trace_check_(&c.trace) < 0 ||
         lasio_cli_vt_check_(&c.vt, (c.flags & has_i) ||
                                        (c.script == 0 && isatty(0) &&
                                         !(c.flags & (has_e | has_v)))) < 0)

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -182,6 +183,9 @@ struct lasio_loop {
     long vholds;
     struct lasio_limits *limits; /* budgets and caps (budget.c), or NULL */
     unsigned char end_batch;     /* a task was preempted: poll before more */
+    /* The event trace (trace.c): NULL when nothing records or listens,
+     * the one test every trace site pays then. */
+    struct lasio_trace *trace;
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */
@@ -954,5 +958,198 @@ LASIO_HIDDEN int lasio_argerror_(lua_State *L, int arg, const char *fname,
  * [-0, +0, v] */
 LASIO_HIDDEN void lasio_checkargtype_(lua_State *L, int idx, int type,
                                       const char *fname);
+
+/* {====== Event trace (trace.c, tracewrite.c, tracelua.c) ======
+ * Every site is `if (loop->trace) lasio_trace_*_(...)`: one predictable
+ * branch when nothing records. A site appends a fixed-size binary record
+ * (strings interned into the trace's own C table); the writers format
+ * them at the end (tracewrite.c), so the trace holds no Lua value and can
+ * be written from anywhere, also while the state is being torn down. */
+enum lasio_trace_ev {
+    TEV_TASK_CREATE = 1,
+    TEV_TASK_READY,
+    TEV_TASK_RUN,
+    TEV_TASK_WAIT,
+    TEV_TASK_CANCEL,
+    TEV_TASK_DONE,
+    TEV_TASK_RENAME,
+    TEV_TIMER_ADD,
+    TEV_TIMER_FIRE,
+    TEV_TIMER_CANCEL,
+    TEV_IO_WAIT,
+    TEV_IO_READY,
+    TEV_CB_RUN,
+    TEV_THREAD_SUBMIT,
+    TEV_THREAD_DONE,
+    TEV_LOOP_POLL,
+    TEV_CLOCK_JUMP,
+    TEV_MARK,
+    TEV_BEGIN,
+    TEV_END,
+    TEV_COUNTER,
+    TEV_N
+};
+/* Who made a task ready (task.ready's `by`), when not a running task. */
+enum lasio_trace_by {
+    TBY_NONE,
+    TBY_TASK,
+    TBY_TIMER,
+    TBY_IO,
+    TBY_CB,
+    TBY_THREAD,
+    TBY_START,
+    TBY_CANCEL
+};
+/* What a task waits on (task.wait's `what`), formatted by the writer. */
+enum lasio_trace_wait {
+    TWAIT_SLEEP = 1, /* a = the delay in ns */
+    TWAIT_FOREVER,   /* sleep(math.huge) */
+    TWAIT_TASK,      /* a = the awaited task's id */
+    TWAIT_WHAT,      /* s1 = what the waiting function says */
+    TWAIT_IO         /* s1 = what (a read, a write, an accept...) */
+};
+enum lasio_trace_status { TDONE_OK = 1, TDONE_ERROR, TDONE_CANCELLED };
+enum lasio_trace_format { TRACE_JSONL, TRACE_CHROME };
+
+/* One event: 48 bytes, whatever the kind. The fields' meaning per kind is
+ * listed at the top of trace.c. */
+struct lasio_trace_rec {
+    int64_t ts;      /* the loop's clock in ns */
+    int64_t a, b, c; /* numbers */
+    int32_t task;    /* the task it is about, or 0 */
+    uint8_t ev;      /* enum lasio_trace_ev */
+    uint8_t kind;    /* a sub-kind: by, wait kind, status */
+    uint16_t pad;
+    uint32_t s1, s2; /* interned strings, 0: none */
+};
+
+/* An embedder's sink: called with every event as it happens (lasio.h). */
+typedef lasio_trace_sink_fn lasio_trace_fn;
+
+struct lasio_trace {
+    /* the records: a growing array, or a ring of `ring` (> 0) entries
+     * whose oldest is at head once it has wrapped */
+    struct lasio_trace_rec *recs;
+    size_t n, cap, ring, head;
+    /* interned strings: ids 1..nstr, an open-addressing index */
+    char **str;
+    uint32_t *slen, *index;
+    uint32_t nstr, strcap, icap;
+    /* the current name of every task seen (by id; 0: "Task-<id>"), kept
+     * outside the records so a ring still names its tracks */
+    uint32_t *names;
+    int32_t ncap;
+    uint8_t by;        /* enum lasio_trace_by of the wake-up under way */
+    int32_t by_task;   /* with TBY_TASK: the task whose end wakes */
+    uint8_t recording; /* records are kept for a file */
+    uint8_t format;    /* enum lasio_trace_format */
+    uint8_t stacks;    /* a stack summary on wait events */
+    uint8_t virt, deterministic, has_seed;
+    long long seed;
+    int64_t start; /* the loop's clock at the start, ns */
+    FILE *out;     /* the file, opened at the start */
+    char *path;
+    /* the embedder's sink and the seq of the events it got */
+    lasio_trace_fn sink;
+    void *sink_ud;
+    uint64_t sink_seq;
+    /* a timed recording (lasio_trace_record_for_) */
+    struct event *stop_ev;
+    void (*on_written)(void *ud, int status, const char *path);
+    void *on_written_ud;
+    struct lasio_trace_rec scratch; /* the record a sink alone gets */
+};
+
+/* The sites (loop->trace is not NULL). [-0, +0, -] unless said. */
+/* A new task t, made while `parent` ran (NULL: none); L is the making
+ * thread, for the site. [-0, +0, m] */
+LASIO_HIDDEN void lasio_trace_create_(lua_State *L, struct lasio_loop *loop,
+                                      struct lasio_task *t);
+/* t joins the ready queue; by the running task, or trace->by. */
+LASIO_HIDDEN void lasio_trace_ready_(struct lasio_loop *loop,
+                                     struct lasio_task *t);
+/* t waits: kind (enum lasio_trace_wait) with a number or a string; L is
+ * the task's thread, for the site. [-0, +0, m] */
+LASIO_HIDDEN void lasio_trace_wait_(lua_State *L, struct lasio_loop *loop,
+                                    struct lasio_task *t, int kind, int64_t a,
+                                    const char *what);
+/* A cancel request for t; message at msgidx (0: none). [-0, +0, m] */
+LASIO_HIDDEN void lasio_trace_cancel_(lua_State *L, struct lasio_loop *loop,
+                                      struct lasio_task *t, int msgidx);
+/* t (at idx) is done. [-0, +0, m] */
+LASIO_HIDDEN void lasio_trace_done_(lua_State *L, int idx,
+                                    struct lasio_loop *loop,
+                                    struct lasio_task *t);
+/* t was renamed to the string at nameidx. */
+LASIO_HIDDEN void lasio_trace_rename_(lua_State *L, struct lasio_loop *loop,
+                                      struct lasio_task *t, int nameidx);
+/* Any other event: numbers a, b, c and a static string (may be NULL). */
+LASIO_HIDDEN void lasio_trace_emit_(struct lasio_loop *loop, int ev,
+                                    int32_t task, int64_t a, int64_t b,
+                                    int64_t c, const char *what);
+/* A user event of lasio.trace (mark, begin, end, counter) on the current
+ * task's track: name, args as JSON text (or NULL), a counter's value
+ * (isfloat: a double's bits). */
+LASIO_HIDDEN void lasio_trace_user_(struct lasio_loop *loop, int ev,
+                                    const char *name, size_t namelen,
+                                    const char *args, size_t argslen,
+                                    int isfloat, int64_t value);
+/* Sets who is making tasks ready now (enum lasio_trace_by, TBY_NONE when
+ * done). */
+static inline void
+lasio_trace_by_(struct lasio_loop *loop, int by) {
+    if (loop->trace)
+        loop->trace->by = (uint8_t)by;
+}
+
+/* Recording. Starts a recording of loop's events into path (the file is
+ * opened now: NULL and a message in err when it cannot be) in format, the
+ * last `ring` events only when ring > 0; stacks adds a Lua stack summary
+ * to wait events. Returns 0, or -1 with err (size errlen) filled. */
+LASIO_HIDDEN int lasio_trace_start_(struct lasio_loop *loop, const char *path,
+                                    int format, size_t ring, int stacks,
+                                    char *err, size_t errlen);
+/* Ends the recording: writes the file and closes it. Returns 0, or -1
+ * (errno set) when writing failed. Nothing recording: 0. */
+LASIO_HIDDEN int lasio_trace_stop_(struct lasio_loop *loop);
+/* Writes what a ring recording holds now, and goes on recording. */
+LASIO_HIDDEN int lasio_trace_snapshot_(struct lasio_loop *loop);
+/* Records for `seconds` of real time, then writes the file and calls
+ * done(ud, 0 or -1, path) from the loop (the inspector's `lasio trace
+ * PID`). Returns 0, or -1 with err filled (a recording runs already, the
+ * file cannot be opened, out of memory). */
+LASIO_HIDDEN int
+lasio_trace_record_for_(struct lasio_loop *loop, const char *path, int format,
+                        double seconds,
+                        void (*done)(void *ud, int status, const char *path),
+                        void *ud, char *err, size_t errlen);
+/* The format a file name asks for: TRACE_CHROME for .json, TRACE_JSONL
+ * for .jsonl, -1 otherwise. */
+LASIO_HIDDEN int lasio_trace_format_of_(const char *path);
+/* Sets or clears (fn NULL) the embedder's sink. Returns 0 or -1 (no
+ * memory). */
+LASIO_HIDDEN int lasio_trace_sink_(struct lasio_loop *loop, lasio_trace_fn fn,
+                                   void *ud);
+/* Writes and frees the loop's trace (loop close). Runs no Lua code. */
+LASIO_HIDDEN void lasio_trace_free_(struct lasio_loop *loop);
+/* The interned string id (trace.c, for the writer). */
+LASIO_HIDDEN const char *lasio_trace_str_(struct lasio_trace *tr, uint32_t id,
+                                          size_t *len);
+/* Writes the records (oldest first) to tr->out in tr->format. Returns 0 or
+ * -1. tracewrite.c. */
+LASIO_HIDDEN int lasio_trace_write_(struct lasio_trace *tr);
+/* Formats record r (seq given) as one JSONL line, without its newline,
+ * into buf (grown with realloc). Returns the length or -1. */
+LASIO_HIDDEN long lasio_trace_jsonl_line_(struct lasio_trace *tr,
+                                          const struct lasio_trace_rec *r,
+                                          uint64_t seq, char **buf,
+                                          size_t *cap);
+/* The seed and determinism of a virtual loop (0 for a real one). */
+LASIO_HIDDEN int lasio_vclock_seed_(struct lasio_loop *loop, long long *seed,
+                                    int *deterministic);
+/* Sets `trace` (start, stop, mark, region, counter) in the module table
+ * at the top. [-0, +0, m] */
+LASIO_HIDDEN void lasio_trace_open_(lua_State *L);
+/* ====== } */
 
 #endif

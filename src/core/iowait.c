@@ -28,6 +28,10 @@ lasio_io_wait_(lua_State *L, struct lasio_task *t, int base, double deadline) {
         t->waiting = WAIT_FOREVER;
     }
     loop->nsources++;
+    if (loop->trace) {
+        lasio_trace_emit_(loop, TEV_IO_WAIT, t->id, -1, 0, 0, "io");
+        lasio_trace_wait_(L, loop, t, TWAIT_IO, 0, "io");
+    }
 }
 
 void
@@ -68,7 +72,12 @@ lasio_io_wake_(lua_State *L, struct lasio_task *t) {
     lasio_readyq_reserve_(L, loop, 1); /* the push below cannot fail */
     if (t->waiting == WAIT_SLEEP)
         lasio_timerheap_remove_(loop, &t->heap_pos);
+    if (loop->trace) {
+        lasio_trace_emit_(loop, TEV_IO_READY, t->id, -1, 0, 0, "io");
+        lasio_trace_by_(loop, TBY_IO);
+    }
     lasio_task_timer_due_(L, t);
+    lasio_trace_by_(loop, TBY_NONE);
 }
 
 static int
@@ -89,7 +98,12 @@ lasio_io_wake_cb_(struct lasio_loop *loop, struct lasio_task *t) {
          * raise, so no protected call is needed (the echo fast path) */
         if (t->waiting == WAIT_SLEEP)
             lasio_timerheap_remove_(loop, &t->heap_pos);
+        if (loop->trace) {
+            lasio_trace_emit_(loop, TEV_IO_READY, t->id, -1, 0, 0, "io");
+            lasio_trace_by_(loop, TBY_IO);
+        }
         lasio_task_timer_due_(loop->L, t);
+        lasio_trace_by_(loop, TBY_NONE);
         return;
     }
     lasio_io_guard_(loop, wake_body, t);

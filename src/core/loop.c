@@ -198,7 +198,8 @@ lasio_iolink_remove_(struct lasio_loop *loop, struct lasio_iolink *link) {
 /* Frees the libevent side; runs no Lua code. */
 static void
 release(lua_State *L, struct lasio_loop *loop) {
-    while (loop->iolinks) { /* I/O objects let go of their events first */
+    lasio_trace_free_(loop); /* written before the clock and base go */
+    while (loop->iolinks) {  /* I/O objects let go of their events first */
         struct lasio_iolink *link = loop->iolinks;
         lasio_iolink_remove_(loop, link);
         link->release(link);

@@ -214,6 +214,8 @@ push_anchored(lua_State *L, struct lasio_loop *loop, void *obj) {
 void
 lasio_readyq_push_task_(lua_State *L, struct lasio_loop *loop,
                         struct lasio_task *t) {
+    if (loop->trace && !loop->closed)
+        lasio_trace_ready_(loop, t);
     push_anchored(L, loop, t);
 }
 
@@ -349,6 +351,8 @@ take(lua_State *L, struct lasio_loop *loop, int tasks) {
 static __attribute__((noinline)) void
 run_donecb(lua_State *L, struct lasio_loop *loop) {
     struct lasio_donecb *donecb = lua_touserdata(L, -2);
+    if (loop->trace)
+        lasio_trace_emit_(loop, TEV_CB_RUN, 0, 0, 0, 0, "C callback");
     loop->in_donecb = 1;
     donecb->run(L, lua_gettop(L) - 1, lua_gettop(L), lua_touserdata(L, -1));
     loop->in_donecb = 0;
@@ -362,6 +366,8 @@ run_entry(lua_State *L, struct lasio_loop *loop, int n) {
         return;
     }
     if (n == 2) { /* a done callback: fn, argument */
+        if (loop->trace)
+            lasio_trace_emit_(loop, TEV_CB_RUN, 0, 0, 0, 0, "done callback");
         lasio_protected_call_(L, loop, 1, 0);
         return;
     }
@@ -407,6 +413,9 @@ next_turn(lua_State *L, struct lasio_loop *loop) {
         lasio_timerheap_collect_(L, loop, lasio_loop_now_ns_(loop));
     if (loop->vc)
         lasio_vclock_shuffle_(loop);
+    if (loop->trace)
+        lasio_trace_emit_(loop, TEV_LOOP_POLL, (int32_t)loop->nsources,
+                          loop->rq_count, loop->ntasks, loop->th_n, NULL);
     return loop->rq_count;
 }
 

@@ -126,6 +126,8 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->id = ++loop->next_task_id;
     t->counted = 1;
     loop->ntasks++;
+    if (loop->trace)
+        lasio_trace_create_(L, loop, t);
     return t;
 }
 
@@ -139,7 +141,9 @@ lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     lasio_readyq_reserve_(L, loop, 1); /* the push below cannot fail then */
     struct lasio_task *t = task_new(L, loop, fidx, nargs);
     t->scheduled = 1;
+    lasio_trace_by_(loop, TBY_START);
     lasio_readyq_push_(L, loop, -1);
+    lasio_trace_by_(loop, TBY_NONE);
     return t;
 }
 
@@ -152,6 +156,8 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
         lasio_timerheap_remove_(loop, &t->heap_pos);
     lasio_waitq_unlink_(t);
     t->waiting = WAIT_NONE;
+    if (loop->trace && t->fut.state != FUT_PENDING)
+        lasio_trace_done_(L, idx, loop, t);
     if (t->counted) {
         t->counted = 0;
         loop->ntasks--;
@@ -298,6 +304,8 @@ lasio_task_step_(lua_State *L, int idx) {
     loop->current = t;
     loop->steps++;
     loop->running_L = co;
+    if (loop->trace)
+        lasio_trace_emit_(loop, TEV_TASK_RUN, t->id, 0, 0, 0, NULL);
     if (t->budget)
         lasio_budget_enter_(loop, t);
     int status = lua_resume(co, L, nargs, &nres);
@@ -308,6 +316,10 @@ lasio_task_step_(lua_State *L, int idx) {
     if (status == LUA_YIELD) {
         task_yielded(L, idx, t, nres);
         return;
+    }
+    if (loop->trace) { /* what its end wakes, it wakes */
+        loop->trace->by = TBY_TASK;
+        loop->trace->by_task = t->id;
     }
     if (status == LUA_OK) {
         /* the trampoline returned true, results... or false, error */
@@ -339,6 +351,7 @@ lasio_task_step_(lua_State *L, int idx) {
         task_ended_with_error(L, idx, t);
     }
     task_retire(L, idx, t);
+    lasio_trace_by_(loop, TBY_NONE);
 }
 
 int
@@ -348,6 +361,8 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
     if (t->fut.state != FUT_PENDING)
         return 0;
     t->num_cancels++;
+    if (t->fut.loop->trace)
+        lasio_trace_cancel_(L, t->fut.loop, t, msgidx);
     if (t->waiting == WAIT_FUTURE) {
         lua_getiuservalue(L, idx, TASK_UV_WAITER);
         struct lasio_future *w = lasio_tofuture_(L, -1);
@@ -500,6 +515,10 @@ lasio_await_(lua_State *L, int idx, const char *what) {
     lasio_future_add_callback_(L, idx, f, -1);
     lua_pop(L, 1);
     t->waiting = WAIT_FUTURE;
+    if (loop->trace)
+        lasio_trace_wait_(
+            L, loop, t, f->kind == KIND_TASK ? TWAIT_TASK : TWAIT_WHAT,
+            f->kind == KIND_TASK ? ((struct lasio_task *)f)->id : 0, what);
     lua_pushlightuserdata(L, LASIO_SENTINEL);
     return lua_yieldk(L, 1, idx, await_k);
 }
@@ -544,11 +563,18 @@ lasio_sleep_(lua_State *L) {
         lasio_readyq_push_task_(L, loop, t);
     } else if (isinf(delay)) {
         t->waiting = WAIT_FOREVER;
+        if (loop->trace)
+            lasio_trace_wait_(L, loop, t, TWAIT_FOREVER, 0, NULL);
     } else {
         if (lasio_timerheap_add_(loop, t, &t->heap_pos,
                                  lasio_loop_deadline_ns_(loop, delay)))
             return luaL_error(L, "lasio.sleep: not enough memory");
         t->waiting = WAIT_SLEEP;
+        if (loop->trace)
+            lasio_trace_wait_(L, loop, t, TWAIT_SLEEP,
+                              delay < 4e9 ? (int64_t)llround(delay * 1e9)
+                                          : lasio_delay_ns_(delay),
+                              NULL);
     }
     lua_pushlightuserdata(L, LASIO_SENTINEL);
     return lua_yieldk(L, 1, base, sleep_k);
@@ -600,9 +626,11 @@ task_get_name(lua_State *L) {
 
 static int
 task_set_name(lua_State *L) {
-    checktask(L, 1);
+    struct lasio_task *t = checktask(L, 1);
     luaL_checkany(L, 2);
     luaL_tolstring(L, 2, NULL);
+    if (t->fut.loop->trace)
+        lasio_trace_rename_(L, t->fut.loop, t, -1);
     lasio_extra_set_(L, 1, EXTRA_NAME);
     return 0;
 }

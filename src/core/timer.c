@@ -150,6 +150,9 @@ lasio_handle_run_(lua_State *L, int idx, struct lasio_handle *h) {
     if (h->cancelled)
         return;
     idx = lua_absindex(L, idx);
+    if (h->loop->trace)
+        lasio_trace_emit_(h->loop, TEV_CB_RUN, 0, 0, 0, 0,
+                          h->is_timer ? "TimerHandle" : "Handle");
     int nargs = h->nargs;
     luaL_checkstack(L, nargs + 2, NULL);
     lua_getiuservalue(L, idx, HANDLE_UV_CALL);

@@ -35,6 +35,14 @@ arm(struct event *ev, int64_t when) {
     return evtimer_add(ev, &tv);
 }
 
+/* The task a timer entry wakes, for the trace (0: a TimerHandle). */
+static int32_t
+owner_id(void *owner) {
+    return *(unsigned char *)owner == KIND_TASK
+               ? ((struct lasio_task *)owner)->id
+               : 0;
+}
+
 static int
 before(const struct lasio_timer_entry *a, const struct lasio_timer_entry *b) {
     return a->when < b->when || (a->when == b->when && a->seq < b->seq);
@@ -104,6 +112,9 @@ lasio_timerheap_add_(struct lasio_loop *loop, void *owner, int *posp,
         loop->th_cap = cap;
     }
     struct lasio_timer_entry e = {when, loop->th_seq++, owner, posp};
+    if (loop->trace)
+        lasio_trace_emit_(loop, TEV_TIMER_ADD, owner_id(owner), (int64_t)e.seq,
+                          when, 0, NULL);
     int i = loop->th_n++;
     place(loop, i, e);
     sift_up(loop, i);
@@ -120,6 +131,9 @@ lasio_timerheap_remove_(struct lasio_loop *loop, int *posp) {
     int i = *posp;
     if (i < 0 || i >= loop->th_n)
         return;
+    if (loop->trace)
+        lasio_trace_emit_(loop, TEV_TIMER_CANCEL, owner_id(loop->th[i].owner),
+                          (int64_t)loop->th[i].seq, loop->th[i].when, 0, NULL);
     *posp = -1;
     int last = --loop->th_n;
     if (i != last) {
@@ -144,11 +158,17 @@ lasio_timerheap_collect_(lua_State *L, struct lasio_loop *loop, int64_t now) {
             place(loop, 0, loop->th[last]);
             sift_down(loop, 0);
         }
+        if (loop->trace) {
+            lasio_trace_emit_(loop, TEV_TIMER_FIRE, owner_id(e.owner),
+                              (int64_t)e.seq, e.when, 0, NULL);
+            lasio_trace_by_(loop, TBY_TIMER);
+        }
         if (*(unsigned char *)e.owner == KIND_TASK)
             lasio_task_timer_due_(L, e.owner);
         else
             lasio_readyq_push_timer_(L, loop,
                                      e.owner); /* anchored until taken */
+        lasio_trace_by_(loop, TBY_NONE);
     }
 }
 

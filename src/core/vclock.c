@@ -276,6 +276,8 @@ hit_limit(lua_State *L, struct lasio_loop *loop) {
 static void
 jump(lua_State *L, struct lasio_loop *loop, int64_t when) {
     struct lasio_vclock *vc = loop->vc;
+    if (loop->trace && when > loop->vnow)
+        lasio_trace_emit_(loop, TEV_CLOCK_JUMP, 0, loop->vnow, when, 0, NULL);
     if (when > loop->vnow)
         loop->vnow = when;
     vc->jumps++;
@@ -508,6 +510,18 @@ lasio_vclock_open_(lua_State *L) {
 }
 
 /* ====== } */
+
+int
+lasio_vclock_seed_(struct lasio_loop *loop, long long *seed,
+                   int *deterministic) {
+    if (!loop->vc) {
+        *deterministic = 0;
+        return 0;
+    }
+    *seed = (long long)loop->vc->seed;
+    *deterministic = loop->vc->real_io_ms < 0 && loop->vc->rate <= 0;
+    return 1;
+}
 
 /* {====== Embedding: lasio_loop_hold ====== */
 

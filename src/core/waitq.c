@@ -82,6 +82,8 @@ lasio_waitq_link_(lua_State *L, struct lasio_waitq *q, const char *what) {
     q->n++;
     t->wq_woken = 0;
     t->waiting = WAIT_QUEUE;
+    if (loop->trace)
+        lasio_trace_wait_(L, loop, t, TWAIT_WHAT, 0, what);
 }
 
 int

@@ -1016,6 +1016,54 @@ test_loop_hold(void) {
 
 /* ====== } */
 
+/* {====== The trace sink ====== */
+
+struct sink_seen {
+    int n, creates, waits, last_seq, in_order;
+    char last[256];
+};
+
+static void
+sink(void *ud, const struct lasio_trace_event *ev) {
+    struct sink_seen *s = ud;
+    s->n++;
+    s->in_order &= ev->seq == s->last_seq + 1;
+    s->last_seq = (int)ev->seq;
+    if (strcmp(ev->ev, "task.create") == 0)
+        s->creates++;
+    if (strcmp(ev->ev, "task.wait") == 0)
+        s->waits++;
+    snprintf(s->last, sizeof s->last, "%.*s", (int)ev->len, ev->json);
+}
+
+static void
+test_trace_sink(void) {
+    lua_State *L = harness_state(NULL);
+    struct sink_seen s = {0, 0, 0, 0, 1, ""};
+    CHECK_INT(lasio_trace_set_sink(L, sink, &s), LUA_OK);
+    CHECK_INT(harness_run(L, "local t = lasio.spawn(function() "
+                             "lasio.sleep(0.001) end) lasio.await(t) "
+                             "return 1"),
+              LASIO_OK);
+    lua_pop(L, 1);
+    CHECK(s.creates == 2); /* the main task and t */
+    CHECK(s.waits >= 2);   /* t's sleep, the main task's await */
+    CHECK(s.in_order);
+    CHECK(strncmp(s.last, "{\"seq\":", 7) == 0);
+    int n = s.n;
+    CHECK_INT(lasio_trace_set_sink(L, NULL, NULL), LUA_OK);
+    CHECK_INT(harness_run(L, "lasio.sleep(0.001) return 1"), LASIO_OK);
+    lua_pop(L, 1);
+    CHECK_INT(s.n, n); /* removed: nothing more */
+    lua_close(L);
+    lua_State *closed = harness_state(NULL);
+    CHECK_INT(lasio_close(closed), LASIO_OK);
+    CHECK_INT(lasio_trace_set_sink(closed, sink, &s), LASIO_ECLOSED);
+    lua_close(closed);
+}
+
+/* ====== } */
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -1034,6 +1082,7 @@ static const struct {
              {"two_states", test_two_states},
              {"loop_hold", test_loop_hold},
              {"limits", test_limits},
+             {"trace_sink", test_trace_sink},
              {NULL, NULL}};
 
 int

@@ -1,0 +1,121 @@
+/*
+ * clitrace.c: the command's trace options (docs/SEEING.md, Tracing a run):
+ * --trace FILE, --trace-ring N, --trace-stacks, each value given as the
+ * next argument or after '='. The recording starts on the run's loop
+ * before any chunk runs (an unwritable path is a usage error then) and is
+ * written when the loop closes (trace.c), and by os.exit, which this file
+ * wraps: however the run ends, the file is complete.
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/core.h"
+
+#define PROGNAME "lasio"
+#define MAX_RING 100000000
+
+static int
+bad_value(const char *opt, const char *value, const char *want) {
+    fprintf(stderr, "%s: %s: %s, got '%s'\n", PROGNAME, opt, want,
+            value ? value : "(nothing)");
+    fflush(stderr);
+    return -1;
+}
+
+/* Is arg the option name, alone or with "=value"? Sets *value. */
+static int
+is_opt(const char *arg, const char *name, const char **value) {
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
+        return 0;
+    *value = arg[n] == '=' ? arg + n + 1 : NULL;
+    return 1;
+}
+
+int
+lasio_cli_trace_option_(struct lasio_cli_trace *ct, char **argv, int *i) {
+    const char *arg = argv[*i], *v;
+    if (strcmp(arg, "--trace-stacks") == 0) {
+        ct->stacks = 1;
+        return 1;
+    }
+    if (is_opt(arg, "--trace-ring", &v)) {
+        if (!v)
+            v = argv[*i + 1] ? argv[++*i] : NULL;
+        char *end;
+        errno = 0;
+        long long n = v ? strtoll(v, &end, 10) : 0;
+        if (!v || end == v || *end || errno || n < 1 || n > MAX_RING)
+            return bad_value("--trace-ring", v,
+                             "needs a number of events from 1 to 100000000");
+        ct->ring = (long)n;
+        return 1;
+    }
+    if (is_opt(arg, "--trace", &v)) {
+        if (!v)
+            v = argv[*i + 1] ? argv[++*i] : NULL;
+        if (!v || !*v)
+            return bad_value("--trace", v, "needs a file name");
+        ct->format = lasio_trace_format_of_(v);
+        if (ct->format < 0)
+            return bad_value("--trace", v,
+                             "needs a file name ending in .json (Chrome "
+                             "trace) or .jsonl (lasio events)");
+        ct->path = v;
+        return 1;
+    }
+    return 0;
+}
+
+int
+lasio_cli_trace_check_(struct lasio_cli_trace *ct) {
+    const char *needs = ct->ring     ? "--trace-ring"
+                        : ct->stacks ? "--trace-stacks"
+                                     : NULL;
+    if (needs && !ct->path) {
+        fprintf(stderr, "%s: %s needs --trace FILE\n", PROGNAME, needs);
+        fflush(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* os.exit(...) of the command: writes the running recording first (upvalue
+ * 1: the original os.exit). */
+static int
+exit_writing_trace(lua_State *L) {
+    struct lasio_loop *loop = lasio_current_loop_(L);
+    if (loop && loop->trace)
+        lasio_trace_stop_(loop);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+const char *
+lasio_cli_trace_start_(lua_State *L, struct lasio_cli_trace *ct) {
+    if (lua_getglobal(L, "os") == LUA_TTABLE) {
+        lua_getfield(L, -1, "exit");
+        lua_pushcclosure(L, exit_writing_trace, 1);
+        lua_setfield(L, -2, "exit");
+    }
+    lua_pop(L, 1);
+    if (!ct->path)
+        return NULL;
+    struct lasio_loop *loop = lasio_current_loop_(L);
+    static char err[600]; /* the command's own state (rule 1) */
+    char why[512];
+    if (!loop)
+        return "--trace: no event loop";
+    if (lasio_trace_start_(loop, ct->path, ct->format, (size_t)ct->ring,
+                           ct->stacks, why, sizeof why) < 0) {
+        snprintf(err, sizeof err, "--trace: %s", why);
+        return err;
+    }
+    return NULL;
+}

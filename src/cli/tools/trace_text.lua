@@ -124,7 +124,9 @@ local function row_title(r)
     if type(r.parent) == "number" and r.parent ~= 0 then
         parts[#parts + 1] = "parent #" .. show(r.parent)
     end
-    if type(r.site) == "string" then parts[#parts + 1] = "at " .. r.site end
+    if type(r.site) == "string" and r.site ~= "" then
+        parts[#parts + 1] = "at " .. r.site
+    end
     if r.status then parts[#parts + 1] = "done " .. r.status end
     local title = "#" .. show(r.id) .. " " .. quote(r.name or "")
     if #parts > 0 then title = title .. " (" .. table.concat(parts, ", ") .. ")" end

@@ -222,6 +222,60 @@ describe("lasio trace view", function()
     end)
 end)
 
+describe("lasio trace on the traces --trace writes", function()
+    -- spec/support/trace_three.lua: a producer, a consumer renamed after
+    -- spawn and the main task, in virtual time
+    local function record(dir, name)
+        local _, _, status = os.execute(string.format(
+            "%s --virtual-time --seed=1 --trace %s spec/support/trace_three.lua",
+            q(bin), q(dir .. "/" .. name)))
+        assert.are.equal(0, status)
+        return dir .. "/" .. name
+    end
+
+    local function titles(text)
+        local out = {}
+        for title in text:gmatch("\n(#%d+ [^\n]*)") do
+            -- without the "(parent ..., at ..., done ...)" after the name
+            out[#out + 1] = title:gsub(' %([^"]*%)$', "")
+        end
+        return out
+    end
+
+    it("gives a block per task in both formats, the same at every run",
+        function()
+            local dir = tmpdir()
+            for _, name in ipairs({"t.jsonl", "t.json"}) do
+                local path = record(dir, name)
+                local a, err, status = trace("text " .. q(path))
+                assert.are.same({"", 0}, {err, status})
+                assert.are.same({"#0 loop", '#1 "Task-1 (main)"', "#2 Task-2",
+                    "#3 consumer"}, titles(a))
+                assert.truthy(a:find("wait       lasio.Queue:get", 1, true))
+                assert.truthy(a:find("wake       from #2", 1, true))
+                local again = record(dir, "again-" .. name)
+                assert.are.equal(a, (trace("text " .. q(again))))
+            end
+            os.execute("rm -rf " .. q(dir))
+        end)
+
+    it("draws them in headless Chromium, a row per task", function()
+        local dir = tmpdir()
+        for _, name in ipairs({"t.jsonl", "t.json"}) do
+            local path = record(dir, name)
+            local _, err, status = trace("view " .. q(path) .. " -o " ..
+                q(dir .. "/view.html"))
+            assert.are.same({"", 0}, {err, status})
+            local dom = render(dir .. "/view.html")
+            assert.are.equal("", errors(dom))
+            assert.are.equal("4", body_attr(dom, "data%-rows"))
+            assert.are.same({"#0 loop", "#1 Task-1 (main)", "#2 Task-2",
+                "#3 consumer"}, labels(dom))
+        end
+        os.execute("rm -rf " .. q(dir))
+    end)
+end)
+
 describe("lasio trace, bad input", function()
     local usage = 2
 

@@ -114,7 +114,7 @@
   function drawRow(r, y) {
     var s = r.s, tEnd = view.t0 + view.w, nsPerPx = view.w / width;
     var i = firstEndingAfter(s, view.t0);
-    var lastPx = -1;
+    var lastPx = -1, ticks = [];
     while (i < s.length && s[i][0] <= tEnd) {
       var sl = s[i], x0 = xOf(sl[0]), x1 = xOf(sl[0] + sl[1]);
       var w = x1 - x0;
@@ -133,8 +133,7 @@
             break;
           }
         }
-        ctx.fillStyle = COLOURS[kind];
-        ctx.fillRect(px, y + 3, kind === 0 ? 2 : 1, ROW_H - 6);
+        ticks.push(px, kind);
         lastPx = px;
         i = Math.max(j, i + 1);
         continue;
@@ -142,8 +141,13 @@
       ctx.fillStyle = COLOURS[sl[2]];
       if (sl[2] === 3) ctx.fillRect(x0, y + 1, w, 3);
       else ctx.fillRect(x0, y + 3, w, ROW_H - 6);
-      lastPx = Math.floor(x1);
       i++;
+    }
+    // the narrow ones over the wide ones: a zero-width run (virtual time)
+    // beside a long wait stays in sight
+    for (var n = 0; n < ticks.length; n += 2) {
+      ctx.fillStyle = COLOURS[ticks[n + 1]];
+      ctx.fillRect(ticks[n], y + 3, ticks[n + 1] === 0 ? 2 : 1, ROW_H - 6);
     }
     var m = r.m, k = firstFrom(m, view.t0 - 4 * nsPerPx), lastMark = -10;
     while (k < m.length && m[k][0] <= tEnd + 4 * nsPerPx) {

@@ -41,11 +41,13 @@ local function trace(args)
 end
 
 -- The DOM of the page at path once its scripts ran, from headless
--- Chromium (a fresh profile each time).
+-- Chromium (a fresh profile each time; without the sanitizer runtime
+-- that spec/run.sh preloads for the sanitizer build).
 local function render(path, hash)
     local profile = tmpdir()
     local abs = path:sub(1, 1) == "/" and path or (helper.root .. "/" .. path)
-    local cmd = string.format("timeout %d chromium --headless --no-sandbox " ..
+    local cmd = string.format("env -u LD_PRELOAD -u ASAN_OPTIONS " ..
+        "-u UBSAN_OPTIONS timeout %d chromium --headless --no-sandbox " ..
         "--disable-gpu --no-first-run --user-data-dir=%s " ..
         "--window-size=1200,800 --virtual-time-budget=10000 " ..
         "--dump-dom %s 2>/dev/null", math.floor(helper.t(300)), q(profile),

@@ -30,11 +30,12 @@ local function spit(path, s)
     f:close()
 end
 
--- Runs `lasio trace ARGS` (a shell string): stdout, stderr, exit status.
-local function trace(args)
+-- Runs `lasio trace ARGS` (a shell string, after the environment env):
+-- stdout, stderr, exit status.
+local function trace(args, env)
     local dir = tmpdir()
-    local _, _, status = os.execute(string.format("%s trace %s >%s/out 2>%s/err",
-        q(bin), args, q(dir), q(dir)))
+    local _, _, status = os.execute(string.format("%s%s trace %s >%s/out 2>%s/err",
+        env or "", q(bin), args, q(dir), q(dir)))
     local out, err = slurp(dir .. "/out"), slurp(dir .. "/err")
     os.execute("rm -rf " .. q(dir))
     return out, err, status
@@ -278,6 +279,30 @@ describe("lasio trace on the traces --trace writes", function()
     end)
 end)
 
+describe("the virtual-time examples, traced and viewed", function()
+    for _, example in ipairs({"vt_pipeline", "vt_retry", "vt_failover"}) do
+        it(example, function()
+            local dir = tmpdir()
+            local trace_file = dir .. "/" .. example .. ".json"
+            local _, _, ran = os.execute(string.format(
+                "%s --virtual-time --seed=1 --trace %s examples/%s.lua >/dev/null",
+                q(bin), q(trace_file), example))
+            assert.are.equal(0, ran)
+            local text, err, status = trace("text " .. q(trace_file))
+            assert.are.same({"", 0}, {err, status})
+            local _, blocks = text:gsub("\n#%d+ ", "")
+            assert.is_true(blocks > 2)
+            _, err, status = trace("view " .. q(trace_file))
+            assert.are.same({"", 0}, {err, status})
+            local dom = render(dir .. "/" .. example .. ".html")
+            os.execute("rm -rf " .. q(dir))
+            assert.are.equal("", errors(dom))
+            assert.are.equal(tostring(blocks), body_attr(dom, "data%-rows"))
+            assert.are.equal("#0 loop", labels(dom)[1])
+        end)
+    end
+end)
+
 describe("lasio trace, bad input", function()
     local usage = 2
 
@@ -344,6 +369,15 @@ describe("lasio trace, bad input", function()
         assert.are.equal(usage, status)
         assert.are.equal("lasio trace: cannot write '/nonexistent-dir/view.html': " ..
             "No such file or directory\n", err)
+    end)
+
+    it("says which module is missing when cjson cannot be loaded", function()
+        local out, err, status = trace("text " .. q(fixtures .. "three.jsonl"),
+            "LUA_CPATH_5_4='/nonexistent/?.so' ")
+        assert.are.equal("", out)
+        assert.are.equal(1, status)
+        assert.are.equal("lasio trace: reading a trace needs the Lua module " ..
+            "cjson (Debian package lua-cjson), which is missing\n", err)
     end)
 
     it("explains a bad command line", function()

@@ -1,16 +1,20 @@
 -- trace_text.lua: the text timeline of a trace model (trace_read.lua), one
--- block per task in id order, one line per slice or instant in time order:
+-- block per task in id order, one line per slice, instant or incoming
+-- arrow in time order:
 --
 --   lasio trace: jsonl, clock=virtual deterministic=true seed=42
---   #1 main (parent #0, at demo.lua:3, done ok)
---     0.000000000 0.000000000 ready   by=start
---     0.000000000 0.000000000 run
---     0.000000000 1.500000000 wait    sleep 1.5 site=demo.lua:4
---     1.500000000             done    status=ok
+--   #0 loop
+--     0.000000000             timer.add  timer=1 when=1500000000
+--   #3 "fast worker" (parent #1, at three.lua:3, done ok)
+--     0.000000000             spawn      from #1
+--     0.000000000 0.000000000 ready      by=1
+--     0.000000000 0.500000000 wait       sleep 0.5 site=three.lua:3
+--     0.500000000             done       status=ok
 --
 -- Columns: start in seconds (9 decimals, the trace's clock), duration for
 -- a slice (blank for an instant, "open" for a state still held at the
--- end), the kind (run, ready, wait, region, or the instant's name), then
+-- end), the kind (run, ready, wait, region, wake or spawn for an arrow
+-- into the task, or the instant's name), then
 -- the event's own fields as key=value in key order. The output depends
 -- on the trace's content only, so a deterministic trace gives the same
 -- text at every run (golden tests).

@@ -188,6 +188,32 @@ describe("lasio trace view", function()
             end)
     end
 
+    it("takes a view and an event to point at from the address", function()
+        local dir = tmpdir()
+        local out = dir .. "/view.html"
+        assert.are.equal(0, select(3, trace(string.format("view %s -o %s",
+            q(fixtures .. "three.jsonl"), q(out)))))
+        -- 0.4 s to 0.6 s, the tooltip of task #2's wait at 0.5 s
+        local dom = render(out, "#from=400000000&to=600000000&at=2,500000000")
+        os.execute("rm -rf " .. q(dir))
+        assert.are.equal("", errors(dom))
+        assert.are.equal("400000000", body_attr(dom, "data%-view%-from"))
+        assert.are.equal("600000000", body_attr(dom, "data%-view%-to"))
+        local tip = dom:match('<div id="tooltip"[^>]*>(.-)</div>')
+        assert.are.equal(table.concat({
+            "#2 slow&lt;/script&gt;&lt;b&gt;x",
+            "created at three.lua:2",
+            "wait: sleep 1.5",
+            "start 0 ns, duration 1.500 s",
+            "",
+            'ev: "task.wait"',
+            "seq: 12",
+            "ts: 0",
+            "task: 2",
+            'site: "three.lua:2"',
+            'what: "sleep 1.5"'}, "\n"), tip)
+    end)
+
     it("writes FILE.html by default", function()
         local dir = tmpdir()
         assert(os.execute(string.format("cp %s %s/run.jsonl",

@@ -274,6 +274,8 @@
     body.setAttribute("data-rows", rows.length);
     body.setAttribute("data-first-row", first);
     body.setAttribute("data-visible-rows", Math.max(0, last - first + 1));
+    body.setAttribute("data-view-from", Math.round(view.t0));
+    body.setAttribute("data-view-to", Math.round(view.t0 + view.w));
     body.setAttribute("data-draw-ms", Math.round(performance.now() - drawStart));
     body.setAttribute("data-state", "drawn");
   }
@@ -285,9 +287,15 @@
 
   // {====== the tooltip: the fields of the slice or instant under the mouse
 
+  // The event's fields, where an event starts (ev, seq, ts, task), then
+  // the others by name; an object's fields as "key.field".
+  var FIRST = { ev: 1, ph: 1, name: 2, seq: 3, ts: 4, dur: 5, task: 6, tid: 6 };
   function fieldLines(ev, out, prefix) {
     if (ev === null || typeof ev !== "object") return;
-    Object.keys(ev).forEach(function (k) {
+    Object.keys(ev).sort(function (a, b) {
+      var fa = FIRST[a] || 99, fb = FIRST[b] || 99;
+      return fa !== fb ? fa - fb : (a < b ? -1 : a > b ? 1 : 0);
+    }).forEach(function (k) {
       var v = ev[k];
       if (v !== null && typeof v === "object" && !Array.isArray(v))
         fieldLines(v, out, prefix + k + ".");
@@ -313,14 +321,19 @@
 
   function showTooltip(e) {
     var rect = canvas.getBoundingClientRect();
-    var x = e.clientX - rect.left, y = e.clientY - rect.top;
+    tooltipAt(e.clientX - rect.left, e.clientY - rect.top);
+  }
+
+  // The tooltip of what is at (x, y) on the canvas.
+  function tooltipAt(x, y) {
     var h = hit(x, y);
     if (!h) { tooltip.hidden = true; return; }
     var r = h.row, lines = ["#" + r.id + " " + r.name];
     if (r.site) lines.push("created at " + r.site);
     if (h.slice) {
       var sl = h.slice;
-      lines.push(KINDS[sl[2]] + (sl[2] >= 2 ? " \u2014 " + sl[3] : ""),
+      lines.push(sl[2] === 3 ? "region: " + sl[3] : sl[2] === 2 ? sl[3] :
+        KINDS[sl[2]],
         "start " + fmtTime(sl[0]) + ", duration " + fmtTime(sl[1]), "");
       fieldLines(sl[4], lines, "");
     } else if (h.mark) {
@@ -391,23 +404,36 @@
   // ====== }
 
   // The page's address may ask for a view: #row=N (the first row shown),
-  // from=NS and to=NS (the time range, ns from the trace's start).
+  // from=NS and to=NS (the time range, ns from the trace's start), and
+  // point at an event: at=ROW,NS opens the tooltip of what is there.
+  var pointAt = null;
   function viewFromHash() {
     var q = {};
     window.location.hash.replace(/^#/, "").split("&").forEach(function (p) {
       var kv = p.split("=");
-      if (kv.length === 2 && isFinite(Number(kv[1]))) q[kv[0]] = Number(kv[1]);
+      if (kv.length === 2) q[kv[0]] = kv[1].split(",").map(Number);
     });
-    if (q.row !== undefined) view.scrollY = q.row * ROW_H;
-    if (q.from !== undefined && q.to !== undefined && q.to > q.from) {
-      view.t0 = q.from;
-      view.w = Math.max(q.to - q.from, MIN_SPAN);
+    if (q.row && isFinite(q.row[0])) view.scrollY = q.row[0] * ROW_H;
+    if (q.from && q.to && q.to[0] > q.from[0]) {
+      view.t0 = q.from[0];
+      view.w = Math.max(q.to[0] - q.from[0], MIN_SPAN);
     }
+    pointAt = q.at && q.at.length === 2 && isFinite(q.at[0] + q.at[1]) ?
+      q.at : null;
   }
-  window.addEventListener("hashchange", function () { viewFromHash(); redraw(); });
+  function showPointed() {
+    if (pointAt)
+      tooltipAt(xOf(pointAt[1]), rowY(pointAt[0]) + ROW_H / 2);
+  }
+  window.addEventListener("hashchange", function () {
+    viewFromHash();
+    draw();
+    showPointed();
+  });
 
   info();
   viewFromHash();
   body.setAttribute("data-load-ms", Math.round(performance.now() - started));
   draw();
+  showPointed();
 })();

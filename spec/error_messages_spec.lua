@@ -19,6 +19,20 @@ local function has(s, needle)
 end
 
 describe("error messages", function()
+    it("lasio.trace names the function and the argument", function()
+        has(message(lasio.trace.start, 1),
+            "bad argument #1 to 'lasio.trace.start' (string expected, got number)")
+        has(message(lasio.trace.start, "t.json", { ring = -1 }), "'lasio.trace.start' (ring must be an integer")
+        has(message(lasio.trace.mark, nil), "bad argument #1 to 'lasio.trace.mark' (string expected, got nil)")
+        has(message(lasio.trace.region, "r", 5),
+            "bad argument #2 to 'lasio.trace.region' (table expected, got number)")
+        has(message(lasio.trace.counter, "c", {}),
+            "bad argument #2 to 'lasio.trace.counter' (number expected, got table)")
+        local r = lasio.trace.region("r")
+        has(message(r.close, {}), "'TraceRegion:close' (TraceRegion expected)")
+        r:close()
+    end)
+
     it("a NaN delay reads nan, and is refused", async(function()
         local m = message(lasio.sleep, 0 / 0)
         has(m, "lasio.sleep: delay must be >= 0, got nan")

@@ -174,6 +174,36 @@ describe("lasio --trace", function()
         assert.are.equal("#1 Task-1 (main)", doc.names["1/1"])
     end)
 
+    it("writes the ring on SIGQUIT and runs on", function()
+        local path = tmpfile(".jsonl")
+        local script = tmpfile(".lua")
+        local log = tmpfile(".out")
+        local f = assert(io.open(script, "w"))
+        f:write("io.stdout:write('up\\n'); io.stdout:flush()\n",
+            "local function size() local h = io.open(", string.format("%q", path), ")\n",
+            "  local s = h:read('a'); h:close(); return #s end\n",
+            "while size() == 0 do lasio.sleep(0.01) end\n",
+            "lasio.sleep(0.2); print('went on')\n")
+        f:close()
+        -- the file stays empty until written: the script waits for the
+        -- SIGQUIT snapshot, then ends
+        local h = io.popen(string.format(
+            "%s --trace-ring 7 --trace %s %s >%s 2>&1 & pid=$!; "
+            .. "for i in $(seq 300); do grep -q up %s && break; sleep 0.1; done; "
+            .. "kill -QUIT $pid; wait $pid; echo $?",
+            q(helper.lasio_bin), q(path), q(script), q(log), q(log)))
+        local status = h:read("a")
+        h:close()
+        local out = check.read(log)
+        os.remove(script)
+        os.remove(log)
+        assert.matches("^0", status)
+        assert.matches("went on", out, 1, true)
+        local _, events = check.jsonl(check.read(path))
+        os.remove(path)
+        assert.are.equal(7, #events)
+    end)
+
     it("adds a stack summary to wait events with --trace-stacks", function()
         local path = tmpfile(".jsonl")
         local _, err, status = run([[

@@ -194,8 +194,8 @@ luaopen_lasio_core(lua_State *L) {
     lasio_process_open_(L);
     lasio_thread_open_(L);
     lasio_fs_open_(L);
-    lasio_trace_open_(L);
     lua_getfield(L, -1, "internal");
+    lasio_trace_open_(L);      /* trace_api: lasio.trace (trace.lua) */
     lasio_http_open_(L);       /* http_parser, http_trace, http_headers_mt */
     lasio_httpformat_open_(L); /* http_check_header, http_send(_chunk) */
     lasio_websocket_open_(L);  /* websocket */

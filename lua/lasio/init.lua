@@ -62,7 +62,7 @@ end
 
 -- Parts of their own, loaded only when their name is used.
 local lazy = {http = "lasio.http", testing = "lasio.testing", pg = "lasio.pg",
-    redis = "lasio.redis"}
+    redis = "lasio.redis", trace = "lasio.trace"}
 
 return setmetatable(M, {
     __index = function(t, k)

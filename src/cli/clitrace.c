@@ -8,6 +8,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,5 +118,8 @@ lasio_cli_trace_start_(lua_State *L, struct lasio_cli_trace *ct) {
         snprintf(err, sizeof err, "--trace: %s", why);
         return err;
     }
+    /* a ring is written on SIGQUIT too, and the run goes on */
+    if (ct->ring && lasio_sighub_add_(loop, SIGQUIT) < 0)
+        return "--trace-ring: cannot watch SIGQUIT";
     return NULL;
 }

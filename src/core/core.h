@@ -1147,8 +1147,9 @@ LASIO_HIDDEN long lasio_trace_jsonl_line_(struct lasio_trace *tr,
 /* The seed and determinism of a virtual loop (0 for a real one). */
 LASIO_HIDDEN int lasio_vclock_seed_(struct lasio_loop *loop, long long *seed,
                                     int *deterministic);
-/* Sets `trace` (start, stop, mark, region, counter) in the module table
- * at the top. [-0, +0, m] */
+/* Sets `trace_api` (start, stop, mark, region, counter, recording) in the
+ * table at the top (core.internal: lua/lasio/trace.lua makes it
+ * lasio.trace, loaded on first use). [-0, +0, m] */
 LASIO_HIDDEN void lasio_trace_open_(lua_State *L);
 /* ====== } */
 

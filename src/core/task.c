@@ -389,7 +389,10 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
         lasio_waitq_unlink_(t);
         t->waiting = WAIT_NONE;
         t->scheduled = 1;
+        if (!t->fut.loop->current) /* from a callback, not a task */
+            lasio_trace_by_(t->fut.loop, TBY_CANCEL);
         lasio_readyq_push_(L, t->fut.loop, idx);
+        lasio_trace_by_(t->fut.loop, TBY_NONE);
     }
     return 1;
 }

@@ -219,11 +219,20 @@ site_of(struct lasio_trace *tr, lua_State *L) {
         if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 ||
             in_facade(ar.source))
             continue;
+        /* "file:line", by hand: this runs at every task creation */
         char buf[LUA_IDSIZE + 24];
-        int n =
-            snprintf(buf, sizeof buf, "%s:%d", ar.short_src, ar.currentline);
-        return intern(tr, buf,
-                      n < (int)sizeof buf ? (size_t)n : sizeof buf - 1);
+        size_t n = strlen(ar.short_src);
+        memcpy(buf, ar.short_src, n);
+        buf[n++] = ':';
+        char num[12], *p = num + sizeof num;
+        int line = ar.currentline;
+        do {
+            *--p = (char)('0' + line % 10);
+            line /= 10;
+        } while (line);
+        memcpy(buf + n, p, (size_t)(num + sizeof num - p));
+        n += (size_t)(num + sizeof num - p);
+        return intern(tr, buf, n);
     }
     return 0;
 }
@@ -491,10 +500,20 @@ lasio_trace_start_(struct lasio_loop *loop, const char *path, int format,
     return 0;
 }
 
+/* Writes the records over the open file from its start (a snapshot may
+ * have written it before). */
+static int
+rewrite(struct lasio_trace *tr) {
+    if (fflush(tr->out) != 0 || fseek(tr->out, 0, SEEK_SET) != 0 ||
+        ftruncate(fileno(tr->out), 0) != 0)
+        return -1;
+    return lasio_trace_write_(tr);
+}
+
 /* Writes the records to the open file, then closes it. */
 static int
 write_out(struct lasio_trace *tr) {
-    int rc = lasio_trace_write_(tr);
+    int rc = rewrite(tr);
     if (fclose(tr->out) != 0)
         rc = -1;
     tr->out = NULL;
@@ -534,10 +553,7 @@ lasio_trace_snapshot_(struct lasio_loop *loop) {
     struct lasio_trace *tr = loop->trace;
     if (!tr || !tr->recording || !tr->out)
         return 0;
-    /* the file is rewritten from its start with what is kept now */
-    if (fseek(tr->out, 0, SEEK_SET) != 0 || ftruncate(fileno(tr->out), 0) != 0)
-        return -1;
-    int rc = lasio_trace_write_(tr);
+    int rc = rewrite(tr); /* what is kept now, over the file */
     return fflush(tr->out) == 0 ? rc : -1;
 }
 

@@ -211,7 +211,13 @@ trace_mark(lua_State *L) {
 /* region:__close(): the end of the region */
 static int
 region_close(lua_State *L) {
-    int *open = luaL_checkudata(L, 1, REGION_MT);
+    int same =
+        lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
+    if (!same)
+        return lasio_argerror_(L, 1, "TraceRegion:close",
+                               "TraceRegion expected");
+    lua_pop(L, 1);
+    int *open = lua_touserdata(L, 1);
     if (!*open)
         return 0;
     *open = 0;
@@ -240,7 +246,8 @@ trace_region(lua_State *L) {
     *open = 1;
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
-    luaL_setmetatable(L, REGION_MT);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setmetatable(L, -2);
     return 1;
 }
 
@@ -350,21 +357,30 @@ static const luaL_Reg trace_funcs[] = {{"start", trace_start},
                                        {"recording", trace_recording},
                                        {NULL, NULL}};
 
+/* The region's metatable is an upvalue of the functions that need it,
+ * not a registry entry: a new string key in the registry changes how its
+ * integer refs (the loop's hot-path refs) are stored, which every task
+ * would pay for. */
 void
 lasio_trace_open_(lua_State *L) {
-    if (luaL_newmetatable(L, REGION_MT)) {
-        lua_pushcfunction(L, region_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, region_close);
-        lua_setfield(L, -2, "__gc");
-        lua_newtable(L);
-        lua_pushcfunction(L, region_close);
-        lua_setfield(L, -2, "close");
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-    luaL_newlib(L, trace_funcs);
-    lua_setfield(L, -2, "trace");
+    lua_createtable(L, 0, 4);
+    int mt = lua_gettop(L);
+    lua_pushliteral(L, REGION_MT);
+    lua_setfield(L, mt, "__name");
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, mt);
+    lua_pushcclosure(L, region_close, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, mt, "__close");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, mt, "__gc");
+    lua_setfield(L, -2, "close");
+    lua_setfield(L, mt, "__index");
+    luaL_newlibtable(L, trace_funcs);
+    lua_pushvalue(L, mt);
+    luaL_setfuncs(L, trace_funcs, 1);
+    lua_remove(L, mt);
+    lua_setfield(L, -2, "trace_api");
 }
 
 /* ====== } */

@@ -397,6 +397,8 @@ dispatch(lua_State *L, struct lasio_loop *loop, int from_hook) {
     if (pending & user)
         run_handlers(L, loop, pending & user);
     pending &= ~user;
+    if ((pending & (1 << SIGQUIT)) && loop->trace) /* --trace-ring */
+        lasio_trace_snapshot_(loop);
     if (!pending || !loop->interrupt_mode)
         return;
     if (!(pending & ((1 << SIGINT) | (1 << SIGTERM))))

@@ -335,6 +335,11 @@ deliver_body(lua_State *L) {
         lua_rawgeti(L, -1, 1);
         int fidx = lua_gettop(L);
         struct lasio_future *f = lasio_tofuture_(L, fidx);
+        if (loop->trace) {
+            lasio_trace_emit_(loop, TEV_THREAD_DONE, 0, (int64_t)job->seq, 0, 0,
+                              NULL);
+            lasio_trace_by_(loop, TBY_THREAD);
+        }
         if (f && f->state == FUT_PENDING) {
             int n = job->type->deliver(L, job, fidx - 1);
             if (n >= 0)
@@ -342,6 +347,7 @@ deliver_body(lua_State *L) {
             else
                 lasio_future_fail_(L, fidx, f); /* traceback, error */
         }
+        lasio_trace_by_(loop, TBY_NONE);
         retire(L, loop, job);
         *box = NULL;
         job->type->free(job);
@@ -534,6 +540,10 @@ lasio_pool_start_(lua_State *L, struct lasio_loop *loop, struct lasio_job **box,
     job->counted = 1;
     loop->nsources++;
     loop->vholds++; /* a virtual clock holds for it */
+    if (loop->trace)
+        lasio_trace_emit_(loop, TEV_THREAD_SUBMIT,
+                          loop->current ? loop->current->id : 0,
+                          (int64_t)job->seq, 0, 0, NULL);
     pthread_cond_signal(&pool->cond);
     pthread_mutex_unlock(&pool->lock);
     lua_replace(L, pidx); /* the Future on top, where the pool was */

@@ -17,6 +17,8 @@ PACKAGES="$PACKAGES libhiredis-dev redis-server"
 PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 # the peers of the interoperability specs (spec/interop_*_spec.lua)
 PACKAGES="$PACKAGES python3 python3-websockets dnsmasq-base nodejs"
+# the trace viewer's page, opened headless by spec/trace_view_spec.lua
+PACKAGES="$PACKAGES chromium"
 
 missing=""
 for p in $PACKAGES; do

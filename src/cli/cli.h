@@ -50,6 +50,13 @@ int lasio_cli_inspect_(int argc, char **argv, int *status);
 void lasio_cli_inspect_start_(lua_State *L, int off);
 
 /*
+ * `lasio NAME ARGS...` for the command's tools (tools.c): when argv[1]
+ * names a tool (`trace`), runs it and returns 1 with *status its exit
+ * status; returns 0 otherwise.
+ */
+int lasio_cli_tool_(int argc, char **argv, int *status);
+
+/*
  * `--workers N` (workers.c): forks n workers, restarts a crashed one with
  * backoff, passes SIGTERM, SIGINT, SIGHUP and SIGQUIT on, and waits for
  * all. Returns 1 in a worker, which goes on to run the script; 0 in the

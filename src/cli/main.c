@@ -109,6 +109,11 @@ static const char options_text[] =
 
 static const char help_text[] =
     "\n"
+    "Tools (a script of that name runs as 'lasio ./trace'):\n"
+    "  lasio trace view FILE [-o OUT.html]  draw a trace file as a timeline\n"
+    "            in one self-contained HTML page (FILE.html by default)\n"
+    "  lasio trace text FILE  print a trace file as a text timeline per task\n"
+    "\n"
     "LUA_INIT, -e, -l and the script run in command-line order as the main\n"
     "task of an event loop, so 'lasio.sleep(1)' works at top level and\n"
     "'lasio' is a global. The script gets the remaining arguments as '...'\n"
@@ -696,6 +701,8 @@ main(int argc, char **argv) {
     lua_State *L;
     struct lasio_alloc *alloc;
     if (lasio_cli_inspect_(argc, argv, &c.status)) /* lasio ps PID ... */
+        return c.status;
+    if (lasio_cli_tool_(argc, argv, &c.status)) /* lasio trace ... */
         return c.status;
     c.flags = collectargs(&c);
     if (c.flags == has_error) {

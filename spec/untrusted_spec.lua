@@ -144,6 +144,31 @@ for _, interp in ipairs(helper.interps) do
             assert.equal("spun\ttrue\ttrue\n", out)
         end)
 
+        it("R3: forced yields alone hook no task until it runs for a time slice", function()
+            local out, err, status = in_loop(interp, [[
+                lasio.set_limits{ forced_yield = 10000 }
+                local short = lasio.spawn(function() return debug.gethook() end)
+                local hook_of_short = short:await()
+                -- a step that runs long is hooked, then suspended
+                local steps, spun = 0, 0
+                local spin = lasio.spawn(function()
+                    local t0 = os.clock()
+                    while os.clock() - t0 < 0.2 do spun = spun + 1 end
+                end)
+                local other = lasio.spawn(function()
+                    while not spin:done() do steps = steps + 1 lasio.sleep(0) end
+                end)
+                spin:await()
+                other:await()
+                print(hook_of_short, steps >= 2)
+                -- budgets count every instruction: the hook is on again
+                lasio.set_limits{ instructions = 1e12 }
+                print(lasio.spawn(function() return debug.gethook() ~= nil end):await())
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("nil\ttrue\ntrue\n", out)
+        end)
+
         it("R3: a task cancelled while preempted gets its CancelledError where it stopped",
             function()
             local out, err, status = in_loop(interp, [[

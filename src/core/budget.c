@@ -11,6 +11,9 @@
  * A budget once exceeded is sticky: the hook then fires at every
  * instruction of that thread and raises BudgetExceeded again, so a pcall
  * cannot catch it for long.
+ * With forced yields and no budget of the run, the hook is not kept on:
+ * the slice timer (slice.c) puts it on a step that runs long, and the
+ * hook takes itself off when it fires (but on a task with budgets).
  * SPDX-License-Identifier: MIT
  */
 #include <string.h>
@@ -166,11 +169,21 @@ budget_hook(lua_State *L, lua_Debug *ar) {
         if (b->exceeded)
             raise_exceeded(L, loop, b);
     }
-    if (n != lim->quantum)
+    if (lim->slice && !(t && t->budget))
+        lua_sethook(L, NULL, 0, 0); /* the slice timer hooks it again */
+    else if (n != lim->quantum)
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, lim->quantum);
     if (lim->forced_yield && t && L == t->co && lua_isyieldable(L)) {
         t->preempted = 1; /* the step requeues it (task.c) */
         lua_yield(L, 0);
+    }
+}
+
+void
+lasio_limits_release_(struct lasio_loop *loop) {
+    if (loop->limits && loop->limits->slice) {
+        lasio_slice_stop_(loop->limits->slice);
+        loop->limits->slice = NULL;
     }
 }
 
@@ -179,8 +192,8 @@ static int
 hook_needed(struct lasio_loop *loop) {
     struct lasio_limits *lim = loop->limits;
     return lim &&
-           (lim->forced_yield || lim->run_instructions || lim->run_cpu > 0 ||
-            (loop->current && loop->current->budget));
+           ((lim->forced_yield && !lim->slice) || lim->run_instructions ||
+            lim->run_cpu > 0 || (loop->current && loop->current->budget));
 }
 
 void
@@ -374,6 +387,16 @@ lasio_limits_set_(lua_State *L, struct lasio_loop *loop, long forced_yield,
     lim->run_cpu = cpu;
     lim->run_cpu_start = thread_cpu();
     lim->run_exceeded = BUDGET_NONE;
+    /* forced yields alone: hooked only once a step runs for a slice */
+    if (forced_yield > 0 && !instructions && !(cpu > 0)) {
+        if (!lim->slice)
+            lim->slice = lasio_slice_start_(loop, budget_hook, lim->quantum);
+        else
+            lasio_slice_set_count_(lim->slice, lim->quantum);
+    } else if (lim->slice) {
+        lasio_slice_stop_(lim->slice);
+        lim->slice = NULL;
+    }
     /* the threads that will spawn tasks and run callbacks */
     lasio_budget_rearm_(loop->L, loop);
     if (L != loop->L)

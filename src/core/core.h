@@ -706,6 +706,7 @@ struct lasio_limits {
     unsigned char run_exceeded;
     int max_tasks, max_timers; /* 0: no cap */
     long long max_output, output_used;
+    struct lasio_slice *slice; /* forced yields by time slice, or NULL */
 };
 
 /* The state's counting allocator, or NULL. [-0, +0, -] */
@@ -745,6 +746,15 @@ LASIO_HIDDEN void lasio_cap_check_(lua_State *L, struct lasio_loop *loop,
 LASIO_HIDDEN int lasio_limits_set_(lua_State *L, struct lasio_loop *loop,
                                    long forced_yield, long long instructions,
                                    double cpu);
+/* At the loop's release: stops the slice timer. [-0, +0, -] */
+LASIO_HIDDEN void lasio_limits_release_(struct lasio_loop *loop);
+/* The slice timer (slice.c): from the calling thread's CPU clock, puts
+ * hook (count) on the loop's running thread once a task step has run for
+ * a slice. NULL when it cannot (no timer, the signal taken). */
+LASIO_HIDDEN struct lasio_slice *lasio_slice_start_(struct lasio_loop *loop,
+                                                    lua_Hook hook, int count);
+LASIO_HIDDEN void lasio_slice_set_count_(struct lasio_slice *s, int count);
+LASIO_HIDDEN void lasio_slice_stop_(struct lasio_slice *s);
 /* Adds the budget functions to the module table at the top and
  * set_budget to the Task methods. [-0, +0, m] */
 LASIO_HIDDEN void lasio_budget_open_(lua_State *L);

@@ -204,6 +204,7 @@ release(lua_State *L, struct lasio_loop *loop) {
         link->release(link);
     }
     lasio_sighub_remove_all_(loop);
+    lasio_limits_release_(loop);
     if (loop->drain_ev)
         event_free(loop->drain_ev);
     if (loop->wake_ev)

@@ -169,6 +169,71 @@ for _, interp in ipairs(helper.interps) do
             assert.equal("nil\ttrue\ntrue\n", out)
         end)
 
+        it("R2: the budgeted pattern functions answer as the string library's", function()
+            local out, err, status = in_loop(interp, [[
+                local host = { find = string.find, match = string.match,
+                    gmatch = string.gmatch, gsub = string.gsub }
+                local env = lasio.sandbox_env{}
+                assert(env.string.find ~= host.find and env.string.gsub ~= host.gsub)
+                assert(string.find == env.string.find) -- the state's library has them too
+                local function same(fn, ...)
+                    local a = table.pack(pcall(host[fn], ...))
+                    local b = table.pack(pcall(env.string[fn], ...))
+                    if fn == "gmatch" and a[1] and b[1] then
+                        a = table.pack(pcall(a[2])) b = table.pack(pcall(b[2]))
+                    end
+                    assert(a.n == b.n, fn)
+                    for i = 1, a.n do -- the name in an argument error aside
+                        if type(a[i]) == "string" then
+                            a[i] = a[i]:gsub("to '[^']*'", "to F") b[i] = b[i]:gsub("to '[^']*'", "to F")
+                        end assert(a[i] == b[i], fn .. " " .. tostring(a[i])
+                        .. " ~= " .. tostring(b[i])) end
+                end
+                local cases = { { "hello world", "o w" }, { "hello", "l+" },
+                    { "key = value", "(%w+)%s*=%s*(%w+)" }, { "THE (quick) fox", "%((%a+)%)" },
+                    { "abc", "()b()" }, { "aaa", "a-b" }, { "f(a(b)c)", "%b()" },
+                    { "THE END", "%f[%a]%a+" }, { "x", "[" }, { "x", "(()" }, { "x", "%1" },
+                    { "a.b", ".", 1, true }, { "abc", "b", -1 }, { "abc", "^b" },
+                    { "abab", "(ab)%1$" }, { "x", "%" } }
+                for _, c in ipairs(cases) do
+                    same("find", table.unpack(c, 1, 4))
+                    same("match", c[1], c[2], c[3])
+                    same("gmatch", c[1], c[2])
+                    same("gsub", c[1], c[2], "<%0>")
+                end
+                same("gsub", "hello world", "%w+", { hello = "HI" })
+                same("gsub", "hello world", "%w+", function(w) return #w end, 1)
+                same("gsub", "abc", "b", "%2")
+                same("gsub", "abc", "b", true)
+                print("same")
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("same\n", out)
+        end)
+
+        it("R2: a pattern's work counts against the budgets, a task's and the run's", function()
+            local out, err, status = in_loop(interp, [[
+                local ticks = 0
+                local ticker = lasio.spawn(function()
+                    for _ = 1, 5 do lasio.sleep(0.01) ticks = ticks + 1 end
+                end)
+                local t = lasio.spawn(function()
+                    return ("a"):rep(100):match(("a?"):rep(100) .. ("a"):rep(100) .. "$")
+                end)
+                t:set_budget{ cpu = 0.2 }
+                local ok, e = pcall(t.await, t)
+                ticker:await()
+                print(ok, lasio.BudgetExceeded:is(e) and e.budget, ticks)
+                print(("x"):rep(10):find("x-y"))
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("false\tcpu\t5\nnil\n", out)
+            _, err, status = child("return ('a'):rep(100):match(('a?'):rep(100) .. ('a'):rep(100))",
+                { interp = helper.lasio_bin, flags = "--max-instructions=1000000" })
+            assert.equal(1, status)
+            assert.matches("the run's instructions budget is exceeded", err)
+        end)
+
         it("R3: a task cancelled while preempted gets its CancelledError where it stopped",
             function()
             local out, err, status = in_loop(interp, [[

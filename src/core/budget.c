@@ -131,25 +131,11 @@ raise_exceeded(lua_State *L, struct lasio_loop *loop, struct lasio_budget *b) {
     lua_error(L);
 }
 
+/* Charges n instructions to the run's and the running task's budgets and
+ * checks the CPU clocks; raises past one. */
 static void
-budget_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop || !loop->limits) {
-        lua_sethook(L, NULL, 0, 0);
-        return;
-    }
+charge(lua_State *L, struct lasio_loop *loop, struct lasio_task *t, int n) {
     struct lasio_limits *lim = loop->limits;
-    int n = lua_gethookcount(L);
-    struct lasio_task *t = loop->current;
-    if (t && t->preempted == 2 && L == t->co) { /* cancelled meanwhile */
-        t->preempted = 0;
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, lim->quantum);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &cancel_key);
-        lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &cancel_key);
-        lua_error(L);
-    }
     if (!lim->run_exceeded && lim->run_instructions &&
         (lim->run_instr_used += n) > lim->run_instructions)
         lim->run_exceeded = BUDGET_INSTRUCTIONS;
@@ -169,6 +155,35 @@ budget_hook(lua_State *L, lua_Debug *ar) {
         if (b->exceeded)
             raise_exceeded(L, loop, b);
     }
+}
+
+void
+lasio_budget_charge_(lua_State *L, int n) {
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (loop && loop->limits)
+        charge(L, loop, loop->current, n);
+}
+
+static void
+budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (!loop || !loop->limits) {
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    struct lasio_limits *lim = loop->limits;
+    int n = lua_gethookcount(L);
+    struct lasio_task *t = loop->current;
+    if (t && t->preempted == 2 && L == t->co) { /* cancelled meanwhile */
+        t->preempted = 0;
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, lim->quantum);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &cancel_key);
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &cancel_key);
+        lua_error(L);
+    }
+    charge(L, loop, t, n);
     if (lim->slice && !(t && t->budget))
         lua_sethook(L, NULL, 0, 0); /* the slice timer hooks it again */
     else if (n != lim->quantum)
@@ -329,6 +344,8 @@ task_set_budget(lua_State *L) {
         lua_pop(L, 1);
         t->budget = b;
     }
+    if (instructions > 0 || cpu > 0) /* patterns count too */
+        lasio_patmatch_install_(L);
     b->instructions = (long long)instructions;
     b->cpu = cpu;
     b->memory = (size_t)memory;
@@ -387,6 +404,8 @@ lasio_limits_set_(lua_State *L, struct lasio_loop *loop, long forced_yield,
     lim->run_cpu = cpu;
     lim->run_cpu_start = thread_cpu();
     lim->run_exceeded = BUDGET_NONE;
+    if (instructions || cpu > 0) /* patterns count too */
+        lasio_patmatch_install_(L);
     /* forced yields alone: hooked only once a step runs for a slice */
     if (forced_yield > 0 && !instructions && !(cpu > 0)) {
         if (!lim->slice)

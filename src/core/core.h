@@ -746,6 +746,13 @@ LASIO_HIDDEN void lasio_cap_check_(lua_State *L, struct lasio_loop *loop,
 LASIO_HIDDEN int lasio_limits_set_(lua_State *L, struct lasio_loop *loop,
                                    long forced_yield, long long instructions,
                                    double cpu);
+/* Charges n steps of C work (a pattern's) as VM instructions to the
+ * budgets of the running loop and task, and checks the CPU budgets;
+ * raises BudgetExceeded past one. [-0, +0, v] */
+LASIO_HIDDEN void lasio_budget_charge_(lua_State *L, int n);
+/* Puts the budgeted find, match, gmatch, gsub (patmatch.c) in the
+ * state's string library (once). [-0, +0, m] */
+LASIO_HIDDEN void lasio_patmatch_install_(lua_State *L);
 /* At the loop's release: stops the slice timer. [-0, +0, -] */
 LASIO_HIDDEN void lasio_limits_release_(struct lasio_loop *loop);
 /* The slice timer (slice.c): from the calling thread's CPU clock, puts

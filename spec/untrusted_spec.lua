@@ -234,6 +234,38 @@ for _, interp in ipairs(helper.interps) do
             assert.matches("the run's instructions budget is exceeded", err)
         end)
 
+        it("R5: the cap of sockets counts servers, connections both ways and UDP", function()
+            local out, err, status = in_loop(interp, [[
+                lasio.set_limits{ max_sockets = 3 }
+                local accepted, gone = 0, 0
+                local server = lasio.start_server(function(r, w)
+                    accepted = accepted + 1
+                    r:read() -- until the client closes
+                    w:close()
+                    gone = gone + 1
+                end, "127.0.0.1", 0)
+                local port = server:sockets()[1].port
+                local _, w1 = lasio.open_connection("127.0.0.1", port)
+                while accepted < 1 do lasio.sleep(0.01) end
+                print(pcall(lasio.open_connection, "127.0.0.1", port))
+                print(pcall(lasio.open_datagram, { local_addr = { "127.0.0.1", 0 } }))
+                print(pcall(lasio.start_server, function() end, "127.0.0.1", 0))
+                w1:close()
+                while gone < 1 do lasio.sleep(0.01) end
+                local _, w2 = lasio.open_connection("127.0.0.1", port)
+                print(w2 ~= nil, accepted)
+                w2:close() server:close()
+                print(pcall(lasio.set_limits, { max_sockets = -1 }))
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("false\tconnect: too many sockets: the loop's cap is 3\n"
+                .. "false\topen_datagram: too many sockets: the loop's cap is 3\n"
+                .. "false\tstart_server: too many sockets: the loop's cap is 3\n"
+                .. "true\t2\n"
+                .. "false\tlasio.set_limits: option 'max_sockets' must be a number >= 0, got -1\n",
+                out)
+        end)
+
         it("R3: a task cancelled while preempted gets its CancelledError where it stopped",
             function()
             local out, err, status = in_loop(interp, [[

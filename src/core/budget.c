@@ -290,6 +290,22 @@ lasio_cap_check_(lua_State *L, struct lasio_loop *loop, int timers) {
         luaL_error(L, "too many tasks: the loop's cap is %d", lim->max_tasks);
 }
 
+void
+lasio_cap_sockets_(lua_State *L, struct lasio_loop *loop, const char *what) {
+    struct lasio_limits *lim = loop->limits;
+    if (lim && lim->max_sockets && loop->nsockets >= lim->max_sockets)
+        luaL_error(L, "%s: too many sockets: the loop's cap is %d", what,
+                   lim->max_sockets);
+}
+
+void
+lasio_iolink_socket_(struct lasio_loop *loop, struct lasio_iolink *link) {
+    if (!link->socket) {
+        link->socket = 1;
+        loop->nsockets++;
+    }
+}
+
 /* ====== } */
 
 /* {====== From Lua ====== */
@@ -429,8 +445,8 @@ lasio_limits_set_(lua_State *L, struct lasio_loop *loop, long forced_yield,
 static int
 module_set_limits(lua_State *L) {
     static const char *const known[] = {
-        "forced_yield", "instructions", "cpu", "memory",
-        "max_tasks",    "max_timers",   NULL};
+        "forced_yield", "instructions", "cpu",        "memory", "max_tasks",
+        "max_timers",   "max_sockets",  "max_output", NULL};
     const char *fn = "lasio.set_limits";
     luaL_checktype(L, 1, LUA_TTABLE);
     lasio_checkopts_(L, 1, fn, known);
@@ -451,6 +467,12 @@ module_set_limits(lua_State *L) {
         lim->max_tasks = (int)opt_amount(L, fn, "max_tasks");
     if (opt_present(L, "max_timers"))
         lim->max_timers = (int)opt_amount(L, fn, "max_timers");
+    if (opt_present(L, "max_sockets"))
+        lim->max_sockets = (int)opt_amount(L, fn, "max_sockets");
+    if (opt_present(L, "max_output")) {
+        lim->max_output = (long long)opt_amount(L, fn, "max_output");
+        lim->output_used = 0;
+    }
     if (opt_present(L, "memory")) {
         int r = lasio_memcap_set_limit_(L, (size_t)opt_amount(L, fn, "memory"));
         if (r == -1)

@@ -94,6 +94,7 @@ struct event_base;
  * object that closes first removes its link itself. */
 struct lasio_iolink {
     struct lasio_iolink *prev, *next;
+    unsigned char socket; /* counted in the loop's nsockets */
     void (*release)(struct lasio_iolink *link);
 };
 
@@ -165,6 +166,7 @@ struct lasio_loop {
     volatile int pending_signals;  /* bit mask of hub signals to handle */
     lua_State *volatile running_L; /* thread running Lua now (for hooks) */
     struct lasio_iolink *iolinks;  /* I/O objects to release at close */
+    int nsockets;                  /* of them sockets, servers, UDP */
     struct lasio_postq
         *postq; /* lasio_pin_post's queue (embed/pin.c), or NULL */
     /* Wake hooks, installed by the layers above: the wake pipe's callback
@@ -704,7 +706,7 @@ struct lasio_limits {
     long long run_instructions, run_instr_used; /* the run's budget */
     double run_cpu, run_cpu_start;
     unsigned char run_exceeded;
-    int max_tasks, max_timers; /* 0: no cap */
+    int max_tasks, max_timers, max_sockets; /* 0: no cap */
     long long max_output, output_used;
     struct lasio_slice *slice; /* forced yields by time slice, or NULL */
 };
@@ -741,6 +743,13 @@ LASIO_HIDDEN void lasio_budget_error_(lua_State *L, struct lasio_task *t);
 /* Raises unless the loop may hold one more task / timer. */
 LASIO_HIDDEN void lasio_cap_check_(lua_State *L, struct lasio_loop *loop,
                                    int timers);
+/* Raises unless the loop may hold one more socket; what names the
+ * function. */
+LASIO_HIDDEN void lasio_cap_sockets_(lua_State *L, struct lasio_loop *loop,
+                                     const char *what);
+/* Counts the linked I/O object as a socket until it is removed. */
+LASIO_HIDDEN void lasio_iolink_socket_(struct lasio_loop *loop,
+                                       struct lasio_iolink *link);
 /* Sets the run's forced yield (0: off), instruction and CPU budgets (0:
  * none), counted from now, and hooks the threads that spawn tasks. */
 LASIO_HIDDEN int lasio_limits_set_(lua_State *L, struct lasio_loop *loop,

@@ -266,6 +266,33 @@ for _, interp in ipairs(helper.interps) do
                 out)
         end)
 
+        it("R5: the output cap counts print, io.write and writes to stdout and stderr", function()
+            local out, err, status = in_loop(interp, [[
+                local path = os.tmpname()
+                lasio.set_limits{ max_output = 16 }
+                print("12345")              -- 6 bytes
+                io.write("abc", 1, "\n")   -- 5
+                local f = assert(io.open(path, "w"))
+                f:write(("f"):rep(100))     -- a file: not counted
+                f:close()
+                os.remove(path)
+                io.stdout:write("xy\n")    -- 3
+                local ok, e = pcall(io.stderr.write, io.stderr, ("z"):rep(3))
+                local ok2, e2 = pcall(print, "too long")
+                lasio.set_limits{ max_output = 0 }
+                print(ok, e)
+                print(ok2, e2)
+                print(pcall(lasio.set_limits, { max_output = "lots" }))
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("12345\nabc1\nxy\n"
+                .. "false\tfile:write: the output cap is reached (16 bytes)\n"
+                .. "false\tprint: the output cap is reached (16 bytes)\n"
+                .. "false\tlasio.set_limits: option 'max_output' must be a number >= 0, got string\n",
+                out)
+            assert.equal("", err)
+        end)
+
         it("R3: a task cancelled while preempted gets its CancelledError where it stopped",
             function()
             local out, err, status = in_loop(interp, [[
@@ -368,9 +395,26 @@ for _, interp in ipairs(helper.interps) do
 end
 
 describe("untrusted scripts: the command's options", function()
+    it("--max-output and --max-sockets cap the script's output and sockets", function()
+        local out, err, status = child("print('12345') print(('x'):rep(20))",
+            { flags = "--max-output=10" })
+        assert.equal(1, status)
+        assert.equal("12345\n", out)
+        assert.matches("print: the output cap is reached %(10 bytes%)", err)
+        out, err, status = child([[
+            local lasio = require "lasio"
+            local server = lasio.start_server(function() end, "127.0.0.1", 0)
+            print(pcall(lasio.open_datagram, {}))
+            server:close()
+        ]], { flags = "--max-sockets=1" })
+        assert.equal(0, status, err)
+        assert.equal("false\topen_datagram: too many sockets: the loop's cap is 1\n", out)
+    end)
+
     it("bad values exit 2 naming the option", function()
         for _, flag in ipairs{ "--max-memory=12Q", "--max-memory=", "--forced-yield=-1",
-            "--max-cpu=abc", "--max-tasks=1.5", "--forced-yield=10K" } do
+            "--max-cpu=abc", "--max-tasks=1.5", "--forced-yield=10K", "--max-sockets=-2",
+            "--max-sockets=1K", "--max-output=x" } do
             local _, err, status = child("print(1)", { flags = flag })
             assert.equal(2, status, flag)
             assert.matches("bad value in option '" .. flag:gsub("%-", "%%-") .. "'", err)

@@ -472,6 +472,8 @@ module_set_limits(lua_State *L) {
     if (opt_present(L, "max_output")) {
         lim->max_output = (long long)opt_amount(L, fn, "max_output");
         lim->output_used = 0;
+        if (lim->max_output > 0)
+            lasio_outcap_install_(L);
     }
     if (opt_present(L, "memory")) {
         int r = lasio_memcap_set_limit_(L, (size_t)opt_amount(L, fn, "memory"));

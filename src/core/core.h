@@ -762,6 +762,9 @@ LASIO_HIDDEN void lasio_budget_charge_(lua_State *L, int n);
 /* Puts the budgeted find, match, gmatch, gsub (patmatch.c) in the
  * state's string library (once). [-0, +0, m] */
 LASIO_HIDDEN void lasio_patmatch_install_(lua_State *L);
+/* Wraps print, io.write and the files' write (outcap.c) so that they
+ * count their bytes against the running loop's max_output. [-0, +0, m] */
+LASIO_HIDDEN void lasio_outcap_install_(lua_State *L);
 /* At the loop's release: stops the slice timer. [-0, +0, -] */
 LASIO_HIDDEN void lasio_limits_release_(struct lasio_loop *loop);
 /* The slice timer (slice.c): from the calling thread's CPU clock, puts

@@ -144,6 +144,155 @@ for _, interp in ipairs(helper.interps) do
             assert.equal("spun\ttrue\ttrue\n", out)
         end)
 
+        it("R3: forced yields alone hook no task until it runs for a time slice", function()
+            local out, err, status = in_loop(interp, [[
+                lasio.set_limits{ forced_yield = 10000 }
+                local short = lasio.spawn(function() return debug.gethook() end)
+                local hook_of_short = short:await()
+                -- a step that runs long is hooked, then suspended
+                local steps, spun = 0, 0
+                local spin = lasio.spawn(function()
+                    local t0 = os.clock()
+                    while os.clock() - t0 < 0.2 do spun = spun + 1 end
+                end)
+                local other = lasio.spawn(function()
+                    while not spin:done() do steps = steps + 1 lasio.sleep(0) end
+                end)
+                spin:await()
+                other:await()
+                print(hook_of_short, steps >= 2)
+                -- budgets count every instruction: the hook is on again
+                lasio.set_limits{ instructions = 1e12 }
+                print(lasio.spawn(function() return debug.gethook() ~= nil end):await())
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("nil\ttrue\ntrue\n", out)
+        end)
+
+        it("R2: the budgeted pattern functions answer as the string library's", function()
+            local out, err, status = in_loop(interp, [[
+                local host = { find = string.find, match = string.match,
+                    gmatch = string.gmatch, gsub = string.gsub }
+                local env = lasio.sandbox_env{}
+                assert(env.string.find ~= host.find and env.string.gsub ~= host.gsub)
+                assert(string.find == env.string.find) -- the state's library has them too
+                local function same(fn, ...)
+                    local a = table.pack(pcall(host[fn], ...))
+                    local b = table.pack(pcall(env.string[fn], ...))
+                    if fn == "gmatch" and a[1] and b[1] then
+                        a = table.pack(pcall(a[2])) b = table.pack(pcall(b[2]))
+                    end
+                    assert(a.n == b.n, fn)
+                    for i = 1, a.n do -- the name in an argument error aside
+                        if type(a[i]) == "string" then
+                            a[i] = a[i]:gsub("to '[^']*'", "to F") b[i] = b[i]:gsub("to '[^']*'", "to F")
+                        end assert(a[i] == b[i], fn .. " " .. tostring(a[i])
+                        .. " ~= " .. tostring(b[i])) end
+                end
+                local cases = { { "hello world", "o w" }, { "hello", "l+" },
+                    { "key = value", "(%w+)%s*=%s*(%w+)" }, { "THE (quick) fox", "%((%a+)%)" },
+                    { "abc", "()b()" }, { "aaa", "a-b" }, { "f(a(b)c)", "%b()" },
+                    { "THE END", "%f[%a]%a+" }, { "x", "[" }, { "x", "(()" }, { "x", "%1" },
+                    { "a.b", ".", 1, true }, { "abc", "b", -1 }, { "abc", "^b" },
+                    { "abab", "(ab)%1$" }, { "x", "%" } }
+                for _, c in ipairs(cases) do
+                    same("find", table.unpack(c, 1, 4))
+                    same("match", c[1], c[2], c[3])
+                    same("gmatch", c[1], c[2])
+                    same("gsub", c[1], c[2], "<%0>")
+                end
+                same("gsub", "hello world", "%w+", { hello = "HI" })
+                same("gsub", "hello world", "%w+", function(w) return #w end, 1)
+                same("gsub", "abc", "b", "%2")
+                same("gsub", "abc", "b", true)
+                print("same")
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("same\n", out)
+        end)
+
+        it("R2: a pattern's work counts against the budgets, a task's and the run's", function()
+            local out, err, status = in_loop(interp, [[
+                local ticks = 0
+                local ticker = lasio.spawn(function()
+                    for _ = 1, 5 do lasio.sleep(0.01) ticks = ticks + 1 end
+                end)
+                local t = lasio.spawn(function()
+                    return ("a"):rep(100):match(("a?"):rep(100) .. ("a"):rep(100) .. "$")
+                end)
+                t:set_budget{ cpu = 0.2 }
+                local ok, e = pcall(t.await, t)
+                ticker:await()
+                print(ok, lasio.BudgetExceeded:is(e) and e.budget, ticks)
+                print(("x"):rep(10):find("x-y"))
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("false\tcpu\t5\nnil\n", out)
+            _, err, status = child("return ('a'):rep(100):match(('a?'):rep(100) .. ('a'):rep(100))",
+                { interp = helper.lasio_bin, flags = "--max-instructions=1000000" })
+            assert.equal(1, status)
+            assert.matches("the run's instructions budget is exceeded", err)
+        end)
+
+        it("R5: the cap of sockets counts servers, connections both ways and UDP", function()
+            local out, err, status = in_loop(interp, [[
+                lasio.set_limits{ max_sockets = 3 }
+                local accepted, gone = 0, 0
+                local server = lasio.start_server(function(r, w)
+                    accepted = accepted + 1
+                    r:read() -- until the client closes
+                    w:close()
+                    gone = gone + 1
+                end, "127.0.0.1", 0)
+                local port = server:sockets()[1].port
+                local _, w1 = lasio.open_connection("127.0.0.1", port)
+                while accepted < 1 do lasio.sleep(0.01) end
+                print(pcall(lasio.open_connection, "127.0.0.1", port))
+                print(pcall(lasio.open_datagram, { local_addr = { "127.0.0.1", 0 } }))
+                print(pcall(lasio.start_server, function() end, "127.0.0.1", 0))
+                w1:close()
+                while gone < 1 do lasio.sleep(0.01) end
+                local _, w2 = lasio.open_connection("127.0.0.1", port)
+                print(w2 ~= nil, accepted)
+                w2:close() server:close()
+                print(pcall(lasio.set_limits, { max_sockets = -1 }))
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("false\tconnect: too many sockets: the loop's cap is 3\n"
+                .. "false\topen_datagram: too many sockets: the loop's cap is 3\n"
+                .. "false\tstart_server: too many sockets: the loop's cap is 3\n"
+                .. "true\t2\n"
+                .. "false\tlasio.set_limits: option 'max_sockets' must be a number >= 0, got -1\n",
+                out)
+        end)
+
+        it("R5: the output cap counts print, io.write and writes to stdout and stderr", function()
+            local out, err, status = in_loop(interp, [[
+                local path = os.tmpname()
+                lasio.set_limits{ max_output = 16 }
+                print("12345")              -- 6 bytes
+                io.write("abc", 1, "\n")   -- 5
+                local f = assert(io.open(path, "w"))
+                f:write(("f"):rep(100))     -- a file: not counted
+                f:close()
+                os.remove(path)
+                io.stdout:write("xy\n")    -- 3
+                local ok, e = pcall(io.stderr.write, io.stderr, ("z"):rep(3))
+                local ok2, e2 = pcall(print, "too long")
+                lasio.set_limits{ max_output = 0 }
+                print(ok, e)
+                print(ok2, e2)
+                print(pcall(lasio.set_limits, { max_output = "lots" }))
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("12345\nabc1\nxy\n"
+                .. "false\tfile:write: the output cap is reached (16 bytes)\n"
+                .. "false\tprint: the output cap is reached (16 bytes)\n"
+                .. "false\tlasio.set_limits: option 'max_output' must be a number >= 0, got string\n",
+                out)
+            assert.equal("", err)
+        end)
+
         it("R3: a task cancelled while preempted gets its CancelledError where it stopped",
             function()
             local out, err, status = in_loop(interp, [[
@@ -246,9 +395,26 @@ for _, interp in ipairs(helper.interps) do
 end
 
 describe("untrusted scripts: the command's options", function()
+    it("--max-output and --max-sockets cap the script's output and sockets", function()
+        local out, err, status = child("print('12345') print(('x'):rep(20))",
+            { flags = "--max-output=10" })
+        assert.equal(1, status)
+        assert.equal("12345\n", out)
+        assert.matches("print: the output cap is reached %(10 bytes%)", err)
+        out, err, status = child([[
+            local lasio = require "lasio"
+            local server = lasio.start_server(function() end, "127.0.0.1", 0)
+            print(pcall(lasio.open_datagram, {}))
+            server:close()
+        ]], { flags = "--max-sockets=1" })
+        assert.equal(0, status, err)
+        assert.equal("false\topen_datagram: too many sockets: the loop's cap is 1\n", out)
+    end)
+
     it("bad values exit 2 naming the option", function()
         for _, flag in ipairs{ "--max-memory=12Q", "--max-memory=", "--forced-yield=-1",
-            "--max-cpu=abc", "--max-tasks=1.5", "--forced-yield=10K" } do
+            "--max-cpu=abc", "--max-tasks=1.5", "--forced-yield=10K", "--max-sockets=-2",
+            "--max-sockets=1K", "--max-output=x" } do
             local _, err, status = child("print(1)", { flags = flag })
             assert.equal(2, status, flag)
             assert.matches("bad value in option '" .. flag:gsub("%-", "%%-") .. "'", err)

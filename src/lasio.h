@@ -415,6 +415,15 @@ LASIO_API int lasio_set_run_budget(lua_State *L, long long instructions,
  */
 LASIO_API int lasio_set_caps(lua_State *L, int max_tasks, int max_timers);
 
+/*
+ * More caps of the loop (0: none): open sockets (servers, connections
+ * made and accepted, UDP endpoints) and bytes of output (print, io.write,
+ * io.stdout:write, io.stderr:write). Past one, an error naming the cap.
+ * Returns LASIO_OK, LASIO_EINVAL, LASIO_ECLOSED. Stack: [-0, +(0|1), -]
+ */
+LASIO_API int lasio_set_io_caps(lua_State *L, int max_sockets,
+                                long long max_output);
+
 /* The sandbox may use lasio's I/O (sockets, files, processes, HTTP). */
 #define LASIO_SANDBOX_IO 1
 

@@ -201,6 +201,7 @@ struct lasio_cli_limits {
     size_t memory;
     long forced_yield;
     long long instructions, max_output;
+    int max_sockets;
     double cpu;
     int max_tasks, max_timers;
     int sandbox; /* 0 none, 1 without lasio's I/O, 2 with it */

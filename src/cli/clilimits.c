@@ -1,7 +1,8 @@
 /*
  * clilimits.c: the command's options for untrusted scripts
  * (docs/UNTRUSTED.md): --max-memory, --forced-yield, --max-instructions,
- * --max-cpu, --max-tasks, --max-timers, --max-output, --sandbox[=io]. They
+ * --max-cpu, --max-tasks, --max-timers, --max-sockets, --max-output,
+ * --sandbox[=io]. They
  * are read with the other options and applied once lasio is open, before
  * the script is loaded.
  * SPDX-License-Identifier: MIT
@@ -62,7 +63,7 @@ lasio_cli_limit_option_(struct lasio_cli_limits *lim, const char *arg) {
     } opts[] = {{"--max-memory", 1},       {"--forced-yield", 0},
                 {"--max-instructions", 0}, {"--max-cpu", 0},
                 {"--max-tasks", 0},        {"--max-timers", 0},
-                {"--max-output", 1}};
+                {"--max-output", 1},       {"--max-sockets", 0}};
     if (strcmp(arg, "--sandbox") == 0 || strcmp(arg, "--sandbox=io") == 0) {
         lim->sandbox = arg[9] ? 2 : 1;
         return 1;
@@ -95,8 +96,11 @@ lasio_cli_limit_option_(struct lasio_cli_limits *lim, const char *arg) {
         case 5:
             lim->max_timers = x > 1e9 ? 0 : (int)x;
             break;
-        default:
+        case 6:
             lim->max_output = (long long)x;
+            break;
+        default:
+            lim->max_sockets = x > 1e9 ? 0 : (int)x;
             break;
         }
         lim->any = 1;
@@ -114,7 +118,9 @@ lasio_cli_apply_limits_(lua_State *L, const struct lasio_cli_limits *lim) {
         ((lim->instructions || lim->cpu > 0) &&
          lasio_set_run_budget(L, lim->instructions, lim->cpu) != LASIO_OK) ||
         ((lim->max_tasks || lim->max_timers) &&
-         lasio_set_caps(L, lim->max_tasks, lim->max_timers) != LASIO_OK))
+         lasio_set_caps(L, lim->max_tasks, lim->max_timers) != LASIO_OK) ||
+        ((lim->max_sockets || lim->max_output) &&
+         lasio_set_io_caps(L, lim->max_sockets, lim->max_output) != LASIO_OK))
         return "cannot set the limits: not enough memory";
     if (lim->memory && lasio_set_memory_limit(L, lim->memory) != LASIO_OK)
         return "--max-memory: the cap is below what the state holds at "

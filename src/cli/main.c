@@ -101,11 +101,15 @@ static const char options_text[] =
     "            their listening ports; a crashed one is restarted\n"
     "Limits for untrusted scripts (docs/UNTRUSTED.md):\n"
     "  --max-memory=SIZE  cap the Lua state's memory (K, M, G suffixes)\n"
-    "  --forced-yield=N   suspend a task every N VM instructions\n"
+    "  --forced-yield=N   suspend a task that ran a time slice (0.5 ms),\n"
+    "            N VM instructions after the slice\n"
     "  --max-instructions=N, --max-cpu=SECONDS  the run's budgets\n"
     "  --max-tasks=N, --max-timers=N  caps of pending tasks and timers\n"
+    "  --max-sockets=N    cap of open sockets, servers, UDP endpoints\n"
+    "  --max-output=SIZE  cap of the bytes of print, io.write and writes\n"
+    "            to stdout and stderr (and the sandbox's print)\n"
     "  --sandbox[=io]     run the script in the sandbox (=io: with\n"
-    "            lasio's I/O); --max-output=SIZE caps its print\n";
+    "            lasio's I/O)\n";
 
 static const char help_text[] =
     "\n"

@@ -11,6 +11,9 @@
  * A budget once exceeded is sticky: the hook then fires at every
  * instruction of that thread and raises BudgetExceeded again, so a pcall
  * cannot catch it for long.
+ * With forced yields and no budget of the run, the hook is not kept on:
+ * the slice timer (slice.c) puts it on a step that runs long, and the
+ * hook takes itself off when it fires (but on a task with budgets).
  * SPDX-License-Identifier: MIT
  */
 #include <string.h>
@@ -128,25 +131,11 @@ raise_exceeded(lua_State *L, struct lasio_loop *loop, struct lasio_budget *b) {
     lua_error(L);
 }
 
+/* Charges n instructions to the run's and the running task's budgets and
+ * checks the CPU clocks; raises past one. */
 static void
-budget_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
-    struct lasio_loop *loop = lasio_running_loop_(L);
-    if (!loop || !loop->limits) {
-        lua_sethook(L, NULL, 0, 0);
-        return;
-    }
+charge(lua_State *L, struct lasio_loop *loop, struct lasio_task *t, int n) {
     struct lasio_limits *lim = loop->limits;
-    int n = lua_gethookcount(L);
-    struct lasio_task *t = loop->current;
-    if (t && t->preempted == 2 && L == t->co) { /* cancelled meanwhile */
-        t->preempted = 0;
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, lim->quantum);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &cancel_key);
-        lua_pushnil(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &cancel_key);
-        lua_error(L);
-    }
     if (!lim->run_exceeded && lim->run_instructions &&
         (lim->run_instr_used += n) > lim->run_instructions)
         lim->run_exceeded = BUDGET_INSTRUCTIONS;
@@ -166,11 +155,50 @@ budget_hook(lua_State *L, lua_Debug *ar) {
         if (b->exceeded)
             raise_exceeded(L, loop, b);
     }
-    if (n != lim->quantum)
+}
+
+void
+lasio_budget_charge_(lua_State *L, int n) {
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (loop && loop->limits)
+        charge(L, loop, loop->current, n);
+}
+
+static void
+budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    struct lasio_loop *loop = lasio_running_loop_(L);
+    if (!loop || !loop->limits) {
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    struct lasio_limits *lim = loop->limits;
+    int n = lua_gethookcount(L);
+    struct lasio_task *t = loop->current;
+    if (t && t->preempted == 2 && L == t->co) { /* cancelled meanwhile */
+        t->preempted = 0;
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, lim->quantum);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &cancel_key);
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &cancel_key);
+        lua_error(L);
+    }
+    charge(L, loop, t, n);
+    if (lim->slice && !(t && t->budget))
+        lua_sethook(L, NULL, 0, 0); /* the slice timer hooks it again */
+    else if (n != lim->quantum)
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, lim->quantum);
     if (lim->forced_yield && t && L == t->co && lua_isyieldable(L)) {
         t->preempted = 1; /* the step requeues it (task.c) */
         lua_yield(L, 0);
+    }
+}
+
+void
+lasio_limits_release_(struct lasio_loop *loop) {
+    if (loop->limits && loop->limits->slice) {
+        lasio_slice_stop_(loop->limits->slice);
+        loop->limits->slice = NULL;
     }
 }
 
@@ -179,8 +207,8 @@ static int
 hook_needed(struct lasio_loop *loop) {
     struct lasio_limits *lim = loop->limits;
     return lim &&
-           (lim->forced_yield || lim->run_instructions || lim->run_cpu > 0 ||
-            (loop->current && loop->current->budget));
+           ((lim->forced_yield && !lim->slice) || lim->run_instructions ||
+            lim->run_cpu > 0 || (loop->current && loop->current->budget));
 }
 
 void
@@ -262,6 +290,22 @@ lasio_cap_check_(lua_State *L, struct lasio_loop *loop, int timers) {
         luaL_error(L, "too many tasks: the loop's cap is %d", lim->max_tasks);
 }
 
+void
+lasio_cap_sockets_(lua_State *L, struct lasio_loop *loop, const char *what) {
+    struct lasio_limits *lim = loop->limits;
+    if (lim && lim->max_sockets && loop->nsockets >= lim->max_sockets)
+        luaL_error(L, "%s: too many sockets: the loop's cap is %d", what,
+                   lim->max_sockets);
+}
+
+void
+lasio_iolink_socket_(struct lasio_loop *loop, struct lasio_iolink *link) {
+    if (!link->socket) {
+        link->socket = 1;
+        loop->nsockets++;
+    }
+}
+
 /* ====== } */
 
 /* {====== From Lua ====== */
@@ -316,6 +360,8 @@ task_set_budget(lua_State *L) {
         lua_pop(L, 1);
         t->budget = b;
     }
+    if (instructions > 0 || cpu > 0) /* patterns count too */
+        lasio_patmatch_install_(L);
     b->instructions = (long long)instructions;
     b->cpu = cpu;
     b->memory = (size_t)memory;
@@ -374,6 +420,18 @@ lasio_limits_set_(lua_State *L, struct lasio_loop *loop, long forced_yield,
     lim->run_cpu = cpu;
     lim->run_cpu_start = thread_cpu();
     lim->run_exceeded = BUDGET_NONE;
+    if (instructions || cpu > 0) /* patterns count too */
+        lasio_patmatch_install_(L);
+    /* forced yields alone: hooked only once a step runs for a slice */
+    if (forced_yield > 0 && !instructions && !(cpu > 0)) {
+        if (!lim->slice)
+            lim->slice = lasio_slice_start_(loop, budget_hook, lim->quantum);
+        else
+            lasio_slice_set_count_(lim->slice, lim->quantum);
+    } else if (lim->slice) {
+        lasio_slice_stop_(lim->slice);
+        lim->slice = NULL;
+    }
     /* the threads that will spawn tasks and run callbacks */
     lasio_budget_rearm_(loop->L, loop);
     if (L != loop->L)
@@ -387,8 +445,8 @@ lasio_limits_set_(lua_State *L, struct lasio_loop *loop, long forced_yield,
 static int
 module_set_limits(lua_State *L) {
     static const char *const known[] = {
-        "forced_yield", "instructions", "cpu", "memory",
-        "max_tasks",    "max_timers",   NULL};
+        "forced_yield", "instructions", "cpu",        "memory", "max_tasks",
+        "max_timers",   "max_sockets",  "max_output", NULL};
     const char *fn = "lasio.set_limits";
     luaL_checktype(L, 1, LUA_TTABLE);
     lasio_checkopts_(L, 1, fn, known);
@@ -409,6 +467,14 @@ module_set_limits(lua_State *L) {
         lim->max_tasks = (int)opt_amount(L, fn, "max_tasks");
     if (opt_present(L, "max_timers"))
         lim->max_timers = (int)opt_amount(L, fn, "max_timers");
+    if (opt_present(L, "max_sockets"))
+        lim->max_sockets = (int)opt_amount(L, fn, "max_sockets");
+    if (opt_present(L, "max_output")) {
+        lim->max_output = (long long)opt_amount(L, fn, "max_output");
+        lim->output_used = 0;
+        if (lim->max_output > 0)
+            lasio_outcap_install_(L);
+    }
     if (opt_present(L, "memory")) {
         int r = lasio_memcap_set_limit_(L, (size_t)opt_amount(L, fn, "memory"));
         if (r == -1)

@@ -96,6 +96,7 @@ struct event_base;
  * object that closes first removes its link itself. */
 struct lasio_iolink {
     struct lasio_iolink *prev, *next;
+    unsigned char socket; /* counted in the loop's nsockets */
     void (*release)(struct lasio_iolink *link);
 };
 
@@ -167,6 +168,7 @@ struct lasio_loop {
     volatile int pending_signals;  /* bit mask of hub signals to handle */
     lua_State *volatile running_L; /* thread running Lua now (for hooks) */
     struct lasio_iolink *iolinks;  /* I/O objects to release at close */
+    int nsockets;                  /* of them sockets, servers, UDP */
     struct lasio_postq
         *postq; /* lasio_pin_post's queue (embed/pin.c), or NULL */
     /* Wake hooks, installed by the layers above: the wake pipe's callback
@@ -737,8 +739,9 @@ struct lasio_limits {
     long long run_instructions, run_instr_used; /* the run's budget */
     double run_cpu, run_cpu_start;
     unsigned char run_exceeded;
-    int max_tasks, max_timers; /* 0: no cap */
+    int max_tasks, max_timers, max_sockets; /* 0: no cap */
     long long max_output, output_used;
+    struct lasio_slice *slice; /* forced yields by time slice, or NULL */
 };
 
 /* The state's counting allocator, or NULL. [-0, +0, -] */
@@ -773,11 +776,37 @@ LASIO_HIDDEN void lasio_budget_error_(lua_State *L, struct lasio_task *t);
 /* Raises unless the loop may hold one more task / timer. */
 LASIO_HIDDEN void lasio_cap_check_(lua_State *L, struct lasio_loop *loop,
                                    int timers);
+/* Raises unless the loop may hold one more socket; what names the
+ * function. */
+LASIO_HIDDEN void lasio_cap_sockets_(lua_State *L, struct lasio_loop *loop,
+                                     const char *what);
+/* Counts the linked I/O object as a socket until it is removed. */
+LASIO_HIDDEN void lasio_iolink_socket_(struct lasio_loop *loop,
+                                       struct lasio_iolink *link);
 /* Sets the run's forced yield (0: off), instruction and CPU budgets (0:
  * none), counted from now, and hooks the threads that spawn tasks. */
 LASIO_HIDDEN int lasio_limits_set_(lua_State *L, struct lasio_loop *loop,
                                    long forced_yield, long long instructions,
                                    double cpu);
+/* Charges n steps of C work (a pattern's) as VM instructions to the
+ * budgets of the running loop and task, and checks the CPU budgets;
+ * raises BudgetExceeded past one. [-0, +0, v] */
+LASIO_HIDDEN void lasio_budget_charge_(lua_State *L, int n);
+/* Puts the budgeted find, match, gmatch, gsub (patmatch.c) in the
+ * state's string library (once). [-0, +0, m] */
+LASIO_HIDDEN void lasio_patmatch_install_(lua_State *L);
+/* Wraps print, io.write and the files' write (outcap.c) so that they
+ * count their bytes against the running loop's max_output. [-0, +0, m] */
+LASIO_HIDDEN void lasio_outcap_install_(lua_State *L);
+/* At the loop's release: stops the slice timer. [-0, +0, -] */
+LASIO_HIDDEN void lasio_limits_release_(struct lasio_loop *loop);
+/* The slice timer (slice.c): from the calling thread's CPU clock, puts
+ * hook (count) on the loop's running thread once a task step has run for
+ * a slice. NULL when it cannot (no timer, the signal taken). */
+LASIO_HIDDEN struct lasio_slice *lasio_slice_start_(struct lasio_loop *loop,
+                                                    lua_Hook hook, int count);
+LASIO_HIDDEN void lasio_slice_set_count_(struct lasio_slice *s, int count);
+LASIO_HIDDEN void lasio_slice_stop_(struct lasio_slice *s);
 /* Adds the budget functions to the module table at the top and
  * set_budget to the Task methods. [-0, +0, m] */
 LASIO_HIDDEN void lasio_budget_open_(lua_State *L);

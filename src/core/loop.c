@@ -177,6 +177,7 @@ newloop(lua_State *L, struct event_base *base) {
 
 void
 lasio_iolink_add_(struct lasio_loop *loop, struct lasio_iolink *link) {
+    link->socket = 0;
     link->prev = NULL;
     link->next = loop->iolinks;
     if (loop->iolinks)
@@ -186,6 +187,9 @@ lasio_iolink_add_(struct lasio_loop *loop, struct lasio_iolink *link) {
 
 void
 lasio_iolink_remove_(struct lasio_loop *loop, struct lasio_iolink *link) {
+    if (link->socket) /* counted while linked */
+        loop->nsockets--;
+    link->socket = 0;
     if (link->prev)
         link->prev->next = link->next;
     else if (loop->iolinks == link)
@@ -206,6 +210,7 @@ release(lua_State *L, struct lasio_loop *loop) {
     }
     lasio_sighub_remove_all_(loop);
     lasio_inspect_stop_(loop); /* its event, before the base goes */
+    lasio_limits_release_(loop);
     if (loop->drain_ev)
         event_free(loop->drain_ev);
     if (loop->wake_ev)

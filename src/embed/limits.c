@@ -20,7 +20,14 @@ struct limitsctx {
     int idx;
 };
 
-enum { SET_MEMORY, SET_FORCED_YIELD, SET_RUN_BUDGET, SET_CAPS, SET_ENV };
+enum {
+    SET_MEMORY,
+    SET_FORCED_YIELD,
+    SET_RUN_BUDGET,
+    SET_CAPS,
+    SET_IO_CAPS,
+    SET_ENV
+};
 
 static struct lasio_loop *
 current_or_refuse(lua_State *L, struct lasio_apicall *c, const char *fn) {
@@ -64,6 +71,15 @@ limits_body(lua_State *L) {
         lim = lasio_limits_(L, loop);
         lim->max_tasks = c->max_tasks;
         lim->max_timers = c->max_timers;
+        return 0;
+    case SET_IO_CAPS:
+        loop = current_or_refuse(L, &c->c, "lasio_set_io_caps");
+        lim = lasio_limits_(L, loop);
+        lim->max_sockets = c->max_tasks;
+        lim->max_output = c->max_output;
+        lim->output_used = 0;
+        if (c->max_output > 0)
+            lasio_outcap_install_(L);
         return 0;
     default: /* SET_ENV: the environment, then maybe the chunk in it */
         lasio_sandbox_env_(L, (c->flags & LASIO_SANDBOX_IO) != 0,
@@ -112,6 +128,16 @@ lasio_set_run_budget(lua_State *L, long long instructions, double cpu_seconds) {
     struct limitsctx c = {.setting = SET_RUN_BUDGET,
                           .instructions = instructions,
                           .cpu = cpu_seconds};
+    return lasio_api_call_(L, limits_body, &c.c, 0, 0);
+}
+
+int
+lasio_set_io_caps(lua_State *L, int max_sockets, long long max_output) {
+    if (max_sockets < 0 || max_output < 0)
+        return LASIO_EINVAL;
+    struct limitsctx c = {.setting = SET_IO_CAPS,
+                          .max_tasks = max_sockets, /* the one int field */
+                          .max_output = max_output};
     return lasio_api_call_(L, limits_body, &c.c, 0, 0);
 }
 

@@ -251,6 +251,7 @@ lasio_sandbox_env_(lua_State *L, int allow_io, long long max_output) {
         lua_getfield(L, g, *n);
         lua_setfield(L, env, *n);
     }
+    lasio_patmatch_install_(L); /* patterns count in budgets */
     for (const char *const *n = safe_libs; *n; n++) {
         lua_getfield(L, g, *n);
         if (lua_istable(L, -1)) {

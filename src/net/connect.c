@@ -182,6 +182,7 @@ start_attempt(lua_State *L, struct conn_req *r, struct lasio_loop *loop) {
     if (lasio_stream_attach_(s, fd, &lasio_socket_transport_,
                              rc != 0 ? LASIO_ATTACH_CONNECTING : 0) < 0)
         luaL_error(L, "not enough memory");
+    lasio_iolink_socket_(loop, &s->link);
     lua_rawseti(L, SLOT_TRIES, i + 1);
     r->live++;
 }
@@ -342,6 +343,8 @@ static int
 advance(lua_State *L, struct conn_req *r) {
     struct lasio_loop *loop;
     struct lasio_task *t = lasio_check_await_(L, &loop, "connect");
+    if (r->next == 0)
+        lasio_cap_sockets_(L, loop, "connect");
     for (;;) {
         if (reap(L, r))
             return connected(L, lua_touserdata(L, SLOT_STREAM));

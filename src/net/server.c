@@ -317,9 +317,16 @@ accept_body(lua_State *L) {
                 pause_for_fds(sv);
             break;
         }
+        struct lasio_limits *lim = sv->loop->limits;
+        if (lim && lim->max_sockets && sv->loop->nsockets >= lim->max_sockets) {
+            close(fd); /* refused: the loop's cap of sockets */
+            lua_pop(L, 1);
+            continue;
+        }
         s->limit = sv->limit;
         if (lasio_stream_attach_(s, fd, &lasio_socket_transport_, 0) < 0)
             luaL_error(L, "not enough memory");
+        lasio_iolink_socket_(sv->loop, &s->link);
         if (!sv->unixsock) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -589,6 +596,8 @@ add_listener(lua_State *L, struct lasio_server *sv,
     if (sv->nfds == MAXLISTEN)
         luaL_error(L, "start_server: too many addresses (at most %d)",
                    MAXLISTEN);
+    if (!sv->linked)
+        lasio_cap_sockets_(L, sv->loop, "start_server");
     int fd = lasio_socket_(family, SOCK_STREAM);
     if (fd < 0)
         lasio_oserror_raise_(L, "socket", errno);
@@ -598,6 +607,7 @@ add_listener(lua_State *L, struct lasio_server *sv,
     if (!sv->linked) {
         sv->link.release = release_link;
         lasio_iolink_add_(sv->loop, &sv->link);
+        lasio_iolink_socket_(sv->loop, &sv->link);
         sv->linked = 1;
     }
     if (family != AF_UNIX && reuse_addr)

@@ -420,12 +420,14 @@ od_step(lua_State *L, int which) {
     luaL_setmetatable(L, LASIO_DGRAM_MT);
     lasio_pushloop_(L, loop);
     lua_setiuservalue(L, -2, DGRAM_UV_LOOP);
+    lasio_cap_sockets_(L, loop, what);
     d->fd = lasio_socket_(family, SOCK_DGRAM);
     if (d->fd < 0)
         return lasio_oserror_raise_(L, "socket", errno);
     d->closed = 0;
     d->link.release = release_link;
     lasio_iolink_add_(loop, &d->link);
+    lasio_iolink_socket_(loop, &d->link);
     d->linked = 1;
     d->rev = event_new(loop->base, d->fd, EV_READ | EV_PERSIST, on_ready, d);
     d->wev = event_new(loop->base, d->fd, EV_WRITE | EV_PERSIST, on_ready, d);

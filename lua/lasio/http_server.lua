@@ -1,10 +1,10 @@
 -- lasio.http_server: lasio.http.serve (docs/API.md, HTTP/1.1).
 -- Each connection runs in the task lasio.start_server gives it: it reads
--- one request head at a time with the llhttp parser (src/http/httpparse.c),
--- runs the handler in a task of its own and waits for it, watching the
--- socket meanwhile so that a client going away cancels the handler (L6).
--- Requests on one connection are handled in turn, so pipelined responses
--- leave in request order. Heads and small bodies are written with one
+-- one request head at a time with the llhttp parser (src/http/httpparse.c)
+-- and runs the handler in that same task (no task per request). A second
+-- task per connection waits for the client to go away and then cancels the
+-- connection's task if a handler runs (L6). Requests on one connection are
+-- handled in turn, so pipelined responses leave in request order. Heads and small bodies are written with one
 -- write (src/http/httpformat.c).
 -- SPDX-License-Identifier: MIT
 local lasio = require "lasio"
@@ -384,10 +384,9 @@ function Request:upgrade_websocket(opts)
     end
     http_send(conn.writer, 101, h, nil, false, false, nil)
     res.headers_sent, res.finished, res._keep = true, true, false
-    -- the connection leaves HTTP: the connection task stops watching it
-    -- (the WebSocket reports a drop itself, with 1006)
+    -- the connection leaves HTTP: a drop no longer cancels the handler
+    -- (the WebSocket reports it itself, with 1006)
     conn.upgraded = true
-    conn.parser:wake_hangup(conn.reader)
     local sock = ws.wrap(conn.reader, conn.writer, o)
     sock.protocol = chosen
     return sock
@@ -421,8 +420,8 @@ local function websocket_end(conn, err)
         and err.code <= 4999
 end
 
--- The handler's task: runs the handler, finishes or fails its response,
--- then wakes the connection task.
+-- Runs the handler in the connection's task, then finishes or fails its
+-- response.
 local function run_handler(srv, conn, req, res)
     local ok, err = pcall(srv.handler, req, res)
     if ok and not res.finished then
@@ -458,35 +457,24 @@ local function run_handler(srv, conn, req, res)
             end
         end
     end
-    conn.done = true
-    conn.parser:wake_hangup(conn.reader)
 end
 
--- Waits for the handler task t; a client that goes away meanwhile
--- cancels it (L6), until the handler upgrades the connection: from then
--- on the connection is the WebSocket's, which reports a drop itself.
-local function await_handler(conn, t)
+-- The connection's watcher task: waits until the client goes away (EOF, a
+-- reset) and then cancels the connection's task if a handler runs in it
+-- (L6). Once the handler upgraded the connection, a drop is the
+-- WebSocket's to report: the watcher only ends then, which tells the
+-- connection's task that the WebSocket's connection is over. Woken by the
+-- connection's end, it returns.
+local function watch(conn)
     local parser, reader = conn.parser, conn.reader
-    while not conn.done do
-        if conn.upgraded then
-            local ok, e = pcall(lasio.wait, {t})
-            if not ok then
-                t:cancel() -- the connection's task was cancelled
-                error(e, 0)
-            end
-            return
-        end
+    while not conn.closed do
         local ok, gone = pcall(parser.wait_hangup, parser, reader)
-        if not ok then
-            -- the connection's task was cancelled (abort_clients, the
-            -- loop's end): the handler goes with it
-            t:cancel()
-            error(gone, 0)
-        end
-        if gone and not conn.done and not conn.upgraded then
-            conn.gone = true
-            t:cancel("client disconnected")
-            lasio.wait({t})
+        if not ok then return end -- cancelled: the loop's end
+        if gone then
+            if conn.handling and not conn.upgraded and not conn.closed then
+                conn.gone = true
+                conn.task:cancel("client disconnected")
+            end
             return
         end
     end
@@ -553,7 +541,8 @@ end
 local function serve_connection(srv, reader, writer)
     local conn = {server = srv, reader = reader, writer = writer,
         parser = http_parser("request", srv.parser_opts),
-        task = lasio.current_task()}
+        task = lasio.current_task(), handling = false, closed = false}
+    conn.watcher = spawn(watch, conn)
     srv.conns[conn] = true
     writer:settimeout(srv.send_timeout)
     local parser = conn.parser
@@ -590,12 +579,18 @@ local function serve_connection(srv, reader, writer)
                 _conn = conn, _req = req, headers_sent = false,
                 finished = false}, Response)
             req._res = res
-            conn.done, conn.gone = false, false
-            local t = spawn(run_handler, srv, conn, req, res)
-            await_handler(conn, t)
+            conn.handling = true
+            run_handler(srv, conn, req, res)
+            conn.handling = false
             if conn.upgraded then
-                -- the WebSocket owns the stream now: wait for its end
-                while not parser:wait_hangup(reader) do end
+                -- the WebSocket owns the stream now: wait for its end,
+                -- which ends the watcher
+                local watcher = conn.watcher
+                local done, e = pcall(lasio.wait, {watcher})
+                if not done then
+                    watcher:cancel() -- the connection's task was cancelled
+                    error(e, 0)
+                end
                 return
             end
             if not res._keep or conn.abort or conn.gone then return end
@@ -617,6 +612,8 @@ local function serve_connection(srv, reader, writer)
         conn.busy = false -- close() ends the drain at once
         ok, err = pcall(linger, srv, conn)
     end
+    conn.closed = true
+    parser:wake_hangup(reader) -- the watcher ends
     srv.conns[conn] = nil
     if srv.closing and next(srv.conns) == nil then srv:_closed() end
     if conn.abort or conn.gone then

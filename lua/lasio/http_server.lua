@@ -19,6 +19,7 @@ local check_header = internal.http_check_header
 local spawn, now = lasio.spawn, core.time
 local HTTPError, CancelledError = lasio.HTTPError, lasio.CancelledError
 local TimeoutError = lasio.TimeoutError
+local rawget = rawget
 
 local M = {}
 
@@ -127,11 +128,20 @@ local function find_header(h, lname)
     end
 end
 
+-- Is lname one of the headers special() handles? (Interned strings: a
+-- comparison is a pointer comparison, cheaper than the call.)
+local function is_special(lname)
+    return lname == "content-length" or lname == "transfer-encoding"
+        or lname == "connection"
+end
+
 function Response:set_header(name, value)
-    check_unsent(self, "set_header")
+    if self.headers_sent or self.finished then
+        check_unsent(self, "set_header")
+    end
     name, value = check_header(name, value, "res:set_header")
-    local lname = lower(name)
-    if special(self, lname, value) then return end
+    local lname = lowered[name] or lower(name)
+    if is_special(lname) and special(self, lname, value) then return end
     local h = self._headers
     if not h then
         self._headers = {name, value}
@@ -262,8 +272,19 @@ end
 -- {====== Requests ======
 
 local Request = {}
-Request.__index = Request
 Request.__name = "lasio.http.Request"
+
+-- req.headers is built on first access (most handlers never read it):
+-- from the parser while the request is the connection's current one,
+-- else from the snapshot of its head taken when it ended.
+function Request.__index(req, k)
+    local v = Request[k]
+    if v ~= nil or k ~= "headers" then return v end
+    local parser = req._conn.parser
+    v = parser:headers(rawget(req, "_head"))
+    req.headers = v
+    return v
+end
 
 -- The request's body deadline: the inactivity limit, within what is left
 -- of the whole-request deadline.
@@ -493,14 +514,14 @@ local function skip_body(conn, req)
 end
 
 local function check_request(srv, req)
-    local expect = rawget(req.headers, "expect")
+    local expect = rawget(req, "_expect_header")
     if expect then
         if expect:lower() ~= "100-continue" then
             return 417, "unsupported expectation"
         end
         req._expect = true
     end
-    local length = req.content_length
+    local length = rawget(req, "content_length")
     if length and length > srv.max_body then
         return 413, "request body too large"
     end
@@ -552,7 +573,9 @@ local function serve_connection(srv, reader, writer)
             local idle = nreq == 0 and srv.headers_timeout
                 or srv.keepalive_timeout
             conn.busy = false
-            local got, req = pcall(parser.read_head, parser, reader,
+            -- flags (src/http/httpparse.c): 1 a body, 2 an Expect
+            -- header, 4 an upgrade
+            local got, req, flags = pcall(parser.read_head, parser, reader,
                 idle, srv.headers_timeout)
             if not got then
                 if HTTPError:is(req) and not req.silent then
@@ -567,17 +590,22 @@ local function serve_connection(srv, reader, writer)
             req._conn = conn
             req._deadline = t0 + srv.request_timeout
             setmetatable(req, Request)
-            local status, msg = check_request(srv, req)
-            if status then
-                answer_error(conn, status, msg)
-                return
+            if flags ~= 0 then
+                local status, msg = check_request(srv, req)
+                if status then
+                    answer_error(conn, status, msg)
+                    return
+                end
             end
-            local keep = req.keep_alive and not req.upgrade
+            local keep = req.keep_alive and flags & 4 == 0
                 and nreq < srv.keepalive_requests
                 and t0 - started < srv.keepalive_lifetime
+            -- every field the request path reads is present from the
+            -- start: no lookup falls through to the metatable
             local res = setmetatable({status = 200, _keep = keep,
                 _conn = conn, _req = req, headers_sent = false,
-                finished = false}, Response)
+                finished = false, _headers = false, _chunked = false},
+                Response)
             req._res = res
             conn.handling = true
             run_handler(srv, conn, req, res)
@@ -601,7 +629,14 @@ local function serve_connection(srv, reader, writer)
                 conn.abort = true
                 return
             end
-            if not skip_body(conn, req) then return end
+            if flags & 1 ~= 0 and not skip_body(conn, req) then
+                return
+            end
+            -- the parser moves on to the next head: a request that is
+            -- still referenced keeps its own copy for req.headers
+            if rawget(req, "headers") == nil then
+                req._head = parser:snapshot()
+            end
             if conn.max_body_set then
                 parser:set_max_body(srv.max_body)
                 conn.max_body_set = false
@@ -703,7 +738,8 @@ function M.serve(handler, host, port, opts)
     end
     srv.parser_opts = {max_line = srv.max_request_line,
         max_field = srv.max_header_line, max_head = srv.max_header_size,
-        max_headers = srv.max_headers, max_body = srv.max_body}
+        max_headers = srv.max_headers, max_body = srv.max_body,
+        lazy_headers = true}
     local sopts = {max_connections = srv.max_connections, ssl = opts.ssl,
         backlog = opts.backlog, reuse_port = opts.reuse_port,
         reuse_address = opts.reuse_address, family = opts.family,

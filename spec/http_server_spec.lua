@@ -1190,6 +1190,53 @@ describe("HTTPS", function()
 end)
 
 describe("HTTP connection tasks", function()
+    it("runs the handlers of one connection in the connection's task, in "
+        .. "request order, and a task a handler spawns runs on",
+        async(function()
+            local tasks, paths, spawned = {}, {}, {}
+            local srv, port = H.serve(function(req, res)
+                tasks[#tasks + 1] = lasio.current_task()
+                paths[#paths + 1] = req.path
+                local path = req.path
+                lasio.spawn(function()
+                    lasio.sleep(0.05)
+                    spawned[#spawned + 1] = path
+                end)
+                res:finish(path)
+            end)
+            local out = H.raw(port, get("/1") .. get("/2") .. get("/3"),
+                {until_text = "/3"})
+            assert.are.same({200, 200, 200}, H.statuses(out))
+            assert.are.same({"/1", "/2", "/3"}, paths)
+            assert.are.equal(tasks[1], tasks[2])
+            assert.are.equal(tasks[1], tasks[3])
+            assert.is_true(helper.wait_until(function()
+                return #spawned == 3
+            end))
+            srv:close()
+        end))
+
+    it("req.headers read after the next request was read is still the "
+        .. "request's own", async(function()
+            local reqs = {}
+            local srv, port = H.serve(function(req, res)
+                reqs[#reqs + 1] = req
+                res:finish(req.path .. "!")
+            end)
+            local out = H.raw(port, get("/1", "X-N: one\r\n")
+                .. get("/2", "X-N: two\r\nX-N: more\r\n")
+                .. get("/3", "Expect: 100-continue\r\n"),
+                {until_text = "/3!"})
+            assert.are.same({200, 200, 200}, H.statuses(out))
+            assert.are.equal(3, #reqs)
+            assert.are.equal("one", reqs[1].headers["x-n"])
+            assert.are.equal("two, more", reqs[2].headers["X-N"])
+            assert.are.equal("100-continue", reqs[3].headers.expect)
+            assert.are.equal("x", reqs[1].headers.host)
+            assert.is_nil(reqs[1].headers["x-none"])
+            srv:close()
+        end))
+
     it("cancelling a connection's task cancels its handler", async(function()
         local cancelled, conn_task = false, nil
         local srv, port = H.serve(function(req)

@@ -1,10 +1,10 @@
 -- lasio.http_server: lasio.http.serve (docs/API.md, HTTP/1.1).
 -- Each connection runs in the task lasio.start_server gives it: it reads
--- one request head at a time with the llhttp parser (src/http/httpparse.c),
--- runs the handler in a task of its own and waits for it, watching the
--- socket meanwhile so that a client going away cancels the handler (L6).
--- Requests on one connection are handled in turn, so pipelined responses
--- leave in request order. Heads and small bodies are written with one
+-- one request head at a time with the llhttp parser (src/http/httpparse.c)
+-- and runs the handler in that same task (no task per request). A second
+-- task per connection waits for the client to go away and then cancels the
+-- connection's task if a handler runs (L6). Requests on one connection are
+-- handled in turn, so pipelined responses leave in request order. Heads and small bodies are written with one
 -- write (src/http/httpformat.c).
 -- SPDX-License-Identifier: MIT
 local lasio = require "lasio"
@@ -19,6 +19,7 @@ local check_header = internal.http_check_header
 local spawn, now = lasio.spawn, core.time
 local HTTPError, CancelledError = lasio.HTTPError, lasio.CancelledError
 local TimeoutError = lasio.TimeoutError
+local rawget = rawget
 
 local M = {}
 
@@ -127,11 +128,20 @@ local function find_header(h, lname)
     end
 end
 
+-- Is lname one of the headers special() handles? (Interned strings: a
+-- comparison is a pointer comparison, cheaper than the call.)
+local function is_special(lname)
+    return lname == "content-length" or lname == "transfer-encoding"
+        or lname == "connection"
+end
+
 function Response:set_header(name, value)
-    check_unsent(self, "set_header")
+    if self.headers_sent or self.finished then
+        check_unsent(self, "set_header")
+    end
     name, value = check_header(name, value, "res:set_header")
-    local lname = lower(name)
-    if special(self, lname, value) then return end
+    local lname = lowered[name] or lower(name)
+    if is_special(lname) and special(self, lname, value) then return end
     local h = self._headers
     if not h then
         self._headers = {name, value}
@@ -262,8 +272,19 @@ end
 -- {====== Requests ======
 
 local Request = {}
-Request.__index = Request
 Request.__name = "lasio.http.Request"
+
+-- req.headers is built on first access (most handlers never read it):
+-- from the parser while the request is the connection's current one,
+-- else from the snapshot of its head taken when it ended.
+function Request.__index(req, k)
+    local v = Request[k]
+    if v ~= nil or k ~= "headers" then return v end
+    local parser = req._conn.parser
+    v = parser:headers(rawget(req, "_head"))
+    req.headers = v
+    return v
+end
 
 -- The request's body deadline: the inactivity limit, within what is left
 -- of the whole-request deadline.
@@ -384,10 +405,9 @@ function Request:upgrade_websocket(opts)
     end
     http_send(conn.writer, 101, h, nil, false, false, nil)
     res.headers_sent, res.finished, res._keep = true, true, false
-    -- the connection leaves HTTP: the connection task stops watching it
-    -- (the WebSocket reports a drop itself, with 1006)
+    -- the connection leaves HTTP: a drop no longer cancels the handler
+    -- (the WebSocket reports it itself, with 1006)
     conn.upgraded = true
-    conn.parser:wake_hangup(conn.reader)
     local sock = ws.wrap(conn.reader, conn.writer, o)
     sock.protocol = chosen
     return sock
@@ -421,8 +441,8 @@ local function websocket_end(conn, err)
         and err.code <= 4999
 end
 
--- The handler's task: runs the handler, finishes or fails its response,
--- then wakes the connection task.
+-- Runs the handler in the connection's task, then finishes or fails its
+-- response.
 local function run_handler(srv, conn, req, res)
     local ok, err = pcall(srv.handler, req, res)
     if ok and not res.finished then
@@ -458,35 +478,24 @@ local function run_handler(srv, conn, req, res)
             end
         end
     end
-    conn.done = true
-    conn.parser:wake_hangup(conn.reader)
 end
 
--- Waits for the handler task t; a client that goes away meanwhile
--- cancels it (L6), until the handler upgrades the connection: from then
--- on the connection is the WebSocket's, which reports a drop itself.
-local function await_handler(conn, t)
+-- The connection's watcher task: waits until the client goes away (EOF, a
+-- reset) and then cancels the connection's task if a handler runs in it
+-- (L6). Once the handler upgraded the connection, a drop is the
+-- WebSocket's to report: the watcher only ends then, which tells the
+-- connection's task that the WebSocket's connection is over. Woken by the
+-- connection's end, it returns.
+local function watch(conn)
     local parser, reader = conn.parser, conn.reader
-    while not conn.done do
-        if conn.upgraded then
-            local ok, e = pcall(lasio.wait, {t})
-            if not ok then
-                t:cancel() -- the connection's task was cancelled
-                error(e, 0)
-            end
-            return
-        end
+    while not conn.closed do
         local ok, gone = pcall(parser.wait_hangup, parser, reader)
-        if not ok then
-            -- the connection's task was cancelled (abort_clients, the
-            -- loop's end): the handler goes with it
-            t:cancel()
-            error(gone, 0)
-        end
-        if gone and not conn.done and not conn.upgraded then
-            conn.gone = true
-            t:cancel("client disconnected")
-            lasio.wait({t})
+        if not ok then return end -- cancelled: the loop's end
+        if gone then
+            if conn.handling and not conn.upgraded and not conn.closed then
+                conn.gone = true
+                conn.task:cancel("client disconnected")
+            end
             return
         end
     end
@@ -505,14 +514,14 @@ local function skip_body(conn, req)
 end
 
 local function check_request(srv, req)
-    local expect = rawget(req.headers, "expect")
+    local expect = rawget(req, "_expect_header")
     if expect then
         if expect:lower() ~= "100-continue" then
             return 417, "unsupported expectation"
         end
         req._expect = true
     end
-    local length = req.content_length
+    local length = rawget(req, "content_length")
     if length and length > srv.max_body then
         return 413, "request body too large"
     end
@@ -553,7 +562,8 @@ end
 local function serve_connection(srv, reader, writer)
     local conn = {server = srv, reader = reader, writer = writer,
         parser = http_parser("request", srv.parser_opts),
-        task = lasio.current_task()}
+        task = lasio.current_task(), handling = false, closed = false}
+    conn.watcher = spawn(watch, conn)
     srv.conns[conn] = true
     writer:settimeout(srv.send_timeout)
     local parser = conn.parser
@@ -563,7 +573,9 @@ local function serve_connection(srv, reader, writer)
             local idle = nreq == 0 and srv.headers_timeout
                 or srv.keepalive_timeout
             conn.busy = false
-            local got, req = pcall(parser.read_head, parser, reader,
+            -- flags (src/http/httpparse.c): 1 a body, 2 an Expect
+            -- header, 4 an upgrade
+            local got, req, flags = pcall(parser.read_head, parser, reader,
                 idle, srv.headers_timeout)
             if not got then
                 if HTTPError:is(req) and not req.silent then
@@ -578,24 +590,35 @@ local function serve_connection(srv, reader, writer)
             req._conn = conn
             req._deadline = t0 + srv.request_timeout
             setmetatable(req, Request)
-            local status, msg = check_request(srv, req)
-            if status then
-                answer_error(conn, status, msg)
-                return
+            if flags ~= 0 then
+                local status, msg = check_request(srv, req)
+                if status then
+                    answer_error(conn, status, msg)
+                    return
+                end
             end
-            local keep = req.keep_alive and not req.upgrade
+            local keep = req.keep_alive and flags & 4 == 0
                 and nreq < srv.keepalive_requests
                 and t0 - started < srv.keepalive_lifetime
+            -- every field the request path reads is present from the
+            -- start: no lookup falls through to the metatable
             local res = setmetatable({status = 200, _keep = keep,
                 _conn = conn, _req = req, headers_sent = false,
-                finished = false}, Response)
+                finished = false, _headers = false, _chunked = false},
+                Response)
             req._res = res
-            conn.done, conn.gone = false, false
-            local t = spawn(run_handler, srv, conn, req, res)
-            await_handler(conn, t)
+            conn.handling = true
+            run_handler(srv, conn, req, res)
+            conn.handling = false
             if conn.upgraded then
-                -- the WebSocket owns the stream now: wait for its end
-                while not parser:wait_hangup(reader) do end
+                -- the WebSocket owns the stream now: wait for its end,
+                -- which ends the watcher
+                local watcher = conn.watcher
+                local done, e = pcall(lasio.wait, {watcher})
+                if not done then
+                    watcher:cancel() -- the connection's task was cancelled
+                    error(e, 0)
+                end
                 return
             end
             if not res._keep or conn.abort or conn.gone then return end
@@ -606,7 +629,14 @@ local function serve_connection(srv, reader, writer)
                 conn.abort = true
                 return
             end
-            if not skip_body(conn, req) then return end
+            if flags & 1 ~= 0 and not skip_body(conn, req) then
+                return
+            end
+            -- the parser moves on to the next head: a request that is
+            -- still referenced keeps its own copy for req.headers
+            if rawget(req, "headers") == nil then
+                req._head = parser:snapshot()
+            end
             if conn.max_body_set then
                 parser:set_max_body(srv.max_body)
                 conn.max_body_set = false
@@ -617,6 +647,8 @@ local function serve_connection(srv, reader, writer)
         conn.busy = false -- close() ends the drain at once
         ok, err = pcall(linger, srv, conn)
     end
+    conn.closed = true
+    parser:wake_hangup(reader) -- the watcher ends
     srv.conns[conn] = nil
     if srv.closing and next(srv.conns) == nil then srv:_closed() end
     if conn.abort or conn.gone then
@@ -706,7 +738,8 @@ function M.serve(handler, host, port, opts)
     end
     srv.parser_opts = {max_line = srv.max_request_line,
         max_field = srv.max_header_line, max_head = srv.max_header_size,
-        max_headers = srv.max_headers, max_body = srv.max_body}
+        max_headers = srv.max_headers, max_body = srv.max_body,
+        lazy_headers = true}
     local sopts = {max_connections = srv.max_connections, ssl = opts.ssl,
         backlog = opts.backlog, reuse_port = opts.reuse_port,
         reuse_address = opts.reuse_address, family = opts.family,

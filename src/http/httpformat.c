@@ -216,20 +216,117 @@ add_uint(luaL_Buffer *b, unsigned long long n) {
     luaL_addlstring(b, digits + i, sizeof digits - (size_t)i);
 }
 
-/* The Date header, formatted once per second. */
-static void
-add_date(luaL_Buffer *b) {
+/* The Date header line, formatted once per second; *len its length. */
+static const char *
+date_line(size_t *len) {
     static __thread time_t last;
     static __thread char date[64];
+    static __thread size_t datelen;
     time_t now = time(NULL);
     if (now != last) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(date, sizeof date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        datelen = strftime(date, sizeof date,
+                           "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
         last = now;
     }
-    luaL_addstring(b, date);
+    *len = datelen;
+    return date;
 }
+
+static void
+add_date(luaL_Buffer *b) {
+    size_t n;
+    const char *d = date_line(&n);
+    luaL_addlstring(b, d, n);
+}
+
+/* {====== The common response, on the C stack ======
+ * A response whose head and body fit in HEAD_STACK bytes, with every
+ * header a string (as http_check_header leaves them), is formatted with
+ * plain copies into a buffer on the C stack: no luaL_Buffer, no Lua
+ * stack traffic per header. Anything else takes the general path. */
+
+#define HEAD_STACK 4096
+
+struct stackbuf {
+    char data[HEAD_STACK];
+    size_t len;
+};
+
+/* Appends n bytes; 0 when they do not fit. */
+static int
+put(struct stackbuf *b, const char *p, size_t n) {
+    if (n > sizeof b->data - b->len)
+        return 0;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 1;
+}
+
+#define PUT_LIT(b, lit) put(b, lit, sizeof lit - 1)
+
+static int
+put_uint(struct stackbuf *b, unsigned long long n) {
+    char digits[24];
+    int i = (int)sizeof digits;
+    do {
+        digits[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    return put(b, digits + i, sizeof digits - (size_t)i);
+}
+
+/* The arguments of http_send (checked): returns 1 when sent, 0 when the
+ * general path must format this message. */
+static int
+send_on_stack(lua_State *L, struct lasio_stream *s, int status,
+              const char *body, size_t blen) {
+    struct stackbuf b;
+    b.len = 0;
+    const char *reason = reason_phrase(status);
+    size_t dlen;
+    const char *date = date_line(&dlen);
+    if (!PUT_LIT(&b, "HTTP/1.1 ") || !put_uint(&b, (unsigned)status) ||
+        !PUT_LIT(&b, " ") || !put(&b, reason, strlen(reason)) ||
+        !PUT_LIT(&b, "\r\n") || !put(&b, date, dlen))
+        return 0;
+    lua_Integer nh = (lua_Integer)lua_rawlen(L, 3);
+    for (lua_Integer i = 1; i + 1 <= nh; i += 2) {
+        size_t n, m;
+        if (lua_rawgeti(L, 3, i) != LUA_TSTRING ||
+            lua_rawgeti(L, 3, i + 1) != LUA_TSTRING) {
+            lua_settop(L, 7);
+            return 0;
+        }
+        /* the strings stay in the table: their bytes outlive the pop */
+        const char *name = lua_tolstring(L, -2, &n);
+        const char *value = lua_tolstring(L, -1, &m);
+        lua_settop(L, 7);
+        if (!put(&b, name, n) || !PUT_LIT(&b, ": ") || !put(&b, value, m) ||
+            !PUT_LIT(&b, "\r\n"))
+            return 0;
+    }
+    if (!lua_isnoneornil(L, 4)) {
+        lua_Integer length = luaL_checkinteger(L, 4);
+        luaL_argcheck(L, length >= 0, 4, "negative Content-Length");
+        if (!PUT_LIT(&b, "Content-Length: ") ||
+            !put_uint(&b, (unsigned long long)length) || !PUT_LIT(&b, "\r\n"))
+            return 0;
+    }
+    if (lua_toboolean(L, 5) && !PUT_LIT(&b, "Transfer-Encoding: chunked\r\n"))
+        return 0;
+    if (lua_toboolean(L, 6) && !PUT_LIT(&b, "Connection: close\r\n"))
+        return 0;
+    if (!PUT_LIT(&b, "\r\n"))
+        return 0;
+    if (body && !put(&b, body, blen))
+        return 0;
+    lasio_stream_send_(L, s, b.data, b.len, "write");
+    return 1;
+}
+
+/* ====== } */
 
 /* core.internal.http_send(writer, line, headers, content_length, chunked,
  * close, body): writes a message head and, when given, its body.
@@ -247,6 +344,13 @@ http_send(lua_State *L) {
     size_t blen = 0;
     const char *body =
         lua_isnoneornil(L, 7) ? NULL : luaL_checklstring(L, 7, &blen);
+    lua_settop(L, 7);
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        int status = (int)lua_tointeger(L, 2);
+        if (status >= 100 && status <= 999 &&
+            send_on_stack(L, s, status, body, blen))
+            return 0;
+    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     if (lua_type(L, 2) == LUA_TNUMBER) {

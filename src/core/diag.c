@@ -421,8 +421,10 @@ lasio_deadlock_report_(lua_State *L, struct lasio_loop *loop) {
         if (t && t->fut.state == FUT_PENDING) {
             lua_pushliteral(L, "task ");
             lasio_task_pushname_(L, task, t);
-            if (lua_getiuservalue(L, task, TASK_UV_WAITER) == LUA_TNIL) {
-                lua_pop(L, 1);
+            if (!t->has_waiter ||
+                lua_getiuservalue(L, task, TASK_UV_WAITER) == LUA_TNIL) {
+                if (t->has_waiter)
+                    lua_pop(L, 1);
                 lua_pushliteral(L, " waits forever\n");
             } else {
                 luaL_tolstring(L, -1, NULL);

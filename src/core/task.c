@@ -164,11 +164,9 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
             t->fut.ref = LUA_NOREF;
         }
     }
-    if (t->has_waiter) {
-        t->has_waiter = 0;
-        lua_pushnil(L);
-        lua_setiuservalue(L, idx, TASK_UV_WAITER);
-    }
+    /* the step cleared the waiter before the outcome took its slot
+     * (TASK_UV_WAITER is FUT_UV_RESULT) */
+    t->has_waiter = 0;
 }
 
 /* The body ended with the error at the top (popped): a CancelledError
@@ -348,7 +346,7 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
     if (t->fut.state != FUT_PENDING)
         return 0;
     t->num_cancels++;
-    if (t->waiting == WAIT_FUTURE) {
+    if (t->waiting == WAIT_FUTURE && t->has_waiter) {
         lua_getiuservalue(L, idx, TASK_UV_WAITER);
         struct lasio_future *w = lasio_tofuture_(L, -1);
         int cancelled = 0;
@@ -494,10 +492,12 @@ lasio_await_(lua_State *L, int idx, const char *what) {
     if (f->loop != loop)
         return luaL_error(L, "%s: the Future belongs to another loop", what);
     pushtask(L, t);
+    lasio_future_add_callback_(L, idx, f, -1);
+    /* only now, when nothing can fail before the yield: the waiter's slot
+     * is the one the task's outcome takes */
     lua_pushvalue(L, idx);
     lua_setiuservalue(L, -2, TASK_UV_WAITER);
     t->has_waiter = 1;
-    lasio_future_add_callback_(L, idx, f, -1);
     lua_pop(L, 1);
     t->waiting = WAIT_FUTURE;
     lua_pushlightuserdata(L, LASIO_SENTINEL);

@@ -182,6 +182,8 @@ struct lasio_loop {
     long vholds;
     struct lasio_limits *limits; /* budgets and caps (budget.c), or NULL */
     unsigned char end_batch;     /* a task was preempted: poll before more */
+    int drain_left;              /* entries the drain runs before its next check
+                                    (readyq.c); a preemption sets it to 0 */
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */

@@ -209,6 +209,7 @@ task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres) {
     if (nres == 0 && t->preempted) { /* the forced-yield hook: requeue */
         t->scheduled = 1;
         t->fut.loop->end_batch = 1;
+        t->fut.loop->drain_left = 0; /* the drain looks at once */
         lasio_readyq_push_task_(L, t->fut.loop, t);
         return;
     }
@@ -243,17 +244,13 @@ recycle_coroutine(lua_State *L, int idx, struct lasio_task *t) {
     t->co = NULL;
 }
 
-void
-lasio_task_step_(lua_State *L, int idx) {
-    struct lasio_task *t = lua_touserdata(L, idx);
-    struct lasio_loop *loop = t->fut.loop;
-    int nargs = 0, nres = 0;
-    idx = lua_absindex(L, idx);
-    t->scheduled = 0;
-    if (t->fut.state != FUT_PENDING)
-        return;
-    luaL_checkstack(L, 4, NULL);
+/* The rare part of a step before the resume (the first step, a
+ * preempted, cancelled or woken-by-a-Future task): returns the count of
+ * values to resume with, or -1 when the task ended without running. */
+static __attribute__((noinline)) int
+step_prologue(lua_State *L, int idx, struct lasio_task *t) {
     lua_State *co = t->co;
+    int nargs = 0;
     if (t->preempted) { /* resumes where the forced-yield hook stopped it */
         t->preempted = 0;
         if (t->must_cancel) {
@@ -268,7 +265,7 @@ lasio_task_step_(lua_State *L, int idx) {
             push_cancel_error(L, idx);
             task_ended_with_error(L, idx, t);
             task_retire(L, idx, t);
-            return;
+            return -1;
         }
         lua_pushlightuserdata(L, LASIO_THROW);
         push_cancel_error(L, idx);
@@ -279,7 +276,7 @@ lasio_task_step_(lua_State *L, int idx) {
         lua_pushliteral(L, "task stack overflow");
         task_ended_with_error(L, idx, t);
         task_retire(L, idx, t);
-        return;
+        return -1;
     }
     lua_xmove(L, co, nargs);
     if (!t->started) {
@@ -291,16 +288,43 @@ lasio_task_step_(lua_State *L, int idx) {
         lua_pushnil(L);
         lua_setiuservalue(L, idx, TASK_UV_WAITER);
     }
+    return nargs;
+}
+
+/* The resume of a task with budgets: they count while it runs. */
+static __attribute__((noinline)) int
+resume_budgeted(lua_State *L, struct lasio_loop *loop, struct lasio_task *t,
+                int nargs, int *nres) {
+    lasio_budget_enter_(loop, t);
+    int status = lua_resume(t->co, L, nargs, nres);
+    lasio_budget_leave_(loop, t);
+    return status;
+}
+
+void
+lasio_task_step_(lua_State *L, int idx) {
+    struct lasio_task *t = lua_touserdata(L, idx);
+    struct lasio_loop *loop = t->fut.loop;
+    int nargs = 0, nres = 0;
+    idx = lua_absindex(L, idx);
+    t->scheduled = 0;
+    if (t->fut.state != FUT_PENDING)
+        return;
+    luaL_checkstack(L, 4, NULL);
+    lua_State *co = t->co;
+    /* one test for the rare cases: bits of the same byte */
+    if (t->preempted | t->must_cancel | !t->started | t->has_waiter) {
+        nargs = step_prologue(L, idx, t);
+        if (nargs < 0)
+            return;
+    }
     struct lasio_task *prev = loop->current; /* an eager start nests steps */
     lua_State *prev_L = loop->running_L;
     loop->current = t;
     loop->steps++;
     loop->running_L = co;
-    if (t->budget)
-        lasio_budget_enter_(loop, t);
-    int status = lua_resume(co, L, nargs, &nres);
-    if (t->budget)
-        lasio_budget_leave_(loop, t);
+    int status = t->budget ? resume_budgeted(L, loop, t, nargs, &nres)
+                           : lua_resume(co, L, nargs, &nres);
     loop->running_L = prev_L;
     loop->current = prev;
     if (status == LUA_YIELD) {

@@ -342,6 +342,10 @@ LASIO_HIDDEN void lasio_readyq_push_call_(lua_State *L, struct lasio_loop *loop,
  * [-0, +0, m] */
 LASIO_HIDDEN void lasio_readyq_reserve_(lua_State *L, struct lasio_loop *loop,
                                         int k);
+/* The same for k Task steps (lasio_readyq_push_task_), which take no room
+ * in the Lua ring. [-0, +0, m] */
+LASIO_HIDDEN void lasio_readyq_reserve_steps_(lua_State *L,
+                                              struct lasio_loop *loop, int k);
 LASIO_HIDDEN void lasio_readyq_arm_(struct lasio_loop *loop);
 LASIO_HIDDEN void lasio_readyq_drain_cb_(int fd, short what, void *arg);
 LASIO_HIDDEN void lasio_readyq_init_(lua_State *L, struct lasio_loop *loop);

@@ -165,6 +165,11 @@ ensure_lua_room(lua_State *L, struct lasio_loop *loop, int k) {
 }
 
 void
+lasio_readyq_reserve_steps_(lua_State *L, struct lasio_loop *loop, int k) {
+    ensure_c_room(L, loop, k);
+}
+
+void
 lasio_readyq_reserve_(lua_State *L, struct lasio_loop *loop, int k) {
     ensure_c_room(L, loop, k);
     ensure_lua_room(L, loop, k);

@@ -45,13 +45,12 @@ trampoline_k(lua_State *co, int status, lua_KContext ctx) {
     return lua_gettop(co);
 }
 
-/* The body of every task's coroutine: stack fn, args... Returns true,
- * results... or false, error. */
+/* The body of every task's coroutine: stack msgh, fn, args... (task_new
+ * put the message handler below fn). Returns true, results... or false,
+ * error. */
 static int
 trampoline(lua_State *co) {
-    int nargs = lua_gettop(co) - 1;
-    lua_pushcfunction(co, lasio_msgh_);
-    lua_insert(co, 1);
+    int nargs = lua_gettop(co) - 2;
     int status = lua_pcallk(co, nargs, LUA_MULTRET, 1, 0, trampoline_k);
     return trampoline_k(co, status, 0);
 }
@@ -106,10 +105,11 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     }
     lua_setiuservalue(L, tidx, TASK_UV_CORO);
     t->co = co;
-    /* the trampoline, fn, the arguments, and room for its message handler */
+    /* the trampoline, its message handler, fn and the arguments */
     if (!lua_checkstack(co, nargs + 3))
         luaL_error(L, "too many arguments for a task (%d)", nargs);
     lua_pushcfunction(co, trampoline);
+    lua_pushcfunction(co, lasio_msgh_);
     lua_pushvalue(L, fidx);
     lua_xmove(L, co, 1);
     /* move the arguments (below the task) into the coroutine */
@@ -136,10 +136,11 @@ lasio_task_new_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
 
 struct lasio_task *
 lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
-    lasio_readyq_reserve_(L, loop, 1); /* the push below cannot fail then */
+    /* the push below cannot fail then */
+    lasio_readyq_reserve_steps_(L, loop, 1);
     struct lasio_task *t = task_new(L, loop, fidx, nargs);
     t->scheduled = 1;
-    lasio_readyq_push_(L, loop, -1);
+    lasio_readyq_push_task_(L, loop, t);
     return t;
 }
 

@@ -579,6 +579,15 @@ describe("lasio.gather", function()
         assert.truthy(msg(lasio.gather, function() end, 42):find(
             "lasio.gather: item 2 is not awaitable (a Future, Task or function), got number", 1, true))
         assert.truthy(msg(lasio.gather, { lasio.Future(), "x" }):find("item 2 is not awaitable", 1, true))
+        -- items checked one by one after others of the same or another
+        -- type: a userdata that is not a Future, a Future of another loop
+        local fut, other_fut = lasio.Future(), lasio.new_event_loop():create_future()
+        assert.truthy(msg(lasio.gather, { fut, lasio.Future(), io.stdout }):find(
+            "item 3 is not awaitable (a Future, Task or function), got userdata", 1, true))
+        assert.truthy(msg(lasio.gather, { io.stdout, fut }):find("item 1 is not awaitable", 1, true))
+        assert.truthy(msg(lasio.gather, { fut, lasio.Future(), other_fut }):find(
+            "item 3 belongs to another loop", 1, true))
+        assert.is_false(fut:done())
         assert.truthy(msg(lasio.gather, {}, { return_exception = true }):find(
             "unknown option 'return_exception'", 1, true))
         assert.truthy(msg(lasio.gather, {}, { return_exceptions = 1 }):find(

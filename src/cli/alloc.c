@@ -19,8 +19,10 @@
 #include "cli/cli.h"
 #include "core/core.h"
 
-#define GRAIN 16      /* block sizes are multiples of this */
-#define MAX_SMALL 512 /* larger blocks go to malloc */
+#define GRAIN 16 /* block sizes are multiples of this */
+/* larger blocks go to malloc; a coroutine's first stack (45 slots of 16
+ * bytes) is a small one */
+#define MAX_SMALL 1024
 #define NCLASSES (MAX_SMALL / GRAIN)
 #define CHUNK_SIZE (2u << 20) /* mapped at a time */
 

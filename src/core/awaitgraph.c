@@ -222,7 +222,10 @@ lasio_task_pushwait_(lua_State *L, int idx, struct lasio_task *t) {
     switch (t->waiting) {
     case WAIT_FUTURE: {
         int top = lua_gettop(L);
-        lua_getiuservalue(L, idx, TASK_UV_WAITER);
+        if (t->has_waiter) /* else the slot may hold an old outcome */
+            lua_getiuservalue(L, idx, TASK_UV_WAITER);
+        else
+            lua_pushnil(L);
         struct lasio_future *w = lasio_tofuture_(L, -1);
         if (w && w->kind == KIND_TASK) {
             lasio_task_pushname_(L, -1, (struct lasio_task *)w);
@@ -333,8 +336,8 @@ lasio_awaitgraph_index_(lua_State *L, struct lasio_loop *loop) {
         int tidx = lua_gettop(L);
         struct lasio_task *t = lasio_totask_(L, tidx);
         if (t && t->fut.state == FUT_PENDING) {
-            if (lua_getiuservalue(L, tidx, TASK_UV_WAITER) != LUA_TNIL &&
-                t->waiting == WAIT_FUTURE) {
+            if (t->waiting == WAIT_FUTURE && t->has_waiter &&
+                lua_getiuservalue(L, tidx, TASK_UV_WAITER) != LUA_TNIL) {
                 int w = lua_gettop(L);
                 index_add(L, index, w, tidx);
                 if (lasio_extra_get_(L, w, EXTRA_AWAITS) == LUA_TTABLE)

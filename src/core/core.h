@@ -200,6 +200,8 @@ struct lasio_loop {
     /* The event trace (trace.c): NULL when nothing records or listens,
      * the one test every trace site pays then. */
     struct lasio_trace *trace;
+    int drain_left;              /* entries the drain runs before its next check
+                                    (readyq.c); a preemption sets it to 0 */
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */
@@ -358,6 +360,10 @@ LASIO_HIDDEN void lasio_readyq_push_call_(lua_State *L, struct lasio_loop *loop,
  * [-0, +0, m] */
 LASIO_HIDDEN void lasio_readyq_reserve_(lua_State *L, struct lasio_loop *loop,
                                         int k);
+/* The same for k Task steps (lasio_readyq_push_task_), which take no room
+ * in the Lua ring. [-0, +0, m] */
+LASIO_HIDDEN void lasio_readyq_reserve_steps_(lua_State *L,
+                                              struct lasio_loop *loop, int k);
 LASIO_HIDDEN void lasio_readyq_arm_(struct lasio_loop *loop);
 LASIO_HIDDEN void lasio_readyq_drain_cb_(int fd, short what, void *arg);
 LASIO_HIDDEN void lasio_readyq_init_(lua_State *L, struct lasio_loop *loop);
@@ -490,31 +496,39 @@ enum lasio_wait {
     WAIT_QUEUE /* linked in a WaitQueue (waitq.c) */
 };
 
+/* User values of a Task after the Future's. A pending task has no result
+ * yet, so FUT_UV_RESULT holds the Future it waits on while has_waiter is
+ * set (the deadlock report names it); the step clears has_waiter before
+ * the task can finish and store its outcome there. */
 enum {
     TASK_UV_CORO = FUT_NUV + 1, /* the coroutine (a Lua thread) */
-    TASK_UV_WAITER,             /* the Future waited on, or nil */
-    TASK_NUV = TASK_UV_WAITER
+    TASK_NUV = TASK_UV_CORO
 };
+#define TASK_UV_WAITER FUT_UV_RESULT /* while pending and has_waiter */
 
+/* Pointers first, then ints, then the flags packed in three bytes: 88
+ * bytes, so that the userdata (header, 5 user values, this) is 208. */
 struct lasio_task {
     struct lasio_future fut; /* first: a Task is a Future */
-    unsigned char waiting;   /* enum lasio_wait */
-    unsigned char scheduled; /* step is in the ready queue */
-    unsigned char must_cancel;
-    unsigned char started;
-    unsigned char has_waiter; /* TASK_UV_WAITER is not nil */
-    unsigned char counted;    /* counted in loop->ntasks (pending) */
-    unsigned char exposed;    /* user code saw its coroutine (running(),
-                                 get_coro()): never reused then */
-    int num_cancels;          /* cancelling() */
-    int id;
-    lua_State *co;          /* kept alive by TASK_UV_CORO */
-    int heap_pos;           /* index in the timer heap while sleeping */
-    unsigned char wq_woken; /* a WaitQueue woke it; cleared by its wait */
-    struct lasio_waitq *wq; /* the WaitQueue it is linked in, or NULL */
+    lua_State *co;           /* kept alive by TASK_UV_CORO */
+    struct lasio_waitq *wq;  /* the WaitQueue it is linked in, or NULL */
     struct lasio_task *wq_next, *wq_prev;
     struct lasio_budget *budget; /* its budgets (budget.c), or NULL */
-    unsigned char preempted;     /* suspended by the forced-yield hook */
+    int num_cancels;             /* cancelling() */
+    int id;
+    int heap_pos;          /* index in the timer heap while sleeping */
+    unsigned char waiting; /* enum lasio_wait */
+    /* the bits the step tests at once (task.c) share the first byte */
+    unsigned char must_cancel : 1;
+    unsigned char started : 1;
+    unsigned char has_waiter : 1; /* TASK_UV_WAITER holds the Future */
+    unsigned char preempted : 2;  /* suspended by the forced-yield hook (1),
+                                     and cancelled since (2) */
+    unsigned char scheduled : 1;  /* step is in the ready queue */
+    unsigned char counted : 1;    /* counted in loop->ntasks (pending) */
+    unsigned char exposed : 1;    /* user code saw its coroutine (running(),
+                                     get_coro()): never reused then */
+    unsigned char wq_woken : 1;   /* a WaitQueue woke it; cleared by its wait */
     /* the await graph (awaitgraph.c): the creating call's chunk source
      * (anchored for the state's life, formatted only when asked) and
      * line; the parent's id; what a WAIT_QUEUE or I/O wait is for (a

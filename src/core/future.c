@@ -565,34 +565,48 @@ lasio_gather_results_(lua_State *L) {
     lua_createtable(L, (int)n, 1);
     lua_pushinteger(L, n);
     lua_setfield(L, 3, "n");
+    lua_pushnil(L); /* 4: the metatable of the last item checked */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
-        struct lasio_future *f = lasio_tofuture_(L, 4);
+        struct lasio_future *f = NULL;
+        if (lua_getmetatable(L, 5)) { /* the children mostly share one */
+            if (lua_rawequal(L, -1, 4)) {
+                f = lua_touserdata(L, 5);
+                lua_pop(L, 1);
+            } else {
+                f = lasio_tofuture_(L, 5);
+                if (f)
+                    lua_replace(L, 4); /* a Future's or a Task's */
+                else
+                    lua_pop(L, 1);
+            }
+        }
         if (!f || f->state == FUT_PENDING)
             return luaL_error(L,
                               "gather_results: item %d is not a done "
                               "Future",
                               (int)i);
         if (f->state == FUT_CANCELLED) {
-            lasio_future_push_cancelled_error_(L, 4);
+            lasio_future_push_cancelled_error_(L, 5);
         } else if (FUT_FAILED(f)) {
             if (f->log_error) {
                 f->log_error = 0;
-                lasio_diag_untrack_(L, 4, f);
+                lasio_diag_untrack_(L, 5, f);
             }
-            lua_getiuservalue(L, 4, FUT_UV_RESULT);
+            lua_getiuservalue(L, 5, FUT_UV_RESULT);
         } else if (f->nresults == 0) {
             lua_pushnil(L);
         } else {
-            lua_getiuservalue(L, 4, FUT_UV_RESULT);
+            lua_getiuservalue(L, 5, FUT_UV_RESULT);
             if (f->nresults > 1) {
                 lua_rawgeti(L, -1, 1);
                 lua_remove(L, -2);
             }
         }
         lua_rawseti(L, 3, i);
-        lua_settop(L, 3);
+        lua_settop(L, 4);
     }
+    lua_settop(L, 3);
     return 1;
 }
 

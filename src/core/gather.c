@@ -51,6 +51,17 @@ mark_retrieved(lua_State *L, int idx, struct lasio_future *f) {
     }
 }
 
+/* Does the userdata at idx have the metatable at mtidx (one a Future's or
+ * Task's, checked before)? [-0, +0, -] */
+static int
+same_type(lua_State *L, int idx, int mtidx) {
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    int same = lua_rawequal(L, -1, mtidx);
+    lua_pop(L, 1);
+    return same;
+}
+
 /* A child at fidx is done (combinators.lua's on_done before). [-0,+0,m] */
 static void
 child_done(lua_State *L, int gidx, struct gather *g, int fidx,
@@ -109,11 +120,13 @@ gather_start(lua_State *L) {
     lua_settop(L, 2);
     /* the checks first: nothing starts when an item is wrong */
     int nfunc = 0;
+    luaL_checkstack(L, 8, NULL);
+    lua_pushnil(L); /* 3: the metatable of the last item checked */
     for (int i = 1; i <= n; i++) {
         int t = lua_rawgeti(L, 2, i);
         if (t == LUA_TFUNCTION) {
             nfunc++;
-        } else {
+        } else if (t != LUA_TUSERDATA || !same_type(L, -1, 3)) {
             struct lasio_future *f = lasio_tofuture_(L, -1);
             if (!f || f->loop != loop) {
                 lua_pushnil(L);
@@ -121,9 +134,18 @@ gather_start(lua_State *L) {
                 lua_pushstring(L, f ? "loop" : "type");
                 return 3;
             }
+            lua_getmetatable(L, -1);
+            lua_replace(L, 3);
+        } else if (((struct lasio_future *)lua_touserdata(L, -1))->loop !=
+                   loop) {
+            lua_pushnil(L);
+            lua_pushinteger(L, i);
+            lua_pushliteral(L, "loop");
+            return 3;
         }
         lua_pop(L, 1);
     }
+    lua_settop(L, 2);
     struct gather *g = lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
     g->donecb.kind = KIND_DONECB;
     g->donecb.queued = 0;
@@ -155,20 +177,38 @@ gather_start(lua_State *L) {
         }
         lua_rawseti(L, children, i);
     }
-    /* the distinct children: marked while the table that cannot grow is
-     * filled, unmarked right after, with nothing in between that can
-     * raise */
-    lua_createtable(L, n, 0);
-    int uniq = lua_gettop(L);
+    /* the distinct children: marked while they are counted, unmarked
+     * right after, with nothing in between that can raise; with no
+     * child given twice (the usual case) the children are the distinct
+     * children, and no second table is made */
     int nu = 0;
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, children, i);
         struct lasio_future *f = lua_touserdata(L, -1);
-        if (f->gather_mark) {
-            lua_pop(L, 1);
-        } else {
+        if (!f->gather_mark) {
             f->gather_mark = 1;
-            lua_rawseti(L, uniq, ++nu);
+            nu++;
+        }
+        lua_pop(L, 1);
+    }
+    int uniq = children;
+    if (nu < n) {
+        for (int i = 1; i <= n; i++) { /* the table may raise */
+            lua_rawgeti(L, children, i);
+            ((struct lasio_future *)lua_touserdata(L, -1))->gather_mark = 0;
+            lua_pop(L, 1);
+        }
+        lua_createtable(L, nu, 0);
+        uniq = lua_gettop(L);
+        for (int i = 1, k = 0; i <= n; i++) {
+            lua_rawgeti(L, children, i);
+            struct lasio_future *f = lua_touserdata(L, -1);
+            if (!f->gather_mark) { /* its first place */
+                f->gather_mark = 1;
+                lua_rawseti(L, uniq, ++k);
+            } else {
+                lua_pop(L, 1);
+            }
         }
     }
     for (int i = 1; i <= nu; i++) {

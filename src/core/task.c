@@ -45,13 +45,12 @@ trampoline_k(lua_State *co, int status, lua_KContext ctx) {
     return lua_gettop(co);
 }
 
-/* The body of every task's coroutine: stack fn, args... Returns true,
- * results... or false, error. */
+/* The body of every task's coroutine: stack msgh, fn, args... (task_new
+ * put the message handler below fn). Returns true, results... or false,
+ * error. */
 static int
 trampoline(lua_State *co) {
-    int nargs = lua_gettop(co) - 1;
-    lua_pushcfunction(co, lasio_msgh_);
-    lua_insert(co, 1);
+    int nargs = lua_gettop(co) - 2;
     int status = lua_pcallk(co, nargs, LUA_MULTRET, 1, 0, trampoline_k);
     return trampoline_k(co, status, 0);
 }
@@ -114,10 +113,11 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     }
     lua_setiuservalue(L, tidx, TASK_UV_CORO);
     t->co = co;
-    /* the trampoline, fn, the arguments, and room for its message handler */
+    /* the trampoline, its message handler, fn and the arguments */
     if (!lua_checkstack(co, nargs + 3))
         luaL_error(L, "too many arguments for a task (%d)", nargs);
     lua_pushcfunction(co, trampoline);
+    lua_pushcfunction(co, lasio_msgh_);
     lua_pushvalue(L, fidx);
     lua_xmove(L, co, 1);
     /* move the arguments (below the task) into the coroutine */
@@ -149,11 +149,12 @@ lasio_task_new_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
 
 struct lasio_task *
 lasio_task_spawn_(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
-    lasio_readyq_reserve_(L, loop, 1); /* the push below cannot fail then */
+    /* the push below cannot fail then */
+    lasio_readyq_reserve_steps_(L, loop, 1);
     struct lasio_task *t = task_new(L, loop, fidx, nargs);
     t->scheduled = 1;
     lasio_trace_by_(loop, TBY_START);
-    lasio_readyq_push_(L, loop, -1);
+    lasio_readyq_push_task_(L, loop, t);
     lasio_trace_by_(loop, TBY_NONE);
     return t;
 }
@@ -181,11 +182,9 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
             t->fut.ref = LUA_NOREF;
         }
     }
-    if (t->has_waiter) {
-        t->has_waiter = 0;
-        lua_pushnil(L);
-        lua_setiuservalue(L, idx, TASK_UV_WAITER);
-    }
+    /* the step cleared the waiter before the outcome took its slot
+     * (TASK_UV_WAITER is FUT_UV_RESULT) */
+    t->has_waiter = 0;
 }
 
 /* The body ended with the error at the top (popped): a CancelledError
@@ -232,6 +231,7 @@ task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres) {
     if (nres == 0 && t->preempted) { /* the forced-yield hook: requeue */
         t->scheduled = 1;
         t->fut.loop->end_batch = 1;
+        t->fut.loop->drain_left = 0; /* the drain looks at once */
         lasio_readyq_push_task_(L, t->fut.loop, t);
         return;
     }
@@ -266,17 +266,13 @@ recycle_coroutine(lua_State *L, int idx, struct lasio_task *t) {
     t->co = NULL;
 }
 
-void
-lasio_task_step_(lua_State *L, int idx) {
-    struct lasio_task *t = lua_touserdata(L, idx);
-    struct lasio_loop *loop = t->fut.loop;
-    int nargs = 0, nres = 0;
-    idx = lua_absindex(L, idx);
-    t->scheduled = 0;
-    if (t->fut.state != FUT_PENDING)
-        return;
-    luaL_checkstack(L, 4, NULL);
+/* The rare part of a step before the resume (the first step, a
+ * preempted, cancelled or woken-by-a-Future task): returns the count of
+ * values to resume with, or -1 when the task ended without running. */
+static __attribute__((noinline)) int
+step_prologue(lua_State *L, int idx, struct lasio_task *t) {
     lua_State *co = t->co;
+    int nargs = 0;
     if (t->preempted) { /* resumes where the forced-yield hook stopped it */
         t->preempted = 0;
         if (t->must_cancel) {
@@ -291,7 +287,7 @@ lasio_task_step_(lua_State *L, int idx) {
             push_cancel_error(L, idx);
             task_ended_with_error(L, idx, t);
             task_retire(L, idx, t);
-            return;
+            return -1;
         }
         lua_pushlightuserdata(L, LASIO_THROW);
         push_cancel_error(L, idx);
@@ -302,7 +298,7 @@ lasio_task_step_(lua_State *L, int idx) {
         lua_pushliteral(L, "task stack overflow");
         task_ended_with_error(L, idx, t);
         task_retire(L, idx, t);
-        return;
+        return -1;
     }
     lua_xmove(L, co, nargs);
     if (!t->started) {
@@ -314,6 +310,36 @@ lasio_task_step_(lua_State *L, int idx) {
         lua_pushnil(L);
         lua_setiuservalue(L, idx, TASK_UV_WAITER);
     }
+    return nargs;
+}
+
+/* The resume of a task with budgets: they count while it runs. */
+static __attribute__((noinline)) int
+resume_budgeted(lua_State *L, struct lasio_loop *loop, struct lasio_task *t,
+                int nargs, int *nres) {
+    lasio_budget_enter_(loop, t);
+    int status = lua_resume(t->co, L, nargs, nres);
+    lasio_budget_leave_(loop, t);
+    return status;
+}
+
+void
+lasio_task_step_(lua_State *L, int idx) {
+    struct lasio_task *t = lua_touserdata(L, idx);
+    struct lasio_loop *loop = t->fut.loop;
+    int nargs = 0, nres = 0;
+    idx = lua_absindex(L, idx);
+    t->scheduled = 0;
+    if (t->fut.state != FUT_PENDING)
+        return;
+    luaL_checkstack(L, 4, NULL);
+    lua_State *co = t->co;
+    /* one test for the rare cases: bits of the same byte */
+    if (t->preempted | t->must_cancel | !t->started | t->has_waiter) {
+        nargs = step_prologue(L, idx, t);
+        if (nargs < 0)
+            return;
+    }
     struct lasio_task *prev = loop->current; /* an eager start nests steps */
     lua_State *prev_L = loop->running_L;
     loop->current = t;
@@ -321,17 +347,14 @@ lasio_task_step_(lua_State *L, int idx) {
     loop->running_L = co;
     if (loop->trace)
         lasio_trace_emit_(loop, TEV_TASK_RUN, t->id, 0, 0, 0, NULL);
-    if (t->budget)
-        lasio_budget_enter_(loop, t);
-    int status = lua_resume(co, L, nargs, &nres);
+    int status = t->budget ? resume_budgeted(L, loop, t, nargs, &nres)
+                           : lua_resume(co, L, nargs, &nres);
     /* one clock read per step: the step began where the last one ended
      * (or where the drain began) */
     int64_t now = lasio_coarse_ns_();
     t->cpu_ns += now - loop->step_start;
     loop->step_start = now;
     t->steps++;
-    if (t->budget)
-        lasio_budget_leave_(loop, t);
     loop->running_L = prev_L;
     loop->current = prev;
     if (status == LUA_YIELD) {
@@ -384,7 +407,7 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
     t->num_cancels++;
     if (t->fut.loop->trace)
         lasio_trace_cancel_(L, t->fut.loop, t, msgidx);
-    if (t->waiting == WAIT_FUTURE) {
+    if (t->waiting == WAIT_FUTURE && t->has_waiter) {
         lua_getiuservalue(L, idx, TASK_UV_WAITER);
         struct lasio_future *w = lasio_tofuture_(L, -1);
         int cancelled = 0;
@@ -533,10 +556,12 @@ lasio_await_(lua_State *L, int idx, const char *what) {
     if (f->loop != loop)
         return luaL_error(L, "%s: the Future belongs to another loop", what);
     pushtask(L, t);
+    lasio_future_add_callback_(L, idx, f, -1);
+    /* only now, when nothing can fail before the yield: the waiter's slot
+     * is the one the task's outcome takes */
     lua_pushvalue(L, idx);
     lua_setiuservalue(L, -2, TASK_UV_WAITER);
     t->has_waiter = 1;
-    lasio_future_add_callback_(L, idx, f, -1);
     lua_pop(L, 1);
     t->waiting = WAIT_FUTURE;
     if (loop->trace)

@@ -393,6 +393,29 @@ print("count", r)
     end)
 
     describe("cancellation", function()
+        it("cancelling a task of an await cycle ends the cycle, not the process",
+            async(function()
+                -- a awaits b, b awaits a: the request goes a -> b, finds a
+                -- being cancelled, and wakes b with it; b's end wakes a
+                local a, b, seen
+                a = lasio.spawn(function() lasio.sleep(0); b:await() end)
+                b = lasio.spawn(function()
+                    lasio.sleep(0)
+                    local ok, e = pcall(a.await, a)
+                    seen = e
+                    assert(not ok)
+                    error(e, 0)
+                end)
+                lasio.sleep(0)
+                lasio.sleep(0)
+                assert.is_true(a:cancel("stop"))
+                lasio.wait({ a, b })
+                assert.is_true(lasio.CancelledError:is(seen), tostring(seen))
+                assert.are.equal("stop", seen.message)
+                assert.is_true(b:cancelled())
+                assert.is_true(a:cancelled())
+            end))
+
         -- covers F3
         it("cancel before the first step: body never runs (F3)", async(function()
             local ran = false

@@ -200,8 +200,8 @@ struct lasio_loop {
     /* The event trace (trace.c): NULL when nothing records or listens,
      * the one test every trace site pays then. */
     struct lasio_trace *trace;
-    int drain_left;              /* entries the drain runs before its next check
-                                    (readyq.c); a preemption sets it to 0 */
+    int drain_left; /* entries the drain runs before its next check
+                       (readyq.c); a preemption sets it to 0 */
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */
@@ -529,6 +529,9 @@ struct lasio_task {
     unsigned char exposed : 1;    /* user code saw its coroutine (running(),
                                      get_coro()): never reused then */
     unsigned char wq_woken : 1;   /* a WaitQueue woke it; cleared by its wait */
+    unsigned char cancelling : 1; /* its cancel() passes the request on to
+                                     the task it awaits (an await cycle
+                                     comes back to it) */
     /* the await graph (awaitgraph.c): the creating call's chunk source
      * (anchored for the state's life, formatted only when asked) and
      * line; the parent's id; what a WAIT_QUEUE or I/O wait is for (a

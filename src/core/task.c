@@ -407,15 +407,28 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
     t->num_cancels++;
     if (t->fut.loop->trace)
         lasio_trace_cancel_(L, t->fut.loop, t, msgidx);
+    int wake = t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER ||
+               t->waiting == WAIT_QUEUE;
     if (t->waiting == WAIT_FUTURE && t->has_waiter) {
         lua_getiuservalue(L, idx, TASK_UV_WAITER);
         struct lasio_future *w = lasio_tofuture_(L, -1);
+        struct lasio_task *wt =
+            w && w->kind == KIND_TASK ? (struct lasio_task *)w : NULL;
         int cancelled = 0;
-        if (w && w->kind == KIND_TASK)
-            cancelled =
-                lasio_task_cancel_(L, -1, (struct lasio_task *)w, msgidx);
-        else if (w)
+        if (wt && wt->cancelling) {
+            /* an await cycle: the task it waits on is being cancelled
+             * further out and waits, through others, on this one; going
+             * round would never end, so this one wakes with the
+             * cancellation and stops waiting */
+            lasio_future_remove_callback_(L, -1, w, idx);
+            wake = 1;
+        } else if (wt) {
+            t->cancelling = 1;
+            cancelled = lasio_task_cancel_(L, -1, wt, msgidx);
+            t->cancelling = 0;
+        } else if (w) {
             cancelled = lasio_future_cancel_(L, -1, w, msgidx);
+        }
         lua_pop(L, 1);
         if (cancelled)
             return 1; /* the wake-up raises CancelledError at the await */
@@ -426,8 +439,7 @@ lasio_task_cancel_(lua_State *L, int idx, struct lasio_task *t, int msgidx) {
     else
         lua_pushnil(L);
     lasio_extra_set_(L, idx, EXTRA_CANCELMSG);
-    if (t->waiting == WAIT_SLEEP || t->waiting == WAIT_FOREVER ||
-        t->waiting == WAIT_QUEUE) {
+    if (wake) {
         if (t->waiting == WAIT_SLEEP)
             lasio_timerheap_remove_(t->fut.loop, &t->heap_pos);
         lasio_waitq_unlink_(t);

@@ -540,12 +540,12 @@ struct lasio_task {
     const char *site_src;
     int site_line, parent_id;
     const char *wait_what;
-    int wait_fd;
     double wait_since;
-    /* what the inspector shows (snapshot.c): steps run and their time
-     * in coarse monotonic ns (an unbiased estimate: see
-     * lasio_coarse_ns_) */
-    unsigned long steps;
+    int wait_fd;
+    /* what the inspector shows (snapshot.c): steps run (wrapping past
+     * 2^32) and their time in coarse monotonic ns (an unbiased estimate:
+     * see lasio_coarse_ns_) */
+    uint32_t steps;
     int64_t cpu_ns;
 };
 

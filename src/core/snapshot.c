@@ -308,7 +308,7 @@ push_cell(lua_State *L, struct snap *s, int i, int c) {
         push_created_at(L, s, i);
         break;
     case 8:
-        snprintf(buf, sizeof buf, "%lu", r->t->steps);
+        snprintf(buf, sizeof buf, "%lu", (unsigned long)r->t->steps);
         lua_pushstring(L, buf);
         return;
     default:
@@ -460,7 +460,8 @@ add_json_row(lua_State *L, luaL_Buffer *b, struct snap *s, int i) {
     luaL_addstring(b, ",\"where\":");
     push_user_line(L, r->t->co);
     add_json_value(b);
-    snprintf(buf, sizeof buf, ",\"steps\":%lu,\"cpu\":", r->t->steps);
+    snprintf(buf, sizeof buf,
+             ",\"steps\":%lu,\"cpu\":", (unsigned long)r->t->steps);
     luaL_addstring(b, buf);
     add_number(b, (double)r->t->cpu_ns / 1e9);
     luaL_addchar(b, '}');

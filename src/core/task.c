@@ -81,6 +81,7 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->co = NULL;
     t->heap_pos = -1;
     t->wq_woken = 0;
+    t->cancelling = 0;
     t->wq = NULL;
     t->wq_next = t->wq_prev = NULL;
     t->id = 0;
@@ -231,7 +232,6 @@ task_yielded(lua_State *L, int idx, struct lasio_task *t, int nres) {
     if (nres == 0 && t->preempted) { /* the forced-yield hook: requeue */
         t->scheduled = 1;
         t->fut.loop->end_batch = 1;
-        t->fut.loop->drain_left = 0; /* the drain looks at once */
         lasio_readyq_push_task_(L, t->fut.loop, t);
         return;
     }

@@ -200,8 +200,6 @@ struct lasio_loop {
     /* The event trace (trace.c): NULL when nothing records or listens,
      * the one test every trace site pays then. */
     struct lasio_trace *trace;
-    int drain_left; /* entries the drain runs before its next check
-                       (readyq.c); a preemption sets it to 0 */
 };
 
 /* Links / unlinks an I/O object (see struct lasio_iolink). */

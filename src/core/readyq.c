@@ -399,17 +399,13 @@ report_slow(lua_State *L, struct lasio_loop *loop, int idx, double took) {
 }
 
 /* A drain: the batch budget, kept across the restarts after an error of
- * a C callback. The per-entry checks (the turn's end, the clock, the
- * batch's size, a preemption) are folded into one countdown,
- * loop->drain_left: entries that may run before drain_check looks again,
- * which a preempted task sets to 0 (task.c). */
+ * a C callback. */
 struct drain {
     struct lasio_loop *loop;
-    int steps;   /* entries run, up to the last check */
-    int granted; /* entries the last check allowed */
+    int steps;
     double start;
     int done;
-    int turn_left; /* entries left of the current turn, at the last check */
+    int turn_left; /* entries left of the current turn */
 };
 
 /* A turn's end (asyncio's _run_once): the timers due now join the queue,
@@ -428,49 +424,6 @@ next_turn(lua_State *L, struct lasio_loop *loop) {
     return loop->rq_count;
 }
 
-static int
-min3(int a, int b, int c) {
-    int m = a < b ? a : b;
-    return m < c ? m : c;
-}
-
-/* The countdown ran out before the next entry: ends the batch (returns 1)
- * after a preemption, every RQ_BATCH_STEPS entries or RQ_BATCH_SECONDS
- * (the clock is read every RQ_CLOCK_EVERY entries), starts the next turn
- * when this one is over, and grants the entries until the next of these
- * checks. */
-static __attribute__((noinline)) int
-drain_check(lua_State *L, struct drain *d) {
-    struct lasio_loop *loop = d->loop;
-    int ran = d->granted;
-    d->steps += ran;
-    d->turn_left -= ran;
-    d->granted = 0;
-    if (loop->end_batch && ran > 0) {
-        loop->end_batch = 0; /* a task was preempted: poll now */
-        return 1;
-    }
-    if (ran > 0 && d->steps % RQ_CLOCK_EVERY == 0) {
-        double now = lasio_time_();
-        loop->time_cache = now;
-        if (d->start == 0)
-            d->start = now;
-        else if (now - d->start >= RQ_BATCH_SECONDS)
-            return 1;
-    }
-    if (d->steps >= RQ_BATCH_STEPS)
-        return 1;
-    if (d->turn_left <= 0 && (d->turn_left = next_turn(L, loop)) == 0)
-        return 1;
-    int g = loop->end_batch
-                ? 1
-                : min3(d->turn_left, RQ_CLOCK_EVERY - d->steps % RQ_CLOCK_EVERY,
-                       RQ_BATCH_STEPS - d->steps);
-    d->granted = g;
-    loop->drain_left = g - 1; /* the entry about to run is one of them */
-    return 0;
-}
-
 /* Runs entries until the queue is empty, the loop stops, or the batch
  * budget is used (then sets d->done). Called under lua_pcall. */
 static int
@@ -483,8 +436,10 @@ drain_batch(lua_State *L) {
     while (!loop->stopping &&
            (loop->rq_count > 0 ||
             (loop->vc && lasio_vclock_drain_jump_(L, loop)))) {
-        if (--loop->drain_left < 0 && drain_check(L, d))
+        if (d->turn_left <= 0 && (d->turn_left = next_turn(L, loop)) == 0)
             break;
+        d->turn_left--;
+        int steps = ++d->steps;
         int n = take(L, loop, tasks);
         if (loop->debug) {
             double t0 = lasio_time_();
@@ -498,6 +453,18 @@ drain_batch(lua_State *L) {
             run_entry(L, loop, n);
         }
         lua_settop(L, top);
+        if (steps % RQ_CLOCK_EVERY == 0) {
+            double now = lasio_time_();
+            loop->time_cache = now;
+            if (d->start == 0)
+                d->start = now;
+            else if (now - d->start >= RQ_BATCH_SECONDS)
+                break;
+        }
+        if (steps >= RQ_BATCH_STEPS || loop->end_batch) {
+            loop->end_batch = 0; /* a task was preempted: poll now */
+            break;
+        }
     }
     d->done = 1;
     return 0;
@@ -509,10 +476,9 @@ drain_batch(lua_State *L) {
  * Called through lasio_guarded_. */
 static int
 drain_body(lua_State *L) {
-    struct drain d = {lua_touserdata(L, 1), 0, 0, 0, 0, 0};
+    struct drain d = {lua_touserdata(L, 1), 0, 0, 0, 0};
     d.loop->time_cache = lasio_time_(); /* when waits begin (awaitgraph.c) */
     int base = lua_gettop(L);
-    d.loop->drain_left = 0; /* the first entry starts a turn */
     while (!d.done) {
         lua_pushcfunction(L, lasio_msgh_);
         lua_pushcfunction(L, drain_batch);

@@ -227,8 +227,8 @@ describe("lasio --trace", function()
             { "--trace /nonexistent/dir/t.json", "--trace: cannot open '/nonexistent/dir/t.json'" },
             { "--trace=/tmp/t.txt", "--trace: needs a file name ending in .json" },
             { "--trace", "--trace: needs a file name" },
-            { "--trace-ring 0 --trace /tmp/x.json", "--trace-ring: needs a number of events" },
-            { "--trace-ring=abc --trace /tmp/x.json", "--trace-ring: needs a number of events" },
+            { "--trace-ring 0 --trace /tmp/x.json", "--trace-ring: needs an integer from 1 to 100000000" },
+            { "--trace-ring=abc --trace /tmp/x.json", "--trace-ring: needs an integer from 1 to 100000000" },
             { "--trace-ring 5", "--trace-ring needs --trace FILE" },
             { "--trace-stacks", "--trace-stacks needs --trace FILE" },
         }

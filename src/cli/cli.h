@@ -216,4 +216,19 @@ const char *lasio_cli_apply_limits_(lua_State *L,
 /* With --sandbox: gives the loaded main chunk on top a sandbox as _ENV. */
 void lasio_cli_sandbox_(lua_State *L, const struct lasio_cli_limits *lim);
 
+/*
+ * Option values (cliopts.c), for the option groups that parse their own.
+ * lasio_cli_is_opt_: is arg the option name, alone or with "=value"
+ * (*value set to it, or NULL)? lasio_cli_required_: a required value,
+ * after '=' or the next argument (advancing *i), or NULL.
+ * lasio_cli_parse_int_: an integer in [lo, hi] into *out (1), or the
+ * message and -1. lasio_cli_bad_value_ prints "lasio: OPT: WANT, got
+ * 'VALUE'" and returns -1.
+ */
+int lasio_cli_bad_value_(const char *opt, const char *value, const char *want);
+int lasio_cli_is_opt_(const char *arg, const char *name, const char **value);
+const char *lasio_cli_required_(char **argv, int *i, const char *value);
+int lasio_cli_parse_int_(const char *opt, const char *v, long long lo,
+                         long long hi, long long *out);
+
 #endif

@@ -7,7 +7,6 @@
  * wraps: however the run ends, the file is complete.
  * SPDX-License-Identifier: MIT
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +18,6 @@
 #define PROGNAME "lasio"
 #define MAX_RING 100000000
 
-static int
-bad_value(const char *opt, const char *value, const char *want) {
-    fprintf(stderr, "%s: %s: %s, got '%s'\n", PROGNAME, opt, want,
-            value ? value : "(nothing)");
-    fflush(stderr);
-    return -1;
-}
-
-/* Is arg the option name, alone or with "=value"? Sets *value. */
-static int
-is_opt(const char *arg, const char *name, const char **value) {
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
-        return 0;
-    *value = arg[n] == '=' ? arg + n + 1 : NULL;
-    return 1;
-}
-
 int
 lasio_cli_trace_option_(struct lasio_cli_trace *ct, char **argv, int *i) {
     const char *arg = argv[*i], *v;
@@ -44,28 +25,25 @@ lasio_cli_trace_option_(struct lasio_cli_trace *ct, char **argv, int *i) {
         ct->stacks = 1;
         return 1;
     }
-    if (is_opt(arg, "--trace-ring", &v)) {
-        if (!v)
-            v = argv[*i + 1] ? argv[++*i] : NULL;
-        char *end;
-        errno = 0;
-        long long n = v ? strtoll(v, &end, 10) : 0;
-        if (!v || end == v || *end || errno || n < 1 || n > MAX_RING)
-            return bad_value("--trace-ring", v,
-                             "needs a number of events from 1 to 100000000");
+    if (lasio_cli_is_opt_(arg, "--trace-ring", &v)) {
+        long long n;
+        if (lasio_cli_parse_int_("--trace-ring",
+                                 lasio_cli_required_(argv, i, v), 1, MAX_RING,
+                                 &n) < 0)
+            return -1;
         ct->ring = (long)n;
         return 1;
     }
-    if (is_opt(arg, "--trace", &v)) {
-        if (!v)
-            v = argv[*i + 1] ? argv[++*i] : NULL;
+    if (lasio_cli_is_opt_(arg, "--trace", &v)) {
+        v = lasio_cli_required_(argv, i, v);
         if (!v || !*v)
-            return bad_value("--trace", v, "needs a file name");
+            return lasio_cli_bad_value_("--trace", v, "needs a file name");
         ct->format = lasio_trace_format_of_(v);
         if (ct->format < 0)
-            return bad_value("--trace", v,
-                             "needs a file name ending in .json (Chrome "
-                             "trace) or .jsonl (lasio events)");
+            return lasio_cli_bad_value_(
+                "--trace", v,
+                "needs a file name ending in .json (Chrome "
+                "trace) or .jsonl (lasio events)");
         ct->path = v;
         return 1;
     }

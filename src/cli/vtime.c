@@ -30,14 +30,6 @@
 
 /* {====== Parsing ====== */
 
-static int
-bad_value(const char *opt, const char *value, const char *want) {
-    fprintf(stderr, "%s: %s: %s, got '%s'\n", PROGNAME, opt, want,
-            value ? value : "(nothing)");
-    fflush(stderr);
-    return -1;
-}
-
 /* A finite number in (0, max]. */
 static int
 parse_seconds(const char *opt, const char *v, double max, double *out) {
@@ -47,46 +39,10 @@ parse_seconds(const char *opt, const char *v, double max, double *out) {
     if (!v || end == v || *end || errno || !(d > 0) || !(d <= max)) {
         char want[96];
         snprintf(want, sizeof want, "needs a number > 0 and <= %g", max);
-        return bad_value(opt, v, want);
+        return lasio_cli_bad_value_(opt, v, want);
     }
     *out = d;
     return 1;
-}
-
-static int
-parse_int(const char *opt, const char *v, long long lo, long long hi,
-          long long *out) {
-    char *end;
-    errno = 0;
-    long long n = v ? strtoll(v, &end, 10) : 0;
-    if (!v || end == v || *end || errno || n < lo || n > hi) {
-        char want[96];
-        snprintf(want, sizeof want, "needs an integer from %lld to %lld", lo,
-                 hi);
-        return bad_value(opt, v, want);
-    }
-    *out = n;
-    return 1;
-}
-
-/* Is arg the option name, alone or with "=value"? Sets *value. */
-static int
-is_opt(const char *arg, const char *name, const char **value) {
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
-        return 0;
-    *value = arg[n] == '=' ? arg + n + 1 : NULL;
-    return 1;
-}
-
-/* The value of a required-value option: after '=' or the next argument. */
-static const char *
-required(char **argv, int *i, const char *value) {
-    if (value)
-        return value;
-    if (argv[*i + 1] == NULL)
-        return NULL;
-    return argv[++*i];
 }
 
 int
@@ -101,38 +57,40 @@ lasio_cli_vt_option_(struct lasio_cli_vt *vt, char **argv, int *i) {
         vt->shuffle = 1;
         return 1;
     }
-    if (is_opt(arg, "--real-io", &v)) {
+    if (lasio_cli_is_opt_(arg, "--real-io", &v)) {
         vt->real_io_ms = 10;
-        if (v && parse_int("--real-io", v, 0, 3600000, &n) < 0)
+        if (v && lasio_cli_parse_int_("--real-io", v, 0, 3600000, &n) < 0)
             return -1;
         if (v)
             vt->real_io_ms = (int)n;
         return 1;
     }
-    if (is_opt(arg, "--check-determinism", &v)) {
+    if (lasio_cli_is_opt_(arg, "--check-determinism", &v)) {
         vt->check_n = 2;
-        if (v && parse_int("--check-determinism", v, 2, 1000, &n) < 0)
+        if (v &&
+            lasio_cli_parse_int_("--check-determinism", v, 2, 1000, &n) < 0)
             return -1;
         if (v)
             vt->check_n = (int)n;
         return 1;
     }
-    if (is_opt(arg, "--seed", &v)) {
-        if (parse_int("--seed", required(argv, i, v), 0, LLONG_MAX, &n) < 0)
+    if (lasio_cli_is_opt_(arg, "--seed", &v)) {
+        if (lasio_cli_parse_int_("--seed", lasio_cli_required_(argv, i, v), 0,
+                                 LLONG_MAX, &n) < 0)
             return -1;
         vt->has_seed = 1;
         vt->seed = n;
         return 1;
     }
-    if (is_opt(arg, "--virtual-limit", &v))
-        return parse_seconds("--virtual-limit", required(argv, i, v), 1e9,
-                             &vt->limit);
-    if (is_opt(arg, "--real-timeout", &v))
-        return parse_seconds("--real-timeout", required(argv, i, v), 1e9,
-                             &vt->real_timeout);
-    if (is_opt(arg, "--time-rate", &v))
-        return parse_seconds("--time-rate", required(argv, i, v), 1e9,
-                             &vt->rate);
+    if (lasio_cli_is_opt_(arg, "--virtual-limit", &v))
+        return parse_seconds("--virtual-limit", lasio_cli_required_(argv, i, v),
+                             1e9, &vt->limit);
+    if (lasio_cli_is_opt_(arg, "--real-timeout", &v))
+        return parse_seconds("--real-timeout", lasio_cli_required_(argv, i, v),
+                             1e9, &vt->real_timeout);
+    if (lasio_cli_is_opt_(arg, "--time-rate", &v))
+        return parse_seconds("--time-rate", lasio_cli_required_(argv, i, v),
+                             1e9, &vt->rate);
     return 0;
 }
 
@@ -163,7 +121,7 @@ lasio_cli_vt_check_(struct lasio_cli_vt *vt, int interactive) {
     const char *env = getenv("LASIO_SEED");
     if (!vt->has_seed && env && *env) {
         long long n;
-        if (parse_int("LASIO_SEED", env, 0, LLONG_MAX, &n) < 0)
+        if (lasio_cli_parse_int_("LASIO_SEED", env, 0, LLONG_MAX, &n) < 0)
             return -1;
         vt->has_seed = 1;
         vt->seed = n;
@@ -463,9 +421,9 @@ lasio_cli_vt_check_determinism_(struct lasio_cli_vt *vt, int argc,
     for (int i = 1; i < argc; i++) {
         if (i < vt->script || vt->script == 0) {
             const char *v;
-            if (is_opt(argv[i], "--check-determinism", &v))
+            if (lasio_cli_is_opt_(argv[i], "--check-determinism", &v))
                 continue;
-            if (is_opt(argv[i], "--seed", &v)) {
+            if (lasio_cli_is_opt_(argv[i], "--seed", &v)) {
                 if (!v)
                     i++;
                 continue;

@@ -105,45 +105,16 @@ put_double(struct sbuf *b, double v) {
     put(b, buf, (size_t)n);
 }
 
+/* lasio_json_quote_'s sink. */
+static void
+sbuf_put(void *ud, const char *s, size_t n) {
+    put(ud, s, n);
+}
+
 static void
 put_jstr(struct sbuf *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
     reserve(b, n + 2);
-    PUTLIT(b, "\"");
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        put(b, s + run, i - run);
-        run = i + 1;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t k = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            esc[1] = 'u', esc[2] = '0', esc[3] = '0';
-            esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-            k = 6;
-        }
-        put(b, esc, k);
-    }
-    put(b, s + run, n - run);
-    PUTLIT(b, "\"");
+    lasio_json_quote_(s, n, sbuf_put, b);
 }
 
 static void

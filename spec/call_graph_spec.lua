@@ -378,28 +378,31 @@ end)
 
 describe("the one report format", function()
     it("an error never retrieved says where the task was created and by whom",
-        async(function()
-            local me = lasio.current_task()
-            local line
-            local function start() -- the task is dropped at once
-                return lasio.spawn(function() error("boom", 0) end), here()
-            end
-            local seen = helper.capture_exceptions(function()
-                line = select(2, start())
-                lasio.sleep(0)
-                lasio.sleep(0)
-                collectgarbage()
-                collectgarbage()
-                settle()
-            end)
-            local ctx
-            for _, c in ipairs(seen) do
-                if c.message == "Task exception was never retrieved" then ctx = c end
-            end
-            assert.is_table(ctx)
-            assert.are.equal("created at " .. line .. " by Task #" .. id_of(me) .. " '"
-                .. me:get_name() .. "'\n", ctx.origin)
-        end))
+        function()
+            -- a loop of its own in a child: under the command an error
+            -- reported as never retrieved makes the run's status 1
+            local out, err, status = helper.run_child([[
+local lasio = require "lasio"
+local loop = lasio.new_event_loop()
+local origin
+loop:set_exception_handler(function(_, ctx)
+    if ctx.message == "Task exception was never retrieved" then origin = ctx.origin end
+end)
+loop:run_until_complete(function()
+    lasio.current_task():set_name("parent")
+    local function start() lasio.spawn(function() error("boom", 0) end) end
+    start()
+    for _ = 1, 3 do
+        lasio.sleep(0)
+        collectgarbage()
+    end
+end)
+loop:close()
+io.write(origin or "none")
+]], { interp = "lua5.4" })
+            assert.are.equal(0, status, err)
+            assert.truthy(out:find("^created at [^\n]*script.lua:9 by Task #%d+ 'parent'\n$"), out)
+        end)
 
     it("a task destroyed but pending says where it was created and who awaits it",
         function()

@@ -404,7 +404,7 @@ init: /* using goto's to optimize tail recursion */
                 }
                 case '+': /* 1 or more repetitions */
                     s++;  /* 1 match already done */
-                          /* FALLTHROUGH */
+                    __attribute__((fallthrough));
                 case '*': /* 0 or more repetitions */
                     s = max_expand(ms, s, p, ep);
                     break;

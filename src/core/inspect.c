@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 #define READ_MS 2000         /* a client sends its request line within this */
 #define TRACE_WRITE_MS 10000 /* a recording is written within this */
 #define MAX_REQUEST 4096
+#define BIND_RETRY_MS 2           /* waiting for a stopped inspector's name */
 #define THREAD_STACK (128 * 1024) /* it needs some 16 KiB */
 /* Ignored by default, rarely used by programs: Go's runtime preempts
  * its goroutines with it for the same reasons. */
@@ -80,6 +82,9 @@ struct lasio_inspector {
 
 /* The process's inspector, for the BUSY_SIGNAL handler. */
 static struct lasio_inspector *volatile the_inspector;
+/* Stopped inspectors whose thread has not closed its socket yet: a new
+ * one under the same name waits for them (lasio_inspect_start_). */
+static atomic_int ending_threads;
 
 /* {====== The loop's side ====== */
 
@@ -558,6 +563,7 @@ serve_thread(void *arg) {
         close(fd);
     }
     free_inspector(ins); /* the loop let go of it (stop) */
+    atomic_fetch_sub(&ending_threads, 1);
     return NULL;
 }
 
@@ -596,12 +602,20 @@ open_socket(struct lasio_inspector *ins, const char *name) {
     }
     memcpy(sa.sun_path + 1, ins->name, n); /* abstract: a NUL first */
     ins->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (ins->listen_fd < 0 ||
-        bind(ins->listen_fd, (struct sockaddr *)&sa,
-             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0 ||
-        listen(ins->listen_fd, 8) < 0)
+    if (ins->listen_fd < 0)
         return -1;
-    return 0;
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    /* the name of a stopped inspector is free once its thread closed the
+     * socket, which takes at most the end of the request it serves */
+    for (int waited = 0;; waited += BIND_RETRY_MS) {
+        if (bind(ins->listen_fd, (struct sockaddr *)&sa, len) == 0)
+            break;
+        if (errno != EADDRINUSE || atomic_load(&ending_threads) == 0 ||
+            waited >= READ_MS + ANSWER_MS)
+            return -1;
+        poll(NULL, 0, BIND_RETRY_MS);
+    }
+    return listen(ins->listen_fd, 8);
 }
 
 /* The busy signal's handler, unless the process handles it already. */
@@ -685,6 +699,9 @@ lasio_inspect_stop_(struct lasio_loop *loop) {
         sigaction(BUSY_SIGNAL, &ins->old_busy, NULL);
     the_inspector = NULL;
     loop->inspector = NULL;
+    /* no more clients from now on, though the thread may take a while */
+    shutdown(ins->listen_fd, SHUT_RDWR);
+    atomic_fetch_add(&ending_threads, 1);
     event_free(ins->req_ev);
     close(ins->req_fd[0]);
     pthread_mutex_lock(&ins->lock);

@@ -8,8 +8,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1121,6 +1125,85 @@ test_trace_record_for(void) {
     lua_close(L);
 }
 
+/* The host serves its loop to `lasio ps PID` (docs/EMBEDDING.md): bad
+ * names are refused, a second server is EBUSY, a request on the socket is
+ * answered by the loop while a script runs, and closing the loop stops
+ * serving. */
+static int
+connect_abstract(const char *name) {
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t n = strlen(name);
+    memcpy(sa.sun_path + 1, name, n);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa,
+                           (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+                                       1 + n)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void
+test_inspect_listen(void) {
+    lua_State *L = harness_state(NULL);
+    char name[64], longname[120];
+    snprintf(name, sizeof name, "lasio-test/%ld", (long)getpid());
+    memset(longname, 'x', 101);
+    longname[101] = '\0';
+    CHECK_INT(lasio_inspect_listen(L, ""), LASIO_EINVAL);
+    CHECK_INT(lasio_inspect_listen(L, longname), LASIO_EINVAL);
+    CHECK_INT(lasio_inspect_listen(L, name), LASIO_OK);
+    errno = 0;
+    CHECK_INT(lasio_inspect_listen(L, "lasio-test/other"), LUA_ERRRUN);
+    CHECK_INT(errno, EBUSY);
+    CHECK_INT(lua_gettop(L), 0); /* [-0, +0]: nothing pushed, even failing */
+
+    /* a task parked across runs of the loop, asked about in between */
+    CHECK_INT(harness_run(L, "local function parked_here() "
+                             "lasio.sleep(10) end "
+                             "parked = lasio.spawn(parked_here) "
+                             "lasio.sleep(0) return 1"),
+              LASIO_OK);
+    lua_pop(L, 1);
+    int fd = connect_abstract(name);
+    CHECK(fd >= 0);
+    char req[128];
+    int n = snprintf(req, sizeof req,
+                     "{\"v\":%d,\"cmd\":\"ps\",\"format\":\"text\"}\n",
+                     LASIO_INSPECT_VERSION);
+    CHECK_INT(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    /* the loop answers between task steps while the script runs */
+    CHECK_INT(harness_run(L, "for i = 1, 30 do lasio.sleep(0.01) end "
+                             "parked:cancel() return 1"),
+              LASIO_OK);
+    lua_pop(L, 1);
+    char reply[8192];
+    size_t got = 0;
+    struct pollfd p = {fd, POLLIN, 0};
+    while (got < sizeof reply - 1 && poll(&p, 1, 2000) > 0) {
+        ssize_t r = recv(fd, reply + got, sizeof reply - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    reply[got] = '\0';
+    close(fd);
+    CHECK_STR(reply, "\"ok\":true");
+    CHECK_STR(reply, "parked_here");
+
+    CHECK_INT(lasio_close(L), LASIO_OK);
+    CHECK(connect_abstract(name) < 0); /* closing the loop stopped it */
+    CHECK_INT(lasio_inspect_listen(L, name), LASIO_ECLOSED);
+    lua_close(L);
+    /* a host that opens lasio again may serve under the same name at once */
+    L = harness_state(NULL);
+    CHECK_INT(lasio_inspect_listen(L, name), LASIO_OK);
+    lua_close(L);
+}
+
 /* ====== } */
 
 static const struct {
@@ -1143,6 +1226,7 @@ static const struct {
              {"limits", test_limits},
              {"trace_sink", test_trace_sink},
              {"trace_record_for", test_trace_record_for},
+             {"inspect_listen", test_inspect_listen},
              {NULL, NULL}};
 
 int

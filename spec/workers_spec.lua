@@ -168,6 +168,24 @@ os.exit(os.getenv("LASIO_WORKER") == "2" and 9 or 0)
         assert.are.equal(9, lasio.wait_for(function() return p:wait() end, helper.t(20)))
     end))
 
+    it("writes --trace FILE as one file per worker, numbered as LASIO_WORKER", async(function()
+        local script = write("traced.lua", [[
+lasio.spawn(function() lasio.sleep(0) end):await()
+]])
+        local p = start({"--workers", "2", "--trace", tmp .. "/run.jsonl", script})
+        assert.are.equal(0, lasio.wait_for(function() return p:wait() end, helper.t(20)))
+        for n = 1, 2 do
+            local f = assert(io.open(tmp .. "/run." .. n .. ".jsonl"))
+            local text = f:read("a")
+            f:close()
+            -- the worker's own header, and its events: not two runs in one file
+            local _, headers = text:gsub('"lasio_trace":1', "")
+            assert.are.equal(1, headers)
+            assert.truthy(text:find('"ev":"task.create"', 1, true))
+        end
+        assert.is_nil(io.open(tmp .. "/run.jsonl"))
+    end))
+
     it("does not restart a script that cannot start (syntax error: 3)", async(function()
         local bad = write("syntax.lua", "this is not lua")
         local p = start({"--workers", "2", bad})

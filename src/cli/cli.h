@@ -59,7 +59,8 @@ int lasio_cli_tool_(int argc, char **argv, int *status);
 /*
  * `--workers N` (workers.c): forks n workers, restarts a crashed one with
  * backoff, passes SIGTERM, SIGINT, SIGHUP and SIGQUIT on, and waits for
- * all. Returns 1 in a worker, which goes on to run the script; 0 in the
+ * all. Returns the worker's number (1 to n) in a worker, which goes on to
+ * run the script; 0 in the
  * supervisor once every worker has ended, with *status the worst (highest)
  * exit status, 128 + the signal for a worker killed by one.
  */
@@ -84,6 +85,10 @@ int lasio_cli_trace_check_(struct lasio_cli_trace *ct);
  * writes a running recording, and starts --trace's. Returns NULL, or the
  * message of a usage error (the file cannot be opened). [-0, +0, m] */
 const char *lasio_cli_trace_start_(lua_State *L, struct lasio_cli_trace *ct);
+/* In worker n of --workers: the recording goes to FILE with ".n" before
+ * its extension (trace.json: trace.3.json), one file per worker. Returns
+ * -1 without memory. */
+int lasio_cli_trace_per_worker_(struct lasio_cli_trace *ct, int n);
 
 /* ====== } */
 

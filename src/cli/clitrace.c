@@ -76,6 +76,20 @@ exit_writing_trace(lua_State *L) {
     return lua_gettop(L);
 }
 
+int
+lasio_cli_trace_per_worker_(struct lasio_cli_trace *ct, int n) {
+    if (!ct->path)
+        return 0;
+    const char *dot = strrchr(ct->path, '.'); /* there is one: .json(l) */
+    size_t stem = (size_t)(dot - ct->path), size = strlen(ct->path) + 16;
+    static char *path; /* the command's own state (rule 1), made once */
+    if (!(path = malloc(size)))
+        return -1;
+    snprintf(path, size, "%.*s.%d%s", (int)stem, ct->path, n, dot);
+    ct->path = path;
+    return 0;
+}
+
 const char *
 lasio_cli_trace_start_(lua_State *L, struct lasio_cli_trace *ct) {
     if (lua_getglobal(L, "os") == LUA_TTABLE) {

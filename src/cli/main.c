@@ -39,6 +39,7 @@ struct cli {
     int nsteps;      /* steps queued for the main task so far */
     int status;      /* exit status */
     int workers;     /* --workers N, 0 without it */
+    int worker;      /* in a worker of --workers: its number, from 1 */
     const char *why; /* what is wrong with a bad option value, or NULL */
     const char *bad; /* that value (NULL when missing) */
     struct lasio_cli_vt vt;       /* the options of virtual time (vtime.c) */
@@ -655,6 +656,8 @@ pmain(lua_State *L) {
         print_version();
     open_libs(L, c);
     const char *bad_limits = lasio_cli_apply_limits_(L, &c->lim);
+    if (c->worker && lasio_cli_trace_per_worker_(&c->trace, c->worker) < 0)
+        luaL_error(L, "--trace: not enough memory");
     if (!bad_limits)
         bad_limits = lasio_cli_trace_start_(L, &c->trace);
     if (bad_limits) {
@@ -699,8 +702,8 @@ pmain(lua_State *L) {
 
 int
 main(int argc, char **argv) {
-    struct cli c = {argc, argv, 0,    0,   0,   LASIO_EXIT_ERROR,
-                    0,    NULL, NULL, {0}, {0}, {0}};
+    struct cli c = {argc, argv, 0,   0,   0,  LASIO_EXIT_ERROR, 0, 0,
+                    NULL, NULL, {0}, {0}, {0}};
     c.vt.real_io_ms = -1;
     lua_State *L;
     struct lasio_alloc *alloc;
@@ -736,7 +739,8 @@ main(int argc, char **argv) {
         l_message(PROGNAME, "--workers needs a script, and no -i");
         return LASIO_EXIT_USAGE;
     }
-    if (c.workers > 0 && !lasio_cli_supervise_(c.workers, &c.status))
+    if (c.workers > 0 &&
+        !(c.worker = lasio_cli_supervise_(c.workers, &c.status)))
         return c.status;
     L = lasio_cli_newstate_(&alloc);
     if (L == NULL) {

@@ -45,7 +45,7 @@ struct worker {
 struct supervisor {
     struct worker *w;
     int n;
-    int stopping; /* a stop signal arrived: no more restarts */
+    int stopping;     /* a stop signal arrived: no more restarts */
     int cannot_start; /* the status of a worker whose script cannot start */
     sigset_t handled, saved;
 };
@@ -85,7 +85,8 @@ become_worker(struct supervisor *s, int index, pid_t parent) {
     sigprocmask(SIG_SETMASK, &s->saved, NULL);
 }
 
-/* Forks worker i. Returns 1 in the new worker, 0 in the supervisor. */
+/* Forks worker i. Returns its number (i + 1) in the new worker, 0 in the
+ * supervisor. */
 static int
 start(struct supervisor *s, int i) {
     struct worker *w = &s->w[i];
@@ -94,7 +95,7 @@ start(struct supervisor *s, int i) {
     pid_t pid = fork();
     if (pid == 0) {
         become_worker(s, i, parent);
-        return 1;
+        return i + 1;
     }
     if (pid < 0) { /* retried like a crash */
         say("worker %d: fork: %s", i + 1, strerror(errno));
@@ -194,8 +195,8 @@ worst_status(struct supervisor *s) {
     return worst;
 }
 
-/* The supervisor's loop. Returns 1 in a worker (re)started from it, 0 when
- * every worker has ended. */
+/* The supervisor's loop. Returns the worker's number in a worker
+ * (re)started from it, 0 when every worker has ended. */
 static int
 supervise(struct supervisor *s) {
     while (any_left(s)) {
@@ -220,10 +221,12 @@ supervise(struct supervisor *s) {
                 forward(s, sig);
         }
         double at = now();
-        for (int i = 0; i < s->n && !s->stopping; i++)
+        for (int i = 0; i < s->n && !s->stopping; i++) {
+            int worker;
             if (s->w[i].state == WAITING_RESTART && s->w[i].restart <= at &&
-                start(s, i))
-                return 1;
+                (worker = start(s, i)))
+                return worker;
+        }
     }
     return 0;
 }
@@ -246,12 +249,9 @@ lasio_cli_supervise_(int n, int *status) {
     sigaddset(&s.handled, SIGHUP);
     sigaddset(&s.handled, SIGQUIT);
     sigprocmask(SIG_BLOCK, &s.handled, &s.saved);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !child; i++) {
         s.w[i].backoff = BACKOFF_FIRST;
-        if (start(&s, i)) {
-            child = 1;
-            break;
-        }
+        child = start(&s, i);
     }
     if (!child)
         child = supervise(&s);

@@ -40,13 +40,12 @@ lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
     f->c_source = 0;
     f->gather_mark = 0;
     f->finalized = 0;
-    f->nresults = 0;
     f->ncallbacks = 0;
     f->ref = LUA_NOREF;
     f->queued = 0;
     f->loop = loop;
     lasio_pushloop_(L, loop);
-    lua_setiuservalue(L, idx, FUT_UV_LOOP);
+    lua_setiuservalue(L, idx, FUT_UV_EXTRA);
 }
 
 struct lasio_future *
@@ -83,7 +82,9 @@ lasio_extra_set_(lua_State *L, int idx, int key) {
             lua_pop(L, 1);
             return;
         }
-        lua_createtable(L, 4, 0);
+        lua_createtable(L, EXTRA_N, 0);
+        lua_getiuservalue(L, idx, FUT_UV_EXTRA); /* the loop moves in */
+        lua_rawseti(L, -2, EXTRA_LOOP);
         lua_pushvalue(L, -1);
         lua_setiuservalue(L, idx, FUT_UV_EXTRA);
     }
@@ -123,12 +124,11 @@ has_donecb(lua_State *L, int idx, int n) {
  * (asyncio copies the list: callbacks removed or added during dispatch
  * affect nothing already scheduled). [-0, +0, m] */
 static void
-schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
+schedule_callbacks(lua_State *L, int idx, struct lasio_future *f, int n) {
     if (f->c_source) { /* a C Future is no longer a wake-up source */
         f->c_source = 0;
         f->loop->nsources--;
     }
-    int n = f->ncallbacks;
     if (n == 0)
         return;
     luaL_checkstack(L, 4, NULL);
@@ -143,7 +143,6 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
     }
     lua_pushnil(L);
     lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
-    f->ncallbacks = 0;
     int list = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         push_callback(L, list, n, i);
@@ -171,7 +170,8 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
 void
 lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n) {
     idx = lua_absindex(L, idx);
-    if (n <= 1) { /* no table for none or one value */
+    int ncb = f->ncallbacks; /* nresults takes its place */
+    if (n <= 1) {            /* no table for none or one value */
         if (n == 0)
             lua_pushnil(L);
         lua_setiuservalue(L, idx, FUT_UV_RESULT);
@@ -184,29 +184,31 @@ lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n) {
     }
     f->nresults = n;
     f->state = FUT_FINISHED;
-    schedule_callbacks(L, idx, f);
+    schedule_callbacks(L, idx, f, ncb);
 }
 
 void
 lasio_future_fail_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
+    int ncb = f->ncallbacks; /* nresults takes its place */
     lua_setiuservalue(L, idx, FUT_UV_RESULT);
     lasio_extra_set_(L, idx, EXTRA_TRACEBACK);
     f->nresults = -1;
     f->state = FUT_FINISHED;
     f->log_error = 1;
     lasio_future_finalize_(L, idx, f);
-    schedule_callbacks(L, idx, f);
+    schedule_callbacks(L, idx, f, ncb);
     lasio_diag_track_(L, idx, f);
 }
 
 void
 lasio_future_cancelled_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
+    int ncb = f->ncallbacks; /* nresults takes its place */
     lua_setiuservalue(L, idx, FUT_UV_RESULT);
     f->state = FUT_CANCELLED;
     f->nresults = 0;
-    schedule_callbacks(L, idx, f);
+    schedule_callbacks(L, idx, f, ncb);
 }
 
 void
@@ -302,6 +304,8 @@ lasio_future_add_callback_(lua_State *L, int idx, struct lasio_future *f,
 int
 lasio_future_remove_callback_(lua_State *L, int idx, struct lasio_future *f,
                               int cbidx) {
+    if (f->state != FUT_PENDING) /* its callbacks were scheduled */
+        return 0;
     int n = f->ncallbacks, removed = 0;
     idx = lua_absindex(L, idx);
     cbidx = lua_absindex(L, cbidx);
@@ -483,7 +487,8 @@ future_await(lua_State *L) {
 static int
 future_get_loop(lua_State *L) {
     lasio_checkfuture_(L, 1);
-    lua_getiuservalue(L, 1, FUT_UV_LOOP);
+    if (lua_getiuservalue(L, 1, FUT_UV_EXTRA) == LUA_TTABLE)
+        lua_rawgeti(L, -1, EXTRA_LOOP);
     return 1;
 }
 

@@ -82,8 +82,7 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->heap_pos = -1;
     t->wq_woken = 0;
     t->cancelling = 0;
-    t->wq = NULL;
-    t->wq_next = t->wq_prev = NULL;
+    t->in_wq = 0;
     t->id = 0;
     t->site_src = NULL;
     t->site_line = 0;

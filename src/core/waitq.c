@@ -19,9 +19,9 @@ checkwaitq(lua_State *L, int idx) {
 
 void
 lasio_waitq_unlink_(struct lasio_task *t) {
-    struct lasio_waitq *q = t->wq;
-    if (!q)
+    if (!t->in_wq)
         return;
+    struct lasio_waitq *q = t->wq;
     if (t->wq_prev)
         t->wq_prev->wq_next = t->wq_next;
     else
@@ -30,8 +30,8 @@ lasio_waitq_unlink_(struct lasio_task *t) {
         t->wq_next->wq_prev = t->wq_prev;
     else
         q->tail = t->wq_prev;
-    t->wq_next = t->wq_prev = NULL;
-    t->wq = NULL;
+    t->in_wq = 0;
+    t->heap_pos = t->wait_fd = -1; /* their room is theirs again */
     q->n--;
 }
 
@@ -71,6 +71,7 @@ lasio_waitq_link_(lua_State *L, struct lasio_waitq *q, const char *what) {
             luaL_error(L, "%s: bound to a different event loop", what);
         q->loop = loop;
     }
+    t->in_wq = 1; /* not sleeping: heap_pos and wait_fd are free */
     t->wq = q;
     t->wq_prev = q->tail;
     t->wq_next = NULL;

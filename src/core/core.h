@@ -51,13 +51,15 @@ enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE, KIND_DONECB };
 
 struct lasio_future;
 /* A done callback in C: a userdata that starts with this struct is stored
- * in a Future's callback list like a function, and its completion runs
- * `run` straight from the ready queue, with no lua_pcall and no Lua ring
- * slots (readyq.c). The object must keep alive every Future it is
- * registered on (the queue entry holds only a pointer to the Future while
- * the object itself is anchored). `run` gets the object at cbidx, the
- * done Future at fidx; an error it raises is reported as an "Exception in
- * callback", as a function's would be. */
+ * in a Future's callback list like a function. It runs no user code, so
+ * the Future's completion runs `run` at once, after queueing its other
+ * callbacks (future.c): no trip through the ready queue. Added to a
+ * Future already done, it is queued (readyq.c: no lua_pcall, no Lua ring
+ * slots) and an error it raises there is reported as an "Exception in
+ * callback", as a function's would be. The object must keep alive every
+ * Future it is registered on (the queue entry holds only a pointer to the
+ * Future while the object itself is anchored). `run` gets the object at
+ * cbidx, the done Future at fidx. */
 struct lasio_donecb {
     unsigned char kind; /* KIND_DONECB */
     int queued;         /* entries of the ready queue pointing at it */
@@ -192,6 +194,8 @@ struct lasio_loop {
      * sources seen creating tasks, user code's and the facade's */
     double time_cache;
     const char *site_user_src, *site_facade_src;
+    struct lasio_sites *sites; /* the state's creation sites (awaitgraph.c),
+                                  NULL until the first */
     /* the inspector serving this loop (inspect.c), or NULL; and when the
      * running step began (coarse monotonic ns: the end of the step before
      * it or the start of the drain), for the steps' time and "loop busy" */
@@ -515,8 +519,8 @@ enum {
 };
 #define TASK_UV_WAITER FUT_UV_RESULT /* while pending and has_waiter */
 
-/* Pointers first, then ints, then the flags packed in three bytes: 120
- * bytes, so that the userdata (header, 4 user values, this) is 224. */
+/* Pointers first, then ints, then the flags packed in three bytes: 104
+ * bytes, so that the userdata (header, 4 user values, this) is 208. */
 struct lasio_task {
     struct lasio_future fut; /* first: a Task is a Future */
     lua_State *co;           /* kept alive by TASK_UV_CORO */
@@ -533,12 +537,10 @@ struct lasio_task {
             int wait_fd;  /* the fd of an I/O wait (-1: none) */
         };
     };
-    struct lasio_budget *budget; /* its budgets (budget.c), or NULL */
-    /* the await graph (awaitgraph.c): the creating call's chunk source
-     * (anchored for the state's life, formatted only when asked) and
-     * line; the parent's id; what a WAIT_QUEUE or I/O wait is for (a
-     * static or anchored string); the loop time the current wait began */
-    const char *site_src;
+    /* the await graph (awaitgraph.c): the creation site (an id of the
+     * state's table of chunk and line pairs, formatted only when asked);
+     * the parent's id; what a WAIT_QUEUE or I/O wait is for (a static or
+     * anchored string); the loop time the current wait began */
     const char *wait_what;
     double wait_since;
     /* what the inspector shows (snapshot.c): steps run (wrapping past
@@ -546,7 +548,8 @@ struct lasio_task {
      * see lasio_coarse_ns_) */
     int64_t cpu_ns;
     uint32_t steps;
-    int site_line, parent_id;
+    uint32_t site; /* the creation site's id (awaitgraph.c), 0: none */
+    int parent_id;
     int num_cancels; /* cancelling() */
     int id;
     unsigned char waiting; /* enum lasio_wait */
@@ -565,7 +568,20 @@ struct lasio_task {
                                      the task it awaits (an await cycle
                                      comes back to it) */
     unsigned char in_wq : 1;      /* linked in a WaitQueue (wq is valid) */
+    unsigned char budgeted : 1;   /* has budgets (budget.c): their struct is
+                                     owned by the task, and its coroutine's
+                                     extra space points at it */
 };
+
+/* The budgets of t, or NULL: the pointer lives in the extra space of
+ * the task's coroutine (lua_getextraspace), which is the task's own while
+ * it is pending, not in every task's record. */
+static inline struct lasio_budget *
+lasio_task_budget_(struct lasio_task *t) {
+    return t->budgeted && t->co
+               ? *(struct lasio_budget **)lua_getextraspace(t->co)
+               : NULL;
+}
 
 LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
 /* Creates a Task running the function at fidx with the nargs values on

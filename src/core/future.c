@@ -105,21 +105,6 @@ push_callback(lua_State *L, int idx, int n, int i) {
         lua_rawgeti(L, idx, i);
 }
 
-/* Whether the callback list at idx (n entries) holds a C callback. */
-static int
-has_donecb(lua_State *L, int idx, int n) {
-    idx = lua_absindex(L, idx);
-    int found = 0;
-    for (int i = 1; i <= n && !found; i++) {
-        push_callback(L, idx, n, i);
-        unsigned char *kind =
-            lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
-        found = kind && *kind == KIND_DONECB;
-        lua_pop(L, 1);
-    }
-    return found;
-}
-
 /* Schedules every done callback of the Future at idx and forgets them
  * (asyncio copies the list: callbacks removed or added during dispatch
  * affect nothing already scheduled). [-0, +0, m] */
@@ -135,15 +120,9 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f, int n) {
     /* room for every entry first: no callback is lost to a memory error */
     lasio_readyq_reserve_(L, f->loop, 2 * n);
     lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
-    if (!f->loop->closed && f->loop->slot_nfree < 2 * n &&
-        has_donecb(L, -1, n)) { /* and their slots */
-        lasio_pushtasks_(L, f->loop);
-        lasio_slot_reserve_(L, f->loop, -1, 2 * n);
-        lua_pop(L, 1);
-    }
     lua_pushnil(L);
     lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
-    int list = lua_gettop(L);
+    int list = lua_gettop(L), ndonecb = 0;
     for (int i = 1; i <= n; i++) {
         push_callback(L, list, n, i);
         /* only Tasks, C callbacks and functions are ever stored as
@@ -151,7 +130,7 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f, int n) {
         struct lasio_task *t =
             lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
         if (t && t->fut.kind == KIND_DONECB) {
-            lasio_readyq_push_donecb_(L, f->loop, -1, idx);
+            ndonecb++; /* run below */
         } else if (t) {
             /* the wake-up of a task awaiting this Future */
             if (t->waiting == WAIT_FUTURE && !t->fut.state) {
@@ -161,6 +140,19 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f, int n) {
             }
         } else {
             lasio_readyq_push_call_(L, f->loop, -1, idx);
+        }
+        lua_pop(L, 1);
+    }
+    /* C callbacks run now, after the others were queued: what they
+     * schedule comes after those, as it would from the queue, without a
+     * trip through it */
+    for (int i = 1; ndonecb > 0 && i <= n; i++) {
+        push_callback(L, list, n, i);
+        unsigned char *kind =
+            lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+        if (kind && *kind == KIND_DONECB) {
+            ndonecb--;
+            ((struct lasio_donecb *)kind)->run(L, lua_gettop(L), idx, f);
         }
         lua_pop(L, 1);
     }

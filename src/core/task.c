@@ -76,7 +76,7 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->has_waiter = 0;
     t->num_cancels = 0;
     t->counted = 0;
-    t->budget = NULL;
+    t->budgeted = 0;
     t->preempted = 0;
     t->co = NULL;
     t->heap_pos = -1;
@@ -84,8 +84,7 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->cancelling = 0;
     t->in_wq = 0;
     t->id = 0;
-    t->site_src = NULL;
-    t->site_line = 0;
+    t->site = 0;
     t->parent_id = 0;
     t->wait_what = NULL;
     t->wait_fd = -1;
@@ -113,6 +112,7 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     }
     lua_setiuservalue(L, tidx, TASK_UV_CORO);
     t->co = co;
+    *(void **)lua_getextraspace(co) = NULL; /* no budgets (core.h) */
     /* the trampoline, its message handler, fn and the arguments */
     if (!lua_checkstack(co, nargs + 3))
         luaL_error(L, "too many arguments for a task (%d)", nargs);
@@ -192,7 +192,7 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
 static void
 task_ended_with_error(lua_State *L, int idx, struct lasio_task *t) {
     idx = lua_absindex(L, idx);
-    if (t->budget)
+    if (t->budgeted)
         lasio_budget_error_(L, t);
     if (lasio_iserror_(L, -1, ERR_CANCELLED)) {
         lua_getfield(L, -1, "message");
@@ -346,8 +346,8 @@ lasio_task_step_(lua_State *L, int idx) {
     loop->running_L = co;
     if (loop->trace)
         lasio_trace_emit_(loop, TEV_TASK_RUN, t->id, 0, 0, 0, NULL);
-    int status = t->budget ? resume_budgeted(L, loop, t, nargs, &nres)
-                           : lua_resume(co, L, nargs, &nres);
+    int status = t->budgeted ? resume_budgeted(L, loop, t, nargs, &nres)
+                             : lua_resume(co, L, nargs, &nres);
     /* one clock read per step: the step began where the last one ended
      * (or where the drain began) */
     int64_t now = lasio_coarse_ns_();

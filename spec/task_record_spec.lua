@@ -173,6 +173,36 @@ describe("budgets", function()
         end))
 end)
 
+describe("budgets of tasks that take turns", function()
+    it("charge each its own", async(function()
+        local function spin()
+            local x = 0
+            while true do
+                for _ = 1, 1000 do x = x + 1 end
+                lasio.sleep(0) -- the other runs between our steps
+            end
+        end
+        local a, b = lasio.spawn(spin), lasio.spawn(spin)
+        local free = lasio.spawn(function()
+            for _ = 1, 50 do lasio.sleep(0) end
+            return "free"
+        end)
+        a:set_budget{ instructions = 100000 }
+        b:set_budget{ instructions = 300000 }
+        local _, ea = pcall(a.await, a)
+        local _, eb = pcall(b.await, b)
+        assert.equal("instructions", ea.budget)
+        assert.equal(100000, ea.limit)
+        assert.equal("instructions", eb.budget)
+        assert.equal(300000, eb.limit)
+        local ua, ub = a:get_budget(), b:get_budget()
+        assert.is_true(ua.instructions_used >= 100000)
+        assert.is_true(ua.instructions_used < 200000)
+        assert.is_true(ub.instructions_used >= 300000)
+        assert.equal("free", free:await())
+    end))
+end)
+
 describe("a gather", function()
     it("counts a child at its end, after the child's other callbacks were queued",
         async(function()

@@ -72,6 +72,27 @@ owned_get(lua_State *L, int idx) {
     return p;
 }
 
+/* The budgets of t, or NULL. A task has no field for them: the last
+ * looked up are kept in the limits, else the owned table has them (t is
+ * pending, so its slot holds it). An entry of a collected task is never
+ * used: a task at its address has budgets only once set_budget made them
+ * and noted them here. [-0, +0, m] */
+static struct lasio_budget *
+budget_of(lua_State *L, struct lasio_loop *loop, struct lasio_task *t) {
+    struct lasio_limits *lim = loop->limits;
+    if (!t || !t->budgeted || !lim || t->fut.ref == LUA_NOREF)
+        return NULL;
+    if (lim->budget_task == t)
+        return lim->budget;
+    lasio_pushtasks_(L, loop);
+    lua_rawgeti(L, -1, t->fut.ref);
+    struct lasio_budget *b = owned_get(L, -1);
+    lua_pop(L, 2);
+    lim->budget_task = t;
+    lim->budget = b;
+    return b;
+}
+
 struct lasio_limits *
 lasio_limits_(lua_State *L, struct lasio_loop *loop) {
     if (loop->limits)
@@ -159,7 +180,7 @@ charge(lua_State *L, struct lasio_loop *loop, struct lasio_task *t, int n) {
         lim->run_exceeded = BUDGET_CPU;
     if (lim->run_exceeded)
         raise_exceeded(L, loop, NULL);
-    struct lasio_budget *b = t ? lasio_task_budget_(t) : NULL;
+    struct lasio_budget *b = budget_of(L, loop, t);
     if (b) {
         if (!b->exceeded && b->instructions &&
             (b->instr_used += n) > b->instructions)
@@ -239,8 +260,11 @@ lasio_budget_rearm_(lua_State *co, struct lasio_loop *loop) {
 /* {====== Steps of tasks with budgets ====== */
 
 void
-lasio_budget_enter_(struct lasio_loop *loop, struct lasio_task *t) {
-    struct lasio_budget *b = lasio_task_budget_(t);
+lasio_budget_enter_(lua_State *L, struct lasio_loop *loop,
+                    struct lasio_task *t) {
+    struct lasio_budget *b = budget_of(L, loop, t);
+    if (!b)
+        return;
     b->co = t->co;
     if (b->cpu > 0)
         b->cpu_start = thread_cpu();
@@ -256,8 +280,11 @@ lasio_budget_enter_(struct lasio_loop *loop, struct lasio_task *t) {
 }
 
 void
-lasio_budget_leave_(struct lasio_loop *loop, struct lasio_task *t) {
-    struct lasio_budget *b = lasio_task_budget_(t);
+lasio_budget_leave_(lua_State *L, struct lasio_loop *loop,
+                    struct lasio_task *t) {
+    struct lasio_budget *b = budget_of(L, loop, t);
+    if (!b)
+        return;
     if (b->cpu > 0)
         b->cpu_used += thread_cpu() - b->cpu_start;
     if (b->memory) {
@@ -289,7 +316,7 @@ lasio_budget_cancel_at_resume_(lua_State *L, struct lasio_task *t) {
 
 void
 lasio_budget_error_(lua_State *L, struct lasio_task *t) {
-    struct lasio_budget *b = lasio_task_budget_(t);
+    struct lasio_budget *b = budget_of(L, t->fut.loop, t);
     if (!b || !b->exceeded || lasio_iserror_(L, -1, ERR_BUDGET))
         return;
     lua_pop(L, 1);
@@ -375,8 +402,8 @@ task_set_budget(lua_State *L) {
         lua_pop(L, 1);
         t->budgeted = 1;
     }
-    if (t->co) /* where the steps find it */
-        *(struct lasio_budget **)lua_getextraspace(t->co) = b;
+    lim->budget_task = t; /* where the steps look first */
+    lim->budget = b;
     if (instructions > 0 || cpu > 0) /* patterns count too */
         lasio_patmatch_install_(L);
     b->instructions = (long long)instructions;

@@ -568,20 +568,9 @@ struct lasio_task {
                                      the task it awaits (an await cycle
                                      comes back to it) */
     unsigned char in_wq : 1;      /* linked in a WaitQueue (wq is valid) */
-    unsigned char budgeted : 1;   /* has budgets (budget.c): their struct is
-                                     owned by the task, and its coroutine's
-                                     extra space points at it */
+    unsigned char budgeted : 1;   /* has budgets: their struct is owned by
+                                     the task (budget.c finds it) */
 };
-
-/* The budgets of t, or NULL: the pointer lives in the extra space of
- * the task's coroutine (lua_getextraspace), which is the task's own while
- * it is pending, not in every task's record. */
-static inline struct lasio_budget *
-lasio_task_budget_(struct lasio_task *t) {
-    return t->budgeted && t->co
-               ? *(struct lasio_budget **)lua_getextraspace(t->co)
-               : NULL;
-}
 
 LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
 /* Creates a Task running the function at fidx with the nargs values on
@@ -793,6 +782,10 @@ struct lasio_limits {
     int max_tasks, max_timers, max_sockets; /* 0: no cap */
     long long max_output, output_used;
     struct lasio_slice *slice; /* forced yields by time slice, or NULL */
+    /* the last task whose budgets were looked up, and them: a task keeps
+     * no pointer to its budgets (budget.c) */
+    struct lasio_task *budget_task;
+    struct lasio_budget *budget;
 };
 
 /* The state's counting allocator, or NULL. [-0, +0, -] */
@@ -813,9 +806,9 @@ LASIO_HIDDEN struct lasio_limits *lasio_limits_(lua_State *L,
  * layer's). [-0, +0, -] */
 LASIO_HIDDEN void lasio_budget_rearm_(lua_State *co, struct lasio_loop *loop);
 /* Around a step of a task that has budgets. */
-LASIO_HIDDEN void lasio_budget_enter_(struct lasio_loop *loop,
+LASIO_HIDDEN void lasio_budget_enter_(lua_State *L, struct lasio_loop *loop,
                                       struct lasio_task *t);
-LASIO_HIDDEN void lasio_budget_leave_(struct lasio_loop *loop,
+LASIO_HIDDEN void lasio_budget_leave_(lua_State *L, struct lasio_loop *loop,
                                       struct lasio_task *t);
 /* A preempted task t that was cancelled since: the CancelledError on top
  * of L (popped) is raised where it stopped when it resumes. [-1, +0, -] */

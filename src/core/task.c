@@ -112,7 +112,6 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     }
     lua_setiuservalue(L, tidx, TASK_UV_CORO);
     t->co = co;
-    *(void **)lua_getextraspace(co) = NULL; /* no budgets (core.h) */
     /* the trampoline, its message handler, fn and the arguments */
     if (!lua_checkstack(co, nargs + 3))
         luaL_error(L, "too many arguments for a task (%d)", nargs);
@@ -316,9 +315,9 @@ step_prologue(lua_State *L, int idx, struct lasio_task *t) {
 static __attribute__((noinline)) int
 resume_budgeted(lua_State *L, struct lasio_loop *loop, struct lasio_task *t,
                 int nargs, int *nres) {
-    lasio_budget_enter_(loop, t);
+    lasio_budget_enter_(L, loop, t);
     int status = lua_resume(t->co, L, nargs, nres);
-    lasio_budget_leave_(loop, t);
+    lasio_budget_leave_(L, loop, t);
     return status;
 }
 

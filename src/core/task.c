@@ -12,6 +12,11 @@
 #include <string.h>
 #include "core/core.h"
 
+/* A blocked task costs its record: a field more crosses the allocator's
+ * 16-byte step (core.h, struct lasio_task). */
+_Static_assert(sizeof(struct lasio_task) <= 104, "the Task record grew");
+_Static_assert(sizeof(struct lasio_future) <= 24, "the Future record grew");
+
 const char lasio_yield_sentinel_ = 0;
 const char lasio_throw_sentinel_ = 0;
 

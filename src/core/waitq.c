@@ -17,10 +17,9 @@ checkwaitq(lua_State *L, int idx) {
     return lasio_checkobj_(L, idx, &lasio_waitq_token_, LASIO_WAITQ_MT);
 }
 
-void
-lasio_waitq_unlink_(struct lasio_task *t) {
-    if (!t->in_wq)
-        return;
+/* Takes t (linked) out of its queue: inlined into the wake-up. */
+static inline void
+unlink_task(struct lasio_task *t) {
     struct lasio_waitq *q = t->wq;
     if (t->wq_prev)
         t->wq_prev->wq_next = t->wq_next;
@@ -33,6 +32,12 @@ lasio_waitq_unlink_(struct lasio_task *t) {
     t->in_wq = 0;
     t->heap_pos = t->wait_fd = -1; /* their room is theirs again */
     q->n--;
+}
+
+void
+lasio_waitq_unlink_(struct lasio_task *t) {
+    if (t->in_wq)
+        unlink_task(t);
 }
 
 void
@@ -54,7 +59,7 @@ lasio_waitq_wake_(lua_State *L, struct lasio_waitq *q) {
     struct lasio_task *t = q->head;
     if (!t)
         return 0;
-    lasio_waitq_unlink_(t);
+    unlink_task(t);
     t->waiting = WAIT_NONE;
     t->wq_woken = 1;
     t->scheduled = 1;

@@ -124,11 +124,9 @@ lasio_readyq_free_(lua_State *L, struct lasio_loop *loop) {
     }
 }
 
-/* Makes room for k more pointers in the C ring. */
-static void
-ensure_c_room(lua_State *L, struct lasio_loop *loop, int k) {
-    if (loop->rq_count + k <= loop->rq_cap)
-        return;
+/* Grows the C ring to hold k more entries. */
+static __attribute__((noinline)) void
+grow_c_ring(lua_State *L, struct lasio_loop *loop, int k) {
     int cap = loop->rq_cap, newcap = cap;
     while (loop->rq_count + k > newcap)
         newcap *= 2;
@@ -141,6 +139,13 @@ ensure_c_room(lua_State *L, struct lasio_loop *loop, int k) {
     loop->rq = n;
     loop->rq_head = 0;
     loop->rq_cap = newcap;
+}
+
+/* Makes room for k more entries in the C ring: a test, inlined. */
+static inline void
+ensure_c_room(lua_State *L, struct lasio_loop *loop, int k) {
+    if (loop->rq_count + k > loop->rq_cap)
+        grow_c_ring(L, loop, k);
 }
 
 /* Makes room for k more slots in the Lua ring. The new table is allocated

@@ -117,9 +117,19 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f, int n) {
     if (n == 0)
         return;
     luaL_checkstack(L, 4, NULL);
+    lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
+    if (n == 1 && lua_type(L, -1) == LUA_TUSERDATA &&
+        *(unsigned char *)lua_touserdata(L, -1) == KIND_DONECB) {
+        /* a child's one callback, its gather's: nothing to queue */
+        lua_pushnil(L);
+        lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
+        struct lasio_donecb *cb = lua_touserdata(L, -1);
+        cb->run(L, lua_gettop(L), idx, f);
+        lua_pop(L, 1);
+        return;
+    }
     /* room for every entry first: no callback is lost to a memory error */
     lasio_readyq_reserve_(L, f->loop, 2 * n);
-    lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
     lua_pushnil(L);
     lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
     int list = lua_gettop(L), ndonecb = 0;

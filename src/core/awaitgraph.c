@@ -12,10 +12,10 @@
  * future_add_to_awaited_by, kept per combinator instead of per child).
  *
  * A creation site is the chunk source pointer and line of the first frame
- * outside lasio's facade, noted at spawn; the source string is anchored
- * for the state's life (a registry table keeps one function of each
- * chunk that created a task), so the pointer stays valid and is formatted
- * only when asked.
+ * outside lasio's facade, noted at spawn as the id of that pair in the
+ * state's table of sites; the source string is anchored for the state's
+ * life (a registry table keeps one function of each chunk that created a
+ * task), so the pointer stays valid and is formatted only when asked.
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
@@ -70,6 +70,116 @@ classify(lua_State *L, struct lasio_loop *loop, lua_Debug *ar) {
     return facade;
 }
 
+/* The state's creation sites: every distinct (chunk source, line) pair
+ * that created a task gets an id, so a task keeps 4 bytes instead of a
+ * pointer and a line. The struct and its arrays are userdata anchored in
+ * the registry (no __gc: they stay valid while finalizers run at the
+ * state's close, when reports may still name sites). */
+struct site {
+    const char *src;
+    int line;
+};
+struct lasio_sites {
+    struct site *e;       /* e[1..n]; e[0] unused */
+    uint32_t *index;      /* open addressing: ids, 0 empty */
+    uint32_t n, cap;      /* cap: room in e, counting e[0] */
+    uint32_t icap;        /* a power of 2, at least twice n */
+    const char *last_src; /* the pair asked for last and its id */
+    int last_line;
+    uint32_t last_id;
+};
+enum { SITES_UV_ENTRIES = 1, SITES_UV_INDEX, SITES_NUV = SITES_UV_INDEX };
+
+static const char sitetab_key = 0;
+
+static uint32_t
+site_hash(const char *src, int line) {
+    uint64_t h = ((uint64_t)(uintptr_t)src >> 3) * 0x9e3779b97f4a7c15u;
+    return (uint32_t)((h >> 32) ^ (uint32_t)line * 0x85ebca6bu);
+}
+
+/* The state's table, made on first use and noted in the loop. [-0,+0,m] */
+static struct lasio_sites *
+sites_of(lua_State *L, struct lasio_loop *loop) {
+    if (loop->sites)
+        return loop->sites;
+    struct lasio_sites *st;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sitetab_key) == LUA_TUSERDATA) {
+        st = lua_touserdata(L, -1);
+    } else {
+        lua_pop(L, 1);
+        st = lua_newuserdatauv(L, sizeof *st, SITES_NUV);
+        memset(st, 0, sizeof *st);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &sitetab_key);
+    }
+    lua_pop(L, 1);
+    loop->sites = st;
+    return st;
+}
+
+/* A new userdata of size bytes as user value uv of the table at the
+ * top, replacing the one before. [-0, +0, m] */
+static void *
+sites_array(lua_State *L, int uv, size_t size) {
+    void *p = lua_newuserdatauv(L, size, 0);
+    memset(p, 0, size);
+    lua_setiuservalue(L, -2, uv);
+    return p;
+}
+
+/* Grows the entries (and the index, rebuilt) so one more fits. */
+static void
+sites_grow(lua_State *L, struct lasio_sites *st) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sitetab_key);
+    if (st->n + 1 >= st->cap) {
+        uint32_t cap = st->cap ? 2 * st->cap : 64;
+        struct site *e = sites_array(L, SITES_UV_ENTRIES, cap * sizeof *e);
+        if (st->n)
+            memcpy(e, st->e, (st->n + 1) * sizeof *e);
+        st->e = e;
+        st->cap = cap;
+    }
+    if (2 * (st->n + 1) > st->icap) {
+        uint32_t icap = st->icap ? 2 * st->icap : 128;
+        uint32_t *index = sites_array(L, SITES_UV_INDEX, icap * sizeof *index);
+        for (uint32_t id = 1; id <= st->n; id++) {
+            uint32_t i = site_hash(st->e[id].src, st->e[id].line);
+            while (index[i & (icap - 1)])
+                i++;
+            index[i & (icap - 1)] = id;
+        }
+        st->index = index;
+        st->icap = icap;
+    }
+    lua_pop(L, 1);
+}
+
+/* The id of the pair (src, line), a new one the first time. [-0,+0,m] */
+static uint32_t
+site_id(lua_State *L, struct lasio_loop *loop, const char *src, int line) {
+    struct lasio_sites *st = sites_of(L, loop);
+    if (src == st->last_src && line == st->last_line)
+        return st->last_id;
+    if (2 * (st->n + 1) > st->icap || st->n + 1 >= st->cap)
+        sites_grow(L, st);
+    uint32_t i = site_hash(src, line), id;
+    while ((id = st->index[i & (st->icap - 1)]) != 0) {
+        if (st->e[id].src == src && st->e[id].line == line)
+            goto found;
+        i++;
+    }
+    id = ++st->n;
+    st->e[id].src = src;
+    st->e[id].line = line;
+    st->index[i & (st->icap - 1)] = id;
+found:
+    st->last_src = src;
+    st->last_line = line;
+    st->last_id = id;
+    return id;
+}
+
 void
 lasio_task_site_record_(lua_State *L, struct lasio_loop *loop,
                         struct lasio_task *t) {
@@ -85,14 +195,11 @@ lasio_task_site_record_(lua_State *L, struct lasio_loop *loop,
     }
     /* no user frame on this thread (a task the facade starts from its
      * own task): the parent's site */
-    if (loop->current) {
-        t->site_src = loop->current->site_src;
-        t->site_line = loop->current->site_line;
-    }
+    if (loop->current)
+        t->site = loop->current->site;
     return;
 found:
-    t->site_src = ar.source;
-    t->site_line = ar.currentline;
+    t->site = site_id(L, loop, ar.source, ar.currentline);
 }
 
 /* Pushes a chunk source as tracebacks show it (luaO_chunkid's rules,
@@ -114,12 +221,13 @@ push_chunkid(lua_State *L, const char *src) {
 
 int
 lasio_task_pushsite_(lua_State *L, struct lasio_task *t) {
-    if (!t->site_src) {
+    struct lasio_sites *st = t->fut.loop->sites;
+    if (!t->site || !st) {
         lua_pushnil(L);
         return 0;
     }
-    push_chunkid(L, t->site_src);
-    lua_pushfstring(L, "%s:%d", lua_tostring(L, -1), t->site_line);
+    push_chunkid(L, st->e[t->site].src);
+    lua_pushfstring(L, "%s:%d", lua_tostring(L, -1), st->e[t->site].line);
     lua_remove(L, -2);
     return 1;
 }

@@ -57,6 +57,42 @@ new_owned(lua_State *L, int idx, size_t size) {
     return p;
 }
 
+/* The record new_owned made for the object at idx, or NULL. [-0, +0, -] */
+static void *
+owned_get(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &owned_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    void *p = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return p;
+}
+
+/* The budgets of t, or NULL. A task has no field for them: the last
+ * looked up are kept in the limits, else the owned table has them (t is
+ * pending, so its slot holds it). An entry of a collected task is never
+ * used: a task at its address has budgets only once set_budget made them
+ * and noted them here. [-0, +0, m] */
+static struct lasio_budget *
+budget_of(lua_State *L, struct lasio_loop *loop, struct lasio_task *t) {
+    struct lasio_limits *lim = loop->limits;
+    if (!t || !t->budgeted || !lim || t->fut.ref == LUA_NOREF)
+        return NULL;
+    if (lim->budget_task == t)
+        return lim->budget;
+    lasio_pushtasks_(L, loop);
+    lua_rawgeti(L, -1, t->fut.ref);
+    struct lasio_budget *b = owned_get(L, -1);
+    lua_pop(L, 2);
+    lim->budget_task = t;
+    lim->budget = b;
+    return b;
+}
+
 struct lasio_limits *
 lasio_limits_(lua_State *L, struct lasio_loop *loop) {
     if (loop->limits)
@@ -144,7 +180,7 @@ charge(lua_State *L, struct lasio_loop *loop, struct lasio_task *t, int n) {
         lim->run_exceeded = BUDGET_CPU;
     if (lim->run_exceeded)
         raise_exceeded(L, loop, NULL);
-    struct lasio_budget *b = t ? t->budget : NULL;
+    struct lasio_budget *b = budget_of(L, loop, t);
     if (b) {
         if (!b->exceeded && b->instructions &&
             (b->instr_used += n) > b->instructions)
@@ -184,7 +220,7 @@ budget_hook(lua_State *L, lua_Debug *ar) {
         lua_error(L);
     }
     charge(L, loop, t, n);
-    if (lim->slice && !(t && t->budget))
+    if (lim->slice && !(t && t->budgeted))
         lua_sethook(L, NULL, 0, 0); /* the slice timer hooks it again */
     else if (n != lim->quantum)
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, lim->quantum);
@@ -208,7 +244,7 @@ hook_needed(struct lasio_loop *loop) {
     struct lasio_limits *lim = loop->limits;
     return lim &&
            ((lim->forced_yield && !lim->slice) || lim->run_instructions ||
-            lim->run_cpu > 0 || (loop->current && loop->current->budget));
+            lim->run_cpu > 0 || (loop->current && loop->current->budgeted));
 }
 
 void
@@ -224,8 +260,11 @@ lasio_budget_rearm_(lua_State *co, struct lasio_loop *loop) {
 /* {====== Steps of tasks with budgets ====== */
 
 void
-lasio_budget_enter_(struct lasio_loop *loop, struct lasio_task *t) {
-    struct lasio_budget *b = t->budget;
+lasio_budget_enter_(lua_State *L, struct lasio_loop *loop,
+                    struct lasio_task *t) {
+    struct lasio_budget *b = budget_of(L, loop, t);
+    if (!b)
+        return;
     b->co = t->co;
     if (b->cpu > 0)
         b->cpu_start = thread_cpu();
@@ -241,8 +280,11 @@ lasio_budget_enter_(struct lasio_loop *loop, struct lasio_task *t) {
 }
 
 void
-lasio_budget_leave_(struct lasio_loop *loop, struct lasio_task *t) {
-    struct lasio_budget *b = t->budget;
+lasio_budget_leave_(lua_State *L, struct lasio_loop *loop,
+                    struct lasio_task *t) {
+    struct lasio_budget *b = budget_of(L, loop, t);
+    if (!b)
+        return;
     if (b->cpu > 0)
         b->cpu_used += thread_cpu() - b->cpu_start;
     if (b->memory) {
@@ -274,8 +316,8 @@ lasio_budget_cancel_at_resume_(lua_State *L, struct lasio_task *t) {
 
 void
 lasio_budget_error_(lua_State *L, struct lasio_task *t) {
-    struct lasio_budget *b = t->budget;
-    if (!b->exceeded || lasio_iserror_(L, -1, ERR_BUDGET))
+    struct lasio_budget *b = budget_of(L, t->fut.loop, t);
+    if (!b || !b->exceeded || lasio_iserror_(L, -1, ERR_BUDGET))
         return;
     lua_pop(L, 1);
     push_budget_error(L, "task", b->exceeded, task_limit(b));
@@ -354,12 +396,14 @@ task_set_budget(lua_State *L) {
     struct lasio_limits *lim = lasio_limits_(L, loop);
     if (memory > 0 && !lasio_memcap_install_(L))
         return luaL_error(L, "%s: not enough memory", fn);
-    struct lasio_budget *b = t->budget;
+    struct lasio_budget *b = t->budgeted ? owned_get(L, 2) : NULL;
     if (!b) {
         b = new_owned(L, 2, sizeof *b);
         lua_pop(L, 1);
-        t->budget = b;
+        t->budgeted = 1;
     }
+    lim->budget_task = t; /* where the steps look first */
+    lim->budget = b;
     if (instructions > 0 || cpu > 0) /* patterns count too */
         lasio_patmatch_install_(L);
     b->instructions = (long long)instructions;
@@ -384,7 +428,7 @@ task_get_budget(lua_State *L) {
     struct lasio_task *t = lasio_totask_(L, 1);
     if (!t)
         return luaL_typeerror(L, 1, "Task");
-    struct lasio_budget *b = t->budget;
+    struct lasio_budget *b = t->budgeted ? owned_get(L, 1) : NULL;
     lua_createtable(L, 0, 7);
     if (!b)
         return 1;

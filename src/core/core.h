@@ -51,13 +51,15 @@ enum lasio_kind { KIND_FUTURE = 1, KIND_TASK, KIND_HANDLE, KIND_DONECB };
 
 struct lasio_future;
 /* A done callback in C: a userdata that starts with this struct is stored
- * in a Future's callback list like a function, and its completion runs
- * `run` straight from the ready queue, with no lua_pcall and no Lua ring
- * slots (readyq.c). The object must keep alive every Future it is
- * registered on (the queue entry holds only a pointer to the Future while
- * the object itself is anchored). `run` gets the object at cbidx, the
- * done Future at fidx; an error it raises is reported as an "Exception in
- * callback", as a function's would be. */
+ * in a Future's callback list like a function. It runs no user code, so
+ * the Future's completion runs `run` at once, after queueing its other
+ * callbacks (future.c): no trip through the ready queue. Added to a
+ * Future already done, it is queued (readyq.c: no lua_pcall, no Lua ring
+ * slots) and an error it raises there is reported as an "Exception in
+ * callback", as a function's would be. The object must keep alive every
+ * Future it is registered on (the queue entry holds only a pointer to the
+ * Future while the object itself is anchored). `run` gets the object at
+ * cbidx, the done Future at fidx. */
 struct lasio_donecb {
     unsigned char kind; /* KIND_DONECB */
     int queued;         /* entries of the ready queue pointing at it */
@@ -192,6 +194,8 @@ struct lasio_loop {
      * sources seen creating tasks, user code's and the facade's */
     double time_cache;
     const char *site_user_src, *site_facade_src;
+    struct lasio_sites *sites; /* the state's creation sites (awaitgraph.c),
+                                  NULL until the first */
     /* the inspector serving this loop (inspect.c), or NULL; and when the
      * running step began (coarse monotonic ns: the end of the step before
      * it or the start of the drain), for the steps' time and "loop busy" */
@@ -382,8 +386,10 @@ LASIO_HIDDEN void lasio_readyq_push_timer_(lua_State *L,
 enum {
     FUT_UV_RESULT = 1, /* value, table of values, error, or cancel msg */
     FUT_UV_CALLBACKS,  /* nil, one callback, or a sequence of them */
-    FUT_UV_LOOP,       /* the loop userdata: keeps loop alive */
-    FUT_UV_EXTRA,      /* nil, or a table of the rarely used fields below */
+    FUT_UV_EXTRA,      /* the loop userdata (keeps loop alive), or, once an
+                          object needs one of the rarely used fields below, a
+                          table of them that holds the loop at EXTRA_LOOP: a
+                          user value less on every object */
     FUT_NUV = FUT_UV_EXTRA
 };
 
@@ -394,8 +400,11 @@ enum {
     EXTRA_NAME,          /* task name, or nil: "Task-<id>" */
     EXTRA_SITE,          /* where the task was created (debug mode) */
     EXTRA_CANCELMSG,     /* message of a pending cancellation */
-    EXTRA_AWAITS         /* what a combinator's Future or a task awaits
+    EXTRA_AWAITS,        /* what a combinator's Future or a task awaits
                             besides its waiter (awaitgraph.c) */
+    EXTRA_LOOP,          /* the loop userdata, moved here from the user
+                            value when the table is made */
+    EXTRA_N = EXTRA_LOOP
 };
 /* Pushes extra field key of the object at idx (nil when unset); returns
  * its type. [-0, +1, -] */
@@ -404,21 +413,27 @@ LASIO_HIDDEN int lasio_extra_get_(lua_State *L, int idx, int key);
  * [-1, +0, m] */
 LASIO_HIDDEN void lasio_extra_set_(lua_State *L, int idx, int key);
 
+/* 24 bytes: the flags in bits, and the counts of results and callbacks
+ * in one int (a pending Future has no results, a done one keeps no
+ * callbacks: they are scheduled as it completes). */
 struct lasio_future {
-    unsigned char kind;        /* KIND_FUTURE or KIND_TASK */
-    unsigned char state;       /* enum lasio_fstate */
-    unsigned char log_error;   /* error stored and not retrieved yet */
-    unsigned char has_stop;    /* run_until_complete waits on it */
-    unsigned char c_source;    /* made by lasio_future_new: counted in
-                                  loop->nsources while pending */
-    unsigned char gather_mark; /* seen by the gather starting (gather.c) */
-    unsigned char finalized;   /* has the metatable twin with __gc */
-    int nresults;              /* 1: value stored directly; else a table */
-    int ncallbacks;            /* 0, 1 (stored directly) or more (table) */
-    int ref;                   /* slot (LOOP_UV_TASKS): while a Task is pending,
-                                  and while C callback entries point at it, or LUA_NOREF */
+    unsigned char kind;            /* KIND_FUTURE or KIND_TASK */
+    unsigned char state;           /* enum lasio_fstate */
+    unsigned char log_error : 1;   /* error stored and not retrieved yet */
+    unsigned char has_stop : 1;    /* run_until_complete waits on it */
+    unsigned char c_source : 1;    /* made by lasio_future_new: counted in
+                                      loop->nsources while pending */
+    unsigned char gather_mark : 1; /* seen by the gather starting (gather.c) */
+    unsigned char finalized : 1;   /* has the metatable twin with __gc */
+    union {
+        int ncallbacks; /* pending: 0, 1 (stored directly) or more (table) */
+        int nresults;   /* done: 1: value stored directly; else a table
+                           (-1: an error) */
+    };
+    int ref;    /* slot (LOOP_UV_TASKS): while a Task is pending, and while
+                   C callback entries point at it, or LUA_NOREF */
     int queued; /* C callback entries of the ready queue pointing at it */
-    struct lasio_loop *loop; /* kept alive by FUT_UV_LOOP */
+    struct lasio_loop *loop; /* kept alive by FUT_UV_EXTRA */
 };
 
 LASIO_HIDDEN struct lasio_future *lasio_tofuture_(lua_State *L, int idx);
@@ -504,17 +519,39 @@ enum {
 };
 #define TASK_UV_WAITER FUT_UV_RESULT /* while pending and has_waiter */
 
-/* Pointers first, then ints, then the flags packed in three bytes: 88
- * bytes, so that the userdata (header, 5 user values, this) is 208. */
+/* Pointers first, then ints, then the flags packed in three bytes: 104
+ * bytes, so that the userdata (header, 4 user values, this) is 208. */
 struct lasio_task {
     struct lasio_future fut; /* first: a Task is a Future */
     lua_State *co;           /* kept alive by TASK_UV_CORO */
-    struct lasio_waitq *wq;  /* the WaitQueue it is linked in, or NULL */
-    struct lasio_task *wq_next, *wq_prev;
-    struct lasio_budget *budget; /* its budgets (budget.c), or NULL */
-    int num_cancels;             /* cancelling() */
+    /* a task waits on one thing at a time: the links of a WaitQueue
+     * (while in_wq) share their room with the timer and I/O fields,
+     * which are -1 whenever it is not in a WaitQueue */
+    union {
+        struct {
+            struct lasio_waitq *wq; /* the WaitQueue it is linked in */
+            struct lasio_task *wq_next, *wq_prev;
+        };
+        struct {
+            int heap_pos; /* index in the timer heap while sleeping */
+            int wait_fd;  /* the fd of an I/O wait (-1: none) */
+        };
+    };
+    /* the await graph (awaitgraph.c): the creation site (an id of the
+     * state's table of chunk and line pairs, formatted only when asked);
+     * the parent's id; what a WAIT_QUEUE or I/O wait is for (a static or
+     * anchored string); the loop time the current wait began */
+    const char *wait_what;
+    double wait_since;
+    /* what the inspector shows (snapshot.c): steps run (wrapping past
+     * 2^32) and their time in coarse monotonic ns (an unbiased estimate:
+     * see lasio_coarse_ns_) */
+    int64_t cpu_ns;
+    uint32_t steps;
+    uint32_t site; /* the creation site's id (awaitgraph.c), 0: none */
+    int parent_id;
+    int num_cancels; /* cancelling() */
     int id;
-    int heap_pos;          /* index in the timer heap while sleeping */
     unsigned char waiting; /* enum lasio_wait */
     /* the bits the step tests at once (task.c) share the first byte */
     unsigned char must_cancel : 1;
@@ -530,21 +567,9 @@ struct lasio_task {
     unsigned char cancelling : 1; /* its cancel() passes the request on to
                                      the task it awaits (an await cycle
                                      comes back to it) */
-    /* the await graph (awaitgraph.c): the creating call's chunk source
-     * (anchored for the state's life, formatted only when asked) and
-     * line; the parent's id; what a WAIT_QUEUE or I/O wait is for (a
-     * static or anchored string) and its fd (-1: none); the loop time
-     * the current wait began */
-    const char *site_src;
-    int site_line, parent_id;
-    const char *wait_what;
-    double wait_since;
-    int wait_fd;
-    /* what the inspector shows (snapshot.c): steps run (wrapping past
-     * 2^32) and their time in coarse monotonic ns (an unbiased estimate:
-     * see lasio_coarse_ns_) */
-    uint32_t steps;
-    int64_t cpu_ns;
+    unsigned char in_wq : 1;      /* linked in a WaitQueue (wq is valid) */
+    unsigned char budgeted : 1;   /* has budgets: their struct is owned by
+                                     the task (budget.c finds it) */
 };
 
 LASIO_HIDDEN struct lasio_task *lasio_totask_(lua_State *L, int idx);
@@ -757,6 +782,10 @@ struct lasio_limits {
     int max_tasks, max_timers, max_sockets; /* 0: no cap */
     long long max_output, output_used;
     struct lasio_slice *slice; /* forced yields by time slice, or NULL */
+    /* the last task whose budgets were looked up, and them: a task keeps
+     * no pointer to its budgets (budget.c) */
+    struct lasio_task *budget_task;
+    struct lasio_budget *budget;
 };
 
 /* The state's counting allocator, or NULL. [-0, +0, -] */
@@ -777,9 +806,9 @@ LASIO_HIDDEN struct lasio_limits *lasio_limits_(lua_State *L,
  * layer's). [-0, +0, -] */
 LASIO_HIDDEN void lasio_budget_rearm_(lua_State *co, struct lasio_loop *loop);
 /* Around a step of a task that has budgets. */
-LASIO_HIDDEN void lasio_budget_enter_(struct lasio_loop *loop,
+LASIO_HIDDEN void lasio_budget_enter_(lua_State *L, struct lasio_loop *loop,
                                       struct lasio_task *t);
-LASIO_HIDDEN void lasio_budget_leave_(struct lasio_loop *loop,
+LASIO_HIDDEN void lasio_budget_leave_(lua_State *L, struct lasio_loop *loop,
                                       struct lasio_task *t);
 /* A preempted task t that was cancelled since: the CancelledError on top
  * of L (popped) is raised where it stopped when it resumes. [-1, +0, -] */

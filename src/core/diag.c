@@ -373,8 +373,8 @@ lasio_diag_close_(lua_State *L, int loopidx, struct lasio_loop *loop,
         }
     }
     lua_pop(L, 1);
-    if (!(report & LASIO_REPORT_PENDING))
-        return;
+    if (!(report & LASIO_REPORT_PENDING) || loop->ntasks == 0)
+        return; /* ntasks counts the pending tasks */
     /* tasks that never finished */
     lua_getiuservalue(L, loopidx, LOOP_UV_TASKS);
     int tasks = lua_gettop(L);

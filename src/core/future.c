@@ -40,13 +40,12 @@ lasio_future_init_(lua_State *L, int idx, struct lasio_future *f,
     f->c_source = 0;
     f->gather_mark = 0;
     f->finalized = 0;
-    f->nresults = 0;
     f->ncallbacks = 0;
     f->ref = LUA_NOREF;
     f->queued = 0;
     f->loop = loop;
     lasio_pushloop_(L, loop);
-    lua_setiuservalue(L, idx, FUT_UV_LOOP);
+    lua_setiuservalue(L, idx, FUT_UV_EXTRA);
 }
 
 struct lasio_future *
@@ -83,7 +82,9 @@ lasio_extra_set_(lua_State *L, int idx, int key) {
             lua_pop(L, 1);
             return;
         }
-        lua_createtable(L, 4, 0);
+        lua_createtable(L, EXTRA_N, 0);
+        lua_getiuservalue(L, idx, FUT_UV_EXTRA); /* the loop moves in */
+        lua_rawseti(L, -2, EXTRA_LOOP);
         lua_pushvalue(L, -1);
         lua_setiuservalue(L, idx, FUT_UV_EXTRA);
     }
@@ -104,47 +105,34 @@ push_callback(lua_State *L, int idx, int n, int i) {
         lua_rawgeti(L, idx, i);
 }
 
-/* Whether the callback list at idx (n entries) holds a C callback. */
-static int
-has_donecb(lua_State *L, int idx, int n) {
-    idx = lua_absindex(L, idx);
-    int found = 0;
-    for (int i = 1; i <= n && !found; i++) {
-        push_callback(L, idx, n, i);
-        unsigned char *kind =
-            lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
-        found = kind && *kind == KIND_DONECB;
-        lua_pop(L, 1);
-    }
-    return found;
-}
-
 /* Schedules every done callback of the Future at idx and forgets them
  * (asyncio copies the list: callbacks removed or added during dispatch
  * affect nothing already scheduled). [-0, +0, m] */
 static void
-schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
+schedule_callbacks(lua_State *L, int idx, struct lasio_future *f, int n) {
     if (f->c_source) { /* a C Future is no longer a wake-up source */
         f->c_source = 0;
         f->loop->nsources--;
     }
-    int n = f->ncallbacks;
     if (n == 0)
         return;
     luaL_checkstack(L, 4, NULL);
+    lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
+    if (n == 1 && lua_type(L, -1) == LUA_TUSERDATA &&
+        *(unsigned char *)lua_touserdata(L, -1) == KIND_DONECB) {
+        /* a child's one callback, its gather's: nothing to queue */
+        lua_pushnil(L);
+        lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
+        struct lasio_donecb *cb = lua_touserdata(L, -1);
+        cb->run(L, lua_gettop(L), idx, f);
+        lua_pop(L, 1);
+        return;
+    }
     /* room for every entry first: no callback is lost to a memory error */
     lasio_readyq_reserve_(L, f->loop, 2 * n);
-    lua_getiuservalue(L, idx, FUT_UV_CALLBACKS);
-    if (!f->loop->closed && f->loop->slot_nfree < 2 * n &&
-        has_donecb(L, -1, n)) { /* and their slots */
-        lasio_pushtasks_(L, f->loop);
-        lasio_slot_reserve_(L, f->loop, -1, 2 * n);
-        lua_pop(L, 1);
-    }
     lua_pushnil(L);
     lua_setiuservalue(L, idx, FUT_UV_CALLBACKS);
-    f->ncallbacks = 0;
-    int list = lua_gettop(L);
+    int list = lua_gettop(L), ndonecb = 0;
     for (int i = 1; i <= n; i++) {
         push_callback(L, list, n, i);
         /* only Tasks, C callbacks and functions are ever stored as
@@ -152,7 +140,7 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
         struct lasio_task *t =
             lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
         if (t && t->fut.kind == KIND_DONECB) {
-            lasio_readyq_push_donecb_(L, f->loop, -1, idx);
+            ndonecb++; /* run below */
         } else if (t) {
             /* the wake-up of a task awaiting this Future */
             if (t->waiting == WAIT_FUTURE && !t->fut.state) {
@@ -165,13 +153,27 @@ schedule_callbacks(lua_State *L, int idx, struct lasio_future *f) {
         }
         lua_pop(L, 1);
     }
+    /* C callbacks run now, after the others were queued: what they
+     * schedule comes after those, as it would from the queue, without a
+     * trip through it */
+    for (int i = 1; ndonecb > 0 && i <= n; i++) {
+        push_callback(L, list, n, i);
+        unsigned char *kind =
+            lua_type(L, -1) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+        if (kind && *kind == KIND_DONECB) {
+            ndonecb--;
+            ((struct lasio_donecb *)kind)->run(L, lua_gettop(L), idx, f);
+        }
+        lua_pop(L, 1);
+    }
     lua_pop(L, 1);
 }
 
 void
 lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n) {
     idx = lua_absindex(L, idx);
-    if (n <= 1) { /* no table for none or one value */
+    int ncb = f->ncallbacks; /* nresults takes its place */
+    if (n <= 1) {            /* no table for none or one value */
         if (n == 0)
             lua_pushnil(L);
         lua_setiuservalue(L, idx, FUT_UV_RESULT);
@@ -184,29 +186,31 @@ lasio_future_finish_(lua_State *L, int idx, struct lasio_future *f, int n) {
     }
     f->nresults = n;
     f->state = FUT_FINISHED;
-    schedule_callbacks(L, idx, f);
+    schedule_callbacks(L, idx, f, ncb);
 }
 
 void
 lasio_future_fail_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
+    int ncb = f->ncallbacks; /* nresults takes its place */
     lua_setiuservalue(L, idx, FUT_UV_RESULT);
     lasio_extra_set_(L, idx, EXTRA_TRACEBACK);
     f->nresults = -1;
     f->state = FUT_FINISHED;
     f->log_error = 1;
     lasio_future_finalize_(L, idx, f);
-    schedule_callbacks(L, idx, f);
+    schedule_callbacks(L, idx, f, ncb);
     lasio_diag_track_(L, idx, f);
 }
 
 void
 lasio_future_cancelled_(lua_State *L, int idx, struct lasio_future *f) {
     idx = lua_absindex(L, idx);
+    int ncb = f->ncallbacks; /* nresults takes its place */
     lua_setiuservalue(L, idx, FUT_UV_RESULT);
     f->state = FUT_CANCELLED;
     f->nresults = 0;
-    schedule_callbacks(L, idx, f);
+    schedule_callbacks(L, idx, f, ncb);
 }
 
 void
@@ -302,6 +306,8 @@ lasio_future_add_callback_(lua_State *L, int idx, struct lasio_future *f,
 int
 lasio_future_remove_callback_(lua_State *L, int idx, struct lasio_future *f,
                               int cbidx) {
+    if (f->state != FUT_PENDING) /* its callbacks were scheduled */
+        return 0;
     int n = f->ncallbacks, removed = 0;
     idx = lua_absindex(L, idx);
     cbidx = lua_absindex(L, cbidx);
@@ -483,7 +489,8 @@ future_await(lua_State *L) {
 static int
 future_get_loop(lua_State *L) {
     lasio_checkfuture_(L, 1);
-    lua_getiuservalue(L, 1, FUT_UV_LOOP);
+    if (lua_getiuservalue(L, 1, FUT_UV_EXTRA) == LUA_TTABLE)
+        lua_rawgeti(L, -1, EXTRA_LOOP);
     return 1;
 }
 

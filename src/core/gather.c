@@ -168,28 +168,42 @@ gather_start(lua_State *L) {
         lua_setiuservalue(L, gidx, GATHER_UV_SPAWNED);
     }
     luaL_checkstack(L, 6, NULL);
-    for (int i = 1, k = 0; i <= n; i++) {
-        if (lua_rawgeti(L, 2, i) == LUA_TFUNCTION) {
-            lasio_task_spawn_(L, loop, -1, 0);
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, spawned, ++k);
-            lua_remove(L, -2);
-        }
-        lua_rawseti(L, children, i);
-    }
     /* the distinct children: marked while they are counted, unmarked
      * right after, with nothing in between that can raise; with no
      * child given twice (the usual case) the children are the distinct
      * children, and no second table is made */
     int nu = 0;
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, children, i);
-        struct lasio_future *f = lua_touserdata(L, -1);
-        if (!f->gather_mark) {
-            f->gather_mark = 1;
-            nu++;
+    if (nfunc == 0) {
+        /* nothing to start: copying into the table made for n entries
+         * cannot raise, so the counting goes with it */
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, 2, i);
+            struct lasio_future *f = lua_touserdata(L, -1);
+            if (!f->gather_mark) {
+                f->gather_mark = 1;
+                nu++;
+            }
+            lua_rawseti(L, children, i);
         }
-        lua_pop(L, 1);
+    } else {
+        for (int i = 1, k = 0; i <= n; i++) {
+            if (lua_rawgeti(L, 2, i) == LUA_TFUNCTION) {
+                lasio_task_spawn_(L, loop, -1, 0);
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, spawned, ++k);
+                lua_remove(L, -2);
+            }
+            lua_rawseti(L, children, i);
+        }
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, children, i);
+            struct lasio_future *f = lua_touserdata(L, -1);
+            if (!f->gather_mark) {
+                f->gather_mark = 1;
+                nu++;
+            }
+            lua_pop(L, 1);
+        }
     }
     int uniq = children;
     if (nu < n) {

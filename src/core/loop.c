@@ -242,15 +242,19 @@ release(lua_State *L, struct lasio_loop *loop) {
  * out of the WaitQueues they wait in (which may outlive the loop). */
 static void
 release_pending(lua_State *L, int idx, struct lasio_loop *loop) {
-    lua_getiuservalue(L, idx, LOOP_UV_TASKS);
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        struct lasio_task *t = lasio_totask_(L, -1);
-        if (t)
-            lasio_waitq_unlink_(t);
+    /* only pending tasks wait, and ntasks counts them: no walk over the
+     * free slots of a loop that ran many tasks */
+    if (loop->ntasks > 0) {
+        lua_getiuservalue(L, idx, LOOP_UV_TASKS);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            struct lasio_task *t = lasio_totask_(L, -1);
+            if (t)
+                lasio_waitq_unlink_(t);
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);
     lasio_timerheap_free_(loop);
     loop->nsources = 0;
     lua_pushnil(L); /* the coroutines kept for reuse can go */

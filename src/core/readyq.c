@@ -27,6 +27,10 @@
 #define RQ_BATCH_STEPS 256     /* poll I/O at least this often */
 #define RQ_BATCH_SECONDS 0.001 /* ... or after this long */
 #define RQ_CLOCK_EVERY 32      /* steps between clock reads */
+/* an empty C ring larger than this goes back to RQ_INITIAL_CAP: a burst
+ * of ready entries (100,000 tasks spawned at once) does not keep its 16
+ * bytes an entry for the life of the loop */
+#define RQ_SHRINK_OVER 4096
 
 /* [-0, +1, -] the Lua ring */
 static void
@@ -120,11 +124,9 @@ lasio_readyq_free_(lua_State *L, struct lasio_loop *loop) {
     }
 }
 
-/* Makes room for k more pointers in the C ring. */
-static void
-ensure_c_room(lua_State *L, struct lasio_loop *loop, int k) {
-    if (loop->rq_count + k <= loop->rq_cap)
-        return;
+/* Grows the C ring to hold k more entries. */
+static __attribute__((noinline)) void
+grow_c_ring(lua_State *L, struct lasio_loop *loop, int k) {
     int cap = loop->rq_cap, newcap = cap;
     while (loop->rq_count + k > newcap)
         newcap *= 2;
@@ -137,6 +139,13 @@ ensure_c_room(lua_State *L, struct lasio_loop *loop, int k) {
     loop->rq = n;
     loop->rq_head = 0;
     loop->rq_cap = newcap;
+}
+
+/* Makes room for k more entries in the C ring: a test, inlined. */
+static inline void
+ensure_c_room(lua_State *L, struct lasio_loop *loop, int k) {
+    if (loop->rq_count + k > loop->rq_cap)
+        grow_c_ring(L, loop, k);
 }
 
 /* Makes room for k more slots in the Lua ring. The new table is allocated
@@ -312,6 +321,21 @@ unanchor_future(lua_State *L, struct lasio_loop *loop, int tasks,
     f->ref = LUA_NOREF;
 }
 
+/* The C ring is empty and large: a small one replaces it (kept when
+ * there is no memory for it). Nothing reserved room in between: the
+ * reservations come right before their pushes, and take() runs from the
+ * drain only. */
+static __attribute__((noinline)) void
+shrink_c_ring(struct lasio_loop *loop) {
+    struct lasio_readyq_entry *n = malloc(RQ_INITIAL_CAP * sizeof *n);
+    if (!n)
+        return;
+    free(loop->rq);
+    loop->rq = n;
+    loop->rq_head = 0;
+    loop->rq_cap = RQ_INITIAL_CAP;
+}
+
 /* Pops the oldest entry: pushes the Task, Handle or function (then its
  * argument too, and returns 2), or for a C callback the callback object
  * and its Future (returns 3). [-0, +(1|2), -] */
@@ -319,7 +343,8 @@ static int
 take(lua_State *L, struct lasio_loop *loop, int tasks) {
     struct lasio_readyq_entry e = loop->rq[loop->rq_head];
     loop->rq_head = (loop->rq_head + 1) & (loop->rq_cap - 1);
-    loop->rq_count--;
+    if (--loop->rq_count == 0 && loop->rq_cap > RQ_SHRINK_OVER)
+        shrink_c_ring(loop);
     if (e.donecb) {
         struct lasio_future *f = e.obj;
         lua_rawgeti(L, tasks, e.donecb->ref);

@@ -12,6 +12,11 @@
 #include <string.h>
 #include "core/core.h"
 
+/* A blocked task costs its record: a field more crosses the allocator's
+ * 16-byte step (core.h, struct lasio_task). */
+_Static_assert(sizeof(struct lasio_task) <= 104, "the Task record grew");
+_Static_assert(sizeof(struct lasio_future) <= 24, "the Future record grew");
+
 const char lasio_yield_sentinel_ = 0;
 const char lasio_throw_sentinel_ = 0;
 
@@ -76,17 +81,15 @@ task_new(lua_State *L, struct lasio_loop *loop, int fidx, int nargs) {
     t->has_waiter = 0;
     t->num_cancels = 0;
     t->counted = 0;
-    t->budget = NULL;
+    t->budgeted = 0;
     t->preempted = 0;
     t->co = NULL;
     t->heap_pos = -1;
     t->wq_woken = 0;
     t->cancelling = 0;
-    t->wq = NULL;
-    t->wq_next = t->wq_prev = NULL;
+    t->in_wq = 0;
     t->id = 0;
-    t->site_src = NULL;
-    t->site_line = 0;
+    t->site = 0;
     t->parent_id = 0;
     t->wait_what = NULL;
     t->wait_fd = -1;
@@ -193,7 +196,7 @@ task_retire(lua_State *L, int idx, struct lasio_task *t) {
 static void
 task_ended_with_error(lua_State *L, int idx, struct lasio_task *t) {
     idx = lua_absindex(L, idx);
-    if (t->budget)
+    if (t->budgeted)
         lasio_budget_error_(L, t);
     if (lasio_iserror_(L, -1, ERR_CANCELLED)) {
         lua_getfield(L, -1, "message");
@@ -317,9 +320,9 @@ step_prologue(lua_State *L, int idx, struct lasio_task *t) {
 static __attribute__((noinline)) int
 resume_budgeted(lua_State *L, struct lasio_loop *loop, struct lasio_task *t,
                 int nargs, int *nres) {
-    lasio_budget_enter_(loop, t);
+    lasio_budget_enter_(L, loop, t);
     int status = lua_resume(t->co, L, nargs, nres);
-    lasio_budget_leave_(loop, t);
+    lasio_budget_leave_(L, loop, t);
     return status;
 }
 
@@ -347,8 +350,8 @@ lasio_task_step_(lua_State *L, int idx) {
     loop->running_L = co;
     if (loop->trace)
         lasio_trace_emit_(loop, TEV_TASK_RUN, t->id, 0, 0, 0, NULL);
-    int status = t->budget ? resume_budgeted(L, loop, t, nargs, &nres)
-                           : lua_resume(co, L, nargs, &nres);
+    int status = t->budgeted ? resume_budgeted(L, loop, t, nargs, &nres)
+                             : lua_resume(co, L, nargs, &nres);
     /* one clock read per step: the step began where the last one ended
      * (or where the drain began) */
     int64_t now = lasio_coarse_ns_();

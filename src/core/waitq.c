@@ -17,11 +17,10 @@ checkwaitq(lua_State *L, int idx) {
     return lasio_checkobj_(L, idx, &lasio_waitq_token_, LASIO_WAITQ_MT);
 }
 
-void
-lasio_waitq_unlink_(struct lasio_task *t) {
+/* Takes t (linked) out of its queue: inlined into the wake-up. */
+static inline void
+unlink_task(struct lasio_task *t) {
     struct lasio_waitq *q = t->wq;
-    if (!q)
-        return;
     if (t->wq_prev)
         t->wq_prev->wq_next = t->wq_next;
     else
@@ -30,9 +29,15 @@ lasio_waitq_unlink_(struct lasio_task *t) {
         t->wq_next->wq_prev = t->wq_prev;
     else
         q->tail = t->wq_prev;
-    t->wq_next = t->wq_prev = NULL;
-    t->wq = NULL;
+    t->in_wq = 0;
+    t->heap_pos = t->wait_fd = -1; /* their room is theirs again */
     q->n--;
+}
+
+void
+lasio_waitq_unlink_(struct lasio_task *t) {
+    if (t->in_wq)
+        unlink_task(t);
 }
 
 void
@@ -54,7 +59,7 @@ lasio_waitq_wake_(lua_State *L, struct lasio_waitq *q) {
     struct lasio_task *t = q->head;
     if (!t)
         return 0;
-    lasio_waitq_unlink_(t);
+    unlink_task(t);
     t->waiting = WAIT_NONE;
     t->wq_woken = 1;
     t->scheduled = 1;
@@ -71,6 +76,7 @@ lasio_waitq_link_(lua_State *L, struct lasio_waitq *q, const char *what) {
             luaL_error(L, "%s: bound to a different event loop", what);
         q->loop = loop;
     }
+    t->in_wq = 1; /* not sleeping: heap_pos and wait_fd are free */
     t->wq = q;
     t->wq_prev = q->tail;
     t->wq_next = NULL;

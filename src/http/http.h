@@ -26,6 +26,86 @@ LASIO_HIDDEN int lasio_ws_base64_(const void *data, size_t len, int sha1,
  * the top of the stack (core.internal: module.c). */
 LASIO_HIDDEN void lasio_websocket_open_(lua_State *L);
 
+/* A header of a parsed head: name and value as offsets into its text. */
+struct lasio_http_hdr {
+    size_t name, namelen, value, valuelen;
+};
+
+/* A header of a response to format: its checked strings. */
+struct lasio_http_field {
+    const char *name, *value;
+    size_t namelen, valuelen;
+};
+
+/* Flags of lasio_http_send_response_. */
+enum {
+    LASIO_HTTP_CHUNKED = 1,  /* Transfer-Encoding: chunked */
+    LASIO_HTTP_CLOSE = 2,    /* Connection: close */
+    LASIO_HTTP_KEEPALIVE = 4 /* Connection: keep-alive (HTTP/1.0) */
+};
+
+/* Sends a response: the status line, Date, the nh fields, Content-Length
+ * when length >= 0, what flags say, the blank line, then body (NULL:
+ * none). Head and a body of up to 4 KiB are copied into one buffer on the
+ * C stack; a larger body leaves with the head in one write of two parts,
+ * not copied (httpformat.c). Raises as lasio_stream_send_. */
+LASIO_HIDDEN void lasio_http_send_response_(lua_State *L,
+                                            struct lasio_stream *s, int status,
+                                            const struct lasio_http_field *h,
+                                            size_t nh, lua_Integer length,
+                                            int flags, const char *body,
+                                            size_t blen);
+
+/* Checks the header name and value at the stack indexes (a number value
+ * becomes a string in place) as http_check_header does, naming `what`. */
+LASIO_HIDDEN void lasio_http_check_header_(lua_State *L, int name, int value,
+                                           const char *what);
+
+/* Pushes the headers table of a parsed head (httpparse.c): lower-case
+ * names, repeats joined; its metatable finds any spelling. */
+LASIO_HIDDEN void lasio_http_push_headers_(lua_State *L, const char *text,
+                                           const struct lasio_http_hdr *hdrs,
+                                           size_t nh);
+
+/* A request head the parser completed, for lasio_httpreq_push_. */
+struct lasio_http_head {
+    const char *text; /* the target, then header names and values */
+    size_t textlen, linelen;
+    const struct lasio_http_hdr *hdrs;
+    size_t nhdrs;
+    int method, major, minor, keep_alive, upgrade, chunked;
+    lua_Integer content_length; /* -1: none */
+    double start;               /* the loop's time when it was complete */
+};
+
+/* Pushes a server request object (httpreq.c) holding its own copy of the
+ * head. [-0, +1, m] */
+LASIO_HIDDEN void lasio_httpreq_push_(lua_State *L,
+                                      const struct lasio_http_head *h);
+/* The request object at idx, or NULL. */
+struct lasio_httpreq;
+LASIO_HIDDEN struct lasio_httpreq *lasio_httpreq_test_(lua_State *L, int idx);
+/* Facts of a request object for its response (httpreq.c). */
+LASIO_HIDDEN int lasio_httpreq_is_head_(const struct lasio_httpreq *r);
+LASIO_HIDDEN int lasio_httpreq_is_http10_(const struct lasio_httpreq *r);
+/* Sets the request's connection table and response (user values). */
+LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
+                                        int res);
+
+/* The response object at idx (httpres.c): is it finished; did it
+ * finish with the connection kept open? */
+LASIO_HIDDEN int lasio_httpres_finished_(lua_State *L, int idx);
+LASIO_HIDDEN int lasio_httpres_keep_(lua_State *L, int idx);
+/* res:finish([body]), a lua_CFunction. */
+LASIO_HIDDEN int lasio_httpres_finish_(lua_State *L);
+
+/* http_request_methods (httpreq.c), http_response_methods and
+ * http_response (httpres.c), http_run (httpconn.c): fields of the table
+ * on the top of the stack (core.internal: module.c). */
+LASIO_HIDDEN void lasio_httpreq_open_(lua_State *L);
+LASIO_HIDDEN void lasio_httpres_open_(lua_State *L);
+LASIO_HIDDEN void lasio_httpconn_open_(lua_State *L);
+
 /* http_parser, http_trace, http_headers_mt (httpparse.c); http_send,
  * http_send_chunk, http_check_header (httpformat.c): fields of the table
  * on the top of the stack (core.internal: module.c). */

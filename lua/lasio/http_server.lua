@@ -381,7 +381,7 @@ local function serve_connection(srv, reader, writer)
     srv.conns[conn] = true
     writer:settimeout(srv.send_timeout)
     local parser = conn.parser
-    local started, nreq = now(), 0
+    local lifetime, nreq = now() + srv.keepalive_lifetime, 0
     local ok, err = pcall(function()
         while not srv.closing do
             local idle = nreq == 0 and srv.headers_timeout
@@ -408,12 +408,10 @@ local function serve_connection(srv, reader, writer)
                     return
                 end
             end
-            local keep = req.keep_alive and flags & 4 == 0
-                and nreq < srv.keepalive_requests
-                and req._start - started < srv.keepalive_lifetime
-            local res = new_response(req, conn, writer, keep)
+            local res = new_response(req, conn, writer, flags & 4 == 0
+                and nreq < srv.keepalive_requests, lifetime)
             conn.handling = true
-            keep = run_handler(srv, conn, req, res)
+            local keep = run_handler(srv, conn, req, res)
             conn.handling = false
             if conn.upgraded then
                 -- the WebSocket owns the stream now: wait for its end,

@@ -88,6 +88,9 @@ LASIO_HIDDEN struct lasio_httpreq *lasio_httpreq_test_(lua_State *L, int idx);
 /* Facts of a request object for its response (httpreq.c). */
 LASIO_HIDDEN int lasio_httpreq_is_head_(const struct lasio_httpreq *r);
 LASIO_HIDDEN int lasio_httpreq_is_http10_(const struct lasio_httpreq *r);
+/* Does the request ask to keep the connection, and came before until? */
+LASIO_HIDDEN int lasio_httpreq_keeps_(const struct lasio_httpreq *r,
+                                      double until);
 /* Sets the request's connection table and response (user values). */
 LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
                                         int res);

@@ -85,6 +85,11 @@ lasio_httpreq_is_http10_(const struct lasio_httpreq *r) {
     return r->major == 1 && r->minor == 0;
 }
 
+int
+lasio_httpreq_keeps_(const struct lasio_httpreq *r, double until) {
+    return r->keep_alive && r->start < until;
+}
+
 void
 lasio_httpreq_attach_(lua_State *L, int req, int conn, int res) {
     req = lua_absindex(L, req);

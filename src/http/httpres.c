@@ -482,8 +482,10 @@ res_tostring(lua_State *L) {
 
 /* ====== } */
 
-/* core.internal.http_response(req, conn, writer, keep): the response of
- * the request object req on the connection table conn. */
+/* core.internal.http_response(req, conn, writer, keep, until): the
+ * response of the request object req on the connection table conn; the
+ * connection may stay open after it when keep is true, the request asks
+ * for it and it came before the time `until` (keepalive_lifetime). */
 static int
 new_response(lua_State *L) {
     struct lasio_httpreq *req = lasio_httpreq_test_(L, 1);
@@ -495,7 +497,9 @@ new_response(lua_State *L) {
     r->s = s;
     r->length = -1;
     r->status = 200;
-    r->keep = (unsigned char)lua_toboolean(L, 4);
+    r->keep =
+        (unsigned char)(lua_toboolean(L, 4) &&
+                        lasio_httpreq_keeps_(req, luaL_checknumber(L, 5)));
     r->head = (unsigned char)lasio_httpreq_is_head_(req);
     r->http10 = (unsigned char)lasio_httpreq_is_http10_(req);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &response_token);

@@ -45,9 +45,14 @@ static const char response_token = 0;
 /* The registry key of the methods table. */
 static const char methods_key = 0;
 
+/* The response at 1, or an error naming the method `what`. */
 static struct httpres *
-checkres(lua_State *L) {
-    return lasio_checkobj_(L, 1, &response_token, RESPONSE_MT);
+checkres(lua_State *L, const char *what) {
+    struct httpres *r = lasio_testobj_(L, 1, &response_token);
+    if (!r)
+        luaL_error(L, "%s: self must be a " RESPONSE_MT " (res:%s()), not a %s",
+                   what, what + 4, luaL_typename(L, 1));
+    return r;
 }
 
 /* {====== Headers ====== */
@@ -182,7 +187,7 @@ check_unsent(lua_State *L, struct httpres *r, const char *what) {
 
 static int
 res_set_status(lua_State *L) {
-    struct httpres *r = checkres(L);
+    struct httpres *r = checkres(L, "res:set_status");
     check_unsent(L, r, "set_status");
     lua_Integer code = 0;
     if (!lua_isinteger(L, 2) || (code = lua_tointeger(L, 2)) < 100 ||
@@ -197,7 +202,7 @@ res_set_status(lua_State *L) {
 
 static int
 add(lua_State *L, int replace, const char *what) {
-    struct httpres *r = checkres(L);
+    struct httpres *r = checkres(L, what);
     check_unsent(L, r, what + 4);
     lasio_http_check_header_(L, 2, 3, what);
     if (special(L, r))
@@ -227,7 +232,7 @@ res_add_header(lua_State *L) {
 
 static int
 res_get_header(lua_State *L) {
-    struct httpres *r = checkres(L);
+    struct httpres *r = checkres(L, "res:get_header");
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "res:get_header: name must be a string, not a %s",
                           luaL_typename(L, 2));
@@ -301,7 +306,7 @@ finish_k(lua_State *L, int status, lua_KContext ctx) {
 /* res:finish([body]): ends the response (idempotent without a body). */
 int
 lasio_httpres_finish_(lua_State *L) {
-    struct httpres *r = checkres(L);
+    struct httpres *r = checkres(L, "res:finish");
     int bt = lua_type(L, 2);
     if (bt != LUA_TNONE && bt != LUA_TNIL && bt != LUA_TSTRING)
         return luaL_error(L, "res:finish: body must be a string, not a %s",
@@ -339,7 +344,7 @@ lasio_httpres_finish_(lua_State *L) {
  * when no bytes go out (a HEAD answer, an empty chunk). */
 static int
 res_begin_write(lua_State *L) {
-    struct httpres *r = checkres(L);
+    struct httpres *r = checkres(L, "res:write");
     check_open(L, r, "write");
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "res:write: chunk must be a string, not a %s",
@@ -365,7 +370,7 @@ res_begin_write(lua_State *L) {
  * nil: marks a streamed response finished. */
 static int
 res_end_stream(lua_State *L) {
-    struct httpres *r = checkres(L);
+    struct httpres *r = checkres(L, "res:finish");
     r->finished = 1;
     if (r->chunked) {
         lua_pushliteral(L, "chunked");

@@ -78,10 +78,13 @@ struct lasio_http_head {
     double start;               /* the loop's time when it was complete */
 };
 
-/* Pushes a server request object (httpreq.c) holding its own copy of the
- * head. [-0, +1, m] */
+/* Replaces the metatable on the top (lasio_httpreq_pushmt_'s) with a
+ * server request object (httpreq.c) holding its own copy of the head.
+ * [-1, +1, m] */
 LASIO_HIDDEN void lasio_httpreq_push_(lua_State *L,
                                       const struct lasio_http_head *h);
+/* Pushes the request objects' metatable. [-0, +1, -] */
+LASIO_HIDDEN void lasio_httpreq_pushmt_(lua_State *L);
 /* The request object at idx, or NULL. */
 struct lasio_httpreq;
 LASIO_HIDDEN struct lasio_httpreq *lasio_httpreq_test_(lua_State *L, int idx);
@@ -95,10 +98,12 @@ LASIO_HIDDEN int lasio_httpreq_keeps_(const struct lasio_httpreq *r,
 LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
                                         int res);
 
-/* The response object at idx (httpres.c): is it finished; did it
- * finish with the connection kept open? */
-LASIO_HIDDEN int lasio_httpres_finished_(lua_State *L, int idx);
-LASIO_HIDDEN int lasio_httpres_keep_(lua_State *L, int idx);
+/* The response object at idx (httpres.c), or NULL; is it finished; did
+ * it finish with the connection kept open? */
+struct lasio_httpres;
+LASIO_HIDDEN struct lasio_httpres *lasio_httpres_test_(lua_State *L, int idx);
+LASIO_HIDDEN int lasio_httpres_finished_(const struct lasio_httpres *r);
+LASIO_HIDDEN int lasio_httpres_keep_(const struct lasio_httpres *r);
 /* res:finish([body]), a lua_CFunction. */
 LASIO_HIDDEN int lasio_httpres_finish_(lua_State *L);
 

@@ -18,13 +18,15 @@
  * 1: the finish the handler left to the server returned. */
 static int
 run_k(lua_State *L, int status, lua_KContext ctx) {
+    /* checked by http_run; the slot stays the response */
+    const struct lasio_httpres *r = lua_touserdata(L, 3);
     (void)status;
-    if (ctx == 0 && !lasio_httpres_finished_(L, 3)) {
+    if (ctx == 0 && !lasio_httpres_finished_(r)) {
         lua_pushcfunction(L, lasio_httpres_finish_);
         lua_pushvalue(L, 3);
         lua_callk(L, 1, 0, 1, run_k);
     }
-    lua_pushboolean(L, lasio_httpres_keep_(L, 3));
+    lua_pushboolean(L, lasio_httpres_keep_(r));
     return 1;
 }
 
@@ -35,6 +37,8 @@ run_k(lua_State *L, int status, lua_KContext ctx) {
 static int
 http_run(lua_State *L) {
     lua_settop(L, 3);
+    if (!lasio_httpres_test_(L, 3))
+        return luaL_error(L, "http_run: res must be a lasio.http.Response");
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);

@@ -561,6 +561,7 @@ push_request(lua_State *L, struct httpparser *p) {
                            : -1;
     struct lasio_loop *loop = lasio_current_loop_(L);
     h.start = loop ? lasio_loop_time_(loop) : lasio_time_();
+    lua_getiuservalue(L, 1, 1); /* the parser's: the metatable */
     lasio_httpreq_push_(L, &h);
     int flags = (ll->flags & (F_CHUNKED | F_CONTENT_LENGTH)) ? HEAD_BODY : 0;
     if (ll->upgrade)
@@ -1034,7 +1035,8 @@ new_parser(lua_State *L) {
     static const char *const kinds[] = {"request", "response", NULL};
     int kind = luaL_checkoption(L, 1, NULL, kinds);
     luaL_checktype(L, 2, LUA_TTABLE);
-    struct httpparser *p = lua_newuserdatauv(L, sizeof *p, 0);
+    /* user value 1: the requests' metatable, with the option requests */
+    struct httpparser *p = lua_newuserdatauv(L, sizeof *p, 1);
     memset(p, 0, sizeof *p);
     luaL_setmetatable(L, PARSER_MT);
     init_settings();
@@ -1046,6 +1048,10 @@ new_parser(lua_State *L) {
     p->max_body = lasio_optinteger_(L, 2, "max_body", -1, -1, "http_parser");
     p->raw = lasio_optboolean_(L, 2, "raw", 0, "http_parser");
     p->requests = lasio_optboolean_(L, 2, "requests", 0, "http_parser");
+    if (p->requests) {
+        lasio_httpreq_pushmt_(L);
+        lua_setiuservalue(L, -2, 1);
+    }
     p->head_timeout = -1;
     return 1;
 }

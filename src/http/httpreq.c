@@ -66,8 +66,13 @@ lasio_httpreq_push_(lua_State *L, const struct lasio_http_head *h) {
         memcpy(r->hdrs, h->hdrs, hsize);
     if (h->textlen)
         memcpy((char *)text_of(r), h->text, h->textlen);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &request_token);
+    lua_rotate(L, -2, 1);
     lua_setmetatable(L, -2);
+}
+
+void
+lasio_httpreq_pushmt_(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &request_token);
 }
 
 struct lasio_httpreq *

@@ -20,7 +20,7 @@
 #define RESPONSE_MT "lasio.http.Response"
 
 /* Headers kept in user values; the rest go to a list. */
-#define INLINE_HEADERS 8
+#define INLINE_HEADERS 4
 
 /* User values: 1 .. 2 * INLINE_HEADERS the first headers' names and
  * values, then: */
@@ -33,7 +33,7 @@ enum {
     RES_NUV = RES_UV_WRITER
 };
 
-struct httpres {
+struct lasio_httpres {
     struct lasio_stream *s; /* the writer's stream (RES_UV_WRITER) */
     lua_Integer length;     /* the Content-Length set, -1: none */
     lua_Integer sent;       /* body bytes streamed */
@@ -46,9 +46,9 @@ static const char response_token = 0;
 static const char methods_key = 0;
 
 /* The response at 1, or an error naming the method `what`. */
-static struct httpres *
+static struct lasio_httpres *
 checkres(lua_State *L, const char *what) {
-    struct httpres *r = lasio_testobj_(L, 1, &response_token);
+    struct lasio_httpres *r = lasio_testobj_(L, 1, &response_token);
     if (!r)
         luaL_error(L, "%s: self must be a " RESPONSE_MT " (res:%s()), not a %s",
                    what, what + 4, luaL_typename(L, 1));
@@ -97,7 +97,7 @@ store_header(lua_State *L, int i, int nidx, int vidx) {
 /* The index of the first header named like the string at nidx (any
  * case), or -1. */
 static int
-find_header(lua_State *L, struct httpres *r, int nidx) {
+find_header(lua_State *L, struct lasio_httpres *r, int nidx) {
     size_t n;
     const char *name = lua_tolstring(L, nidx, &n);
     for (int i = 0; i < r->nh; i++) {
@@ -122,7 +122,7 @@ name_is(const char *name, size_t n, const char *lit, size_t litlen) {
 /* The headers the server writes itself: 1 when the header at 2 (value at
  * 3) was one of them and is taken care of. */
 static int
-special(lua_State *L, struct httpres *r) {
+special(lua_State *L, struct lasio_httpres *r) {
     size_t n, m;
     const char *name = lua_tolstring(L, 2, &n);
     if (n != 14 && n != 17 && n != 10)
@@ -169,13 +169,13 @@ special(lua_State *L, struct httpres *r) {
 /* {====== Checks ====== */
 
 static void
-check_open(lua_State *L, struct httpres *r, const char *what) {
+check_open(lua_State *L, struct lasio_httpres *r, const char *what) {
     if (r->finished)
         luaL_error(L, "res:%s: the response is already finished", what);
 }
 
 static void
-check_unsent(lua_State *L, struct httpres *r, const char *what) {
+check_unsent(lua_State *L, struct lasio_httpres *r, const char *what) {
     check_open(L, r, what);
     if (r->headers_sent)
         luaL_error(L, "res:%s: the headers were already sent", what);
@@ -187,7 +187,7 @@ check_unsent(lua_State *L, struct httpres *r, const char *what) {
 
 static int
 res_set_status(lua_State *L) {
-    struct httpres *r = checkres(L, "res:set_status");
+    struct lasio_httpres *r = checkres(L, "res:set_status");
     check_unsent(L, r, "set_status");
     lua_Integer code = 0;
     if (!lua_isinteger(L, 2) || (code = lua_tointeger(L, 2)) < 100 ||
@@ -202,7 +202,7 @@ res_set_status(lua_State *L) {
 
 static int
 add(lua_State *L, int replace, const char *what) {
-    struct httpres *r = checkres(L, what);
+    struct lasio_httpres *r = checkres(L, what);
     check_unsent(L, r, what + 4);
     lasio_http_check_header_(L, 2, 3, what);
     if (special(L, r))
@@ -232,7 +232,7 @@ res_add_header(lua_State *L) {
 
 static int
 res_get_header(lua_State *L) {
-    struct httpres *r = checkres(L, "res:get_header");
+    struct lasio_httpres *r = checkres(L, "res:get_header");
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "res:get_header: name must be a string, not a %s",
                           luaL_typename(L, 2));
@@ -258,8 +258,8 @@ server_closing(lua_State *L) {
  * the Content-Length, or -1 for a body whose length is not known (chunked
  * in HTTP/1.1, to the end of the connection in HTTP/1.0). */
 static void
-send_head(lua_State *L, struct httpres *r, lua_Integer length, const char *body,
-          size_t blen) {
+send_head(lua_State *L, struct lasio_httpres *r, lua_Integer length,
+          const char *body, size_t blen) {
     int keep = r->keep && !server_closing(L);
     int chunked = 0;
     if (length < 0) {
@@ -306,7 +306,7 @@ finish_k(lua_State *L, int status, lua_KContext ctx) {
 /* res:finish([body]): ends the response (idempotent without a body). */
 int
 lasio_httpres_finish_(lua_State *L) {
-    struct httpres *r = checkres(L, "res:finish");
+    struct lasio_httpres *r = checkres(L, "res:finish");
     int bt = lua_type(L, 2);
     if (bt != LUA_TNONE && bt != LUA_TNIL && bt != LUA_TSTRING)
         return luaL_error(L, "res:finish: body must be a string, not a %s",
@@ -344,7 +344,7 @@ lasio_httpres_finish_(lua_State *L) {
  * when no bytes go out (a HEAD answer, an empty chunk). */
 static int
 res_begin_write(lua_State *L) {
-    struct httpres *r = checkres(L, "res:write");
+    struct lasio_httpres *r = checkres(L, "res:write");
     check_open(L, r, "write");
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "res:write: chunk must be a string, not a %s",
@@ -370,7 +370,7 @@ res_begin_write(lua_State *L) {
  * nil: marks a streamed response finished. */
 static int
 res_end_stream(lua_State *L) {
-    struct httpres *r = checkres(L, "res:finish");
+    struct lasio_httpres *r = checkres(L, "res:finish");
     r->finished = 1;
     if (r->chunked) {
         lua_pushliteral(L, "chunked");
@@ -394,7 +394,7 @@ res_end_stream(lua_State *L) {
 
 /* Pushes the built-in field k; 0 when k is none. */
 static int
-push_field(lua_State *L, struct httpres *r, const char *k, size_t n) {
+push_field(lua_State *L, struct lasio_httpres *r, const char *k, size_t n) {
     if (IS(k, n, "status"))
         lua_pushinteger(L, r->status);
     else if (IS(k, n, "finished"))
@@ -424,7 +424,7 @@ push_field(lua_State *L, struct httpres *r, const char *k, size_t n) {
  * the built-in ones, then the methods. */
 static int
 res_index(lua_State *L) {
-    struct httpres *r = lua_touserdata(L, 1);
+    struct lasio_httpres *r = lua_touserdata(L, 1);
     if (lua_getiuservalue(L, 1, RES_UV_USER) == LUA_TTABLE) {
         lua_pushvalue(L, 2);
         if (lua_rawget(L, -2) != LUA_TNIL)
@@ -448,7 +448,7 @@ res_index(lua_State *L) {
  * status), else the response's own table, made on first use. */
 static int
 res_newindex(lua_State *L) {
-    struct httpres *r = lua_touserdata(L, 1);
+    struct lasio_httpres *r = lua_touserdata(L, 1);
     if (lua_type(L, 2) == LUA_TSTRING) {
         size_t n;
         const char *k = lua_tolstring(L, 2, &n);
@@ -479,7 +479,7 @@ res_newindex(lua_State *L) {
 
 static int
 res_tostring(lua_State *L) {
-    struct httpres *r = lua_touserdata(L, 1);
+    struct lasio_httpres *r = lua_touserdata(L, 1);
     lua_pushfstring(L, "lasio.http.Response (%d%s): %p", r->status,
                     r->finished ? ", finished" : "", (void *)r);
     return 1;
@@ -497,7 +497,7 @@ new_response(lua_State *L) {
     luaL_argcheck(L, req != NULL, 1, "http_response: not a request");
     luaL_checktype(L, 2, LUA_TTABLE);
     struct lasio_stream *s = lasio_checkwriter_(L, 3);
-    struct httpres *r = lua_newuserdatauv(L, sizeof *r, RES_NUV);
+    struct lasio_httpres *r = lua_newuserdatauv(L, sizeof *r, RES_NUV);
     memset(r, 0, sizeof *r);
     r->s = s;
     r->length = -1;
@@ -507,7 +507,7 @@ new_response(lua_State *L) {
                         lasio_httpreq_keeps_(req, luaL_checknumber(L, 5)));
     r->head = (unsigned char)lasio_httpreq_is_head_(req);
     r->http10 = (unsigned char)lasio_httpreq_is_http10_(req);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &response_token);
+    lua_pushvalue(L, lua_upvalueindex(1));
     lua_setmetatable(L, -2);
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, -2, RES_UV_CONN);
@@ -519,18 +519,19 @@ new_response(lua_State *L) {
     return 1;
 }
 
-/* Did the response at idx finish, and may its connection stay open? */
-int
-lasio_httpres_keep_(lua_State *L, int idx) {
-    struct httpres *r = lasio_testobj_(L, idx, &response_token);
-    return r && r->finished && r->keep;
+struct lasio_httpres *
+lasio_httpres_test_(lua_State *L, int idx) {
+    return lasio_testobj_(L, idx, &response_token);
 }
 
-/* Is the response at idx finished (or not a response at all)? */
 int
-lasio_httpres_finished_(lua_State *L, int idx) {
-    struct httpres *r = lasio_testobj_(L, idx, &response_token);
-    return !r || r->finished;
+lasio_httpres_finished_(const struct lasio_httpres *r) {
+    return r->finished;
+}
+
+int
+lasio_httpres_keep_(const struct lasio_httpres *r) {
+    return r->finished && r->keep;
 }
 
 void
@@ -552,7 +553,6 @@ lasio_httpres_open_(lua_State *L) {
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, res_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &response_token);
-    lua_pushcfunction(L, new_response);
+    lua_pushcclosure(L, new_response, 1);
     lua_setfield(L, -2, "http_response");
 }

@@ -4,8 +4,12 @@
 -- and runs the handler in that same task (no task per request). A second
 -- task per connection waits for the client to go away and then cancels the
 -- connection's task if a handler runs (L6). Requests on one connection are
--- handled in turn, so pipelined responses leave in request order. Heads and small bodies are written with one
--- write (src/http/httpformat.c).
+-- handled in turn, so pipelined responses leave in request order. The
+-- request and the response are C objects (src/http/httpreq.c, httpres.c):
+-- a response's head and body leave in one write; the handler is called
+-- from C (src/http/httpconn.c). This loop around those calls stays Lua:
+-- per request it is a few C calls, and the rare paths (refusals,
+-- failures, upgrades, lingering) keep one place each.
 -- SPDX-License-Identifier: MIT
 local lasio = require "lasio"
 local core = require "lasio.core"

@@ -4,7 +4,9 @@
  * stream's input buffer, as the stream's one reader:
  *   read_head() returns the request or status line and the headers as a
  *     table once the head is complete (llhttp pauses there, so nothing of
- *     the body is consumed before the caller has looked at the head);
+ *     the body is consumed before the caller has looked at the head); with
+ *     the option `requests` (the server's), a request object (httpreq.c)
+ *     and flags instead;
  *   read_body() returns the body bytes that arrived, and nil at the end
  *     of the message (llhttp pauses there too, so a pipelined message
  *     stays in the stream's buffer for the next read_head()).

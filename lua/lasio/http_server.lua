@@ -67,7 +67,7 @@ end
 -- _end_stream).
 
 local Response = internal.http_response_methods
-local new_response, http_run = internal.http_response, internal.http_run
+local http_serve = internal.http_serve
 
 -- res:write(chunk): streams part of the body (chunked when no
 -- Content-Length was set); waits while the client is slow to read.
@@ -163,9 +163,9 @@ function Request:set_max_body(n)
     if math.type(n) ~= "integer" then
         error("req:set_max_body: n must be an integer", 2)
     end
+    -- the parser's limit is back to the server's for the next request
     self._conn.parser:set_max_body(n)
     self._max_body = n
-    self._conn.max_body_set = true -- the next request has the default
 end
 
 function Request:get_extra_info(name, default)
@@ -261,12 +261,9 @@ local function websocket_end(conn, err)
         and err.code <= 4999
 end
 
--- Runs the handler in the connection's task, then finishes or fails its
--- response (http_run: src/http/httpconn.c). Returns whether the
--- connection may take the next request.
-local function run_handler(srv, conn, req, res)
-    local ok, err = pcall(http_run, srv.handler, req, res)
-    if ok then return err end
+-- The handler (or the finish left to the server) failed with err: the
+-- answer, or the end of the connection, and the report of a bug.
+local function handler_failed(conn, err, res)
     local client = rawequal(err, conn.client_error)
     res._keep = false
     if CancelledError:is(err) or conn.gone then
@@ -295,7 +292,6 @@ local function run_handler(srv, conn, req, res)
                 lasio.current_task())
         end
     end
-    return false
 end
 
 -- The connection's watcher task: waits until the client goes away (EOF, a
@@ -329,20 +325,6 @@ local function skip_body(conn, req)
         while parser:read_body(conn.reader, body_timeout(req)) do end
     end)
     return ok
-end
-
-local function check_request(srv, req)
-    local expect = req._expect_header
-    if expect then
-        if expect:lower() ~= "100-continue" then
-            return 417, "unsupported expectation"
-        end
-        req._expect = true
-    end
-    local length = req.content_length
-    if length and length > srv.max_body then
-        return 413, "request body too large"
-    end
 end
 
 -- Lingering close (RFC 9112 9.6, nginx's lingering_close): closing a
@@ -385,63 +367,29 @@ local function serve_connection(srv, reader, writer)
     srv.conns[conn] = true
     writer:settimeout(srv.send_timeout)
     local parser = conn.parser
-    local lifetime, nreq = now() + srv.keepalive_lifetime, 0
     local ok, err = pcall(function()
-        while not srv.closing do
-            local idle = nreq == 0 and srv.headers_timeout
-                or srv.keepalive_timeout
-            conn.busy = false
-            -- req: a request object (src/http/httpreq.c); flags
-            -- (src/http/httpparse.c): 1 a body, 2 an Expect header, 4 an
-            -- upgrade
-            local got, req, flags = pcall(parser.read_head, parser, reader,
-                idle, srv.headers_timeout)
-            if not got then
-                if HTTPError:is(req) and not req.silent then
-                    answer_error(conn, req.status, req.message)
-                end
-                return
+        -- the requests, one after the other (src/http/httpconn.c), until
+        -- one ends the loop
+        local got, what, a, b, c = pcall(http_serve, parser, reader, writer,
+            conn, srv.handler, srv, srv.headers_timeout,
+            srv.keepalive_timeout, srv.keepalive_requests,
+            now() + srv.keepalive_lifetime, srv.max_body, skip_body)
+        if not got then -- reading a head failed
+            if HTTPError:is(what) and not what.silent then
+                answer_error(conn, what.status, what.message)
             end
-            if not req then return end -- closed, or idle too long
-            conn.busy = true
-            nreq = nreq + 1
-            if flags ~= 0 then
-                local status, msg = check_request(srv, req)
-                if status then
-                    answer_error(conn, status, msg)
-                    return
-                end
-            end
-            local res = new_response(req, conn, writer, flags & 4 == 0
-                and nreq < srv.keepalive_requests, lifetime)
-            conn.handling = true
-            local keep = run_handler(srv, conn, req, res)
-            conn.handling = false
-            if conn.upgraded then
-                -- the WebSocket owns the stream now: wait for its end,
-                -- which ends the watcher
-                local watcher = conn.watcher
-                local done, e = pcall(lasio.wait, {watcher})
-                if not done then
-                    watcher:cancel() -- the connection's task was cancelled
-                    error(e, 0)
-                end
-                return
-            end
-            if not keep or conn.abort or conn.gone then return end
-            -- a client that pipelines requests and does not read the
-            -- answers: take no more until it reads (L4); one that never
-            -- does is cut at send_timeout
-            if not pcall(writer.drain, writer) then
-                conn.abort = true
-                return
-            end
-            if flags & 1 ~= 0 and not skip_body(conn, req) then
-                return
-            end
-            if conn.max_body_set then
-                parser:set_max_body(srv.max_body)
-                conn.max_body_set = false
+            return
+        end
+        if what == "refuse" then return answer_error(conn, a, b) end
+        if what == "failed" then handler_failed(conn, a, c) end
+        if conn.upgraded then
+            -- the WebSocket owns the stream now: wait for its end, which
+            -- ends the watcher
+            local watcher = conn.watcher
+            local done, e = pcall(lasio.wait, {watcher})
+            if not done then
+                watcher:cancel() -- the connection's task was cancelled
+                error(e, 0)
             end
         end
     end)

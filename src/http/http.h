@@ -94,6 +94,11 @@ LASIO_HIDDEN int lasio_httpreq_is_http10_(const struct lasio_httpreq *r);
 /* Does the request ask to keep the connection, and came before until? */
 LASIO_HIDDEN int lasio_httpreq_keeps_(const struct lasio_httpreq *r,
                                       double until);
+/* The answer refusing the request before its handler runs (417 for an
+ * expectation other than 100-continue, 413 for a declared body over
+ * max_body) with its message, or 0; notes a 100-continue to answer. */
+LASIO_HIDDEN int lasio_httpreq_refusal_(struct lasio_httpreq *r,
+                                        lua_Integer max_body, const char **msg);
 /* Sets the request's connection table and response (user values). */
 LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
                                         int res);
@@ -104,6 +109,13 @@ struct lasio_httpres;
 LASIO_HIDDEN struct lasio_httpres *lasio_httpres_test_(lua_State *L, int idx);
 LASIO_HIDDEN int lasio_httpres_finished_(const struct lasio_httpres *r);
 LASIO_HIDDEN int lasio_httpres_keep_(const struct lasio_httpres *r);
+/* Pushes the responses' metatable. [-0, +1, -] */
+LASIO_HIDDEN void lasio_httpres_pushmt_(lua_State *L);
+/* Pushes the response of the request at req on the connection table at
+ * conn, written to the writer at writer, its metatable at mt; keep: the
+ * connection may stay open after it. [-0, +1, m] */
+LASIO_HIDDEN void lasio_httpres_push_(lua_State *L, int mt, int req, int conn,
+                                      int writer, int keep);
 /* res:finish([body]), a lua_CFunction. */
 LASIO_HIDDEN int lasio_httpres_finish_(lua_State *L);
 
@@ -113,6 +125,25 @@ LASIO_HIDDEN int lasio_httpres_finish_(lua_State *L);
 LASIO_HIDDEN void lasio_httpreq_open_(lua_State *L);
 LASIO_HIDDEN void lasio_httpres_open_(lua_State *L);
 LASIO_HIDDEN void lasio_httpconn_open_(lua_State *L);
+
+/* The server's side of parser:read_head (httpparse.c), for a loop in C
+ * whose parser is at stack index 1: head_begin starts reading the next
+ * head, head_again goes on after a wait (lasio_reader_wait_ and
+ * lasio_reader_woken_); both return 1 with two results pushed (the
+ * request and its flags, or nil and "eof" or "idle"), or 0 to wait. */
+struct httpparser;
+LASIO_HIDDEN struct httpparser *lasio_http_checkparser_(lua_State *L, int idx);
+LASIO_HIDDEN int lasio_http_head_begin_(lua_State *L, struct httpparser *p,
+                                        struct lasio_stream *s, double idle,
+                                        double head_timeout);
+LASIO_HIDDEN int lasio_http_head_again_(lua_State *L, struct httpparser *p,
+                                        struct lasio_stream *s);
+/* Flags of a request head: a body, an Expect header, an upgrade. */
+enum {
+    LASIO_HTTP_HEAD_BODY = 1,
+    LASIO_HTTP_HEAD_EXPECT = 2,
+    LASIO_HTTP_HEAD_UPGRADE = 4
+};
 
 /* http_parser, http_trace, http_headers_mt (httpparse.c); http_send,
  * http_send_chunk, http_check_header (httpformat.c): fields of the table

@@ -52,7 +52,8 @@ struct httpparser {
     enum pstate state;
     /* limits (0: none) */
     size_t max_line, max_field, max_head, max_headers;
-    lua_Integer max_body; /* < 0: none */
+    lua_Integer max_body;      /* < 0: none */
+    lua_Integer dflt_max_body; /* requests: each starts with this limit */
     /* the head being parsed: target (or reason phrase), then the header
      * names and values */
     struct lasio_buf text;
@@ -540,7 +541,9 @@ push_version(lua_State *L, llhttp_t *ll) {
 /* With the option requests, read_head returns a request object and
  * these flags, so that the server asks for nothing more of a request that
  * has none. */
-enum { HEAD_BODY = 1, HEAD_EXPECT = 2, HEAD_UPGRADE = 4 };
+#define HEAD_BODY LASIO_HTTP_HEAD_BODY
+#define HEAD_EXPECT LASIO_HTTP_HEAD_EXPECT
+#define HEAD_UPGRADE LASIO_HTTP_HEAD_UPGRADE
 
 /* Pushes the request object of the head just completed, and its flags. */
 static void
@@ -678,23 +681,31 @@ head_try(lua_State *L, struct httpparser *p, struct lasio_stream *s) {
     return 0;
 }
 
+/* After the wait: head_try again, or the idle or head deadline passed. */
+static int
+head_again(lua_State *L, struct httpparser *p, struct lasio_stream *s) {
+    if (head_try(L, p, s))
+        return 1;
+    if (lasio_reader_expired_(s)) {
+        if (!p->started) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "idle");
+            return 1;
+        }
+        return raise_http(L, p, 408, "TIMEOUT",
+                          "timed out waiting for the request head", 0);
+    }
+    return 0;
+}
+
 static int
 head_k(lua_State *L, int status, lua_KContext ctx) {
     struct httpparser *p = checkparser(L, 1);
     struct lasio_stream *s = lasio_checkreader_(L, 2);
     (void)status, (void)ctx;
     lasio_reader_woken_(L, s, BASE);
-    if (head_try(L, p, s))
+    if (head_again(L, p, s))
         return lua_gettop(L) - BASE;
-    if (lasio_reader_expired_(s)) {
-        if (!p->started) {
-            lua_pushnil(L);
-            lua_pushliteral(L, "idle");
-            return 2;
-        }
-        return raise_http(L, p, 408, "TIMEOUT",
-                          "timed out waiting for the request head", 0);
-    }
     return head_wait(L, s);
 }
 
@@ -726,8 +737,25 @@ next_message(lua_State *L, struct httpparser *p) {
         break;
     }
     p->state = PS_IDLE;
+    if (p->requests) /* a route's set_max_body was for its request only */
+        p->max_body = p->dflt_max_body;
     p->started = p->head_done = p->complete = 0;
     p->limit_status = 0;
+}
+
+/* Starts reading the next head: 1 with the results pushed, 0 to wait (the
+ * deadline set). */
+static int
+head_begin(lua_State *L, struct httpparser *p, struct lasio_stream *s,
+           double idle) {
+    if (s->reader)
+        return luaL_error(L, "read_head: another task is already reading "
+                             "this stream (read already in progress)");
+    next_message(L, p);
+    if (head_try(L, p, s))
+        return 1;
+    s->rdeadline = p->started ? p->head_deadline : lasio_io_deadline_(idle);
+    return 0;
 }
 
 static int
@@ -737,14 +765,28 @@ parser_read_head(lua_State *L) {
     double idle = lasio_io_checktimeout_(L, 3, "read_head");
     p->head_timeout = lasio_io_checktimeout_(L, 4, "read_head");
     lua_settop(L, BASE);
-    if (s->reader)
-        return luaL_error(L, "read_head: another task is already reading "
-                             "this stream (read already in progress)");
-    next_message(L, p);
-    if (head_try(L, p, s))
+    if (head_begin(L, p, s, idle))
         return lua_gettop(L) - BASE;
-    s->rdeadline = p->started ? p->head_deadline : lasio_io_deadline_(idle);
     return head_wait(L, s);
+}
+
+int
+lasio_http_head_begin_(lua_State *L, struct httpparser *p,
+                       struct lasio_stream *s, double idle,
+                       double head_timeout) {
+    p->head_timeout = head_timeout;
+    return head_begin(L, p, s, idle);
+}
+
+int
+lasio_http_head_again_(lua_State *L, struct httpparser *p,
+                       struct lasio_stream *s) {
+    return head_again(L, p, s);
+}
+
+struct httpparser *
+lasio_http_checkparser_(lua_State *L, int idx) {
+    return checkparser(L, idx);
 }
 
 /* ====== } */
@@ -1048,6 +1090,7 @@ new_parser(lua_State *L) {
     p->max_head = opt_size(L, 2, "max_head", 16384);
     p->max_headers = opt_size(L, 2, "max_headers", 100);
     p->max_body = lasio_optinteger_(L, 2, "max_body", -1, -1, "http_parser");
+    p->dflt_max_body = p->max_body;
     p->raw = lasio_optboolean_(L, 2, "raw", 0, "http_parser");
     p->requests = lasio_optboolean_(L, 2, "requests", 0, "http_parser");
     if (p->requests) {

@@ -35,11 +35,15 @@ struct lasio_httpreq {
     lua_Integer content_length; /* -1: none */
     int method;
     unsigned char major, minor, keep_alive, upgrade, chunked;
+    unsigned char expect; /* Expect: 100-continue, still to answer */
     size_t textlen, linelen, nhdrs;
     struct lasio_http_hdr hdrs[]; /* then the text */
 };
 
 static const char request_token = 0;
+
+static const char *find_header(const struct lasio_httpreq *r, const char *name,
+                               size_t n, size_t *len);
 
 static const char *
 text_of(const struct lasio_httpreq *r) {
@@ -59,6 +63,7 @@ lasio_httpreq_push_(lua_State *L, const struct lasio_http_head *h) {
     r->keep_alive = (unsigned char)h->keep_alive;
     r->upgrade = (unsigned char)h->upgrade;
     r->chunked = (unsigned char)h->chunked;
+    r->expect = 0;
     r->textlen = h->textlen;
     r->linelen = h->linelen;
     r->nhdrs = h->nhdrs;
@@ -93,6 +98,25 @@ lasio_httpreq_is_http10_(const struct lasio_httpreq *r) {
 int
 lasio_httpreq_keeps_(const struct lasio_httpreq *r, double until) {
     return r->keep_alive && r->start < until;
+}
+
+int
+lasio_httpreq_refusal_(struct lasio_httpreq *r, lua_Integer max_body,
+                       const char **msg) {
+    size_t len;
+    const char *v = find_header(r, "expect", 6, &len);
+    if (v) {
+        if (len != 12 || strncasecmp(v, "100-continue", 12) != 0) {
+            *msg = "unsupported expectation";
+            return 417;
+        }
+        r->expect = 1;
+    }
+    if (r->content_length > max_body) {
+        *msg = "request body too large";
+        return 413;
+    }
+    return 0;
 }
 
 void
@@ -219,13 +243,8 @@ push_field(lua_State *L, struct lasio_httpreq *r, const char *k, size_t n) {
             lua_pushnumber(L, r->start);
             return 1;
         }
-        if (IS(k, n, "_expect_header")) {
-            size_t len;
-            const char *v = find_header(r, "expect", 6, &len);
-            if (v)
-                lua_pushlstring(L, v, len);
-            else
-                lua_pushnil(L);
+        if (IS(k, n, "_expect")) {
+            lua_pushboolean(L, r->expect);
             return 1;
         }
         return 0;

@@ -487,36 +487,37 @@ res_tostring(lua_State *L) {
 
 /* ====== } */
 
-/* core.internal.http_response(req, conn, writer, keep, until): the
- * response of the request object req on the connection table conn; the
- * connection may stay open after it when keep is true, the request asks
- * for it and it came before the time `until` (keepalive_lifetime). */
-static int
-new_response(lua_State *L) {
-    struct lasio_httpreq *req = lasio_httpreq_test_(L, 1);
-    luaL_argcheck(L, req != NULL, 1, "http_response: not a request");
-    luaL_checktype(L, 2, LUA_TTABLE);
-    struct lasio_stream *s = lasio_checkwriter_(L, 3);
+void
+lasio_httpres_pushmt_(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &response_token);
+}
+
+void
+lasio_httpres_push_(lua_State *L, int mt, int req, int conn, int writer,
+                    int keep) {
+    mt = lua_absindex(L, mt);
+    req = lua_absindex(L, req);
+    conn = lua_absindex(L, conn);
+    writer = lua_absindex(L, writer);
+    struct lasio_httpreq *q = lua_touserdata(L, req);
+    struct lasio_stream *s = lasio_checkwriter_(L, writer);
     struct lasio_httpres *r = lua_newuserdatauv(L, sizeof *r, RES_NUV);
     memset(r, 0, sizeof *r);
     r->s = s;
     r->length = -1;
     r->status = 200;
-    r->keep =
-        (unsigned char)(lua_toboolean(L, 4) &&
-                        lasio_httpreq_keeps_(req, luaL_checknumber(L, 5)));
-    r->head = (unsigned char)lasio_httpreq_is_head_(req);
-    r->http10 = (unsigned char)lasio_httpreq_is_http10_(req);
-    lua_pushvalue(L, lua_upvalueindex(1));
+    r->keep = (unsigned char)keep;
+    r->head = (unsigned char)lasio_httpreq_is_head_(q);
+    r->http10 = (unsigned char)lasio_httpreq_is_http10_(q);
+    lua_pushvalue(L, mt);
     lua_setmetatable(L, -2);
-    lua_pushvalue(L, 2);
+    lua_pushvalue(L, conn);
     lua_setiuservalue(L, -2, RES_UV_CONN);
-    lua_pushvalue(L, 1);
+    lua_pushvalue(L, req);
     lua_setiuservalue(L, -2, RES_UV_REQ);
-    lua_pushvalue(L, 3);
+    lua_pushvalue(L, writer);
     lua_setiuservalue(L, -2, RES_UV_WRITER);
-    lasio_httpreq_attach_(L, 1, 2, -1);
-    return 1;
+    lasio_httpreq_attach_(L, req, conn, -1);
 }
 
 struct lasio_httpres *
@@ -553,6 +554,5 @@ lasio_httpres_open_(lua_State *L) {
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, res_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_pushcclosure(L, new_response, 1);
-    lua_setfield(L, -2, "http_response");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &response_token);
 }

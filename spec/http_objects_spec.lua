@@ -167,3 +167,36 @@ describe("http.Request and http.Response objects", function()
             srv:close()
         end))
 end)
+
+describe("the connection's request loop", function()
+    it("answers thousands of pipelined requests in order, none suspending",
+        async(function()
+            local n = os.getenv("LASIO_SANITIZED") and 500 or 3000
+            local srv, port = H.serve(function(req, res)
+                res:finish(req.path:sub(2) .. ";")
+            end, {keepalive_requests = n + 1})
+            local parts = {}
+            for i = 1, n do parts[i] = get("/" .. i) end
+            local out = H.raw(port, table.concat(parts),
+                {until_text = ";" .. n .. ";", wait = helper.t(20)})
+            local bodies = {}
+            for b in out:gmatch("\r\n\r\n(%d+);") do bodies[#bodies + 1] = b end
+            assert.are.equal(n, #bodies)
+            for i = 1, n do assert.are.equal(tostring(i), bodies[i]) end
+            srv:close()
+        end))
+
+    it("alternates handlers that suspend and handlers that do not",
+        async(function()
+            local srv, port = H.serve(function(req, res)
+                if req.path:find("slow", 1, true) then lasio.sleep(0.01) end
+                res:finish(req.path)
+            end)
+            local out = H.raw(port, get("/slow1") .. get("/fast2")
+                .. get("/slow3") .. get("/fast4"), {until_text = "/fast4"})
+            local paths = {}
+            for p in out:gmatch("\r\n\r\n(/%a+%d)") do paths[#paths + 1] = p end
+            assert.are.same({"/slow1", "/fast2", "/slow3", "/fast4"}, paths)
+            srv:close()
+        end))
+end)

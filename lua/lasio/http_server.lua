@@ -6,10 +6,11 @@
 -- connection's task if a handler runs (L6). Requests on one connection are
 -- handled in turn, so pipelined responses leave in request order. The
 -- request and the response are C objects (src/http/httpreq.c, httpres.c):
--- a response's head and body leave in one write; the handler is called
--- from C (src/http/httpconn.c). This loop around those calls stays Lua:
--- per request it is a few C calls, and the rare paths (refusals,
--- failures, upgrades, lingering) keep one place each.
+-- a response's head and body leave in one write. The loop over a
+-- connection's requests is C too (src/http/httpconn.c: the handler runs
+-- under lua_pcallk there); it comes back here for what ends it (a
+-- refusal, a failed handler, an upgrade, a bad head), so that each rare
+-- path has one place, in this file.
 -- SPDX-License-Identifier: MIT
 local lasio = require "lasio"
 local core = require "lasio.core"

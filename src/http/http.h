@@ -112,10 +112,12 @@ LASIO_HIDDEN int lasio_httpres_keep_(const struct lasio_httpres *r);
 /* Pushes the responses' metatable. [-0, +1, -] */
 LASIO_HIDDEN void lasio_httpres_pushmt_(lua_State *L);
 /* Pushes the response of the request at req on the connection table at
- * conn, written to the writer at writer, its metatable at mt; keep: the
- * connection may stay open after it. [-0, +1, m] */
+ * conn, written to the writer at writer (whose stream is s), its
+ * metatable at mt; keep: the connection may stay open after it.
+ * [-0, +1, m] */
 LASIO_HIDDEN void lasio_httpres_push_(lua_State *L, int mt, int req, int conn,
-                                      int writer, int keep);
+                                      int writer, struct lasio_stream *s,
+                                      int keep);
 /* res:finish([body]), a lua_CFunction. */
 LASIO_HIDDEN int lasio_httpres_finish_(lua_State *L);
 

@@ -46,18 +46,43 @@ conn_k(lua_State *L, int status, lua_KContext ctx) {
     return step(L, (int)ctx, status);
 }
 
+/* Upvalues of http_serve: the responses' metatable, then the names of
+ * the fields it reads and sets on the connection and server tables
+ * (plain tables: raw access, keys interned once). */
+enum {
+    U_RES_MT = 1,
+    U_BUSY,
+    U_HANDLING,
+    U_UPGRADED,
+    U_GONE,
+    U_CLOSING,
+    U_ABORT
+};
+
 static void
-set_flag(lua_State *L, const char *name, int v) {
+set_flag(lua_State *L, int key, int v) {
+    lua_pushvalue(L, lua_upvalueindex(key));
     lua_pushboolean(L, v);
-    lua_setfield(L, S_CONN, name);
+    lua_rawset(L, S_CONN);
 }
 
 static int
-get_flag(lua_State *L, int idx, const char *name) {
-    lua_getfield(L, idx, name);
-    int v = lua_toboolean(L, -1);
+get_flag(lua_State *L, int idx, int key) {
+    lua_pushvalue(L, lua_upvalueindex(key));
+    int v = lua_rawget(L, idx) != LUA_TNIL && lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
+}
+
+/* The objects in the fixed slots, checked by http_serve. */
+static struct lasio_stream *
+reader_of(lua_State *L) {
+    return ((struct lasio_view *)lua_touserdata(L, S_READER))->s;
+}
+
+static struct lasio_stream *
+writer_of(lua_State *L) {
+    return ((struct lasio_view *)lua_touserdata(L, S_WRITER))->s;
 }
 
 /* Starts the next request: 1 when it is there, 0 when the loop ends
@@ -69,13 +94,13 @@ next_head(lua_State *L) {
     lua_replace(L, S_REQ);
     lua_pushnil(L);
     lua_replace(L, S_RES);
-    if (get_flag(L, S_SERVER, "closing")) {
+    if (get_flag(L, S_SERVER, U_CLOSING)) {
         lua_pushliteral(L, "closing");
         return 0;
     }
-    set_flag(L, "busy", 0);
-    struct httpparser *p = lasio_http_checkparser_(L, S_PARSER);
-    struct lasio_stream *s = lasio_checkreader_(L, S_READER);
+    set_flag(L, U_BUSY, 0);
+    struct httpparser *p = lua_touserdata(L, S_PARSER);
+    struct lasio_stream *s = reader_of(L);
     lua_Integer nreq = lua_tointeger(L, S_NREQ);
     double hto = lua_tonumber(L, S_HEADERS_TIMEOUT);
     double idle = nreq == 0 ? hto : lua_tonumber(L, S_KEEPALIVE_TIMEOUT);
@@ -98,7 +123,7 @@ start_request(lua_State *L, int *status) {
     lua_replace(L, S_FLAGS);
     lua_replace(L, S_REQ);
     lua_settop(L, S_BASE);
-    set_flag(L, "busy", 1);
+    set_flag(L, U_BUSY, 1);
     lua_Integer nreq = lua_tointeger(L, S_NREQ) + 1;
     lua_pushinteger(L, nreq);
     lua_replace(L, S_NREQ);
@@ -118,9 +143,10 @@ start_request(lua_State *L, int *status) {
     int keep = !(flags & LASIO_HTTP_HEAD_UPGRADE) &&
                nreq < lua_tointeger(L, S_KEEPALIVE_REQUESTS) &&
                lasio_httpreq_keeps_(req, lua_tonumber(L, S_LIFETIME));
-    lasio_httpres_push_(L, lua_upvalueindex(1), S_REQ, S_CONN, S_WRITER, keep);
+    lasio_httpres_push_(L, lua_upvalueindex(U_RES_MT), S_REQ, S_CONN, S_WRITER,
+                        writer_of(L), keep);
     lua_replace(L, S_RES);
-    set_flag(L, "handling", 1);
+    set_flag(L, U_HANDLING, 1);
     lua_pushvalue(L, S_HANDLER);
     lua_pushvalue(L, S_REQ);
     lua_pushvalue(L, S_RES);
@@ -132,7 +158,7 @@ start_request(lua_State *L, int *status) {
  * top: the loop ends, the server answers it. */
 static int
 failed(lua_State *L) {
-    set_flag(L, "handling", 0);
+    set_flag(L, U_HANDLING, 0);
     lua_pushliteral(L, "failed");
     lua_insert(L, -2);
     lua_pushvalue(L, S_REQ);
@@ -149,16 +175,16 @@ step(lua_State *L, int k, int status) {
             if (got == 0)
                 return lua_gettop(L) - S_BASE;
             if (got < 0) {
-                struct lasio_stream *s = lasio_checkreader_(L, S_READER);
+                struct lasio_stream *s = reader_of(L);
                 return lasio_reader_wait_(L, s, S_BASE, "read_head",
                                           K_HEAD_WAIT, conn_k);
             }
             break;
         }
         case K_HEAD_WAIT: { /* woken in the head's wait */
-            struct lasio_stream *s = lasio_checkreader_(L, S_READER);
+            struct lasio_stream *s = reader_of(L);
             lasio_reader_woken_(L, s, S_BASE);
-            struct httpparser *p = lasio_http_checkparser_(L, S_PARSER);
+            struct httpparser *p = lua_touserdata(L, S_PARSER);
             if (!lasio_http_head_again_(L, p, s))
                 return lasio_reader_wait_(L, s, S_BASE, "read_head",
                                           K_HEAD_WAIT, conn_k);
@@ -180,13 +206,14 @@ step(lua_State *L, int k, int status) {
             if (status != LUA_OK && status != LUA_YIELD)
                 return failed(L);
             lua_settop(L, S_BASE);
-            set_flag(L, "handling", 0);
-            if (get_flag(L, S_CONN, "upgraded")) {
+            set_flag(L, U_HANDLING, 0);
+            if (get_flag(L, S_CONN, U_UPGRADED)) {
                 lua_pushliteral(L, "upgraded");
                 return 1;
             }
+            /* (abort is set only once the loop ended) */
             if (!lasio_httpres_keep_(lua_touserdata(L, S_RES)) ||
-                get_flag(L, S_CONN, "abort") || get_flag(L, S_CONN, "gone")) {
+                get_flag(L, S_CONN, U_GONE)) {
                 lua_pushliteral(L, "done");
                 return 1;
             }
@@ -195,7 +222,7 @@ step(lua_State *L, int k, int status) {
              * does is cut at send_timeout. drain() returns at once unless
              * the stream paused writing or failed: then only is it
              * called. */
-            struct lasio_stream *w = lasio_checkwriter_(L, S_WRITER);
+            struct lasio_stream *w = writer_of(L);
             status = LUA_OK;
             if (w->wpaused || w->werr || w->rerr || w->closing || w->released) {
                 lua_getfield(L, S_WRITER, "drain");
@@ -208,7 +235,7 @@ step(lua_State *L, int k, int status) {
         case K_DRAIN: {
             if (status != LUA_OK && status != LUA_YIELD) {
                 lua_settop(L, S_BASE);
-                set_flag(L, "abort", 1);
+                set_flag(L, U_ABORT, 1);
                 lua_pushliteral(L, "done");
                 return 1;
             }
@@ -274,7 +301,11 @@ http_serve(lua_State *L) {
 
 void
 lasio_httpconn_open_(lua_State *L) {
+    static const char *const keys[] = {"busy", "handling", "upgraded",
+                                       "gone", "closing",  "abort"};
     lasio_httpres_pushmt_(L);
-    lua_pushcclosure(L, http_serve, 1);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        lua_pushstring(L, keys[i]);
+    lua_pushcclosure(L, http_serve, 1 + (int)(sizeof keys / sizeof *keys));
     lua_setfield(L, -2, "http_serve");
 }

@@ -494,13 +494,12 @@ lasio_httpres_pushmt_(lua_State *L) {
 
 void
 lasio_httpres_push_(lua_State *L, int mt, int req, int conn, int writer,
-                    int keep) {
+                    struct lasio_stream *s, int keep) {
     mt = lua_absindex(L, mt);
     req = lua_absindex(L, req);
     conn = lua_absindex(L, conn);
     writer = lua_absindex(L, writer);
     struct lasio_httpreq *q = lua_touserdata(L, req);
-    struct lasio_stream *s = lasio_checkwriter_(L, writer);
     struct lasio_httpres *r = lua_newuserdatauv(L, sizeof *r, RES_NUV);
     memset(r, 0, sizeof *r);
     r->s = s;

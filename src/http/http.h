@@ -85,9 +85,7 @@ LASIO_HIDDEN void lasio_httpreq_push_(lua_State *L,
                                       const struct lasio_http_head *h);
 /* Pushes the request objects' metatable. [-0, +1, -] */
 LASIO_HIDDEN void lasio_httpreq_pushmt_(lua_State *L);
-/* The request object at idx, or NULL. */
 struct lasio_httpreq;
-LASIO_HIDDEN struct lasio_httpreq *lasio_httpreq_test_(lua_State *L, int idx);
 /* Facts of a request object for its response (httpreq.c). */
 LASIO_HIDDEN int lasio_httpreq_is_head_(const struct lasio_httpreq *r);
 LASIO_HIDDEN int lasio_httpreq_is_http10_(const struct lasio_httpreq *r);
@@ -103,10 +101,9 @@ LASIO_HIDDEN int lasio_httpreq_refusal_(struct lasio_httpreq *r,
 LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
                                         int res);
 
-/* The response object at idx (httpres.c), or NULL; is it finished; did
- * it finish with the connection kept open? */
+/* The response object (httpres.c): is it finished; did it finish with
+ * the connection kept open? */
 struct lasio_httpres;
-LASIO_HIDDEN struct lasio_httpres *lasio_httpres_test_(lua_State *L, int idx);
 LASIO_HIDDEN int lasio_httpres_finished_(const struct lasio_httpres *r);
 LASIO_HIDDEN int lasio_httpres_keep_(const struct lasio_httpres *r);
 /* Pushes the responses' metatable. [-0, +1, -] */
@@ -121,8 +118,8 @@ LASIO_HIDDEN void lasio_httpres_push_(lua_State *L, int mt, int req, int conn,
 /* res:finish([body]), a lua_CFunction. */
 LASIO_HIDDEN int lasio_httpres_finish_(lua_State *L);
 
-/* http_request_methods (httpreq.c), http_response_methods and
- * http_response (httpres.c), http_run (httpconn.c): fields of the table
+/* http_request_methods (httpreq.c), http_response_methods (httpres.c),
+ * http_serve (httpconn.c): fields of the table
  * on the top of the stack (core.internal: module.c). */
 LASIO_HIDDEN void lasio_httpreq_open_(lua_State *L);
 LASIO_HIDDEN void lasio_httpres_open_(lua_State *L);

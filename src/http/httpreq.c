@@ -80,11 +80,6 @@ lasio_httpreq_pushmt_(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &request_token);
 }
 
-struct lasio_httpreq *
-lasio_httpreq_test_(lua_State *L, int idx) {
-    return lasio_testobj_(L, idx, &request_token);
-}
-
 int
 lasio_httpreq_is_head_(const struct lasio_httpreq *r) {
     return r->method == HTTP_HEAD;

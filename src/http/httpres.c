@@ -519,11 +519,6 @@ lasio_httpres_push_(lua_State *L, int mt, int req, int conn, int writer,
     lasio_httpreq_attach_(L, req, conn, -1);
 }
 
-struct lasio_httpres *
-lasio_httpres_test_(lua_State *L, int idx) {
-    return lasio_testobj_(L, idx, &response_token);
-}
-
 int
 lasio_httpres_finished_(const struct lasio_httpres *r) {
     return r->finished;

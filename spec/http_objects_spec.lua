@@ -109,6 +109,30 @@ describe("http.Request and http.Response objects", function()
         srv:close()
     end))
 
+    it("keep their methods when the module is loaded again", async(function()
+        -- as errors_spec does: every lasio module unloaded, lasio required
+        -- again, the modules in use put back
+        local saved = {}
+        for k, v in pairs(package.loaded) do
+            if k == "lasio" or k:match("^lasio%.") then
+                saved[k] = v
+                package.loaded[k] = nil
+            end
+        end
+        local ok, e = pcall(require, "lasio")
+        for k, v in pairs(saved) do package.loaded[k] = v end
+        assert(ok, e)
+        local srv, port = H.serve(function(req, res)
+            res:write(req:body())
+            res:finish()
+        end)
+        local out = H.raw(port, "POST / HTTP/1.1\r\nHost: x\r\n"
+            .. "Content-Length: 3\r\n\r\nabc", {until_text = "0\r\n\r\n"})
+        assert.matches("^HTTP/1.1 200 OK\r\n", out)
+        assert.matches("\r\n\r\n3\r\nabc\r\n0\r\n\r\n$", out)
+        srv:close()
+    end))
+
     it("raise on bad arguments, naming the method and the argument",
         async(function()
             local errors = {}

@@ -41,6 +41,8 @@ struct lasio_httpreq {
 };
 
 static const char request_token = 0;
+/* The registry key of the methods table. */
+static const char methods_key = 0;
 
 static const char *find_header(const struct lasio_httpreq *r, const char *name,
                                size_t n, size_t *len);
@@ -296,7 +298,15 @@ req_tostring(lua_State *L) {
 void
 lasio_httpreq_open_(lua_State *L) {
     lasio_newmetatable_(L, REQUEST_MT, &request_token);
-    lua_newtable(L); /* the methods: http_server.lua fills it */
+    /* the methods: http_server.lua fills them. One table for the life of
+     * the state, so that the module opened again (the specs unload and
+     * reload lasio) keeps the methods of the loaded http_server.lua */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &methods_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &methods_key);
+    }
     lua_pushvalue(L, -1);
     lua_setfield(L, -4, "http_request_methods");
     lua_pushcclosure(L, req_index, 1);

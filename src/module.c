@@ -199,6 +199,9 @@ luaopen_lasio_core(lua_State *L) {
     lasio_trace_open_(L);      /* trace_api: lasio.trace (trace.lua) */
     lasio_http_open_(L);       /* http_parser, http_trace, http_headers_mt */
     lasio_httpformat_open_(L); /* http_check_header, http_send(_chunk) */
+    lasio_httpreq_open_(L);    /* http_request_methods */
+    lasio_httpres_open_(L);    /* http_response_methods */
+    lasio_httpconn_open_(L);   /* http_serve */
     lasio_websocket_open_(L);  /* websocket */
     lasio_gather_open_(L);     /* gather_ops */
     lasio_vclock_open_(L);     /* vclock_*, ready_count */

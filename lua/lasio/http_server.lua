@@ -4,8 +4,13 @@
 -- and runs the handler in that same task (no task per request). A second
 -- task per connection waits for the client to go away and then cancels the
 -- connection's task if a handler runs (L6). Requests on one connection are
--- handled in turn, so pipelined responses leave in request order. Heads and small bodies are written with one
--- write (src/http/httpformat.c).
+-- handled in turn, so pipelined responses leave in request order. The
+-- request and the response are C objects (src/http/httpreq.c, httpres.c):
+-- a response's head and body leave in one write. The loop over a
+-- connection's requests is C too (src/http/httpconn.c: the handler runs
+-- under lua_pcallk there); it comes back here for what ends it (a
+-- refusal, a failed handler, an upgrade, a bad head), so that each rare
+-- path has one place, in this file.
 -- SPDX-License-Identifier: MIT
 local lasio = require "lasio"
 local core = require "lasio.core"
@@ -15,7 +20,6 @@ local body_spool = require "lasio.http_spool"
 local internal = core.internal
 local http_parser, http_send, http_send_chunk = internal.http_parser,
     internal.http_send, internal.http_send_chunk
-local check_header = internal.http_check_header
 local spawn, now = lasio.spawn, core.time
 local HTTPError, CancelledError = lasio.HTTPError, lasio.CancelledError
 local TimeoutError = lasio.TimeoutError
@@ -58,174 +62,21 @@ local function client_io(conn, f, ...)
 end
 
 -- {====== Responses ======
+-- The response is a C object (src/http/httpres.c): its status, headers
+-- and finish are there. Streaming is here, since it waits for the client;
+-- the head and the framing are still decided in C (_begin_write,
+-- _end_stream).
 
-local Response = {}
-Response.__index = Response
-Response.__name = "lasio.http.Response"
-
-local function check_open(res, what)
-    if res.finished then
-        error("res:" .. what .. ": the response is already finished", 3)
-    end
-end
-
-local function check_unsent(res, what)
-    check_open(res, what)
-    if res.headers_sent then
-        error("res:" .. what .. ": the headers were already sent", 3)
-    end
-end
-
-function Response:set_status(code)
-    check_unsent(self, "set_status")
-    if math.type(code) ~= "integer" or code < 100 or code > 999 then
-        error("res:set_status: status must be an integer from 100 to 999, "
-            .. "not " .. tostring(code), 2)
-    end
-    self.status = code
-end
-
--- Headers the server writes itself are set through fields.
-local function special(res, lname, value)
-    if lname == "content-length" then
-        local n = math.tointeger(tonumber(value))
-        if not n or n < 0 or not tostring(value):match("^%s*%d+%s*$") then
-            error("res:set_header: Content-Length must be a number >= 0, "
-                .. "not '" .. tostring(value) .. "'", 3)
-        end
-        res._length = n
-        return true
-    elseif lname == "transfer-encoding" then
-        error("res:set_header: Transfer-Encoding is the server's (a body "
-            .. "without Content-Length is sent chunked)", 3)
-    elseif lname == "connection" then
-        if tostring(value):lower():find("close", 1, true) then
-            res._keep = false
-        end
-        return true
-    end
-end
-
--- Lower-case spellings of header names: handlers set the same few names
--- on every response, so they are lowered once, not once per request.
-local lowered, nlowered = {}, 0
-local function lower(name)
-    local l = lowered[name]
-    if l then return l end
-    if nlowered >= 1024 then -- names made up per request: start afresh
-        lowered, nlowered = {}, 0
-    end
-    l = name:lower()
-    lowered[name], nlowered = l, nlowered + 1
-    return l
-end
-
--- Headers are kept in one list {name, value, ...}: a response has few,
--- and a search is cheaper than a second table per request.
-local function find_header(h, lname)
-    for i = 1, #h, 2 do
-        if lower(h[i]) == lname then return i end
-    end
-end
-
--- Is lname one of the headers special() handles? (Interned strings: a
--- comparison is a pointer comparison, cheaper than the call.)
-local function is_special(lname)
-    return lname == "content-length" or lname == "transfer-encoding"
-        or lname == "connection"
-end
-
-function Response:set_header(name, value)
-    if self.headers_sent or self.finished then
-        check_unsent(self, "set_header")
-    end
-    name, value = check_header(name, value, "res:set_header")
-    local lname = lowered[name] or lower(name)
-    if is_special(lname) and special(self, lname, value) then return end
-    local h = self._headers
-    if not h then
-        self._headers = {name, value}
-        return
-    end
-    local i = find_header(h, lname)
-    if i then
-        h[i], h[i + 1] = name, value
-    else
-        h[#h + 1], h[#h + 2] = name, value
-    end
-end
-
--- res:add_header(name, value): one more header of that name (Set-Cookie).
-function Response:add_header(name, value)
-    check_unsent(self, "add_header")
-    name, value = check_header(name, value, "res:add_header")
-    if special(self, lower(name), value) then return end
-    local h = self._headers
-    if not h then
-        self._headers = {name, value}
-        return
-    end
-    h[#h + 1], h[#h + 2] = name, value
-end
-
-function Response:get_header(name)
-    local h = self._headers
-    local i = h and find_header(h, lower(name))
-    return i and h[i + 1]
-end
-
-local no_headers = {}
-
--- Sends the head; length: the Content-Length, or nil for a body whose
--- length is not known (chunked in HTTP/1.1, to the end of the
--- connection in HTTP/1.0).
-local function send_head(res, length, body)
-    local req, conn = res._req, res._conn
-    local keep = res._keep and not conn.server.closing
-    local chunked = false
-    if length == nil and not res._nobody then
-        if req.version == "1.1" then
-            chunked = true
-        else
-            keep = false
-        end
-    end
-    res._keep = keep
-    local h = res._headers or no_headers
-    if keep and req.version == "1.0" then
-        if h == no_headers then h = {} end
-        h[#h + 1], h[#h + 2] = "Connection", "keep-alive"
-    end
-    if req.method == "HEAD" then body = nil end
-    res.headers_sent = true
-    -- a HEAD answer has the head of GET's and no body bytes at all: not
-    -- even the chunked terminator (it would be read as the next answer)
-    res._chunked = chunked and req.method ~= "HEAD"
-    -- no client_io here: http_send buffers what the socket does not take
-    -- and records a lost connection for the next drain instead of
-    -- raising; it raises only on a stream closed under the handler (the
-    -- server's shutdown), which is then reported like any handler error
-    http_send(conn.writer, res.status, h, length, chunked, not keep, body)
-end
+local Response = internal.http_response_methods
+local http_serve = internal.http_serve
 
 -- res:write(chunk): streams part of the body (chunked when no
 -- Content-Length was set); waits while the client is slow to read.
 function Response:write(chunk)
-    check_open(self, "write")
-    if type(chunk) ~= "string" then
-        error("res:write: chunk must be a string, not a " .. type(chunk), 2)
-    end
-    if not self.headers_sent then send_head(self, self._length) end
+    local send, chunked = self:_begin_write(chunk)
+    if not send then return end
     local conn = self._conn
-    if self._req.method == "HEAD" or self._nobody then return end
-    if chunk == "" then return end
-    local sent = (self._sent or 0) + #chunk
-    self._sent = sent
-    if self._length and sent > self._length then
-        error("res:write: more body than its Content-Length ("
-            .. self._length .. ")", 2)
-    end
-    if self._chunked then
+    if chunked then
         client_io(conn, http_send_chunk, conn.writer, chunk)
     else
         client_io(conn, conn.writer.write, conn.writer, chunk)
@@ -233,37 +84,17 @@ function Response:write(chunk)
     client_io(conn, conn.writer.drain, conn.writer)
 end
 
--- res:finish([body]): ends the response (idempotent when no body).
-function Response:finish(body)
-    if body ~= nil and type(body) ~= "string" then
-        error("res:finish: body must be a string, not a " .. type(body), 2)
-    end
-    if self.finished then
-        if body == nil then return end
-        check_open(self, "finish")
-    end
-    local conn = self._conn
-    if not self.headers_sent then
-        body = body or ""
-        local length = self._length
-        if length and length ~= #body and self._req.method ~= "HEAD" then
-            error("res:finish: the body has " .. #body .. " bytes, but "
-                .. "Content-Length says " .. length, 2)
-        end
-        if self._nobody then body = nil end
-        self.finished = true
-        send_head(self, self._nobody and nil or (length or #body), body)
-        return
-    end
+-- res:finish([body]) once the head was sent by write() (src/http/httpres.c
+-- calls this): the rest of the body, then the end of the stream.
+function Response:_finish_stream(body)
     if body and body ~= "" then self:write(body) end
-    self.finished = true
-    if self._chunked then
+    local how, sent, length = self:_end_stream()
+    if how == "chunked" then
+        local conn = self._conn
         client_io(conn, http_send_chunk, conn.writer, "")
-    elseif self._length and (self._sent or 0) < self._length
-        and self._req.method ~= "HEAD" then
-        self._keep = false -- the client would wait for the rest
-        error("res:finish: " .. (self._sent or 0) .. " bytes sent of a "
-            .. "Content-Length of " .. self._length, 2)
+    elseif how == "short" then
+        error("res:finish: " .. sent .. " bytes sent of a Content-Length of "
+            .. length, 3)
     end
 end
 
@@ -271,26 +102,16 @@ end
 
 -- {====== Requests ======
 
-local Request = {}
-Request.__name = "lasio.http.Request"
-
--- req.headers is built on first access (most handlers never read it):
--- from the parser while the request is the connection's current one,
--- else from the snapshot of its head taken when it ended.
-function Request.__index(req, k)
-    local v = Request[k]
-    if v ~= nil or k ~= "headers" then return v end
-    local parser = req._conn.parser
-    v = parser:headers(rawget(req, "_head"))
-    req.headers = v
-    return v
-end
+-- The request is a C object (src/http/httpreq.c) holding its own head:
+-- method, path, query and the headers table are made when first read.
+-- Its methods are these.
+local Request = internal.http_request_methods
 
 -- The request's body deadline: the inactivity limit, within what is left
 -- of the whole-request deadline.
 local function body_timeout(req)
     local srv = req._conn.server
-    local left = req._deadline - now()
+    local left = req._start + srv.request_timeout - now()
     if left < 0 then left = 0 end
     return left < srv.body_timeout and left or srv.body_timeout
 end
@@ -343,9 +164,9 @@ function Request:set_max_body(n)
     if math.type(n) ~= "integer" then
         error("req:set_max_body: n must be an integer", 2)
     end
+    -- the parser's limit is back to the server's for the next request
     self._conn.parser:set_max_body(n)
     self._max_body = n
-    self._conn.max_body_set = true -- the next request has the default
 end
 
 function Request:get_extra_info(name, default)
@@ -441,41 +262,35 @@ local function websocket_end(conn, err)
         and err.code <= 4999
 end
 
--- Runs the handler in the connection's task, then finishes or fails its
--- response.
-local function run_handler(srv, conn, req, res)
-    local ok, err = pcall(srv.handler, req, res)
-    if ok and not res.finished then
-        ok, err = pcall(res.finish, res)
-    end
-    if not ok then
-        local client = rawequal(err, conn.client_error)
-        res._keep = false
-        if CancelledError:is(err) or conn.gone then
-            -- the client went away, or the loop is shutting down: nothing
-            -- to answer, nothing to report (asyncio reports no
-            -- cancellation either)
-            conn.abort = true
-        elseif not res.headers_sent then
-            res.headers_sent, res.finished = true, true
-            if HTTPError:is(err) and err.status then
-                answer_error(conn, err.status, err.message or "error")
-            elseif client and TimeoutError:is(err) then
-                answer_error(conn, 408, "timed out reading the request body")
-            elseif client then
-                conn.abort = true -- reset or closed: no one to answer
-            else
-                report(conn, "Unhandled error in HTTP handler", err,
-                    lasio.current_task())
-                answer_error(conn, 500, "Internal Server Error")
-            end
+-- The handler (or the finish left to the server) failed with err: the
+-- answer, or the end of the connection, and the report of a bug.
+local function handler_failed(conn, err, res)
+    local client = rawequal(err, conn.client_error)
+    res._keep = false
+    if CancelledError:is(err) or conn.gone then
+        -- the client went away, or the loop is shutting down: nothing
+        -- to answer, nothing to report (asyncio reports no
+        -- cancellation either)
+        conn.abort = true
+    elseif not res.headers_sent then
+        res.headers_sent, res.finished = true, true
+        if HTTPError:is(err) and err.status then
+            answer_error(conn, err.status, err.message or "error")
+        elseif client and TimeoutError:is(err) then
+            answer_error(conn, 408, "timed out reading the request body")
+        elseif client then
+            conn.abort = true -- reset or closed: no one to answer
         else
-            conn.abort = true -- half a response was sent: cut it
-            if not (client or HTTPError:is(err) or CancelledError:is(err)
-                or websocket_end(conn, err)) then
-                report(conn, "Unhandled error in HTTP handler", err,
-                    lasio.current_task())
-            end
+            report(conn, "Unhandled error in HTTP handler", err,
+                lasio.current_task())
+            answer_error(conn, 500, "Internal Server Error")
+        end
+    else
+        conn.abort = true -- half a response was sent: cut it
+        if not (client or HTTPError:is(err) or CancelledError:is(err)
+            or websocket_end(conn, err)) then
+            report(conn, "Unhandled error in HTTP handler", err,
+                lasio.current_task())
         end
     end
 end
@@ -511,20 +326,6 @@ local function skip_body(conn, req)
         while parser:read_body(conn.reader, body_timeout(req)) do end
     end)
     return ok
-end
-
-local function check_request(srv, req)
-    local expect = rawget(req, "_expect_header")
-    if expect then
-        if expect:lower() ~= "100-continue" then
-            return 417, "unsupported expectation"
-        end
-        req._expect = true
-    end
-    local length = rawget(req, "content_length")
-    if length and length > srv.max_body then
-        return 413, "request body too large"
-    end
 end
 
 -- Lingering close (RFC 9112 9.6, nginx's lingering_close): closing a
@@ -567,79 +368,29 @@ local function serve_connection(srv, reader, writer)
     srv.conns[conn] = true
     writer:settimeout(srv.send_timeout)
     local parser = conn.parser
-    local started, nreq = now(), 0
     local ok, err = pcall(function()
-        while not srv.closing do
-            local idle = nreq == 0 and srv.headers_timeout
-                or srv.keepalive_timeout
-            conn.busy = false
-            -- flags (src/http/httpparse.c): 1 a body, 2 an Expect
-            -- header, 4 an upgrade
-            local got, req, flags = pcall(parser.read_head, parser, reader,
-                idle, srv.headers_timeout)
-            if not got then
-                if HTTPError:is(req) and not req.silent then
-                    answer_error(conn, req.status, req.message)
-                end
-                return
+        -- the requests, one after the other (src/http/httpconn.c), until
+        -- one ends the loop
+        local got, what, a, b, c = pcall(http_serve, parser, reader, writer,
+            conn, srv.handler, srv, srv.headers_timeout,
+            srv.keepalive_timeout, srv.keepalive_requests,
+            now() + srv.keepalive_lifetime, srv.max_body, skip_body)
+        if not got then -- reading a head failed
+            if HTTPError:is(what) and not what.silent then
+                answer_error(conn, what.status, what.message)
             end
-            if not req then return end -- closed, or idle too long
-            conn.busy = true
-            nreq = nreq + 1
-            local t0 = now()
-            req._conn = conn
-            req._deadline = t0 + srv.request_timeout
-            setmetatable(req, Request)
-            if flags ~= 0 then
-                local status, msg = check_request(srv, req)
-                if status then
-                    answer_error(conn, status, msg)
-                    return
-                end
-            end
-            local keep = req.keep_alive and flags & 4 == 0
-                and nreq < srv.keepalive_requests
-                and t0 - started < srv.keepalive_lifetime
-            -- every field the request path reads is present from the
-            -- start: no lookup falls through to the metatable
-            local res = setmetatable({status = 200, _keep = keep,
-                _conn = conn, _req = req, headers_sent = false,
-                finished = false, _headers = false, _chunked = false},
-                Response)
-            req._res = res
-            conn.handling = true
-            run_handler(srv, conn, req, res)
-            conn.handling = false
-            if conn.upgraded then
-                -- the WebSocket owns the stream now: wait for its end,
-                -- which ends the watcher
-                local watcher = conn.watcher
-                local done, e = pcall(lasio.wait, {watcher})
-                if not done then
-                    watcher:cancel() -- the connection's task was cancelled
-                    error(e, 0)
-                end
-                return
-            end
-            if not res._keep or conn.abort or conn.gone then return end
-            -- a client that pipelines requests and does not read the
-            -- answers: take no more until it reads (L4); one that never
-            -- does is cut at send_timeout
-            if not pcall(writer.drain, writer) then
-                conn.abort = true
-                return
-            end
-            if flags & 1 ~= 0 and not skip_body(conn, req) then
-                return
-            end
-            -- the parser moves on to the next head: a request that is
-            -- still referenced keeps its own copy for req.headers
-            if rawget(req, "headers") == nil then
-                req._head = parser:snapshot()
-            end
-            if conn.max_body_set then
-                parser:set_max_body(srv.max_body)
-                conn.max_body_set = false
+            return
+        end
+        if what == "refuse" then return answer_error(conn, a, b) end
+        if what == "failed" then handler_failed(conn, a, c) end
+        if conn.upgraded then
+            -- the WebSocket owns the stream now: wait for its end, which
+            -- ends the watcher
+            local watcher = conn.watcher
+            local done, e = pcall(lasio.wait, {watcher})
+            if not done then
+                watcher:cancel() -- the connection's task was cancelled
+                error(e, 0)
             end
         end
     end)
@@ -739,7 +490,7 @@ function M.serve(handler, host, port, opts)
     srv.parser_opts = {max_line = srv.max_request_line,
         max_field = srv.max_header_line, max_head = srv.max_header_size,
         max_headers = srv.max_headers, max_body = srv.max_body,
-        lazy_headers = true}
+        requests = true}
     local sopts = {max_connections = srv.max_connections, ssl = opts.ssl,
         backlog = opts.backlog, reuse_port = opts.reuse_port,
         reuse_address = opts.reuse_address, family = opts.family,

@@ -17,14 +17,26 @@
 
 /* {====== Header checks ====== */
 
-/* RFC 9110 5.6.2: tchar. */
+/* RFC 9110 5.6.2: tchar, as a table (a header check runs per header set,
+ * on every response). */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1,
+    ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,
+    ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
+    ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1,
+    ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
+    ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,
+    ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1};
+
 static int
 is_tchar(unsigned char c) {
-    if (c >= '0' && c <= '9')
-        return 1;
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-        return 1;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return tchar[c];
 }
 
 /* Raises "invalid character 0xNN in header name" (or in the value of the
@@ -41,45 +53,49 @@ bad_char(lua_State *L, const char *what, unsigned char c, const char *name) {
     return luaL_error(L, "%s: invalid character %s in header name", what, hex);
 }
 
+void
+lasio_http_check_header_(lua_State *L, int nidx, int vidx, const char *what) {
+    size_t nlen, vlen;
+    if (lua_type(L, nidx) != LUA_TSTRING)
+        luaL_error(L, "%s: header name must be a string, not a %s", what,
+                   luaL_typename(L, nidx));
+    int vt = lua_type(L, vidx);
+    if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
+        luaL_error(L,
+                   "%s: value of header '%s' must be a string or a number, "
+                   "not a %s",
+                   what, lua_tostring(L, nidx), luaL_typename(L, vidx));
+    const char *name = lua_tolstring(L, nidx, &nlen);
+    const char *value = lua_tolstring(L, vidx, &vlen);
+    if (nlen == 0)
+        luaL_error(L, "%s: empty header name", what);
+    for (size_t i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (is_tchar(c))
+            continue;
+        if (c == '\r' || c == '\n' || c == '\0')
+            luaL_error(L, "%s: header name contains CR, LF or NUL", what);
+        bad_char(L, what, c, NULL);
+    }
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c >= 0x20 && c != 0x7f)
+            continue;
+        if (c == '\r' || c == '\n' || c == '\0')
+            luaL_error(L, "%s: value of header '%s' contains CR, LF or NUL",
+                       what, name);
+        if (c != '\t')
+            bad_char(L, what, c, name);
+    }
+}
+
 /* core.internal.http_check_header(name, value, what) -> name, value (as
  * string): raises naming `what` when the name is not a token or either
  * holds a CR, LF, NUL or another control character (HTAB allowed in
  * values). */
 static int
 check_header(lua_State *L) {
-    size_t nlen, vlen;
-    const char *what = luaL_optstring(L, 3, "set_header");
-    if (lua_type(L, 1) != LUA_TSTRING)
-        return luaL_error(L, "%s: header name must be a string, not a %s", what,
-                          luaL_typename(L, 1));
-    int vt = lua_type(L, 2);
-    if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
-        return luaL_error(L,
-                          "%s: value of header '%s' must be a string or "
-                          "a number, not a %s",
-                          what, lua_tostring(L, 1), luaL_typename(L, 2));
-    const char *name = lua_tolstring(L, 1, &nlen);
-    const char *value = lua_tolstring(L, 2, &vlen);
-    if (nlen == 0)
-        return luaL_error(L, "%s: empty header name", what);
-    for (size_t i = 0; i < nlen; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return luaL_error(L, "%s: header name contains CR, LF or NUL",
-                              what);
-        if (!is_tchar(c))
-            return bad_char(L, what, c, NULL);
-    }
-    for (size_t i = 0; i < vlen; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return luaL_error(L,
-                              "%s: value of header '%s' contains CR, LF or "
-                              "NUL",
-                              what, name);
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return bad_char(L, what, c, name);
-    }
+    lasio_http_check_header_(L, 1, 2, luaL_optstring(L, 3, "set_header"));
     lua_settop(L, 2);
     return 2;
 }
@@ -234,96 +250,116 @@ date_line(size_t *len) {
     return date;
 }
 
-static void
-add_date(luaL_Buffer *b) {
-    size_t n;
-    const char *d = date_line(&n);
-    luaL_addlstring(b, d, n);
-}
-
-/* {====== The common response, on the C stack ======
- * A response whose head and body fit in HEAD_STACK bytes, with every
- * header a string (as http_check_header leaves them), is formatted with
- * plain copies into a buffer on the C stack: no luaL_Buffer, no Lua
- * stack traffic per header. Anything else takes the general path. */
+/* {====== Responses ======
+ * A head (and a body) that fits in HEAD_STACK bytes is formatted with
+ * plain copies into a buffer on the C stack: no luaL_Buffer, no Lua stack
+ * traffic per header; a larger head gets a buffer of its exact size. */
 
 #define HEAD_STACK 4096
 
-struct stackbuf {
-    char data[HEAD_STACK];
-    size_t len;
-};
-
-/* Appends n bytes; 0 when they do not fit. */
-static int
-put(struct stackbuf *b, const char *p, size_t n) {
-    if (n > sizeof b->data - b->len)
-        return 0;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 1;
+/* Copies n bytes to p; returns the end. */
+static char *
+put(char *p, const char *src, size_t n) {
+    memcpy(p, src, n);
+    return p + n;
 }
 
-#define PUT_LIT(b, lit) put(b, lit, sizeof lit - 1)
+#define PUT_LIT(p, lit) put(p, lit, sizeof lit - 1)
 
-static int
-put_uint(struct stackbuf *b, unsigned long long n) {
+static char *
+put_uint(char *p, unsigned long long n) {
     char digits[24];
     int i = (int)sizeof digits;
     do {
         digits[--i] = (char)('0' + n % 10);
         n /= 10;
     } while (n > 0);
-    return put(b, digits + i, sizeof digits - (size_t)i);
+    return put(p, digits + i, sizeof digits - (size_t)i);
 }
 
-/* The arguments of http_send (checked): returns 1 when sent, 0 when the
- * general path must format this message. */
-static int
-send_on_stack(lua_State *L, struct lasio_stream *s, int status,
-              const char *body, size_t blen) {
-    struct stackbuf b;
-    b.len = 0;
+void
+lasio_http_send_response_(lua_State *L, struct lasio_stream *s, int status,
+                          const struct lasio_http_field *h, size_t nh,
+                          lua_Integer length, int flags, const char *body,
+                          size_t blen) {
     const char *reason = reason_phrase(status);
-    size_t dlen;
+    size_t rlen = strlen(reason), dlen;
     const char *date = date_line(&dlen);
-    if (!PUT_LIT(&b, "HTTP/1.1 ") || !put_uint(&b, (unsigned)status) ||
-        !PUT_LIT(&b, " ") || !put(&b, reason, strlen(reason)) ||
-        !PUT_LIT(&b, "\r\n") || !put(&b, date, dlen))
-        return 0;
-    lua_Integer nh = (lua_Integer)lua_rawlen(L, 3);
-    for (lua_Integer i = 1; i + 1 <= nh; i += 2) {
-        size_t n, m;
-        if (lua_rawgeti(L, 3, i) != LUA_TSTRING ||
-            lua_rawgeti(L, 3, i + 1) != LUA_TSTRING) {
-            lua_settop(L, 7);
-            return 0;
-        }
-        /* the strings stay in the table: their bytes outlive the pop */
-        const char *name = lua_tolstring(L, -2, &n);
-        const char *value = lua_tolstring(L, -1, &m);
-        lua_settop(L, 7);
-        if (!put(&b, name, n) || !PUT_LIT(&b, ": ") || !put(&b, value, m) ||
-            !PUT_LIT(&b, "\r\n"))
-            return 0;
+    /* an upper bound of the head's size */
+    size_t need = sizeof "HTTP/1.1 999 \r\n" + rlen + dlen +
+                  sizeof "Content-Length: 18446744073709551615\r\n" +
+                  sizeof "Transfer-Encoding: chunked\r\n" +
+                  sizeof "Connection: keep-alive\r\n" + 2;
+    for (size_t i = 0; i < nh; i++)
+        need += h[i].namelen + h[i].valuelen + 4;
+    char stack[HEAD_STACK];
+    int coalesce = body && need + blen <= sizeof stack;
+    luaL_Buffer b;
+    char *start = need + (coalesce ? blen : 0) <= sizeof stack
+                      ? stack
+                      : luaL_buffinitsize(L, &b, need);
+    char *p = PUT_LIT(start, "HTTP/1.1 ");
+    p = put_uint(p, (unsigned)status);
+    *p++ = ' ';
+    p = put(p, reason, rlen);
+    p = PUT_LIT(p, "\r\n");
+    p = put(p, date, dlen);
+    for (size_t i = 0; i < nh; i++) {
+        p = put(p, h[i].name, h[i].namelen);
+        p = PUT_LIT(p, ": ");
+        p = put(p, h[i].value, h[i].valuelen);
+        p = PUT_LIT(p, "\r\n");
     }
+    if (length >= 0) {
+        p = PUT_LIT(p, "Content-Length: ");
+        p = put_uint(p, (unsigned long long)length);
+        p = PUT_LIT(p, "\r\n");
+    }
+    if (flags & LASIO_HTTP_CHUNKED)
+        p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+    if (flags & LASIO_HTTP_CLOSE)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    else if (flags & LASIO_HTTP_KEEPALIVE)
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    p = PUT_LIT(p, "\r\n");
+    if (coalesce) {
+        p = put(p, body, blen);
+        body = NULL;
+    }
+    if (body && blen > 0)
+        lasio_stream_send2_(L, s, start, (size_t)(p - start), body, blen,
+                            "write");
+    else
+        lasio_stream_send_(L, s, start, (size_t)(p - start), "write");
+}
+
+/* The response of http_send: its headers as fields (the strings stay in
+ * the table at 3). */
+static void
+send_status(lua_State *L, struct lasio_stream *s, int status, const char *body,
+            size_t blen) {
+    struct lasio_http_field stackf[16], *f = stackf;
+    size_t nh = lua_rawlen(L, 3) / 2;
+    if (nh > sizeof stackf / sizeof *stackf)
+        f = lua_newuserdatauv(L, nh * sizeof *f, 0);
+    for (size_t i = 0; i < nh; i++) {
+        lua_rawgeti(L, 3, (lua_Integer)(2 * i + 1));
+        lua_rawgeti(L, 3, (lua_Integer)(2 * i + 2));
+        f[i].name = lua_tolstring(L, -2, &f[i].namelen);
+        f[i].value = lua_tolstring(L, -1, &f[i].valuelen);
+        if (!f[i].name || !f[i].value)
+            luaL_error(L, "http_send: header %d is not a string",
+                       (int)(2 * i + 1));
+        lua_pop(L, 2); /* the strings stay in the table */
+    }
+    lua_Integer length = -1;
     if (!lua_isnoneornil(L, 4)) {
-        lua_Integer length = luaL_checkinteger(L, 4);
+        length = luaL_checkinteger(L, 4);
         luaL_argcheck(L, length >= 0, 4, "negative Content-Length");
-        if (!PUT_LIT(&b, "Content-Length: ") ||
-            !put_uint(&b, (unsigned long long)length) || !PUT_LIT(&b, "\r\n"))
-            return 0;
     }
-    if (lua_toboolean(L, 5) && !PUT_LIT(&b, "Transfer-Encoding: chunked\r\n"))
-        return 0;
-    if (lua_toboolean(L, 6) && !PUT_LIT(&b, "Connection: close\r\n"))
-        return 0;
-    if (!PUT_LIT(&b, "\r\n"))
-        return 0;
-    if (body && !put(&b, body, blen))
-        return 0;
-    lasio_stream_send_(L, s, b.data, b.len, "write");
-    return 1;
+    int flags = (lua_toboolean(L, 5) ? LASIO_HTTP_CHUNKED : 0) |
+                (lua_toboolean(L, 6) ? LASIO_HTTP_CLOSE : 0);
+    lasio_http_send_response_(L, s, status, f, nh, length, flags, body, blen);
 }
 
 /* ====== } */
@@ -347,23 +383,14 @@ http_send(lua_State *L) {
     lua_settop(L, 7);
     if (lua_type(L, 2) == LUA_TNUMBER) {
         int status = (int)lua_tointeger(L, 2);
-        if (status >= 100 && status <= 999 &&
-            send_on_stack(L, s, status, body, blen))
-            return 0;
+        if (status < 100 || status > 999)
+            return luaL_error(L, "invalid status code %d", status);
+        send_status(L, s, status, body, blen);
+        return 0;
     }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    if (lua_type(L, 2) == LUA_TNUMBER) {
-        int status = (int)lua_tointeger(L, 2);
-        if (status < 100 || status > 999)
-            return luaL_error(L, "invalid status code %d", status);
-        luaL_addstring(&b, "HTTP/1.1 ");
-        add_uint(&b, (unsigned)status);
-        luaL_addchar(&b, ' ');
-        luaL_addstring(&b, reason_phrase(status));
-        luaL_addlstring(&b, "\r\n", 2);
-        add_date(&b);
-    } else {
+    {
         size_t n;
         const char *line = luaL_checklstring(L, 2, &n);
         luaL_addlstring(&b, line, n);

@@ -4,7 +4,9 @@
  * stream's input buffer, as the stream's one reader:
  *   read_head() returns the request or status line and the headers as a
  *     table once the head is complete (llhttp pauses there, so nothing of
- *     the body is consumed before the caller has looked at the head);
+ *     the body is consumed before the caller has looked at the head); with
+ *     the option `requests` (the server's), a request object (httpreq.c)
+ *     and flags instead;
  *   read_body() returns the body bytes that arrived, and nil at the end
  *     of the message (llhttp pauses there too, so a pipelined message
  *     stays in the stream's buffer for the next read_head()).
@@ -43,16 +45,15 @@ enum pstate {
 };
 
 /* A header's name and value as offsets into `text`. */
-struct hdr {
-    size_t name, namelen, value, valuelen;
-};
+#define hdr lasio_http_hdr
 
 struct httpparser {
     llhttp_t ll; /* first: the callbacks cast back from it */
     enum pstate state;
     /* limits (0: none) */
     size_t max_line, max_field, max_head, max_headers;
-    lua_Integer max_body; /* < 0: none */
+    lua_Integer max_body;      /* < 0: none */
+    lua_Integer dflt_max_body; /* requests: each starts with this limit */
     /* the head being parsed: target (or reason phrase), then the header
      * names and values */
     struct lasio_buf text;
@@ -69,8 +70,7 @@ struct httpparser {
     int complete;     /* on_message_complete ran for this message */
     int skip_body;    /* a response to HEAD: no body whatever it says */
     int raw;          /* heads carry raw_headers too */
-    int lazy;         /* heads leave out headers: parser:headers() */
-    int head_flags;   /* HEAD_* of the last head, with lazy */
+    int requests;     /* heads are request objects (httpreq.c) */
     int limit_status; /* set by a callback that refused a limit */
     const char *limit_msg;
     /* body bytes parsed by the last execute, not yet returned */
@@ -476,13 +476,16 @@ push_name(lua_State *L, const char *name, size_t n) {
     lua_pushlstring(L, low, n);
 }
 
+/* The registry key of the headers' metatable. */
+static const char headers_mt_key = 0;
+
 /* The headers table of the nh headers at hdrs, their bytes in text:
  * lower-case names; repeated headers joined with ", " (RFC 9110 5.3),
- * cookies with "; " (RFC 6265 5.4). Its metatable (upvalue 1 of the
- * methods) lowers other spellings of a name. */
-static void
-push_headers_of(lua_State *L, const char *text, const struct hdr *hdrs,
-                size_t nh) {
+ * cookies with "; " (RFC 6265 5.4). Its metatable lowers other spellings
+ * of a name. */
+void
+lasio_http_push_headers_(lua_State *L, const char *text, const struct hdr *hdrs,
+                         size_t nh) {
     lua_createtable(L, 0, (int)nh);
     for (size_t i = 0; i < nh; i++) {
         const struct hdr *h = &hdrs[i];
@@ -503,13 +506,13 @@ push_headers_of(lua_State *L, const char *text, const struct hdr *hdrs,
         }
         lua_rawset(L, -3);
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
     lua_setmetatable(L, -2);
 }
 
 static void
 push_headers(lua_State *L, struct httpparser *p) {
-    push_headers_of(L, lasio_buf_at_(&p->text, 0), p->hdrs, p->nhdrs);
+    lasio_http_push_headers_(L, lasio_buf_at_(&p->text, 0), p->hdrs, p->nhdrs);
 }
 
 /* Pushes the list {name, value, name, value ...} of the raw headers. */
@@ -535,15 +538,58 @@ push_version(lua_State *L, llhttp_t *ll) {
         lua_pushfstring(L, "%d.%d", (int)ll->http_major, (int)ll->http_minor);
 }
 
-/* With lazy_headers, read_head returns these flags after the head, so
- * that the server asks for nothing more of a request that has none. */
-enum { HEAD_BODY = 1, HEAD_EXPECT = 2, HEAD_UPGRADE = 4 };
+/* With the option requests, read_head returns a request object and
+ * these flags, so that the server asks for nothing more of a request that
+ * has none. */
+#define HEAD_BODY LASIO_HTTP_HEAD_BODY
+#define HEAD_EXPECT LASIO_HTTP_HEAD_EXPECT
+#define HEAD_UPGRADE LASIO_HTTP_HEAD_UPGRADE
 
-/* Pushes the head table of the message whose head is complete (and the
- * flags, with lazy_headers). */
+/* Pushes the request object of the head just completed, and its flags. */
+static void
+push_request(lua_State *L, struct httpparser *p) {
+    llhttp_t *ll = &p->ll;
+    struct lasio_http_head h;
+    h.text = lasio_buf_at_(&p->text, 0);
+    h.textlen = p->text.len;
+    h.linelen = p->linelen;
+    h.hdrs = p->hdrs;
+    h.nhdrs = p->nhdrs;
+    h.method = ll->method;
+    h.major = ll->http_major;
+    h.minor = ll->http_minor;
+    h.keep_alive = llhttp_should_keep_alive(ll);
+    h.upgrade = ll->upgrade;
+    h.chunked = (ll->flags & F_CHUNKED) != 0;
+    h.content_length = !h.chunked && (ll->flags & F_CONTENT_LENGTH)
+                           ? (lua_Integer)ll->content_length
+                           : -1;
+    struct lasio_loop *loop = lasio_current_loop_(L);
+    h.start = loop ? lasio_loop_time_(loop) : lasio_time_();
+    lua_getiuservalue(L, 1, 1); /* the parser's: the metatable */
+    lasio_httpreq_push_(L, &h);
+    int flags = (ll->flags & (F_CHUNKED | F_CONTENT_LENGTH)) ? HEAD_BODY : 0;
+    if (ll->upgrade)
+        flags |= HEAD_UPGRADE;
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        struct hdr *hd = &p->hdrs[i];
+        if (hd->namelen == 6 &&
+            strncasecmp(lasio_buf_at_(&p->text, hd->name), "expect", 6) == 0) {
+            flags |= HEAD_EXPECT;
+            break;
+        }
+    }
+    lua_pushinteger(L, flags);
+}
+
+/* Pushes the head table of the message whose head is complete. */
 static void
 push_head(lua_State *L, struct httpparser *p) {
     llhttp_t *ll = &p->ll;
+    if (p->requests) {
+        push_request(L, p);
+        return;
+    }
     lua_createtable(L, 0, 10);
     if (ll->type == HTTP_REQUEST) {
         lua_pushstring(L, llhttp_method_name((llhttp_method_t)ll->method));
@@ -567,30 +613,8 @@ push_head(lua_State *L, struct httpparser *p) {
     }
     push_version(L, ll);
     lua_setfield(L, -2, "version");
-    if (!p->lazy) {
-        push_headers(L, p);
-        lua_setfield(L, -2, "headers");
-    } else {
-        /* the one header the server looks at before the handler runs:
-         * as a field, so that the headers table is built only when the
-         * handler asks for it */
-        int flags =
-            (ll->flags & (F_CHUNKED | F_CONTENT_LENGTH)) ? HEAD_BODY : 0;
-        if (ll->upgrade)
-            flags |= HEAD_UPGRADE;
-        for (size_t i = 0; i < p->nhdrs; i++) {
-            struct hdr *h = &p->hdrs[i];
-            if (h->namelen == 6 && strncasecmp(lasio_buf_at_(&p->text, h->name),
-                                               "expect", 6) == 0) {
-                lua_pushlstring(L, lasio_buf_at_(&p->text, h->value),
-                                h->valuelen);
-                lua_setfield(L, -2, "_expect_header");
-                flags |= HEAD_EXPECT;
-                break;
-            }
-        }
-        p->head_flags = flags;
-    }
+    push_headers(L, p);
+    lua_setfield(L, -2, "headers");
     if (p->raw) {
         push_raw_headers(L, p);
         lua_setfield(L, -2, "raw_headers");
@@ -608,8 +632,6 @@ push_head(lua_State *L, struct httpparser *p) {
         lua_pushinteger(L, (lua_Integer)ll->content_length);
         lua_setfield(L, -2, "content_length");
     }
-    if (p->lazy)
-        lua_pushinteger(L, p->head_flags);
 }
 
 /* ====== } */
@@ -659,23 +681,31 @@ head_try(lua_State *L, struct httpparser *p, struct lasio_stream *s) {
     return 0;
 }
 
+/* After the wait: head_try again, or the idle or head deadline passed. */
+static int
+head_again(lua_State *L, struct httpparser *p, struct lasio_stream *s) {
+    if (head_try(L, p, s))
+        return 1;
+    if (lasio_reader_expired_(s)) {
+        if (!p->started) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "idle");
+            return 1;
+        }
+        return raise_http(L, p, 408, "TIMEOUT",
+                          "timed out waiting for the request head", 0);
+    }
+    return 0;
+}
+
 static int
 head_k(lua_State *L, int status, lua_KContext ctx) {
     struct httpparser *p = checkparser(L, 1);
     struct lasio_stream *s = lasio_checkreader_(L, 2);
     (void)status, (void)ctx;
     lasio_reader_woken_(L, s, BASE);
-    if (head_try(L, p, s))
+    if (head_again(L, p, s))
         return lua_gettop(L) - BASE;
-    if (lasio_reader_expired_(s)) {
-        if (!p->started) {
-            lua_pushnil(L);
-            lua_pushliteral(L, "idle");
-            return 2;
-        }
-        return raise_http(L, p, 408, "TIMEOUT",
-                          "timed out waiting for the request head", 0);
-    }
     return head_wait(L, s);
 }
 
@@ -707,8 +737,25 @@ next_message(lua_State *L, struct httpparser *p) {
         break;
     }
     p->state = PS_IDLE;
+    if (p->requests) /* a route's set_max_body was for its request only */
+        p->max_body = p->dflt_max_body;
     p->started = p->head_done = p->complete = 0;
     p->limit_status = 0;
+}
+
+/* Starts reading the next head: 1 with the results pushed, 0 to wait (the
+ * deadline set). */
+static int
+head_begin(lua_State *L, struct httpparser *p, struct lasio_stream *s,
+           double idle) {
+    if (s->reader)
+        return luaL_error(L, "read_head: another task is already reading "
+                             "this stream (read already in progress)");
+    next_message(L, p);
+    if (head_try(L, p, s))
+        return 1;
+    s->rdeadline = p->started ? p->head_deadline : lasio_io_deadline_(idle);
+    return 0;
 }
 
 static int
@@ -718,14 +765,28 @@ parser_read_head(lua_State *L) {
     double idle = lasio_io_checktimeout_(L, 3, "read_head");
     p->head_timeout = lasio_io_checktimeout_(L, 4, "read_head");
     lua_settop(L, BASE);
-    if (s->reader)
-        return luaL_error(L, "read_head: another task is already reading "
-                             "this stream (read already in progress)");
-    next_message(L, p);
-    if (head_try(L, p, s))
+    if (head_begin(L, p, s, idle))
         return lua_gettop(L) - BASE;
-    s->rdeadline = p->started ? p->head_deadline : lasio_io_deadline_(idle);
     return head_wait(L, s);
+}
+
+int
+lasio_http_head_begin_(lua_State *L, struct httpparser *p,
+                       struct lasio_stream *s, double idle,
+                       double head_timeout) {
+    p->head_timeout = head_timeout;
+    return head_begin(L, p, s, idle);
+}
+
+int
+lasio_http_head_again_(lua_State *L, struct httpparser *p,
+                       struct lasio_stream *s) {
+    return head_again(L, p, s);
+}
+
+struct httpparser *
+lasio_http_checkparser_(lua_State *L, int idx) {
+    return checkparser(L, idx);
 }
 
 /* ====== } */
@@ -1018,7 +1079,8 @@ new_parser(lua_State *L) {
     static const char *const kinds[] = {"request", "response", NULL};
     int kind = luaL_checkoption(L, 1, NULL, kinds);
     luaL_checktype(L, 2, LUA_TTABLE);
-    struct httpparser *p = lua_newuserdatauv(L, sizeof *p, 0);
+    /* user value 1: the requests' metatable, with the option requests */
+    struct httpparser *p = lua_newuserdatauv(L, sizeof *p, 1);
     memset(p, 0, sizeof *p);
     luaL_setmetatable(L, PARSER_MT);
     init_settings();
@@ -1028,8 +1090,13 @@ new_parser(lua_State *L) {
     p->max_head = opt_size(L, 2, "max_head", 16384);
     p->max_headers = opt_size(L, 2, "max_headers", 100);
     p->max_body = lasio_optinteger_(L, 2, "max_body", -1, -1, "http_parser");
+    p->dflt_max_body = p->max_body;
     p->raw = lasio_optboolean_(L, 2, "raw", 0, "http_parser");
-    p->lazy = lasio_optboolean_(L, 2, "lazy_headers", 0, "http_parser");
+    p->requests = lasio_optboolean_(L, 2, "requests", 0, "http_parser");
+    if (p->requests) {
+        lasio_httpreq_pushmt_(L);
+        lua_setiuservalue(L, -2, 1);
+    }
     p->head_timeout = -1;
     return 1;
 }
@@ -1075,54 +1142,6 @@ parser_state(lua_State *L) {
     return 1;
 }
 
-/* {====== Lazy headers (the server's requests) ======
- * With the option lazy_headers, read_head leaves the headers out of the
- * head; parser:headers() builds the table of the message read last (its
- * head stays in the parser until the next read_head), and
- * parser:snapshot() copies that head into a userdata, for
- * parser:headers(snapshot) once the parser has moved on. */
-
-/* A snapshot: nhdrs struct hdr, then the head's bytes. */
-struct headsnap {
-    size_t nhdrs, textlen;
-    struct hdr hdrs[];
-};
-
-static int
-parser_snapshot(lua_State *L) {
-    struct httpparser *p = checkparser(L, 1);
-    size_t hsize = p->nhdrs * sizeof(struct hdr);
-    struct headsnap *snap =
-        lua_newuserdatauv(L, sizeof *snap + hsize + p->text.len, 0);
-    snap->nhdrs = p->nhdrs;
-    snap->textlen = p->text.len;
-    if (hsize)
-        memcpy(snap->hdrs, p->hdrs, hsize);
-    if (p->text.len)
-        memcpy((char *)snap->hdrs + hsize, p->text.data, p->text.len);
-    return 1;
-}
-
-static int
-parser_headers(lua_State *L) {
-    struct httpparser *p = checkparser(L, 1);
-    if (lua_isnoneornil(L, 2)) {
-        push_headers(L, p);
-        return 1;
-    }
-    luaL_checktype(L, 2, LUA_TUSERDATA);
-    const struct headsnap *snap = lua_touserdata(L, 2);
-    size_t n = lua_rawlen(L, 2);
-    if (n < sizeof *snap ||
-        n != sizeof *snap + snap->nhdrs * sizeof(struct hdr) + snap->textlen)
-        return luaL_argerror(L, 2, "not a snapshot of a head");
-    push_headers_of(L, (const char *)(snap->hdrs + snap->nhdrs), snap->hdrs,
-                    snap->nhdrs);
-    return 1;
-}
-
-/* ====== } */
-
 /* The headers' metatable: headers["Content-Type"] finds "content-type". */
 static int
 headers_index(lua_State *L) {
@@ -1146,18 +1165,16 @@ lasio_http_open_(lua_State *L) {
                                        {"set_max_body", parser_set_max_body},
                                        {"skip_body", parser_skip_body},
                                        {"state", parser_state},
-                                       {"headers", parser_headers},
-                                       {"snapshot", parser_snapshot},
                                        {NULL, NULL}};
     lasio_newmetatable_(L, PARSER_MT, &parser_token);
     lua_pushcfunction(L, parser_gc);
     lua_setfield(L, -2, "__gc");
-    lua_createtable(L, 0, 1); /* upvalue 1: the headers' metatable */
+    lua_createtable(L, 0, 1); /* the headers' metatable */
     lua_pushcfunction(L, headers_index);
     lua_setfield(L, -2, "__index");
-    luaL_newlibtable(L, methods);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, methods, 1);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+    luaL_newlib(L, methods);
     lua_setfield(L, -3, "__index");
     /* core.internal.http_headers_mt: for the header tables the facade
      * makes */

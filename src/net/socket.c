@@ -7,6 +7,7 @@
  */
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "net/net.h"
@@ -21,6 +22,17 @@ sock_read(struct lasio_stream *s, char *p, size_t n) {
 static long
 sock_write(struct lasio_stream *s, const char *p, size_t n) {
     return (long)send(s->fd, p, n, MSG_NOSIGNAL);
+}
+
+static long
+sock_write2(struct lasio_stream *s, const char *p1, size_t n1, const char *p2,
+            size_t n2) {
+    struct iovec iov[2] = {{(void *)p1, n1}, {(void *)p2, n2}};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    return (long)sendmsg(s->fd, &m, MSG_NOSIGNAL);
 }
 
 static void
@@ -51,6 +63,7 @@ const struct lasio_transport lasio_socket_transport_ = {
     .name = "socket",
     .read = sock_read,
     .write = sock_write,
+    .write2 = sock_write2,
     .shutdown_write = sock_shutdown_write,
     .extra_info = sock_extra_info,
     .eof = LASIO_TP_EOF_SHUTDOWN,

@@ -64,6 +64,10 @@ struct lasio_transport {
     const char *name; /* "pipe", "socket", "TLS": for messages */
     long (*read)(struct lasio_stream *s, char *p, size_t n);
     long (*write)(struct lasio_stream *s, const char *p, size_t n);
+    /* Writes the two parts in one call (a head and a large body that is
+     * not copied behind it), as write does; NULL: two writes. */
+    long (*write2)(struct lasio_stream *s, const char *p1, size_t n1,
+                   const char *p2, size_t n2);
     /* LASIO_TP_* bits now, or NULL: never any */
     unsigned (*state)(struct lasio_stream *s);
     /* Ends the write side (LASIO_TP_EOF_SHUTDOWN only). */
@@ -242,6 +246,11 @@ LASIO_HIDDEN int lasio_reader_expired_(struct lasio_stream *s);
  * when the stream is closed or after write_eof (op names the call). */
 LASIO_HIDDEN void lasio_stream_send_(lua_State *L, struct lasio_stream *s,
                                      const char *p, size_t n, const char *op);
+/* The same for p1[0..n1) then p2[0..n2), in one write of the transport
+ * when it has write2 (no copy of p2 behind p1). */
+LASIO_HIDDEN void lasio_stream_send2_(lua_State *L, struct lasio_stream *s,
+                                      const char *p1, size_t n1, const char *p2,
+                                      size_t n2, const char *op);
 /* The body of either view's close(), once the view at 1 is checked:
  * closes the stream (lasio_stream_close_). Returns 0 (no results).
  * [-0, +1, m] */

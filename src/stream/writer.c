@@ -94,6 +94,35 @@ lasio_stream_send_(lua_State *L, struct lasio_stream *s, const char *p,
     send_or_buffer(L, s, p, n);
 }
 
+void
+lasio_stream_send2_(lua_State *L, struct lasio_stream *s, const char *p1,
+                    size_t n1, const char *p2, size_t n2, const char *op) {
+    check_writable(L, s, op);
+    if (s->werr)
+        return; /* the connection is lost: drain() raises */
+    if (s->out.len == 0 && !s->connecting && s->tp->write2 && n1 > 0) {
+        long w;
+        do
+            w = s->tp->write2(s, p1, n1, p2, n2);
+        while (w < 0 && errno == EINTR);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            lasio_stream_write_failed_(s, errno);
+            lasio_stream_wake_(L, s, 1, 0);
+            return;
+        }
+        /* what the socket did not take goes the ordinary way */
+        size_t done = w < 0 ? 0 : (size_t)w;
+        if (done >= n1) {
+            send_or_buffer(L, s, p2 + (done - n1), n2 - (done - n1));
+            return;
+        }
+        p1 += done;
+        n1 -= done;
+    }
+    send_or_buffer(L, s, p1, n1);
+    send_or_buffer(L, s, p2, n2);
+}
+
 static int
 writer_write(lua_State *L) {
     struct lasio_stream *s = lasio_checkwriter_(L, 1);

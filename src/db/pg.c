@@ -49,8 +49,10 @@ struct lasio_pgconn {
     struct lasio_task *nwaiter; /* the task waiting for a notification */
     struct pgnode *head, *tail; /* every node, in send order */
     struct pgnode *cur;         /* the first node without its outcome */
-    PGresult *held; /* a result being converted (freed if that raises) */
-    char *failure;  /* why the connection broke, malloc'd */
+    PGresult *held;      /* a result being converted (freed if that raises) */
+    char *failure;       /* why the connection broke, malloc'd */
+    pthread_t cancel_th; /* the cancel request's thread, while cancelling */
+    unsigned char cancelling;
 };
 
 static struct lasio_pgconn *
@@ -141,7 +143,15 @@ fail(struct lasio_pgconn *c, const char *why) {
 /* Idempotent close, for close(), __gc, __close and the loop's release: no
  * Lua code runs. Nodes still waited on stay for their tasks to take. */
 static void
+forget_cancel(struct lasio_pgconn *c) {
+    if (c->cancelling) /* it owns what it uses: let it end on its own */
+        pthread_detach(c->cancel_th);
+    c->cancelling = 0;
+}
+
+static void
 close_conn(struct lasio_pgconn *c) {
+    forget_cancel(c);
     drop_events(c);
     if (c->pg) {
         PQfinish(c->pg);
@@ -441,7 +451,12 @@ struct cancel_job {
 
 /* libpq 15's PQcancel opens a connection of its own and blocks until the
  * server answers, so it runs on a thread of its own; the server then fails
- * the query with SQLSTATE 57014, which the read event takes as usual. */
+ * the query with SQLSTATE 57014, which the read event takes as usual.
+ * A cancel request names the connection, not the query: one that reached
+ * the server late would stop whatever runs then. So a cancel is sent only
+ * for the last query sent, and the connection sends no other query until
+ * the request is through (wait_cancel): by then the server has signalled
+ * its backend, which drops the signal if that query is over. */
 static void *
 cancel_thread(void *arg) {
     struct cancel_job *j = arg;
@@ -458,19 +473,25 @@ send_cancel(struct lasio_pgconn *c) {
     if (!j)
         return;
     j->cancel = PQgetCancel(c->pg);
-    pthread_attr_t attr;
-    pthread_t th;
-    if (j->cancel && pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int r = pthread_create(&th, &attr, cancel_thread, j);
-        pthread_attr_destroy(&attr);
-        if (r == 0)
-            return;
+    if (j->cancel &&
+        pthread_create(&c->cancel_th, NULL, cancel_thread, j) == 0) {
+        c->cancelling = 1;
+        return;
     }
     /* no thread: the query runs to its end, its outcome is dropped */
     if (j->cancel)
         PQfreeCancel(j->cancel);
     free(j);
+}
+
+/* Waits until the cancel request in flight is through (a round trip to
+ * the server's postmaster), before anything else is sent. */
+static void
+wait_cancel(struct lasio_pgconn *c) {
+    if (!c->cancelling)
+        return;
+    pthread_join(c->cancel_th, NULL);
+    c->cancelling = 0;
 }
 
 static int query_k(lua_State *L, int status, lua_KContext ctx);
@@ -534,8 +555,12 @@ query_k(lua_State *L, int status, lua_KContext ctx) {
             free_node(n);
         } else {
             n->orphan = 1;
-            if (c->cur == n && c->state == PG_READY)
-                send_cancel(c); /* the server is running it: stop it */
+            /* the server is running it, and nothing sent after it that a
+             * late request could stop: stop it */
+            if (c->cur == n && !n->next && c->state == PG_READY) {
+                wait_cancel(c);
+                send_cancel(c);
+            }
         }
         return lua_error(L); /* the orphan goes when its outcome comes */
     }
@@ -580,6 +605,7 @@ pgconn_query(lua_State *L) {
     struct pgnode *n = calloc(1, sizeof *n);
     if (!n)
         return luaL_error(L, "query: not enough memory");
+    wait_cancel(c);
     if (!PQsendQueryParams(c->pg, sql, nparams, NULL, values, lengths, formats,
                            0) ||
         !PQpipelineSync(c->pg)) {

@@ -20,6 +20,10 @@
 #include "db/db.h"
 #include "db/pg_dl.h"
 
+/* How often a query waiting for a cancel request looks again (s): the
+ * request takes a round trip to the server. */
+#define CANCEL_POLL_S 0.001
+
 static const char pgconn_token;
 
 enum { PG_CLOSED, PG_CONNECTING, PG_READY, PG_BROKEN };
@@ -49,10 +53,9 @@ struct lasio_pgconn {
     struct lasio_task *nwaiter; /* the task waiting for a notification */
     struct pgnode *head, *tail; /* every node, in send order */
     struct pgnode *cur;         /* the first node without its outcome */
-    PGresult *held;      /* a result being converted (freed if that raises) */
-    char *failure;       /* why the connection broke, malloc'd */
-    pthread_t cancel_th; /* the cancel request's thread, while cancelling */
-    unsigned char cancelling;
+    PGresult *held; /* a result being converted (freed if that raises) */
+    char *failure;  /* why the connection broke, malloc'd */
+    struct cancel_job *cancel; /* the cancel request in flight, or NULL */
 };
 
 static struct lasio_pgconn *
@@ -142,11 +145,38 @@ fail(struct lasio_pgconn *c, const char *why) {
 
 /* Idempotent close, for close(), __gc, __close and the loop's release: no
  * Lua code runs. Nodes still waited on stay for their tasks to take. */
+/* A cancel request's thread and state, shared by the thread and the
+ * connection: the last of the two to let go frees it. */
+struct cancel_job {
+    PGcancel *cancel;
+    int refs; /* 2, then 1 once either lets go (atomic) */
+    int done; /* the request is through (atomic) */
+};
+
+static void
+cancel_unref(struct cancel_job *j) {
+    if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        PQfreeCancel(j->cancel);
+        free(j);
+    }
+}
+
 static void
 forget_cancel(struct lasio_pgconn *c) {
-    if (c->cancelling) /* it owns what it uses: let it end on its own */
-        pthread_detach(c->cancel_th);
-    c->cancelling = 0;
+    if (c->cancel)
+        cancel_unref(c->cancel);
+    c->cancel = NULL;
+}
+
+/* Whether a cancel request of c is still on its way. */
+static int
+cancelling(struct lasio_pgconn *c) {
+    if (!c->cancel)
+        return 0;
+    if (!__atomic_load_n(&c->cancel->done, __ATOMIC_ACQUIRE))
+        return 1;
+    forget_cancel(c);
+    return 0;
 }
 
 static void
@@ -445,53 +475,49 @@ module_connect(lua_State *L) {
 
 /* {====== Queries ====== */
 
-struct cancel_job {
-    PGcancel *cancel;
-};
-
 /* libpq 15's PQcancel opens a connection of its own and blocks until the
  * server answers, so it runs on a thread of its own; the server then fails
  * the query with SQLSTATE 57014, which the read event takes as usual.
  * A cancel request names the connection, not the query: one that reached
  * the server late would stop whatever runs then. So a cancel is sent only
  * for the last query sent, and the connection sends no other query until
- * the request is through (wait_cancel): by then the server has signalled
+ * the request is through (pgconn_query waits): by then the server has signalled
  * its backend, which drops the signal if that query is over. */
 static void *
 cancel_thread(void *arg) {
     struct cancel_job *j = arg;
     char buf[256];
     PQcancel(j->cancel, buf, sizeof buf);
-    PQfreeCancel(j->cancel);
-    free(j);
+    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+    cancel_unref(j);
     return NULL;
 }
 
 static void
 send_cancel(struct lasio_pgconn *c) {
+    if (cancelling(c)) /* for this very query: none is sent after it */
+        return;
     struct cancel_job *j = malloc(sizeof *j);
     if (!j)
         return;
     j->cancel = PQgetCancel(c->pg);
-    if (j->cancel &&
-        pthread_create(&c->cancel_th, NULL, cancel_thread, j) == 0) {
-        c->cancelling = 1;
-        return;
+    j->refs = 2;
+    j->done = 0;
+    pthread_attr_t attr;
+    pthread_t th;
+    if (j->cancel && pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int r = pthread_create(&th, &attr, cancel_thread, j);
+        pthread_attr_destroy(&attr);
+        if (r == 0) {
+            c->cancel = j;
+            return;
+        }
     }
     /* no thread: the query runs to its end, its outcome is dropped */
     if (j->cancel)
         PQfreeCancel(j->cancel);
     free(j);
-}
-
-/* Waits until the cancel request in flight is through (a round trip to
- * the server's postmaster), before anything else is sent. */
-static void
-wait_cancel(struct lasio_pgconn *c) {
-    if (!c->cancelling)
-        return;
-    pthread_join(c->cancel_th, NULL);
-    c->cancelling = 0;
 }
 
 static int query_k(lua_State *L, int status, lua_KContext ctx);
@@ -557,16 +583,23 @@ query_k(lua_State *L, int status, lua_KContext ctx) {
             n->orphan = 1;
             /* the server is running it, and nothing sent after it that a
              * late request could stop: stop it */
-            if (c->cur == n && !n->next && c->state == PG_READY) {
-                wait_cancel(c);
+            if (c->cur == n && !n->next && c->state == PG_READY)
                 send_cancel(c);
-            }
         }
         return lua_error(L); /* the orphan goes when its outcome comes */
     }
     if (!n->done)
         return wait_node(L, lasio_check_await_(L, &loop, "query"), n);
     return take(L, c, n);
+}
+
+static int pgconn_query(lua_State *L);
+
+static int
+query_again_k(lua_State *L, int status, lua_KContext ctx) {
+    (void)status;
+    (void)ctx;
+    return pgconn_query(L);
 }
 
 /* conn:query(sql, ...) -> rows, count; or false, error fields. */
@@ -585,6 +618,12 @@ pgconn_query(lua_State *L) {
     if (loop != c->loop)
         return luaL_error(L, "query: the connection belongs to another "
                              "loop");
+    if (cancelling(c)) { /* a round trip to the server: look again soon */
+        lua_pushcfunction(L, lasio_sleep_);
+        lua_pushnumber(L, CANCEL_POLL_S);
+        lua_callk(L, 1, 0, 0, query_again_k);
+        return query_again_k(L, LUA_OK, 0);
+    }
     if (nparams > 65535)
         return luaL_error(L, "query: more than 65535 parameters");
     const char *vbuf[16];
@@ -605,7 +644,6 @@ pgconn_query(lua_State *L) {
     struct pgnode *n = calloc(1, sizeof *n);
     if (!n)
         return luaL_error(L, "query: not enough memory");
-    wait_cancel(c);
     if (!PQsendQueryParams(c->pg, sql, nparams, NULL, values, lengths, formats,
                            0) ||
         !PQpipelineSync(c->pg)) {

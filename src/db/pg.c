@@ -143,8 +143,6 @@ fail(struct lasio_pgconn *c, const char *why) {
     wake_all(c);
 }
 
-/* Idempotent close, for close(), __gc, __close and the loop's release: no
- * Lua code runs. Nodes still waited on stay for their tasks to take. */
 /* A cancel request's thread and state, shared by the thread and the
  * connection: the last of the two to let go frees it. */
 struct cancel_job {
@@ -179,6 +177,8 @@ cancelling(struct lasio_pgconn *c) {
     return 0;
 }
 
+/* Idempotent close, for close(), __gc, __close and the loop's release: no
+ * Lua code runs. Nodes still waited on stay for their tasks to take. */
 static void
 close_conn(struct lasio_pgconn *c) {
     forget_cancel(c);
@@ -481,8 +481,8 @@ module_connect(lua_State *L) {
  * A cancel request names the connection, not the query: one that reached
  * the server late would stop whatever runs then. So a cancel is sent only
  * for the last query sent, and the connection sends no other query until
- * the request is through (pgconn_query waits): by then the server has signalled
- * its backend, which drops the signal if that query is over. */
+ * the request is through (pgconn_query waits): by then the server has
+ * signalled its backend, which drops the signal if that query is over. */
 static void *
 cancel_thread(void *arg) {
     struct cancel_job *j = arg;

@@ -77,6 +77,48 @@ describe("error classes", function()
         assert.truthy(e.traceback:find("errors_spec", 1, true), e.traceback)
     end)
 
+    it("the traceback of an error the core raises is written on its "
+        .. "first read, as luaL_traceback writes it", function()
+        local q = lasio.Queue()
+        local function deep(n)
+            if n == 0 then
+                local _, e = pcall(q.get_nowait, q)
+                return e
+            end
+            return (deep(n - 1))
+        end
+        local e = deep(30)
+        assert.is_true(lasio.QueueEmpty:is(e), tostring(e))
+        assert.is_nil(rawget(e, "traceback")) -- not written yet
+        local tb = e.traceback
+        assert.are.equal("string", type(tb))
+        assert.truthy(tb:find("^stack traceback:\n"), tb)
+        -- a name found in package.loaded, names from the call sites, the
+        -- file and line of each frame, and the middle of a deep stack
+        assert.truthy(tb:find("\n\t%[C%]: in function 'pcall'\n"), tb)
+        assert.truthy(tb:find("errors_spec.lua:%d+: in upvalue 'deep'"), tb)
+        assert.truthy(tb:find("\n\t...\t%(skipping %d+ levels%)\n"), tb)
+        -- kept as the field from then on
+        assert.are.equal(tb, rawget(e, "traceback"))
+        assert.are.equal(tb, e.traceback)
+        assert.is_nil(e.no_such_field)
+        assert.are.equal(lasio.QueueEmpty.is, e.is)
+    end)
+
+    it("a cancelled task's CancelledError still has its traceback",
+        helper.async(function()
+        local task = lasio.spawn(function()
+            local _, e = pcall(lasio.sleep, 10)
+            return e
+        end)
+        lasio.sleep(0)
+        task:cancel()
+        local ok, e = pcall(task.await, task)
+        assert.is_true(ok) -- the task caught it and returned it
+        assert.is_true(lasio.CancelledError:is(e), tostring(e))
+        assert.truthy(e.traceback:find("^stack traceback:"), e.traceback)
+    end))
+
     it("Class:is includes subclasses (the built-in classes share a base)",
         function()
             -- API.md names no base class; the implementation exports one

@@ -220,6 +220,22 @@ describe("lasio.pg cancellation", function()
         assert.equal(0, active[1].n)
     end))
 
+    it("a cancel that comes late never stops the next query", async(function()
+        local lasio = require "lasio"
+        local db <close> = pg().connect(srv.conninfo)
+        -- each query is cancelled about when it ends, and the next one
+        -- follows at once: a cancel request still on its way would stop it
+        for i = 1, 40 do
+            local task = lasio.spawn(db.query, db, "SELECT pg_sleep(0.005)")
+            lasio.sleep(0.001 * (i % 6))
+            task:cancel()
+            pcall(lasio.await, task)
+            local rows, err = db:query("SELECT pg_sleep(0.02), $1::int AS v", i)
+            assert.is_truthy(rows, not rows and err.message or nil)
+            assert.equal(i, rows[1].v)
+        end
+    end))
+
     it("wait_for times out a slow query", async(function()
         local lasio = require "lasio"
         local db <close> = pg().connect(srv.conninfo)

@@ -163,14 +163,53 @@ static const luaL_Reg internal_funcs[] = {
     {"report_errors_early", lasio_diag_report_early_},
     {NULL, NULL}};
 
+/* The internal names of the parts that only modules loaded on first use
+ * read (lasio.trace, lasio.http, lasio.pg, lasio.redis and what they
+ * load): registered on the first read of a name core.internal lacks, so a
+ * script that uses none of them never builds their tables and
+ * metatables, nor collects them. */
+static int
+open_lazy_parts(lua_State *L) {
+    lua_settop(L, 2);
+    lua_pushnil(L);
+    lua_setmetatable(L, 1); /* once */
+    lua_pushvalue(L, 1);
+    lasio_trace_open_(L);      /* trace_api: lasio.trace (trace.lua) */
+    lasio_http_open_(L);       /* http_parser, http_trace, http_headers_mt */
+    lasio_httpformat_open_(L); /* http_check_header, http_send(_chunk) */
+    lasio_httpreq_open_(L);    /* http_request_methods */
+    lasio_httpres_open_(L);    /* http_response_methods */
+    lasio_httpconn_open_(L);   /* http_serve */
+    lasio_websocket_open_(L);  /* websocket */
+    lasio_pg_open_(L);         /* pg_connect, pg_conninfo_parse */
+    lasio_redis_open_(L);      /* redis_connect, redis_errors, redis_null */
+    lua_pushvalue(L, 2);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+/* Gives core.internal (at the top) the metatable of open_lazy_parts. */
+static void
+open_on_demand(lua_State *L) {
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, open_lazy_parts);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+}
+
 LASIO_API int luaopen_lasio_core(lua_State *L);
 
 int
 luaopen_lasio_core(lua_State *L) {
     /* every opener takes the table it fills at the top: the module table,
      * or core.internal for the parts only the facade uses */
-    luaL_newlib(L, core_funcs);
-    luaL_newlib(L, internal_funcs);
+    luaL_checkversion(L);
+    /* sized for what the openers add (62 and 17, up to 33 with the parts
+     * opened on demand): no rehash on the way */
+    lua_createtable(L, 0, 64);
+    luaL_setfuncs(L, core_funcs, 0);
+    lua_createtable(L, 0, 33);
+    luaL_setfuncs(L, internal_funcs, 0);
     lua_setfield(L, -2, "internal");
     lasio_errors_open_(L);
     lasio_future_open_(L);
@@ -196,17 +235,9 @@ luaopen_lasio_core(lua_State *L) {
     lasio_thread_open_(L);
     lasio_fs_open_(L);
     lua_getfield(L, -1, "internal");
-    lasio_trace_open_(L);      /* trace_api: lasio.trace (trace.lua) */
-    lasio_http_open_(L);       /* http_parser, http_trace, http_headers_mt */
-    lasio_httpformat_open_(L); /* http_check_header, http_send(_chunk) */
-    lasio_httpreq_open_(L);    /* http_request_methods */
-    lasio_httpres_open_(L);    /* http_response_methods */
-    lasio_httpconn_open_(L);   /* http_serve */
-    lasio_websocket_open_(L);  /* websocket */
-    lasio_gather_open_(L);     /* gather_ops */
-    lasio_vclock_open_(L);     /* vclock_*, ready_count */
-    lasio_pg_open_(L);         /* pg_connect, pg_conninfo_parse */
-    lasio_redis_open_(L);      /* redis_connect, redis_errors, redis_null */
+    lasio_gather_open_(L); /* gather_ops */
+    lasio_vclock_open_(L); /* vclock_*, ready_count */
+    open_on_demand(L);     /* the parts of modules loaded on first use */
     lua_pop(L, 1);
     lua_pushliteral(L, LASIO_VERSION);
     lua_setfield(L, -2, "VERSION");

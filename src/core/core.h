@@ -897,6 +897,10 @@ LASIO_HIDDEN void lasio_newerror_(lua_State *L, int cls, const char *msg,
                                   int level);
 /* Same, with the message taken from the value at msgidx (nil allowed). */
 LASIO_HIDDEN void lasio_newerror_at_(lua_State *L, int cls, int msgidx);
+/* lazytb.c: a traceback of L1 from level, captured (pushed as a table)
+ * and written out later as luaL_traceback would have (pushed string). */
+LASIO_HIDDEN void lasio_tb_capture_(lua_State *L, lua_State *L1, int level);
+LASIO_HIDDEN void lasio_tb_format_(lua_State *L, int idx);
 /* Is the value at idx an instance of cls (or a subclass)? [-0, +0, -] */
 LASIO_HIDDEN int lasio_iserror_(lua_State *L, int idx, int cls);
 /* Raises a new instance of cls. */

@@ -70,6 +70,15 @@ add_origin(lua_State *L, int err) {
  * raised. */
 int
 lasio_msgh_(lua_State *L) {
+    /* a CancelledError leaving a task's body cancels the task, whose
+     * traceback nobody reads: none is written (it would cost a search of
+     * package.loaded per frame, for every cancelled task) */
+    struct lasio_loop *running = lasio_running_loop_(L);
+    if (running && running->current && running->current->co == L &&
+        lasio_iserror_(L, 1, ERR_CANCELLED)) {
+        lua_settop(L, 1);
+        return 1;
+    }
     const char *msg = NULL;
     if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER)
         msg = lua_tostring(L, 1);

@@ -11,6 +11,8 @@
 #include "core/core.h"
 
 static const char classes_key = 0;
+/* registry key: weak-keyed instance -> captured traceback (newinstance) */
+static const char captures_key = 0;
 
 const char lasio_future_token_ = 0, lasio_task_token_ = 0,
            lasio_loop_token_ = 0, lasio_handle_token_ = 0,
@@ -110,9 +112,12 @@ lasio_iserror_(lua_State *L, int idx, int cls) {
 }
 
 /* Builds an instance of the class at cidx with the message at msgidx
- * (nil allowed) and a traceback from level. [-0, +1, m] */
+ * (nil allowed) and a traceback from level: written at once for
+ * Class(msg), or (lazy) captured for the errors the library makes, most
+ * of which nobody reads (a CancelledError per cancelled task), and
+ * written on the first read of `traceback` (instance_index). [-0, +1, m] */
 static void
-newinstance(lua_State *L, int cidx, int msgidx, int level) {
+newinstance(lua_State *L, int cidx, int msgidx, int level, int lazy) {
     cidx = lua_absindex(L, cidx);
     msgidx = msgidx ? lua_absindex(L, msgidx) : 0;
     lua_createtable(L, 0, 3);
@@ -120,17 +125,49 @@ newinstance(lua_State *L, int cidx, int msgidx, int level) {
         lua_pushvalue(L, msgidx);
         lua_setfield(L, -2, "message");
     }
-    luaL_traceback(L, L, NULL, level);
-    lua_setfield(L, -2, "traceback");
+    if (lazy) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &captures_key);
+        lua_pushvalue(L, -2);
+        lasio_tb_capture_(L, L, level);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
+    } else {
+        luaL_traceback(L, L, NULL, level);
+        lua_setfield(L, -2, "traceback");
+    }
     lua_pushvalue(L, cidx);
     lua_setmetatable(L, -2);
+}
+
+/* __index of the instances of a class (upvalue 1; upvalue 2: the
+ * captures): the class's fields, and a captured traceback, written out
+ * once and kept as the field. */
+static int
+instance_index(lua_State *L) {
+    lua_settop(L, 2);
+    if (lua_type(L, 2) == LUA_TSTRING &&
+        strcmp(lua_tostring(L, 2), "traceback") == 0) {
+        lua_pushvalue(L, 1);
+        if (lua_rawget(L, lua_upvalueindex(2)) == LUA_TTABLE) {
+            lasio_tb_format_(L, -1);
+            lua_pushvalue(L, 1);
+            lua_pushnil(L);
+            lua_rawset(L, lua_upvalueindex(2));
+            lua_pushvalue(L, -1);
+            lua_setfield(L, 1, "traceback"); /* rawset: no __newindex */
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
 }
 
 void
 lasio_newerror_at_(lua_State *L, int cls, int msgidx) {
     msgidx = msgidx ? lua_absindex(L, msgidx) : 0;
     lasio_pusherrclass_(L, cls);
-    newinstance(L, -1, msgidx, 1);
+    newinstance(L, -1, msgidx, 1, 1);
     lua_remove(L, -2);
 }
 
@@ -141,7 +178,7 @@ lasio_newerror_(lua_State *L, int cls, const char *msg, int level) {
         lua_pushstring(L, msg);
     else
         lua_pushnil(L);
-    newinstance(L, -2, -1, level);
+    newinstance(L, -2, -1, level, 1);
     lua_replace(L, -3);
     lua_pop(L, 1);
 }
@@ -164,7 +201,7 @@ class_call(lua_State *L) {
     if (!lua_isnoneornil(L, 2) && !lua_isstring(L, 2))
         luaL_typeerror(L, 2, "string or nil");
     lua_settop(L, 3);
-    newinstance(L, 1, 2, 1);
+    newinstance(L, 1, 2, 1, 0);
     if (lua_istable(L, 3)) {
         lua_rawgeti(L, 3, 1);
         int is_list = !lua_isnil(L, -1);
@@ -236,6 +273,12 @@ make_classes(lua_State *L) {
         return;
     }
     lua_pop(L, 1);
+    lua_createtable(L, 0, 0); /* the captures, weak-keyed */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &captures_key);
     lua_createtable(L, ERR_NCLASSES, 0);
     /* the metatable of the classes themselves: Class(msg) constructs */
     lua_createtable(L, 0, 2);
@@ -250,6 +293,8 @@ make_classes(lua_State *L) {
         lua_pushfstring(L, "lasio.%s", classdefs[i].name);
         lua_setfield(L, -2, "__name");
         lua_pushvalue(L, -1);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &captures_key);
+        lua_pushcclosure(L, instance_index, 2);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, instance_tostring);
         lua_setfield(L, -2, "__tostring");

@@ -388,7 +388,7 @@ read_request(int fd, char *buf, size_t *len) {
 }
 
 /* Waits on the condition until pred(ins, arg) or the deadline (ns of
- * CLOCK_MONOTONIC, the condition's clock). Called with the lock held. */
+ * CLOCK_MONOTONIC). Called with the lock held. */
 static int
 wait_until(struct lasio_inspector *ins, int64_t deadline,
            int (*pred)(struct lasio_inspector *, unsigned long),
@@ -396,7 +396,8 @@ wait_until(struct lasio_inspector *ins, int64_t deadline,
     struct timespec ts = {(time_t)(deadline / 1000000000),
                           (long)(deadline % 1000000000)};
     while (!pred(ins, arg))
-        if (pthread_cond_timedwait(&ins->cond, &ins->lock, &ts) == ETIMEDOUT)
+        if (pthread_cond_clockwait(&ins->cond, &ins->lock, CLOCK_MONOTONIC,
+                                   &ts) == ETIMEDOUT)
             return pred(ins, arg);
     return 1;
 }
@@ -648,12 +649,11 @@ lasio_inspect_start_(struct lasio_loop *loop, const char *name) {
     ins->loop_thread = pthread_self();
     ins->listen_fd = ins->stop_fd[0] = ins->stop_fd[1] = -1;
     ins->req_fd[0] = ins->req_fd[1] = -1;
-    pthread_mutex_init(&ins->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ins->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    /* static initializers: no library call to bind at every start */
+    static const pthread_mutex_t lock0 = PTHREAD_MUTEX_INITIALIZER;
+    static const pthread_cond_t cond0 = PTHREAD_COND_INITIALIZER;
+    ins->lock = lock0;
+    ins->cond = cond0;
     int err = 0;
     if (open_socket(ins, name) < 0 ||
         pipe2(ins->stop_fd, O_CLOEXEC | O_NONBLOCK) < 0 ||

@@ -20,6 +20,10 @@
 #include "db/db.h"
 #include "db/pg_dl.h"
 
+/* How often a query waiting for a cancel request looks again (s): the
+ * request takes a round trip to the server. */
+#define CANCEL_POLL_S 0.001
+
 static const char pgconn_token;
 
 enum { PG_CLOSED, PG_CONNECTING, PG_READY, PG_BROKEN };
@@ -51,6 +55,7 @@ struct lasio_pgconn {
     struct pgnode *cur;         /* the first node without its outcome */
     PGresult *held; /* a result being converted (freed if that raises) */
     char *failure;  /* why the connection broke, malloc'd */
+    struct cancel_job *cancel; /* the cancel request in flight, or NULL */
 };
 
 static struct lasio_pgconn *
@@ -138,10 +143,45 @@ fail(struct lasio_pgconn *c, const char *why) {
     wake_all(c);
 }
 
+/* A cancel request's thread and state, shared by the thread and the
+ * connection: the last of the two to let go frees it. */
+struct cancel_job {
+    PGcancel *cancel;
+    int refs; /* 2, then 1 once either lets go (atomic) */
+    int done; /* the request is through (atomic) */
+};
+
+static void
+cancel_unref(struct cancel_job *j) {
+    if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        PQfreeCancel(j->cancel);
+        free(j);
+    }
+}
+
+static void
+forget_cancel(struct lasio_pgconn *c) {
+    if (c->cancel)
+        cancel_unref(c->cancel);
+    c->cancel = NULL;
+}
+
+/* Whether a cancel request of c is still on its way. */
+static int
+cancelling(struct lasio_pgconn *c) {
+    if (!c->cancel)
+        return 0;
+    if (!__atomic_load_n(&c->cancel->done, __ATOMIC_ACQUIRE))
+        return 1;
+    forget_cancel(c);
+    return 0;
+}
+
 /* Idempotent close, for close(), __gc, __close and the loop's release: no
  * Lua code runs. Nodes still waited on stay for their tasks to take. */
 static void
 close_conn(struct lasio_pgconn *c) {
+    forget_cancel(c);
     drop_events(c);
     if (c->pg) {
         PQfinish(c->pg);
@@ -435,37 +475,44 @@ module_connect(lua_State *L) {
 
 /* {====== Queries ====== */
 
-struct cancel_job {
-    PGcancel *cancel;
-};
-
 /* libpq 15's PQcancel opens a connection of its own and blocks until the
  * server answers, so it runs on a thread of its own; the server then fails
- * the query with SQLSTATE 57014, which the read event takes as usual. */
+ * the query with SQLSTATE 57014, which the read event takes as usual.
+ * A cancel request names the connection, not the query: one that reached
+ * the server late would stop whatever runs then. So a cancel is sent only
+ * for the last query sent, and the connection sends no other query until
+ * the request is through (pgconn_query waits): by then the server has
+ * signalled its backend, which drops the signal if that query is over. */
 static void *
 cancel_thread(void *arg) {
     struct cancel_job *j = arg;
     char buf[256];
     PQcancel(j->cancel, buf, sizeof buf);
-    PQfreeCancel(j->cancel);
-    free(j);
+    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+    cancel_unref(j);
     return NULL;
 }
 
 static void
 send_cancel(struct lasio_pgconn *c) {
+    if (cancelling(c)) /* for this very query: none is sent after it */
+        return;
     struct cancel_job *j = malloc(sizeof *j);
     if (!j)
         return;
     j->cancel = PQgetCancel(c->pg);
+    j->refs = 2;
+    j->done = 0;
     pthread_attr_t attr;
     pthread_t th;
     if (j->cancel && pthread_attr_init(&attr) == 0) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         int r = pthread_create(&th, &attr, cancel_thread, j);
         pthread_attr_destroy(&attr);
-        if (r == 0)
+        if (r == 0) {
+            c->cancel = j;
             return;
+        }
     }
     /* no thread: the query runs to its end, its outcome is dropped */
     if (j->cancel)
@@ -534,14 +581,25 @@ query_k(lua_State *L, int status, lua_KContext ctx) {
             free_node(n);
         } else {
             n->orphan = 1;
-            if (c->cur == n && c->state == PG_READY)
-                send_cancel(c); /* the server is running it: stop it */
+            /* the server is running it, and nothing sent after it that a
+             * late request could stop: stop it */
+            if (c->cur == n && !n->next && c->state == PG_READY)
+                send_cancel(c);
         }
         return lua_error(L); /* the orphan goes when its outcome comes */
     }
     if (!n->done)
         return wait_node(L, lasio_check_await_(L, &loop, "query"), n);
     return take(L, c, n);
+}
+
+static int pgconn_query(lua_State *L);
+
+static int
+query_again_k(lua_State *L, int status, lua_KContext ctx) {
+    (void)status;
+    (void)ctx;
+    return pgconn_query(L);
 }
 
 /* conn:query(sql, ...) -> rows, count; or false, error fields. */
@@ -560,6 +618,12 @@ pgconn_query(lua_State *L) {
     if (loop != c->loop)
         return luaL_error(L, "query: the connection belongs to another "
                              "loop");
+    if (cancelling(c)) { /* a round trip to the server: look again soon */
+        lua_pushcfunction(L, lasio_sleep_);
+        lua_pushnumber(L, CANCEL_POLL_S);
+        lua_callk(L, 1, 0, 0, query_again_k);
+        return query_again_k(L, LUA_OK, 0);
+    }
     if (nparams > 65535)
         return luaL_error(L, "query: more than 65535 parameters");
     const char *vbuf[16];

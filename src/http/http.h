@@ -97,6 +97,13 @@ LASIO_HIDDEN int lasio_httpreq_keeps_(const struct lasio_httpreq *r,
  * max_body) with its message, or 0; notes a 100-continue to answer. */
 LASIO_HIDDEN int lasio_httpreq_refusal_(struct lasio_httpreq *r,
                                         lua_Integer max_body, const char **msg);
+/* The fields a handler sets on a request or response (object at 1, key
+ * at 2): a table in the object's user value uv, made on first assignment
+ * (docs/API.md). own_field pushes the value and returns 1 when there is
+ * one, else leaves the key on top and returns 0; set_own_field is an
+ * __newindex (value at 3). */
+LASIO_HIDDEN int lasio_http_own_field_(lua_State *L, int uv);
+LASIO_HIDDEN int lasio_http_set_own_field_(lua_State *L, int uv);
 /* Sets the request's connection table and response (user values). */
 LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
                                         int res);

@@ -255,12 +255,8 @@ push_field(lua_State *L, struct lasio_httpreq *r, const char *k, size_t n) {
 static int
 req_index(lua_State *L) {
     struct lasio_httpreq *r = lua_touserdata(L, 1);
-    if (lua_getiuservalue(L, 1, REQ_UV_USER) == LUA_TTABLE) {
-        lua_pushvalue(L, 2);
-        if (lua_rawget(L, -2) != LUA_TNIL)
-            return 1;
-    }
-    lua_settop(L, 2);
+    if (lasio_http_own_field_(L, REQ_UV_USER))
+        return 1;
     if (lua_type(L, 2) == LUA_TSTRING) {
         size_t n;
         const char *k = lua_tolstring(L, 2, &n);
@@ -271,18 +267,34 @@ req_index(lua_State *L) {
     return 1;
 }
 
-/* __newindex: into the request's own table, made on first use. */
-static int
-req_newindex(lua_State *L) {
-    if (lua_getiuservalue(L, 1, REQ_UV_USER) != LUA_TTABLE) {
+int
+lasio_http_own_field_(lua_State *L, int uv) {
+    if (lua_getiuservalue(L, 1, uv) == LUA_TTABLE) {
+        lua_pushvalue(L, 2);
+        if (lua_rawget(L, -2) != LUA_TNIL)
+            return 1;
+    }
+    lua_settop(L, 2);
+    return 0;
+}
+
+int
+lasio_http_set_own_field_(lua_State *L, int uv) {
+    if (lua_getiuservalue(L, 1, uv) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_createtable(L, 0, 2);
         lua_pushvalue(L, -1);
-        lua_setiuservalue(L, 1, REQ_UV_USER);
+        lua_setiuservalue(L, 1, uv);
     }
     lua_insert(L, 2);
     lua_rawset(L, 2);
     return 0;
+}
+
+/* __newindex: into the request's own table, made on first use. */
+static int
+req_newindex(lua_State *L) {
+    return lasio_http_set_own_field_(L, REQ_UV_USER);
 }
 
 static int

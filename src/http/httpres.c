@@ -425,12 +425,8 @@ push_field(lua_State *L, struct lasio_httpres *r, const char *k, size_t n) {
 static int
 res_index(lua_State *L) {
     struct lasio_httpres *r = lua_touserdata(L, 1);
-    if (lua_getiuservalue(L, 1, RES_UV_USER) == LUA_TTABLE) {
-        lua_pushvalue(L, 2);
-        if (lua_rawget(L, -2) != LUA_TNIL)
-            return 1;
-    }
-    lua_settop(L, 2);
+    if (lasio_http_own_field_(L, RES_UV_USER))
+        return 1;
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
         return 1;
@@ -466,15 +462,7 @@ res_newindex(lua_State *L) {
             return res_set_status(L);
         }
     }
-    if (lua_getiuservalue(L, 1, RES_UV_USER) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_createtable(L, 0, 2);
-        lua_pushvalue(L, -1);
-        lua_setiuservalue(L, 1, RES_UV_USER);
-    }
-    lua_insert(L, 2);
-    lua_rawset(L, 2);
-    return 0;
+    return lasio_http_set_own_field_(L, RES_UV_USER);
 }
 
 static int

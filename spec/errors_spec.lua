@@ -148,19 +148,7 @@ describe("error classes", function()
     end)
 
     describe("after package.loaded.lasio = nil and require again", function()
-        local function unload()
-            local saved = {}
-            for k, v in pairs(package.loaded) do
-                if k == "lasio" or k:match("^lasio%.") then
-                    saved[k] = v
-                    package.loaded[k] = nil
-                end
-            end
-            return saved
-        end
-        local function restore(saved)
-            for k, v in pairs(saved) do package.loaded[k] = v end
-        end
+        local unload, restore = helper.unload_lasio, helper.restore_lasio
 
         it("the classes are the same tables", function()
             local before = {}

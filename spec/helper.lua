@@ -203,4 +203,22 @@ function M.busy(seconds)
     while os.clock() - t0 < seconds do end
 end
 
+-- Unloads every lasio module (package.loaded.lasio and lasio.*), as a
+-- host that loads lasio again does; returns them, for reload_restore.
+function M.unload_lasio()
+    local saved = {}
+    for k, v in pairs(package.loaded) do
+        if k == "lasio" or k:match("^lasio%.") then
+            saved[k] = v
+            package.loaded[k] = nil
+        end
+    end
+    return saved
+end
+
+-- Puts back the modules unload_lasio took out.
+function M.restore_lasio(saved)
+    for k, v in pairs(saved) do package.loaded[k] = v end
+end
+
 return M

@@ -112,15 +112,9 @@ describe("http.Request and http.Response objects", function()
     it("keep their methods when the module is loaded again", async(function()
         -- as errors_spec does: every lasio module unloaded, lasio required
         -- again, the modules in use put back
-        local saved = {}
-        for k, v in pairs(package.loaded) do
-            if k == "lasio" or k:match("^lasio%.") then
-                saved[k] = v
-                package.loaded[k] = nil
-            end
-        end
+        local saved = helper.unload_lasio()
         local ok, e = pcall(require, "lasio")
-        for k, v in pairs(saved) do package.loaded[k] = v end
+        helper.restore_lasio(saved)
         assert(ok, e)
         local srv, port = H.serve(function(req, res)
             res:write(req:body())

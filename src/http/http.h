@@ -104,6 +104,16 @@ LASIO_HIDDEN int lasio_httpreq_refusal_(struct lasio_httpreq *r,
  * __newindex (value at 3). */
 LASIO_HIDDEN int lasio_http_own_field_(lua_State *L, int uv);
 LASIO_HIDDEN int lasio_http_set_own_field_(lua_State *L, int uv);
+/* Pushes an HTTP version as a string: "1.1", "1.0", else "major.minor"
+ * (httpparse.c). [-0, +1, m] */
+LASIO_HIDDEN void lasio_http_push_version_(lua_State *L, int major, int minor);
+/* Pushes the methods table of requests or responses, registered under
+ * key: made (with fns, when not NULL) on the first call, the same table
+ * for the life of the state, so that the module opened again (a host or
+ * a spec unloads and reloads lasio) keeps the methods the loaded
+ * lua/lasio/http_server.lua added. [-0, +1, m] */
+LASIO_HIDDEN void lasio_http_methods_(lua_State *L, const void *key,
+                                      const luaL_Reg *fns);
 /* Sets the request's connection table and response (user values). */
 LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
                                         int res);

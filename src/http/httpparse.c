@@ -528,14 +528,14 @@ push_raw_headers(lua_State *L, struct httpparser *p) {
     }
 }
 
-static void
-push_version(lua_State *L, llhttp_t *ll) {
-    if (ll->http_major == 1 && ll->http_minor == 1)
+void
+lasio_http_push_version_(lua_State *L, int major, int minor) {
+    if (major == 1 && minor == 1)
         lua_pushliteral(L, "1.1");
-    else if (ll->http_major == 1 && ll->http_minor == 0)
+    else if (major == 1 && minor == 0)
         lua_pushliteral(L, "1.0");
     else
-        lua_pushfstring(L, "%d.%d", (int)ll->http_major, (int)ll->http_minor);
+        lua_pushfstring(L, "%d.%d", major, minor);
 }
 
 /* With the option requests, read_head returns a request object and
@@ -611,7 +611,7 @@ push_head(lua_State *L, struct httpparser *p) {
         lua_pushlstring(L, lasio_buf_at_(&p->text, 0), p->linelen);
         lua_setfield(L, -2, "reason");
     }
-    push_version(L, ll);
+    lasio_http_push_version_(L, ll->http_major, ll->http_minor);
     lua_setfield(L, -2, "version");
     push_headers(L, p);
     lua_setfield(L, -2, "headers");
@@ -955,7 +955,7 @@ trace_head(lua_State *L, struct httpparser *p, int tidx) {
     luaL_addchar(&b, ' ');
     luaL_addlstring(&b, lasio_buf_at_(&p->text, 0), p->linelen);
     luaL_addchar(&b, ' ');
-    push_version(L, &p->ll);
+    lasio_http_push_version_(L, p->ll.http_major, p->ll.http_minor);
     luaL_addvalue(&b);
     lua_pushfstring(L, " keep=%d upgrade=%d", llhttp_should_keep_alive(&p->ll),
                     (int)p->ll.upgrade);

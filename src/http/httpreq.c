@@ -140,17 +140,16 @@ find_header(const struct lasio_httpreq *r, const char *name, size_t n,
     return NULL;
 }
 
-static void
-push_version(lua_State *L, const struct lasio_httpreq *r) {
-    if (r->major == 1 && r->minor == 1)
-        lua_pushliteral(L, "1.1");
-    else if (r->major == 1 && r->minor == 0)
-        lua_pushliteral(L, "1.0");
-    else
-        lua_pushfstring(L, "%d.%d", (int)r->major, (int)r->minor);
-}
-
 #define IS(k, n, lit) ((n) == sizeof lit - 1 && memcmp(k, lit, n) == 0)
+
+/* A flag of the head: true, or nil when absent (as the Lua request was). */
+static void
+push_flag(lua_State *L, int on) {
+    if (on)
+        lua_pushboolean(L, 1);
+    else
+        lua_pushnil(L);
+}
 
 /* Pushes the built-in field k of the request at 1; 0 when k is none. */
 static int
@@ -186,7 +185,7 @@ push_field(lua_State *L, struct lasio_httpreq *r, const char *k, size_t n) {
     case 'v':
         if (!IS(k, n, "version"))
             return 0;
-        push_version(L, r);
+        lasio_http_push_version_(L, r->major, r->minor);
         return 1;
     case 'k':
         if (!IS(k, n, "keep_alive"))
@@ -203,18 +202,12 @@ push_field(lua_State *L, struct lasio_httpreq *r, const char *k, size_t n) {
         }
         if (!IS(k, n, "chunked"))
             return 0;
-        if (r->chunked)
-            lua_pushboolean(L, 1);
-        else
-            lua_pushnil(L);
+        push_flag(L, r->chunked);
         return 1;
     case 'u':
         if (!IS(k, n, "upgrade"))
             return 0;
-        if (r->upgrade)
-            lua_pushboolean(L, 1);
-        else
-            lua_pushnil(L);
+        push_flag(L, r->upgrade);
         return 1;
     case 'h':
         if (!IS(k, n, "headers"))
@@ -291,6 +284,18 @@ lasio_http_set_own_field_(lua_State *L, int uv) {
     return 0;
 }
 
+void
+lasio_http_methods_(lua_State *L, const void *key, const luaL_Reg *fns) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    if (fns)
+        luaL_setfuncs(L, fns, 0);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
 /* __newindex: into the request's own table, made on first use. */
 static int
 req_newindex(lua_State *L) {
@@ -310,15 +315,8 @@ req_tostring(lua_State *L) {
 void
 lasio_httpreq_open_(lua_State *L) {
     lasio_newmetatable_(L, REQUEST_MT, &request_token);
-    /* the methods: http_server.lua fills them. One table for the life of
-     * the state, so that the module opened again (the specs unload and
-     * reload lasio) keeps the methods of the loaded http_server.lua */
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &methods_key) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_pushvalue(L, -1);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &methods_key);
-    }
+    /* the methods: http_server.lua fills them */
+    lasio_http_methods_(L, &methods_key, NULL);
     lua_pushvalue(L, -1);
     lua_setfield(L, -4, "http_request_methods");
     lua_pushcclosure(L, req_index, 1);

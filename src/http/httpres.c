@@ -525,14 +525,8 @@ lasio_httpres_open_(lua_State *L) {
         {"finish", lasio_httpres_finish_}, {"_begin_write", res_begin_write},
         {"_end_stream", res_end_stream},   {NULL, NULL}};
     lasio_newmetatable_(L, RESPONSE_MT, &response_token);
-    /* http_server.lua adds write; one table for the life of the state,
-     * as httpreq.c's */
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &methods_key) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        luaL_newlib(L, methods);
-        lua_pushvalue(L, -1);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &methods_key);
-    }
+    /* http_server.lua adds write */
+    lasio_http_methods_(L, &methods_key, methods);
     lua_pushvalue(L, -1);
     lua_setfield(L, -4, "http_response_methods");
     lua_pushcclosure(L, res_index, 1);

@@ -105,6 +105,16 @@ gather_on_done(lua_State *L, int gidx, int fidx, struct lasio_future *f) {
         child_done(L, gidx, lua_touserdata(L, gidx), fidx, f);
 }
 
+/* Marks a child while the distinct ones are counted: 1 the first time
+ * it is seen. */
+static inline int
+mark_new(struct lasio_future *f) {
+    if (f->gather_mark)
+        return 0;
+    f->gather_mark = 1;
+    return 1;
+}
+
 /* start(loop, list, n, rex) -> gather | nil, i, "type" | nil, i, "loop"
  * Checks items 1..n (awaitables of loop), then starts the functions as
  * tasks, records the distinct children and registers the done callback
@@ -178,11 +188,7 @@ gather_start(lua_State *L) {
          * cannot raise, so the counting goes with it */
         for (int i = 1; i <= n; i++) {
             lua_rawgeti(L, 2, i);
-            struct lasio_future *f = lua_touserdata(L, -1);
-            if (!f->gather_mark) {
-                f->gather_mark = 1;
-                nu++;
-            }
+            nu += mark_new(lua_touserdata(L, -1));
             lua_rawseti(L, children, i);
         }
     } else {
@@ -197,11 +203,7 @@ gather_start(lua_State *L) {
         }
         for (int i = 1; i <= n; i++) {
             lua_rawgeti(L, children, i);
-            struct lasio_future *f = lua_touserdata(L, -1);
-            if (!f->gather_mark) {
-                f->gather_mark = 1;
-                nu++;
-            }
+            nu += mark_new(lua_touserdata(L, -1));
             lua_pop(L, 1);
         }
     }

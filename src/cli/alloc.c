@@ -10,6 +10,10 @@
  * kind (a VM whose kernel reports free 8 MiB blocks to the host), a huge
  * page often comes from memory the host has taken back, and zeroing it
  * then costs more than the 4 KiB faults it saves (bench/README.md).
+ * Past the first chunk, the bump area is pre-faulted 256 KiB ahead in one
+ * madvise(MADV_POPULATE_WRITE) instead of one page fault per 4 KiB page:
+ * a state that grows (200k tasks) spends a third of its time in faults
+ * otherwise, and one that stays small (start-up) touches no page more.
  * SPDX-License-Identifier: MIT
  */
 #include <stdlib.h>
@@ -24,7 +28,8 @@
  * bytes) is a small one */
 #define MAX_SMALL 1024
 #define NCLASSES (MAX_SMALL / GRAIN)
-#define CHUNK_SIZE (2u << 20) /* mapped at a time */
+#define CHUNK_SIZE (2u << 20)      /* mapped at a time */
+#define POPULATE_STEP (256u << 10) /* pre-faulted at a time */
 
 struct freeblock {
     struct freeblock *next;
@@ -38,6 +43,7 @@ struct lasio_alloc {
     struct lasio_statectx ctx;        /* first: the state's context */
     struct freeblock *free[NCLASSES]; /* per size class */
     char *bump, *end;                 /* the unused part of the chunk */
+    char *populated;                  /* pre-faulted up to here (or NULL) */
     struct chunk *chunks;             /* every mapped chunk */
 };
 
@@ -71,7 +77,29 @@ new_chunk(struct lasio_alloc *a) {
     a->chunks = c;
     a->bump = (char *)p + GRAIN; /* the first grain holds the link */
     a->end = (char *)p + CHUNK_SIZE;
+    /* the first chunk faults page by page: a small state stays small */
+    a->populated = c->next ? (char *)p : NULL;
     return 1;
+}
+
+/* Pre-faults the next step of the bump area, once the bump pointer has
+ * reached the part not done yet. A kernel without MADV_POPULATE_WRITE
+ * (before 5.14) refuses it: pages then fault on first touch, as in the
+ * first chunk. */
+static void
+populate_ahead(struct lasio_alloc *a) {
+#ifdef MADV_POPULATE_WRITE
+    size_t step = (size_t)(a->end - a->populated);
+    if (step > POPULATE_STEP)
+        step = POPULATE_STEP;
+    if (madvise(a->populated, step, MADV_POPULATE_WRITE) != 0) {
+        a->populated = NULL;
+        return;
+    }
+    a->populated += step;
+#else
+    a->populated = NULL;
+#endif
 }
 
 static void *
@@ -101,6 +129,8 @@ small_alloc(struct lasio_alloc *a, size_t size) {
     }
     void *p = a->bump;
     a->bump += bytes;
+    if (a->populated && a->bump > a->populated)
+        populate_ahead(a);
     return p;
 }
 

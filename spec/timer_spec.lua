@@ -254,6 +254,29 @@ describe("timers", function()
         assert.are.equal(1, n)
     end))
 
+    -- the loop's timer stays armed for the earliest deadline when that
+    -- one is cancelled: it fires early then, and must run nothing
+    it("after the earliest timer is cancelled, the next fires at its own time",
+        async(function()
+            local loop = lasio.get_running_loop()
+            local fired = {}
+            local t0 = loop:time()
+            local early = loop:call_later(0.01, function() fired[#fired + 1] = "early" end)
+            loop:call_later(0.04, function() fired[#fired + 1] = loop:time() - t0 end)
+            local sleeper = lasio.spawn(function()
+                lasio.sleep(0.03)
+                return loop:time() - t0
+            end)
+            lasio.sleep(0)
+            early:cancel()
+            local slept = sleeper:await()
+            assert.is_true(slept >= 0.03, ("the sleep woke after %g"):format(slept))
+            assert.is_true(helper.wait_until(function() return #fired == 1 end, helper.t(2)))
+            assert.is_true(fired[1] >= 0.04, ("the timer ran after %s"):format(fired[1]))
+            lasio.sleep(0.02)
+            assert.are.equal(1, #fired)
+        end))
+
     -- covers T5
     describe("bad durations for call_later (T5)", function()
         it("NaN and non-numbers raise, or at least never fire at once",

@@ -4,10 +4,15 @@
  * and one libevent timer is armed for the earliest deadline. Due entries
  * are moved to the ready queue in deadline order (ties in arrival order, as
  * asyncio does), and never before their deadline on the monotonic clock
- * (INTERNALS.md, rule 11): one event_add per change of the earliest
- * deadline, not one per timer.
- * Invariant: entry i's owner has *entry.posp == i; owners are kept alive by
- * the loop (anchored handles, pending tasks) while they are in the heap.
+ * (INTERNALS.md, rule 11): one event_add when the earliest deadline moves
+ * earlier, not one per timer. When it moves later (its entry left the
+ * heap: a read that got its data before its deadline, once per request
+ * on a keep-alive connection), the armed timer stays as it is: it fires
+ * early at worst, finds nothing due and is armed again.
+ * Invariants: entry i's owner has *entry.posp == i; owners are kept alive
+ * by the loop (anchored handles, pending tasks) while they are in the
+ * heap; the libevent timer is armed at or before the earliest deadline,
+ * and not at all when the heap is empty.
  * SPDX-License-Identifier: MIT
  */
 #include <stdlib.h>
@@ -143,8 +148,8 @@ lasio_timerheap_remove_(struct lasio_loop *loop, int *posp) {
         else
             sift_down(loop, i);
     }
-    if (i == 0)
-        rearm(loop);
+    if (loop->th_n == 0)
+        rearm(loop); /* nothing left: no timer keeps the base busy */
 }
 
 void

@@ -218,3 +218,68 @@ describe("the connection's request loop", function()
             srv:close()
         end))
 end)
+
+-- The state the request loop in C and lua/lasio/http_server.lua share
+-- (src/http/httpconn.c): bytes in C, boolean fields in Lua.
+describe("the connection's state", function()
+    local internal = require("lasio.core").internal
+
+    it("has its six fields, false at first, and refuses any other", function()
+        local st = internal.http_conn_state()
+        for _, k in ipairs {"busy", "handling", "upgraded", "gone", "abort", "closing"} do
+            assert.is_false(st[k])
+            st[k] = 1
+            assert.is_true(st[k])
+            st[k] = nil
+            assert.is_false(st[k])
+        end
+        local ok, err = pcall(function() return st.busyy end)
+        assert.is_false(ok)
+        assert.matches("connection state: no field 'busyy'", err)
+        ok, err = pcall(function() st.other = true end)
+        assert.is_false(ok)
+        assert.matches("no field 'other'", err)
+    end)
+
+    it("is checked by the request loop", async(function()
+        local ok, err = pcall(internal.http_serve, internal.http_parser("request", {}),
+            nil, nil, {}, print, {})
+        assert.is_false(ok)
+        assert.matches("bad argument #2", err)
+        local srv, port = H.serve(function(_, res) res:finish("x") end)
+        local r, w = lasio.open_connection("127.0.0.1", port)
+        w:write(get())
+        local head = r:readuntil("\r\n\r\n")
+        assert.matches("^HTTP/1.1 200", head)
+        w:close()
+        srv:close()
+        local parser = internal.http_parser("request", {})
+        ok, err = pcall(internal.http_serve, parser, r, w, {}, print, {},
+            1, 1, 1, 1, 1, print)
+        assert.is_false(ok)
+        assert.matches("bad argument #6 .*lasio.http.ConnectionState", err)
+    end))
+
+    it("closing: a request in flight when the server closes is its last",
+        async(function()
+            local entered = lasio.Event()
+            local go = lasio.Event()
+            local srv, port = H.serve(function(_, res)
+                entered:set()
+                go:wait()
+                res:finish("bye")
+            end)
+            local r, w = lasio.open_connection("127.0.0.1", port)
+            w:write(get())
+            entered:wait()
+            local closing = lasio.spawn(function() srv:close() end)
+            lasio.sleep(0)
+            go:set()
+            local head = r:readuntil("\r\n\r\n")
+            assert.matches("\r\nConnection: close\r\n", head)
+            assert.are.equal("bye", r:readexactly(3))
+            assert.are.equal("", r:read())
+            w:close()
+            closing:await()
+        end))
+end)

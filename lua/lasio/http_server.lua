@@ -69,6 +69,7 @@ end
 
 local Response = internal.http_response_methods
 local http_serve = internal.http_serve
+local http_conn_state = internal.http_conn_state
 
 -- res:write(chunk): streams part of the body (chunked when no
 -- Content-Length was set); waits while the client is slow to read.
@@ -228,7 +229,7 @@ function Request:upgrade_websocket(opts)
     res.headers_sent, res.finished, res._keep = true, true, false
     -- the connection leaves HTTP: a drop no longer cancels the handler
     -- (the WebSocket reports it itself, with 1006)
-    conn.upgraded = true
+    conn.state.upgraded = true
     local sock = ws.wrap(conn.reader, conn.writer, o)
     sock.protocol = chosen
     return sock
@@ -257,7 +258,7 @@ end
 -- handler (a lasio.Error with a close code: lost with 1006, failed, or
 -- closed) is the client's doing, as a client going away is: no report.
 local function websocket_end(conn, err)
-    return conn.upgraded and lasio.Error:is(err)
+    return conn.state.upgraded and lasio.Error:is(err)
         and math.type(err.code) == "integer" and err.code >= 1000
         and err.code <= 4999
 end
@@ -267,11 +268,12 @@ end
 local function handler_failed(conn, err, res)
     local client = rawequal(err, conn.client_error)
     res._keep = false
-    if CancelledError:is(err) or conn.gone then
+    local state = conn.state
+    if CancelledError:is(err) or state.gone then
         -- the client went away, or the loop is shutting down: nothing
         -- to answer, nothing to report (asyncio reports no
         -- cancellation either)
-        conn.abort = true
+        state.abort = true
     elseif not res.headers_sent then
         res.headers_sent, res.finished = true, true
         if HTTPError:is(err) and err.status then
@@ -279,14 +281,14 @@ local function handler_failed(conn, err, res)
         elseif client and TimeoutError:is(err) then
             answer_error(conn, 408, "timed out reading the request body")
         elseif client then
-            conn.abort = true -- reset or closed: no one to answer
+            state.abort = true -- reset or closed: no one to answer
         else
             report(conn, "Unhandled error in HTTP handler", err,
                 lasio.current_task())
             answer_error(conn, 500, "Internal Server Error")
         end
     else
-        conn.abort = true -- half a response was sent: cut it
+        state.abort = true -- half a response was sent: cut it
         if not (client or HTTPError:is(err) or CancelledError:is(err)
             or websocket_end(conn, err)) then
             report(conn, "Unhandled error in HTTP handler", err,
@@ -307,8 +309,9 @@ local function watch(conn)
         local ok, gone = pcall(parser.wait_hangup, parser, reader)
         if not ok then return end -- cancelled: the loop's end
         if gone then
-            if conn.handling and not conn.upgraded and not conn.closed then
-                conn.gone = true
+            local state = conn.state
+            if state.handling and not state.upgraded and not conn.closed then
+                state.gone = true
                 conn.task:cancel("client disconnected")
             end
             return
@@ -355,15 +358,21 @@ end
 
 -- Does the connection close with input the client may still be sending?
 local function unread_input(conn)
-    if conn.abort or conn.gone or conn.upgraded then return false end
+    local state = conn.state
+    if state.abort or state.gone or state.upgraded then return false end
     return conn.refused or conn.parser:state() == "body"
         or conn.reader:buffered() > 0
 end
 
 local function serve_connection(srv, reader, writer)
+    -- conn.state: what the request loop in C and this file both read and
+    -- set (busy, handling, upgraded, gone, abort, closing)
     local conn = {server = srv, reader = reader, writer = writer,
         parser = http_parser("request", srv.parser_opts),
-        task = lasio.current_task(), handling = false, closed = false}
+        state = http_conn_state(), task = lasio.current_task(),
+        closed = false}
+    local state = conn.state
+    state.closing = srv.closing
     conn.watcher = spawn(watch, conn)
     srv.conns[conn] = true
     writer:settimeout(srv.send_timeout)
@@ -372,7 +381,7 @@ local function serve_connection(srv, reader, writer)
         -- the requests, one after the other (src/http/httpconn.c), until
         -- one ends the loop
         local got, what, a, b, c = pcall(http_serve, parser, reader, writer,
-            conn, srv.handler, srv, srv.headers_timeout,
+            conn, srv.handler, state, srv.headers_timeout,
             srv.keepalive_timeout, srv.keepalive_requests,
             now() + srv.keepalive_lifetime, srv.max_body, skip_body)
         if not got then -- reading a head failed
@@ -383,7 +392,7 @@ local function serve_connection(srv, reader, writer)
         end
         if what == "refuse" then return answer_error(conn, a, b) end
         if what == "failed" then handler_failed(conn, a, c) end
-        if conn.upgraded then
+        if state.upgraded then
             -- the WebSocket owns the stream now: wait for its end, which
             -- ends the watcher
             local watcher = conn.watcher
@@ -395,14 +404,14 @@ local function serve_connection(srv, reader, writer)
         end
     end)
     if ok and unread_input(conn) then
-        conn.busy = false -- close() ends the drain at once
+        state.busy = false -- close() ends the drain at once
         ok, err = pcall(linger, srv, conn)
     end
     conn.closed = true
     parser:wake_hangup(reader) -- the watcher ends
     srv.conns[conn] = nil
     if srv.closing and next(srv.conns) == nil then srv:_closed() end
-    if conn.abort or conn.gone then
+    if state.abort or state.gone then
         writer:abort()
     end
     if not ok and not (lasio.OSError:is(err) or CancelledError:is(err)) then
@@ -432,7 +441,8 @@ function Server:close()
     self.closing = true
     self._server:close()
     for conn in pairs(self.conns) do
-        if not conn.busy then conn.writer:close() end
+        conn.state.closing = true
+        if not conn.state.busy then conn.writer:close() end
     end
     if next(self.conns) == nil then return self:_closed() end
     local srv = self._server

@@ -118,6 +118,20 @@ LASIO_HIDDEN void lasio_http_methods_(lua_State *L, const void *key,
 LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
                                         int res);
 
+/* The state of a server connection that its request loop (httpconn.c),
+ * its responses and lua/lasio/http_server.lua all read and set: bytes in
+ * C, so that the loop pays no table access per request. Lua sees a
+ * userdata with these names as boolean fields (conn.state), made by
+ * core.internal.http_conn_state() and never replaced. */
+struct lasio_httpconn_state {
+    unsigned char busy;     /* a request came in, its answer is not sent */
+    unsigned char handling; /* the handler runs */
+    unsigned char upgraded; /* the connection left HTTP (a WebSocket) */
+    unsigned char gone;     /* the client went away while a handler ran */
+    unsigned char abort;    /* the connection is to be cut, not closed */
+    unsigned char closing;  /* the server closes: no request after this */
+};
+
 /* The response object (httpres.c): is it finished; did it finish with
  * the connection kept open? */
 struct lasio_httpres;
@@ -126,17 +140,18 @@ LASIO_HIDDEN int lasio_httpres_keep_(const struct lasio_httpres *r);
 /* Pushes the responses' metatable. [-0, +1, -] */
 LASIO_HIDDEN void lasio_httpres_pushmt_(lua_State *L);
 /* Pushes the response of the request at req on the connection table at
- * conn, written to the writer at writer (whose stream is s), its
- * metatable at mt; keep: the connection may stay open after it.
- * [-0, +1, m] */
+ * conn (whose state is st: the table keeps it alive), written to the
+ * writer at writer (whose stream is s), its metatable at mt; keep: the
+ * connection may stay open after it. [-0, +1, m] */
 LASIO_HIDDEN void lasio_httpres_push_(lua_State *L, int mt, int req, int conn,
+                                      const struct lasio_httpconn_state *st,
                                       int writer, struct lasio_stream *s,
                                       int keep);
 /* res:finish([body]), a lua_CFunction. */
 LASIO_HIDDEN int lasio_httpres_finish_(lua_State *L);
 
 /* http_request_methods (httpreq.c), http_response_methods (httpres.c),
- * http_serve (httpconn.c): fields of the table
+ * http_serve and http_conn_state (httpconn.c): fields of the table
  * on the top of the stack (core.internal: module.c). */
 LASIO_HIDDEN void lasio_httpreq_open_(lua_State *L);
 LASIO_HIDDEN void lasio_httpres_open_(lua_State *L);

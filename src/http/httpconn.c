@@ -13,6 +13,8 @@
  * whatever ends the loop (a refusal, a failure, an upgrade), returned.
  * SPDX-License-Identifier: MIT
  */
+#include <string.h>
+
 #include "http/http.h"
 
 /* The stack: the arguments of http_serve, then the request's state. */
@@ -22,7 +24,7 @@ enum {
     S_WRITER,
     S_CONN,
     S_HANDLER,
-    S_SERVER,
+    S_STATE, /* the connection's state (struct lasio_httpconn_state) */
     S_HEADERS_TIMEOUT,
     S_KEEPALIVE_TIMEOUT,
     S_KEEPALIVE_REQUESTS,
@@ -46,35 +48,15 @@ conn_k(lua_State *L, int status, lua_KContext ctx) {
     return step(L, (int)ctx, status);
 }
 
-/* Upvalues of http_serve: the responses' metatable, then the names of
- * the fields it reads and sets on the connection and server tables
- * (plain tables: raw access, keys interned once). */
-enum {
-    U_RES_MT = 1,
-    U_BUSY,
-    U_HANDLING,
-    U_UPGRADED,
-    U_GONE,
-    U_CLOSING,
-    U_ABORT
-};
-
-static void
-set_flag(lua_State *L, int key, int v) {
-    lua_pushvalue(L, lua_upvalueindex(key));
-    lua_pushboolean(L, v);
-    lua_rawset(L, S_CONN);
-}
-
-static int
-get_flag(lua_State *L, int idx, int key) {
-    lua_pushvalue(L, lua_upvalueindex(key));
-    int v = lua_rawget(L, idx) != LUA_TNIL && lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
+/* The upvalue of http_serve: the responses' metatable. */
+#define U_RES_MT 1
 
 /* The objects in the fixed slots, checked by http_serve. */
+static struct lasio_httpconn_state *
+state_of(lua_State *L) {
+    return lua_touserdata(L, S_STATE);
+}
+
 static struct lasio_stream *
 reader_of(lua_State *L) {
     return ((struct lasio_view *)lua_touserdata(L, S_READER))->s;
@@ -94,11 +76,12 @@ next_head(lua_State *L) {
     lua_replace(L, S_REQ);
     lua_pushnil(L);
     lua_replace(L, S_RES);
-    if (get_flag(L, S_SERVER, U_CLOSING)) {
+    struct lasio_httpconn_state *st = state_of(L);
+    if (st->closing) {
         lua_pushliteral(L, "closing");
         return 0;
     }
-    set_flag(L, U_BUSY, 0);
+    st->busy = 0;
     struct httpparser *p = lua_touserdata(L, S_PARSER);
     struct lasio_stream *s = reader_of(L);
     lua_Integer nreq = lua_tointeger(L, S_NREQ);
@@ -123,7 +106,8 @@ start_request(lua_State *L, int *status) {
     lua_replace(L, S_FLAGS);
     lua_replace(L, S_REQ);
     lua_settop(L, S_BASE);
-    set_flag(L, U_BUSY, 1);
+    struct lasio_httpconn_state *st = state_of(L);
+    st->busy = 1;
     lua_Integer nreq = lua_tointeger(L, S_NREQ) + 1;
     lua_pushinteger(L, nreq);
     lua_replace(L, S_NREQ);
@@ -143,10 +127,10 @@ start_request(lua_State *L, int *status) {
     int keep = !(flags & LASIO_HTTP_HEAD_UPGRADE) &&
                nreq < lua_tointeger(L, S_KEEPALIVE_REQUESTS) &&
                lasio_httpreq_keeps_(req, lua_tonumber(L, S_LIFETIME));
-    lasio_httpres_push_(L, lua_upvalueindex(U_RES_MT), S_REQ, S_CONN, S_WRITER,
-                        writer_of(L), keep);
+    lasio_httpres_push_(L, lua_upvalueindex(U_RES_MT), S_REQ, S_CONN, st,
+                        S_WRITER, writer_of(L), keep);
     lua_replace(L, S_RES);
-    set_flag(L, U_HANDLING, 1);
+    st->handling = 1;
     lua_pushvalue(L, S_HANDLER);
     lua_pushvalue(L, S_REQ);
     lua_pushvalue(L, S_RES);
@@ -158,7 +142,7 @@ start_request(lua_State *L, int *status) {
  * top: the loop ends, the server answers it. */
 static int
 failed(lua_State *L) {
-    set_flag(L, U_HANDLING, 0);
+    state_of(L)->handling = 0;
     lua_pushliteral(L, "failed");
     lua_insert(L, -2);
     lua_pushvalue(L, S_REQ);
@@ -206,14 +190,14 @@ step(lua_State *L, int k, int status) {
             if (status != LUA_OK && status != LUA_YIELD)
                 return failed(L);
             lua_settop(L, S_BASE);
-            set_flag(L, U_HANDLING, 0);
-            if (get_flag(L, S_CONN, U_UPGRADED)) {
+            struct lasio_httpconn_state *st = state_of(L);
+            st->handling = 0;
+            if (st->upgraded) {
                 lua_pushliteral(L, "upgraded");
                 return 1;
             }
             /* (abort is set only once the loop ended) */
-            if (!lasio_httpres_keep_(lua_touserdata(L, S_RES)) ||
-                get_flag(L, S_CONN, U_GONE)) {
+            if (!lasio_httpres_keep_(lua_touserdata(L, S_RES)) || st->gone) {
                 lua_pushliteral(L, "done");
                 return 1;
             }
@@ -235,7 +219,7 @@ step(lua_State *L, int k, int status) {
         case K_DRAIN: {
             if (status != LUA_OK && status != LUA_YIELD) {
                 lua_settop(L, S_BASE);
-                set_flag(L, U_ABORT, 1);
+                state_of(L)->abort = 1;
                 lua_pushliteral(L, "done");
                 return 1;
             }
@@ -271,22 +255,75 @@ step(lua_State *L, int k, int status) {
     }
 }
 
-/* core.internal.http_serve(parser, reader, writer, conn, handler, server,
+/* {====== The connection's state ====== */
+
+#define STATE_MT "lasio.http.ConnectionState"
+
+static const char state_token = 0;
+
+/* The byte of the field named at 2, or an error naming it. */
+static unsigned char *
+state_field(lua_State *L) {
+    struct lasio_httpconn_state *st =
+        lasio_checkobj_(L, 1, &state_token, STATE_MT);
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "busy") == 0)
+        return &st->busy;
+    if (strcmp(k, "handling") == 0)
+        return &st->handling;
+    if (strcmp(k, "upgraded") == 0)
+        return &st->upgraded;
+    if (strcmp(k, "gone") == 0)
+        return &st->gone;
+    if (strcmp(k, "abort") == 0)
+        return &st->abort;
+    if (strcmp(k, "closing") == 0)
+        return &st->closing;
+    luaL_error(L, "connection state: no field '%s'", k);
+    return NULL;
+}
+
+static int
+state_index(lua_State *L) {
+    lua_pushboolean(L, *state_field(L));
+    return 1;
+}
+
+static int
+state_newindex(lua_State *L) {
+    *state_field(L) = (unsigned char)lua_toboolean(L, 3);
+    return 0;
+}
+
+/* core.internal.http_conn_state() -> a new state, every field false */
+static int
+http_conn_state(lua_State *L) {
+    struct lasio_httpconn_state *st = lua_newuserdatauv(L, sizeof *st, 0);
+    memset(st, 0, sizeof *st);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &state_token);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* ====== } */
+
+/* core.internal.http_serve(parser, reader, writer, conn, handler, state,
  * headers_timeout, keepalive_timeout, keepalive_requests, lifetime,
  * max_body, skip_body) -> what, ...: serves the connection's requests
  * until one ends the loop: "done" (closed, idle, not kept alive, cut),
  * "closing" (the server closes), "refuse", status, message (answer it
  * and close), "failed", err, req, res (the handler failed) or "upgraded".
- * Raises what reading a head raises (HTTPError ...). The connection
- * table's fields busy and handling say where the loop is; upgraded, abort
- * and gone are read after each request. */
+ * Raises what reading a head raises (HTTPError ...). The state (conn's)
+ * says where the loop is (busy, handling); closing is read before each
+ * request, upgraded and gone after it; abort is set when the loop ends
+ * on a failed drain. */
 static int
 http_serve(lua_State *L) {
     lasio_http_checkparser_(L, S_PARSER);
     lasio_checkreader_(L, S_READER);
     lasio_checkwriter_(L, S_WRITER);
     luaL_checktype(L, S_CONN, LUA_TTABLE);
-    luaL_checktype(L, S_SERVER, LUA_TTABLE);
+    lasio_checkobj_(L, S_STATE, &state_token, STATE_MT);
     luaL_checknumber(L, S_HEADERS_TIMEOUT);
     luaL_checknumber(L, S_KEEPALIVE_TIMEOUT);
     luaL_checkinteger(L, S_KEEPALIVE_REQUESTS);
@@ -301,11 +338,16 @@ http_serve(lua_State *L) {
 
 void
 lasio_httpconn_open_(lua_State *L) {
-    static const char *const keys[] = {"busy", "handling", "upgraded",
-                                       "gone", "closing",  "abort"};
+    if (lasio_newmetatable_(L, STATE_MT, &state_token)) {
+        lua_pushcfunction(L, state_index);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, state_newindex);
+        lua_setfield(L, -2, "__newindex");
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &state_token);
+    lua_pushcfunction(L, http_conn_state);
+    lua_setfield(L, -2, "http_conn_state");
     lasio_httpres_pushmt_(L);
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
-        lua_pushstring(L, keys[i]);
-    lua_pushcclosure(L, http_serve, 1 + (int)(sizeof keys / sizeof *keys));
+    lua_pushcclosure(L, http_serve, 1);
     lua_setfield(L, -2, "http_serve");
 }

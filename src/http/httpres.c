@@ -35,8 +35,9 @@ enum {
 
 struct lasio_httpres {
     struct lasio_stream *s; /* the writer's stream (RES_UV_WRITER) */
-    lua_Integer length;     /* the Content-Length set, -1: none */
-    lua_Integer sent;       /* body bytes streamed */
+    const struct lasio_httpconn_state *conn_state; /* (RES_UV_CONN's) */
+    lua_Integer length; /* the Content-Length set, -1: none */
+    lua_Integer sent;   /* body bytes streamed */
     int status, nh;
     unsigned char keep, finished, headers_sent, chunked, head, http10;
 };
@@ -243,24 +244,13 @@ res_get_header(lua_State *L) {
     return 1;
 }
 
-/* Is the server closing? (conn.server.closing) */
-static int
-server_closing(lua_State *L) {
-    int top = lua_gettop(L);
-    int closing = lua_getiuservalue(L, 1, RES_UV_CONN) == LUA_TTABLE &&
-                  lua_getfield(L, -1, "server") == LUA_TTABLE &&
-                  (lua_getfield(L, -1, "closing"), lua_toboolean(L, -1));
-    lua_settop(L, top);
-    return closing;
-}
-
 /* Sends the head of the response at 1, and body (NULL: none); length:
  * the Content-Length, or -1 for a body whose length is not known (chunked
  * in HTTP/1.1, to the end of the connection in HTTP/1.0). */
 static void
 send_head(lua_State *L, struct lasio_httpres *r, lua_Integer length,
           const char *body, size_t blen) {
-    int keep = r->keep && !server_closing(L);
+    int keep = r->keep && !r->conn_state->closing;
     int chunked = 0;
     if (length < 0) {
         if (r->http10)
@@ -481,7 +471,8 @@ lasio_httpres_pushmt_(lua_State *L) {
 }
 
 void
-lasio_httpres_push_(lua_State *L, int mt, int req, int conn, int writer,
+lasio_httpres_push_(lua_State *L, int mt, int req, int conn,
+                    const struct lasio_httpconn_state *st, int writer,
                     struct lasio_stream *s, int keep) {
     mt = lua_absindex(L, mt);
     req = lua_absindex(L, req);
@@ -491,6 +482,7 @@ lasio_httpres_push_(lua_State *L, int mt, int req, int conn, int writer,
     struct lasio_httpres *r = lua_newuserdatauv(L, sizeof *r, RES_NUV);
     memset(r, 0, sizeof *r);
     r->s = s;
+    r->conn_state = st;
     r->length = -1;
     r->status = 200;
     r->keep = (unsigned char)keep;

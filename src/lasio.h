@@ -72,8 +72,8 @@ LASIO_API const char *lasio_strerror(int status);
  * Opens lasio in L: preloads the C module "lasio.core" (and, when the
  * library was built with it, the Lua facade) in package.preload, and makes
  * a new loop on `base` the state's current loop. With base == NULL the
- * loop creates its own event_base (with EVENT_BASE_FLAG_PRECISE_TIMER) and
- * frees it when it closes; a host's base is never freed by lasio, and it
+ * loop creates its own event_base and frees it when it closes (on any
+ * base the loop's timers wait on a timerfd of the loop's own); a host's base is never freed by lasio, and it
  * must outlive the loop: free it after lua_close(L) or lasio_close(L).
  * `require "lasio"` then works in L. L must be the main thread.
  * Returns LASIO_OK; LASIO_EBUSY when a loop is already open in L (close it

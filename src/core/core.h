@@ -114,7 +114,9 @@ struct lasio_loop {
     struct event_base *base;      /* owned iff own_base */
     struct event *drain_ev;       /* drains the ready queue; owned */
     struct event *wake_ev;        /* reads wake_fd[0]: signals and threads */
-    struct event *timer_ev;       /* armed for the earliest timer deadline */
+    struct event *timer_ev;       /* watches timer_fd (timerheap.c) */
+    int timer_fd;                 /* a timerfd: the earliest deadline */
+    unsigned char timer_on;       /* timer_ev is added */
     struct lasio_timer_entry *th; /* timer heap; owned (malloc) */
     int th_n, th_cap;
     unsigned long th_seq;

@@ -7,7 +7,9 @@
  * loop are kept under the addresses of running_key and current_key.
  * SPDX-License-Identifier: MIT
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -113,6 +115,7 @@ newloop(lua_State *L, struct event_base *base) {
     /* closed until every resource is acquired: __gc frees what exists */
     loop->closed = 1;
     loop->wake_fd[0] = loop->wake_fd[1] = -1;
+    loop->timer_fd = -1;
     loop->self_ref = loop->lq_ref = LUA_NOREF;
     loop->mt_task_ref = loop->mt_future_ref = LUA_NOREF;
     loop->mt_handle_ref = loop->mt_timer_ref = LUA_NOREF;
@@ -145,8 +148,9 @@ newloop(lua_State *L, struct event_base *base) {
     if (!base) {
         struct event_config *cfg = event_config_new();
         if (cfg) {
-            event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER |
-                                           EVENT_BASE_FLAG_NO_CACHE_TIME);
+            /* no EVENT_BASE_FLAG_PRECISE_TIMER: the timer heap has its
+             * own timerfd (timerheap.c) */
+            event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME);
             base = event_base_new_with_config(cfg);
             event_config_free(cfg);
         }
@@ -156,8 +160,12 @@ newloop(lua_State *L, struct event_base *base) {
     }
     loop->base = base;
     loop->drain_ev = event_new(base, -1, 0, lasio_readyq_drain_cb_, loop);
-    loop->timer_ev =
-        event_new(base, -1, EV_PERSIST, lasio_timerheap_fire_cb_, loop);
+    loop->timer_fd =
+        timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (loop->timer_fd < 0)
+        luaL_error(L, "cannot create the loop's timer: %s", strerror(errno));
+    loop->timer_ev = event_new(base, loop->timer_fd, EV_READ | EV_PERSIST,
+                               lasio_timerheap_fire_cb_, loop);
     if (!loop->drain_ev || !loop->timer_ev)
         luaL_error(L, "not enough memory");
     luaL_getmetatable(L, LASIO_TASK_MT);
@@ -218,6 +226,10 @@ release(lua_State *L, struct lasio_loop *loop) {
     if (loop->timer_ev)
         event_free(loop->timer_ev);
     loop->drain_ev = loop->wake_ev = loop->timer_ev = NULL;
+    loop->timer_on = 0;
+    if (loop->timer_fd >= 0)
+        close(loop->timer_fd);
+    loop->timer_fd = -1;
     lasio_vclock_free_(loop);
     lasio_timerheap_free_(loop);
     for (int i = 0; i < 2; i++) {

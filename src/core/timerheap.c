@@ -9,35 +9,46 @@
  * heap: a read that got its data before its deadline, once per request
  * on a keep-alive connection), the armed timer stays as it is: it fires
  * early at worst, finds nothing due and is armed again.
+ * The deadline is a timerfd of the loop's own (CLOCK_MONOTONIC, absolute
+ * time, watched by timer_ev): libevent's precise timers would set theirs
+ * on every turn of the loop, one system call per turn (and per request of
+ * a server under load); this one is set only when the earliest deadline
+ * moves earlier.
  * Invariants: entry i's owner has *entry.posp == i; owners are kept alive
  * by the loop (anchored handles, pending tasks) while they are in the
- * heap; the libevent timer is armed at or before the earliest deadline,
- * and not at all when the heap is empty.
+ * heap; the timerfd is armed at or before the earliest deadline while
+ * the heap is not empty, and timer_ev is added then. On the loop's own
+ * base timer_ev then stays added (a timer loop would otherwise pay an
+ * epoll_ctl to remove it and one to add it back per timer); on a host's
+ * base it is removed, so that a dispatch with nothing of lasio's to wait
+ * for ends (docs/EMBEDDING.md).
  * SPDX-License-Identifier: MIT
  */
 #include <stdlib.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 #include <event2/event.h>
 
 #include "core/core.h"
 
-/* Delays past this are "never" for libevent's timeval arithmetic. */
-#define MAX_DELAY_NS ((int64_t)1000000000 * 1000000000)
-
-/* Arms ev to fire at monotonic time `when` (ns), never before. Returns
- * event_add's result: -1 when libevent ran out of memory. */
+/* Arms the loop's timerfd to fire at monotonic time `when` (ns), never
+ * before, and watches it. Returns -1 when libevent ran out of memory. */
 static int
-arm(struct event *ev, int64_t when) {
-    int64_t rem = when - lasio_mono_ns_();
-    if (rem < 0)
-        rem = 0;
-    if (rem > MAX_DELAY_NS)
-        rem = MAX_DELAY_NS;
-    /* round up to the microsecond: a timer may fire late, never early */
-    int64_t us = (rem + 999) / 1000;
-    struct timeval tv;
-    tv.tv_sec = (time_t)(us / 1000000);
-    tv.tv_usec = (suseconds_t)(us % 1000000);
-    return evtimer_add(ev, &tv);
+arm(struct lasio_loop *loop, int64_t when) {
+    if (!loop->timer_on) {
+        if (event_add(loop->timer_ev, NULL) < 0)
+            return -1;
+        loop->timer_on = 1;
+    }
+    struct itimerspec its = {{0, 0}, {0, 0}};
+    if (when < 1)
+        when = 1; /* a zero time would disarm it; a past one fires now */
+    its.it_value.tv_sec = (time_t)(when / 1000000000);
+    its.it_value.tv_nsec = (long)(when % 1000000000);
+    /* fails only for a time out of range: lasio_delay_ns_ caps delays
+     * far below that */
+    timerfd_settime(loop->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+    return 0;
 }
 
 /* The task a timer entry wakes, for the trace (0: a TimerHandle). */
@@ -90,19 +101,22 @@ sift_down(struct lasio_loop *loop, int i) {
     place(loop, i, e);
 }
 
-/* Arms the loop's timer event for the earliest deadline. The event is
- * persistent, so libevent keeps it in its own timer heap once added, and
- * moving its deadline then never allocates; only its first arming can
+/* Arms the loop's timer for the earliest deadline. When the heap is
+ * empty, an expiry still armed fires once and finds nothing due; on a
+ * host's base the timer is no longer watched. Only adding the event can
  * fail (-1, out of memory). */
 static int
 rearm(struct lasio_loop *loop) {
     if (loop->vc) /* virtual deadlines: the idle path jumps to them */
         return 0;
     if (loop->th_n == 0) {
-        event_del(loop->timer_ev);
+        if (loop->timer_on && !loop->own_base) {
+            event_del(loop->timer_ev);
+            loop->timer_on = 0;
+        }
         return 0;
     }
-    return arm(loop->timer_ev, loop->th[0].when);
+    return arm(loop, loop->th[0].when);
 }
 
 int
@@ -190,7 +204,11 @@ fire_body(lua_State *L) {
 void
 lasio_timerheap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
     struct lasio_loop *loop = arg;
-    (void)fd, (void)what;
+    uint64_t expirations;
+    (void)what;
+    if (read(fd, &expirations, sizeof expirations) < 0) {
+        /* EAGAIN: read already, or disarmed since it was polled */
+    }
     lasio_guarded_(loop, fire_body);
     if (!loop->closed)
         rearm(loop); /* what is left; also when woken early */

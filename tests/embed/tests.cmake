@@ -17,7 +17,8 @@ else()
 endif()
 
 foreach(t open_close run reentrant step host_dispatch futures threads async
-        handler collected_at_close teardown never_early two_states loop_hold
+        handler collected_at_close teardown never_early host_timer two_states
+        loop_hold
         limits trace_sink trace_record_for inspect_listen)
     add_test(NAME embed-${t} COMMAND embed_api_test ${t})
     set_tests_properties(embed-${t} PROPERTIES TIMEOUT 120

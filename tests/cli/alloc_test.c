@@ -8,23 +8,11 @@
  * SPDX-License-Identifier: MIT
  */
 #include <stdint.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
-
-static int failures;
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
+#include "harness.h" /* CHECK and the report */
 
 #define BLOCK 1024 /* the largest small block */
 
@@ -76,9 +64,5 @@ main(void) {
     lasio_alloc_fn_(a, small, 16, 0);
 
     lasio_alloc_free_(a);
-    if (failures)
-        fprintf(stderr, "alloc_test: %d check(s) failed\n", failures);
-    else
-        printf("alloc_test: ok\n");
-    return failures ? 1 : 0;
+    return harness_done("alloc_test");
 }

@@ -1,27 +1,25 @@
 /*
  * timerheap.c: the loop's own timer heap. Every TimerHandle and every
  * sleeping task sits in one binary min-heap ordered by (deadline, arrival),
- * and one libevent timer is armed for the earliest deadline. Due entries
- * are moved to the ready queue in deadline order (ties in arrival order, as
- * asyncio does), and never before their deadline on the monotonic clock
- * (INTERNALS.md, rule 11): one event_add when the earliest deadline moves
- * earlier, not one per timer. When it moves later (its entry left the
- * heap: a read that got its data before its deadline, once per request
- * on a keep-alive connection), the armed timer stays as it is: it fires
- * early at worst, finds nothing due and is armed again.
- * The deadline is a timerfd of the loop's own (CLOCK_MONOTONIC, absolute
- * time, watched by timer_ev): libevent's precise timers would set theirs
- * on every turn of the loop, one system call per turn (and per request of
- * a server under load); this one is set only when the earliest deadline
- * moves earlier.
+ * and the loop's timerfd (CLOCK_MONOTONIC, absolute time, watched by
+ * timer_ev) is armed for the earliest deadline. Due entries are moved to
+ * the ready queue in deadline order (ties in arrival order, as asyncio
+ * does), and never before their deadline on the monotonic clock
+ * (INTERNALS.md, rule 11).
+ * The timerfd is set only when the earliest deadline moves earlier, not
+ * once per timer, nor once per turn of the loop as libevent's precise
+ * timers would. When the earliest deadline moves later (its entry left
+ * the heap: a read that got its data before its deadline, once per
+ * request on a keep-alive connection), the timerfd stays as it is: it
+ * fires early at worst, finds nothing due and is set again.
  * Invariants: entry i's owner has *entry.posp == i; owners are kept alive
  * by the loop (anchored handles, pending tasks) while they are in the
- * heap; the timerfd is armed at or before the earliest deadline while
- * the heap is not empty, and timer_ev is added then. On the loop's own
- * base timer_ev then stays added (a timer loop would otherwise pay an
- * epoll_ctl to remove it and one to add it back per timer); on a host's
- * base it is removed, so that a dispatch with nothing of lasio's to wait
- * for ends (docs/EMBEDDING.md).
+ * heap; while the heap is not empty, the timerfd is armed at or before
+ * the earliest deadline and timer_ev is added. When the heap is empty,
+ * timer_ev stays added on the loop's own base (a loop of sleeps would
+ * otherwise pay an epoll_ctl to remove it and one to add it back per
+ * sleep) and is removed on a host's base, so that a dispatch with
+ * nothing of lasio's to wait for ends (docs/EMBEDDING.md).
  * SPDX-License-Identifier: MIT
  */
 #include <stdlib.h>
@@ -45,8 +43,8 @@ arm(struct lasio_loop *loop, int64_t when) {
         when = 1; /* a zero time would disarm it; a past one fires now */
     its.it_value.tv_sec = (time_t)(when / 1000000000);
     its.it_value.tv_nsec = (long)(when % 1000000000);
-    /* fails only for a time out of range: lasio_delay_ns_ caps delays
-     * far below that */
+    /* fails only for a time out of range: lasio_delay_ns_ caps delays at
+     * 4e18 ns, well inside a timespec */
     timerfd_settime(loop->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
     return 0;
 }
@@ -163,7 +161,7 @@ lasio_timerheap_remove_(struct lasio_loop *loop, int *posp) {
             sift_down(loop, i);
     }
     if (loop->th_n == 0)
-        rearm(loop); /* nothing left: no timer keeps the base busy */
+        rearm(loop); /* nothing left: a host's base stops watching it */
 }
 
 void
@@ -206,9 +204,10 @@ lasio_timerheap_fire_cb_(evutil_socket_t fd, short what, void *arg) {
     struct lasio_loop *loop = arg;
     uint64_t expirations;
     (void)what;
-    if (read(fd, &expirations, sizeof expirations) < 0) {
-        /* EAGAIN: read already, or disarmed since it was polled */
-    }
+    /* empties the timerfd (the count is not needed); EAGAIN when it was
+     * set again since it was polled */
+    if (read(fd, &expirations, sizeof expirations) < 0)
+        expirations = 0;
     lasio_guarded_(loop, fire_body);
     if (!loop->closed)
         rearm(loop); /* what is left; also when woken early */

@@ -266,6 +266,27 @@ for _, interp in ipairs(helper.interps) do
                 out)
         end)
 
+        it("R5: the TCP retry of a truncated DNS reply counts as a socket", function()
+            local out, err, status = in_loop(interp, [[
+                local dns = require "fake_dns"
+                local srv = dns.start(dns.truncated, nil, function(q)
+                    return dns.answer(q, { "10.7.0.1" })
+                end)
+                lasio.dns_configure{ nameservers = { srv.nameserver },
+                    hosts = false, timeout = 0.3, attempts = 1 }
+                -- the fake server's UDP endpoint and TCP server
+                lasio.set_limits{ max_sockets = 2 }
+                print(pcall(lasio.getaddrinfo, "big.test", 9, { family = "inet" }))
+                -- the lookup's socket, and the server's end of it
+                lasio.set_limits{ max_sockets = 4 }
+                print(lasio.getaddrinfo("big.test", 9, { family = "inet" })[1].addr)
+                srv.close()
+            ]])
+            assert.equal(0, status, err)
+            assert.equal("false\tgetaddrinfo: too many sockets: the loop's cap is 2\n"
+                .. "10.7.0.1\n", out)
+        end)
+
         it("R5: the output cap counts print, io.write and writes to stdout and stderr", function()
             local out, err, status = in_loop(interp, [[
                 local path = os.tmpname()

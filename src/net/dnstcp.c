@@ -357,6 +357,8 @@ add_query(struct lasio_dnstcp *d, int qtype) {
 struct lasio_dnstcp *
 lasio_dnstcp_new_(lua_State *L, struct lasio_loop *loop, const char *name,
                   int want4, int want6, double try_timeout) {
+    /* one socket at a time, counted by the loop's cap while it lasts */
+    lasio_cap_sockets_(L, loop, "getaddrinfo");
     struct lasio_dnstcp *d = lua_newuserdatauv(L, sizeof *d, 0);
     memset(d, 0, sizeof *d);
     d->fd = -1;
@@ -383,6 +385,7 @@ lasio_dnstcp_new_(lua_State *L, struct lasio_loop *loop, const char *name,
         luaL_error(L, "not enough memory");
     d->link.release = release_link;
     lasio_iolink_add_(loop, &d->link);
+    lasio_iolink_socket_(loop, &d->link);
     d->linked = 1;
     return d;
 }

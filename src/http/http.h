@@ -107,13 +107,24 @@ LASIO_HIDDEN int lasio_http_set_own_field_(lua_State *L, int uv);
 /* Pushes an HTTP version as a string: "1.1", "1.0", else "major.minor"
  * (httpparse.c). [-0, +1, m] */
 LASIO_HIDDEN void lasio_http_push_version_(lua_State *L, int major, int minor);
-/* Pushes the methods table of requests or responses, registered under
- * key: made (with fns, when not NULL) on the first call, the same table
- * for the life of the state, so that the module opened again (a host or
- * a spec unloads and reloads lasio) keeps the methods the loaded
- * lua/lasio/http_server.lua added. [-0, +1, m] */
-LASIO_HIDDEN void lasio_http_methods_(lua_State *L, const void *key,
-                                      const luaL_Reg *fns);
+/* The metatable of requests or responses (httpreq.c, httpres.c). */
+struct lasio_http_class {
+    const char *tname;       /* the metatable's name */
+    const void *token;       /* its type token, and its registry key */
+    const void *methods_key; /* the registry key of the methods table */
+    const luaL_Reg *methods; /* the C methods, or NULL */
+    const char *field;       /* the methods table's core.internal field */
+    lua_CFunction index;     /* called with the methods as upvalue 1 */
+    lua_CFunction newindex, tostring;
+};
+/* Makes the class's metatable (registered under its token) and sets the
+ * methods table as `field` of the table on top. The methods table is
+ * made on the first call only, the same for the life of the state, so
+ * that the module opened again (a host or a spec unloads and reloads
+ * lasio) keeps the methods the loaded lua/lasio/http_server.lua added.
+ * [-0, +0, m] */
+LASIO_HIDDEN void lasio_http_open_class_(lua_State *L,
+                                         const struct lasio_http_class *c);
 /* Sets the request's connection table and response (user values). */
 LASIO_HIDDEN void lasio_httpreq_attach_(lua_State *L, int req, int conn,
                                         int res);

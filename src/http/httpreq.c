@@ -285,15 +285,25 @@ lasio_http_set_own_field_(lua_State *L, int uv) {
 }
 
 void
-lasio_http_methods_(lua_State *L, const void *key, const luaL_Reg *fns) {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE)
-        return;
-    lua_pop(L, 1);
-    lua_newtable(L);
-    if (fns)
-        luaL_setfuncs(L, fns, 0);
+lasio_http_open_class_(lua_State *L, const struct lasio_http_class *c) {
+    lasio_newmetatable_(L, c->tname, c->token);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, c->methods_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        if (c->methods)
+            luaL_setfuncs(L, c->methods, 0);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, c->methods_key);
+    }
     lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+    lua_setfield(L, -4, c->field);
+    lua_pushcclosure(L, c->index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, c->newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, c->tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, c->token);
 }
 
 /* __newindex: into the request's own table, made on first use. */
@@ -314,16 +324,15 @@ req_tostring(lua_State *L) {
 
 void
 lasio_httpreq_open_(lua_State *L) {
-    lasio_newmetatable_(L, REQUEST_MT, &request_token);
     /* the methods: http_server.lua fills them */
-    lasio_http_methods_(L, &methods_key, NULL);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -4, "http_request_methods");
-    lua_pushcclosure(L, req_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, req_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, req_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &request_token);
+    static const struct lasio_http_class request = {
+        .tname = REQUEST_MT,
+        .token = &request_token,
+        .methods_key = &methods_key,
+        .field = "http_request_methods",
+        .index = req_index,
+        .newindex = req_newindex,
+        .tostring = req_tostring,
+    };
+    lasio_http_open_class_(L, &request);
 }

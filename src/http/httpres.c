@@ -516,16 +516,16 @@ lasio_httpres_open_(lua_State *L) {
         {"add_header", res_add_header},    {"get_header", res_get_header},
         {"finish", lasio_httpres_finish_}, {"_begin_write", res_begin_write},
         {"_end_stream", res_end_stream},   {NULL, NULL}};
-    lasio_newmetatable_(L, RESPONSE_MT, &response_token);
     /* http_server.lua adds write */
-    lasio_http_methods_(L, &methods_key, methods);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -4, "http_response_methods");
-    lua_pushcclosure(L, res_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, res_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, res_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &response_token);
+    static const struct lasio_http_class response = {
+        .tname = RESPONSE_MT,
+        .token = &response_token,
+        .methods_key = &methods_key,
+        .methods = methods,
+        .field = "http_response_methods",
+        .index = res_index,
+        .newindex = res_newindex,
+        .tostring = res_tostring,
+    };
+    lasio_http_open_class_(L, &response);
 }
